@@ -1,0 +1,58 @@
+# Tayori's build, test and demo targets. `make help` lists them.
+SHELL := /usr/bin/env bash
+GO ?= go
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
+.PHONY: help build test test-short bench fuzz lint demo demo-stop redis redis-stop email-png web-png load-web clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
+
+build: ## build bin/tayori with the version from git
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/tayori ./cmd/tayori
+
+test: ## go vet and every test with the race detector, against a real Redis (found or started)
+	$(GO) vet ./...
+	scripts/chromium.sh >/dev/null
+	scripts/redis.sh run $(GO) test -race -count=1 -timeout 14m ./...
+
+test-short: ## every test without the race detector (quicker while developing)
+	scripts/redis.sh run $(GO) test -count=1 ./...
+
+bench: ## the benchmarks behind the README's figures (several minutes)
+	scripts/redis.sh run scripts/bench.sh
+
+fuzz: ## a short run of every fuzz target (FUZZTIME per target, default 10s)
+	scripts/fuzz.sh $${FUZZTIME:-10s}
+
+lint: ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0 ./...
+
+demo: build ## the whole pipeline on a fresh machine: import, subscribe, send, open the inbox
+	scripts/demo.sh
+
+demo-stop: ## stop what `make demo` started
+	scripts/demo.sh stop
+
+redis: ## find or start a Redis for development and print its URL
+	@scripts/redis.sh start
+
+redis-stop: ## stop the Redis that `make redis` started
+	@scripts/redis.sh stop
+
+email-png: ## render the November sample and screenshot it in headless Chromium
+	scripts/email-screenshot.sh docs/images/november-2025.png
+
+web-png: ## screenshots of the subscriber pages and the editor console (docs/images/web-*.png)
+	scripts/chromium.sh >/dev/null
+	scripts/redis.sh run scripts/web-screenshots.sh
+
+load-web: ## load test of POST /subscribe and one-click unsubscribe (TAYORI_LOAD requests each)
+	scripts/redis.sh run env TAYORI_LOAD=$${TAYORI_LOAD:-2000} $(GO) test -count=1 -v -run TestLoad ./web
+
+clean: ## remove build outputs and local state
+	rm -rf bin .tayori-run

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+
+	"github.com/tayori-news/tayori/internal/config"
+	"github.com/tayori-news/tayori/internal/logging"
+	"github.com/tayori-news/tayori/internal/sqlitedb"
+)
+
+// addGlobalFlags declares the flags every command accepts.
+func addGlobalFlags(root *cobra.Command) {
+	root.PersistentFlags().String("config", "", "YAML configuration file (overrides TAYORI_CONFIG)")
+	root.PersistentFlags().String("log-level", "", "debug, info, warn or error (overrides TAYORI_LOG_LEVEL)")
+}
+
+// setup loads and validates the configuration and builds the logger, once,
+// before any command runs.
+func (a *app) setup(cmd *cobra.Command) error {
+	if a.logger != nil {
+		return nil
+	}
+	file, _ := cmd.Flags().GetString("config")
+	cfg, err := config.Load(a.getenv, file)
+	if err != nil {
+		return err
+	}
+	if lv, _ := cmd.Flags().GetString("log-level"); lv != "" {
+		cfg.LogLevel = lv
+	}
+	a.cfg = cfg
+	a.logger = logging.New(a.stderr, cfg.LogLevel, cfg.LogFormat)
+	return nil
+}
+
+// openDB opens the SQLite database once; it is closed when run returns.
+// Each package's store applies its own migrations when it opens.
+func (a *app) openDB(ctx context.Context) (*sql.DB, error) {
+	if a.db != nil {
+		return a.db, nil
+	}
+	path, err := sqlitedb.PathFromURL(a.cfg.DB)
+	if err != nil {
+		return nil, fmt.Errorf("TAYORI_DB: %w", err)
+	}
+	db, err := sqlitedb.Open(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	a.db = db
+	a.closers = append(a.closers, db.Close)
+	return db, nil
+}
+
+// redisClient connects to TAYORI_REDIS_URL once and checks that Redis
+// answers; the one client is shared by Asynq and the rate limiter.
+func (a *app) redisClient(ctx context.Context) (redis.UniversalClient, error) {
+	if a.rdb != nil {
+		return a.rdb, nil
+	}
+	opt, err := redis.ParseURL(a.cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("TAYORI_REDIS_URL: %w", err)
+	}
+	if opt.PoolSize < a.cfg.Concurrency+10 {
+		opt.PoolSize = a.cfg.Concurrency + 10
+	}
+	c := redis.NewClient(opt)
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := c.Ping(pctx).Err(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("redis at %s does not answer (%w); start one with `make redis` or set TAYORI_REDIS_URL", opt.Addr, err)
+	}
+	a.rdb = c
+	a.closers = append(a.closers, c.Close)
+	return c, nil
+}
+
+// close releases what the commands opened, newest first.
+func (a *app) close() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		errs = append(errs, a.closers[i]())
+	}
+	a.closers = nil
+	return errors.Join(errs...)
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// errSilent is returned by commands that already reported their failure
+// (for example `compose check` printing problems) and only need a non-zero
+// exit status.
+var errSilent = errors.New("failed")
+
+// exitCode maps an error from run to the process exit status: 2 for a
+// command line that cobra could not parse, 1 for everything else.
+func exitCode(err error) int {
+	if strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") ||
+		strings.HasPrefix(err.Error(), "unknown shorthand flag") {
+		return 2
+	}
+	return 1
+}
+
+// run is the whole program: main only calls it, and tests drive it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	a := &app{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	defer a.close()
+	root := newRootCmd(a)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return root.ExecuteContext(ctx)
+}
+
+func newRootCmd(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "tayori",
+		Short:         "Tayori composes, renders and delivers newsletters",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return a.setup(cmd)
+		},
+	}
+	addGlobalFlags(root)
+	root.AddCommand(
+		newVersionCmd(a),
+		newConfigCmd(a),
+		newComposeCmd(a),
+		newSubscribersCmd(a),
+		newSendCmd(a),
+		newSendsCmd(a),
+		newWorkerCmd(a),
+		newServeCmd(a),
+		newEditorsCmd(a),
+		newRunCmd(a),
+	)
+	return root
+}

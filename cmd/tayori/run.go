@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/queue"
+)
+
+// runService is one long-running part of `tayori run`. run returns when
+// ctx ends (after a graceful shutdown) or when the service fails.
+type runService struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// extraRunServices is the hook through which other command files add
+// services to `tayori run`; the web server registers itself here (from an
+// init function in its own file) once it exists:
+//
+//	func init() {
+//		extraRunServices = append(extraRunServices, func(ctx context.Context, a *app) (runService, error) {
+//			return runService{name: "web", run: a.serveWeb}, nil
+//		})
+//	}
+var extraRunServices []func(ctx context.Context, a *app) (runService, error)
+
+func newRunCmd(a *app) *cobra.Command {
+	var (
+		monthly, monthlyList, issuesDir string
+		notAfter                        time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "run",
+		Short: "Run worker, scheduler and web server in one process",
+		Long: `Run the delivery worker, the optional monthly schedule and (once it
+exists) the web server in one process: the embedded default.
+
+  --monthly SPEC  cron spec in TAYORI_TIMEZONE for the monthly send,
+                  e.g. "0 9 1 * *" (09:00 on the 1st); the tick sends the
+                  issue <--issues>/<YYYY-MM>.md (or .txt) to --monthly-list.
+
+Only one of several ` + "`tayori run`" + ` processes schedules (a Redis lease); all of
+them deliver. SIGTERM or SIGINT stops everything gracefully.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			services := []runService{{name: "worker", run: a.runWorker}}
+			if monthly != "" {
+				svc, err := a.deliveryService(ctx)
+				if err != nil {
+					return err
+				}
+				loc, err := time.LoadLocation(a.cfg.Timezone)
+				if err != nil {
+					return fmt.Errorf("TAYORI_TIMEZONE: %w", err)
+				}
+				sch := queue.Schedule{
+					Spec: monthly, Location: loc, List: monthlyList, NotAfter: notAfter,
+					Load: issueFromDir(issuesDir),
+				}
+				services = append(services, runService{name: "scheduler", run: func(ctx context.Context) error {
+					return svc.RunScheduler(ctx, sch)
+				}})
+			}
+			for _, add := range extraRunServices {
+				s, err := add(ctx, a)
+				if err != nil {
+					return err
+				}
+				services = append(services, s)
+			}
+			return runAll(ctx, a, services)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&monthly, "monthly", "", "cron spec of the monthly send (empty: no schedule)")
+	f.StringVar(&monthlyList, "monthly-list", "monthly", "list of the monthly send")
+	f.StringVar(&issuesDir, "issues", "issues", "directory of the monthly issues, named YYYY-MM.md or YYYY-MM.txt")
+	f.DurationVar(&notAfter, "monthly-not-after", 6*time.Hour, "how late a monthly send may still start")
+	return c
+}
+
+// runAll runs services until ctx ends or one fails; then it stops the
+// others and waits for them.
+func runAll(ctx context.Context, a *app, services []runService) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, s := range services {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.run(ctx)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
+				mu.Unlock()
+				a.logger.Error("service failed", "service", s.name, "err", err)
+			}
+			cancel() // one stops, all stop
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// issueFromDir finds the month's issue in dir as <slug>.md or <slug>.txt.
+func issueFromDir(dir string) queue.IssueLoader {
+	return func(_ context.Context, slug string) (*compose.Issue, error) {
+		for _, ext := range []string{".md", ".txt"} {
+			p := filepath.Join(dir, slug+ext)
+			if _, err := os.Stat(p); err == nil {
+				return compose.Load(p)
+			}
+		}
+		return nil, fmt.Errorf("no issue for %s in %s (want %s.md or %s.txt)", slug, dir, slug, slug)
+	}
+}

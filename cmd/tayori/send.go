@@ -1,0 +1,472 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/mailer"
+	"github.com/tayori-news/tayori/queue"
+	"github.com/tayori-news/tayori/queue/bind"
+	"github.com/tayori-news/tayori/subscribers"
+	"github.com/tayori-news/tayori/subscribers/token"
+	"github.com/tayori-news/tayori/templates"
+)
+
+// deliveryService wires the concrete parts (subscriber store, renderer,
+// mailer pool with the Redis rate limit and connection cap) into a
+// queue.Service, once per process. Everything it opens is closed when run
+// returns. The web server reuses it to enqueue confirmation mails.
+func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
+	if svc, ok := deliveryServices.Load(a); ok {
+		return svc.(*queue.Service), nil
+	}
+	db, err := a.openDB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rdb, err := a.redisClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]token.Key, len(a.cfg.Secrets))
+	for i, s := range a.cfg.Secrets {
+		keys[i] = token.Key{ID: s.ID, Secret: s.Key}
+	}
+	ring, err := token.NewKeyring(time.Now, keys...)
+	if err != nil {
+		return nil, fmt.Errorf("TAYORI_SECRET: %w", err)
+	}
+	store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring, Logger: a.logger})
+	if err != nil {
+		return nil, err
+	}
+	renderer, err := templates.New(a.templatesConfig())
+	if err != nil {
+		return nil, err
+	}
+	relay, err := mailer.ParseSMTPURL(a.cfg.SMTPURL)
+	if err != nil {
+		return nil, fmt.Errorf("TAYORI_SMTP_URL: %w", err)
+	}
+	popts := mailer.PoolOptions{MaxIdle: a.cfg.SMTPConns, Logger: a.logger, MaxMessagesPerConn: 1000}
+	if lim := queue.NewLimiter(rdb, relay.Addr(), a.cfg.RatePerSecond); lim != nil {
+		popts.Limiter = lim
+	}
+	if sem := queue.NewSemaphore(rdb, relay.Addr(), a.cfg.SMTPMaxConns, 0); sem != nil {
+		popts.Slots = sem
+		a.closers = append(a.closers, sem.Close)
+	}
+	pool, err := mailer.NewPool(relay, popts)
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, pool.Close)
+	bopts := mailer.BuilderOptions{AllowInsecureUnsubscribe: insecureLocalURL(a.cfg.BaseURL)}
+	if loc, err := time.LoadLocation(a.cfg.Timezone); err == nil {
+		bopts.Location = loc
+	}
+	if a.cfg.DKIMDomain != "" && a.cfg.DKIMSelector != "" && a.cfg.DKIMKeyFile != "" {
+		if bopts.DKIM, err = mailer.NewDKIMSigner(mailer.DKIMConfig{
+			Domain: a.cfg.DKIMDomain, Selector: a.cfg.DKIMSelector, KeyFile: a.cfg.DKIMKeyFile,
+		}); err != nil {
+			return nil, err
+		}
+	}
+	builder, err := mailer.NewBuilder(bopts)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := queue.New(ctx, db, rdb, queue.Config{
+		From: a.cfg.From, ReplyTo: a.cfg.ReplyTo, BaseURL: a.cfg.BaseURL, FeedbackID: a.cfg.FeedbackID,
+		Senders: a.cfg.SMTPConns,
+	}, queue.Deps{
+		Directory: bind.Directory{Store: store},
+		Tokens:    store,
+		Renderer:  bind.Renderer{R: renderer},
+		Sender:    &bind.Sender{Builder: builder, Pool: pool},
+		Classify:  bind.Classify,
+	}, a.logger)
+	if err != nil {
+		return nil, err
+	}
+	deliveryServices.Store(a, svc)
+	a.closers = append(a.closers, func() error { deliveryServices.Delete(a); return svc.Close() })
+	return svc, nil
+}
+
+// deliveryServices holds each app's queue.Service (opened once per run).
+// TODO(lead): replace with a `queue *queue.Service` field in app.
+var deliveryServices sync.Map
+
+// insecureLocalURL reports whether u is plain http on a loopback host (the
+// demo), where an http one-click unsubscribe URL is allowed.
+func insecureLocalURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme != "http" {
+		return false
+	}
+	h := p.Hostname()
+	return h == "localhost" || h == "::1" || strings.HasPrefix(h, "127.")
+}
+
+func newSendCmd(a *app) *cobra.Command {
+	var (
+		list, regions, topics, at, testTo, variant string
+		notAfter                                   time.Duration
+		dryRun, wait, force                        bool
+	)
+	c := &cobra.Command{
+		Use:   "send ISSUE --list L",
+		Short: "Send an issue to a list, or test-send it",
+		Long: `Send an issue (Markdown or plain-text file) to the readers of a list.
+
+Each reader gets only the sections matching the regions and topics they
+chose, optionally narrowed further with --regions/--topics. A worker
+(tayori worker, or tayori run) does the sending.
+
+  --dry-run        count the readers of each variant; send nothing
+  --test-to ADDR   send one copy of each variant (or --variant K) to ADDR
+  --at TIME        send later (RFC 3339, or "2006-01-02 15:04" in TAYORI_TIMEZONE)
+  --not-after DUR  do not start later than DUR after --at (default 6h with --at)
+  --wait           show progress until the send finishes`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			issue, err := compose.Load(args[0])
+			if err != nil {
+				return err
+			}
+			if problems := compose.Check(issue); compose.HasErrors(problems) {
+				for _, p := range problems {
+					fmt.Fprintln(a.stderr, p)
+				}
+				if !force {
+					fmt.Fprintf(a.stderr, "%s has errors: fix them (tayori compose check), or send anyway with --force\n", args[0])
+					return errSilent
+				}
+			}
+			filter, err := parseFilter(regions, topics)
+			if err != nil {
+				return err
+			}
+			if list == "" {
+				list = subscribers.DefaultList
+			}
+			svc, err := a.deliveryService(ctx)
+			if err != nil {
+				return err
+			}
+			switch {
+			case dryRun:
+				return a.dryRun(ctx, svc, issue, list, filter)
+			case testTo != "":
+				copies, err := svc.TestSend(ctx, issue, list, filter, testTo, variant)
+				if err != nil {
+					return err
+				}
+				for _, c := range copies {
+					fmt.Fprintf(a.stdout, "queued test copy of variant %s (%s; %d readers) to %s\n",
+						short(c.Variant), c.Prefs.Key(), c.Readers, testTo)
+				}
+				return nil
+			}
+			ns := queue.NewSend{Issue: issue, List: list, Filter: filter}
+			if at != "" {
+				if ns.At, err = parseTime(at, a.cfg.Timezone); err != nil {
+					return err
+				}
+				if notAfter == 0 {
+					notAfter = 6 * time.Hour
+				}
+			}
+			if notAfter > 0 {
+				base := ns.At
+				if base.IsZero() {
+					base = time.Now()
+				}
+				ns.NotAfter = base.Add(notAfter)
+			}
+			snd, err := svc.Create(ctx, ns)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "send %d: %s to list %s, %s at %s\n", snd.ID, issue.Slug, list, snd.State,
+				snd.ScheduledAt.Local().Format(time.RFC3339))
+			if !wait {
+				return nil
+			}
+			return a.waitSend(ctx, svc, snd.ID)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&list, "list", "", "list key (default "+subscribers.DefaultList+")")
+	f.StringVar(&regions, "regions", "", "only these regions (comma-separated: jp,us,eu,asia,intl)")
+	f.StringVar(&topics, "topics", "", "only these topics (comma-separated)")
+	f.StringVar(&at, "at", "", "send at this time instead of now")
+	f.DurationVar(&notAfter, "not-after", 0, "do not start the send later than this after its time")
+	f.BoolVar(&dryRun, "dry-run", false, "count readers per variant; send nothing")
+	f.StringVar(&testTo, "test-to", "", "send test copies to this address only")
+	f.StringVar(&variant, "variant", "", "with --test-to: only this variant (key or preference key)")
+	f.BoolVar(&wait, "wait", false, "show progress until the send finishes")
+	f.BoolVar(&force, "force", false, "send even if `tayori compose check` finds errors")
+	c.AddCommand(
+		&cobra.Command{
+			Use: "status ID", Short: "Show a send's state and figures", Args: cobra.ExactArgs(1),
+			RunE: a.withSend(func(ctx context.Context, svc *queue.Service, id int64) error {
+				s, err := svc.Get(ctx, id)
+				if err != nil {
+					return err
+				}
+				printStatus(a.stdout, s)
+				return nil
+			}),
+		},
+		a.sendPauseCmd(),
+		&cobra.Command{
+			Use: "resume ID", Short: "Resume a paused send", Args: cobra.ExactArgs(1),
+			RunE: a.withSend(func(ctx context.Context, svc *queue.Service, id int64) error {
+				if err := svc.Resume(ctx, id); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "send %d resumed\n", id)
+				return nil
+			}),
+		},
+		&cobra.Command{
+			Use: "cancel ID", Short: "Cancel a send for good", Args: cobra.ExactArgs(1),
+			RunE: a.withSend(func(ctx context.Context, svc *queue.Service, id int64) error {
+				if err := svc.Cancel(ctx, id, "cancelled by the editor"); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "send %d cancelled\n", id)
+				return nil
+			}),
+		},
+		&cobra.Command{
+			Use: "wait ID", Short: "Show a send's progress until it finishes", Args: cobra.ExactArgs(1),
+			RunE: a.withSend(func(ctx context.Context, svc *queue.Service, id int64) error {
+				return a.waitSend(ctx, svc, id)
+			}),
+		},
+	)
+	return c
+}
+
+func (a *app) sendPauseCmd() *cobra.Command {
+	var reason string
+	c := &cobra.Command{
+		Use: "pause ID", Short: "Pause a send after the copies in flight", Args: cobra.ExactArgs(1),
+		RunE: a.withSend(func(ctx context.Context, svc *queue.Service, id int64) error {
+			if err := svc.Pause(ctx, id, reason); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "send %d paused\n", id)
+			return nil
+		}),
+	}
+	c.Flags().StringVar(&reason, "reason", "paused by the editor", "why, for the record")
+	return c
+}
+
+// withSend parses the ID argument and opens the delivery service.
+func (a *app) withSend(fn func(ctx context.Context, svc *queue.Service, id int64) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		id, err := strconv.ParseInt(args[0], 10, 64)
+		if err != nil || id <= 0 {
+			return fmt.Errorf("send ID %q: want a positive number", args[0])
+		}
+		svc, err := a.deliveryService(cmd.Context())
+		if err != nil {
+			return err
+		}
+		return fn(cmd.Context(), svc, id)
+	}
+}
+
+func newSendsCmd(a *app) *cobra.Command {
+	var limit int
+	c := &cobra.Command{
+		Use:   "sends",
+		Short: "List sends and their progress",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			svc, err := a.deliveryService(cmd.Context())
+			if err != nil {
+				return err
+			}
+			sends, err := svc.List(cmd.Context(), limit)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tISSUE\tLIST\tSTATE\tPLANNED\tSENT\tSKIPPED\tFAILED\tWAITING\tCREATED")
+			for _, s := range sends {
+				c := s.Counts
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", s.ID, s.Issue.Slug, s.List, s.State,
+					c.Planned, c.Sent, c.Skipped, c.FailedPerm+c.FailedTemp, c.Queued+c.Retrying,
+					s.CreatedAt.Local().Format("2006-01-02 15:04"))
+			}
+			return tw.Flush()
+		},
+	}
+	c.Flags().IntVar(&limit, "limit", 20, "how many recent sends to show")
+	return c
+}
+
+func (a *app) dryRun(ctx context.Context, svc *queue.Service, issue *compose.Issue, list string, filter *audience.Prefs) error {
+	vcs, nothing, err := svc.Preview(ctx, issue, list, filter)
+	if err != nil {
+		return err
+	}
+	var total int64
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIANT\tREADERS\tFOR EXAMPLE")
+	for _, v := range vcs {
+		total += v.Readers
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", short(v.Key), v.Readers, v.Example.Key())
+	}
+	tw.Flush()
+	fmt.Fprintf(a.stdout, "%s to list %s: %d readers in %d variants; %d readers get nothing this month. Nothing was sent.\n",
+		issue.Slug, list, total, len(vcs), nothing)
+	return nil
+}
+
+func short(key string) string {
+	if len(key) > 12 {
+		return key[:12]
+	}
+	return key
+}
+
+func printStatus(w io.Writer, s *queue.Send) {
+	c := s.Counts
+	fmt.Fprintf(w, "send %d: %s to list %s\nstate:    %s\n", s.ID, s.Issue.Slug, s.List, s.State)
+	if s.Filter != nil {
+		fmt.Fprintf(w, "filter:   %s\n", s.Filter.Key())
+	}
+	fmt.Fprintf(w, "time:     %s", s.ScheduledAt.Local().Format(time.RFC3339))
+	if !s.NotAfter.IsZero() {
+		fmt.Fprintf(w, " (not after %s)", s.NotAfter.Local().Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "\nplanned:  %d\nsent:     %d\nskipped:  %d\nwaiting:  %d (retrying %d)\nfailed:   %d permanently, %d after retries\n",
+		c.Planned, c.Sent, c.Skipped, c.Queued+c.Retrying, c.Retrying, c.FailedPerm, c.FailedTemp)
+	if c.Cancelled > 0 {
+		fmt.Fprintf(w, "cancelled: %d\n", c.Cancelled)
+	}
+	if s.PauseReason != "" {
+		fmt.Fprintf(w, "paused:   %s\n", s.PauseReason)
+	}
+	if s.LastError != "" {
+		fmt.Fprintf(w, "note:     %s\n", s.LastError)
+	}
+}
+
+// waitSend shows progress (done/total, rate, ETA) until the send is done,
+// cancelled or paused: a progress bar on a terminal, plain lines otherwise.
+func (a *app) waitSend(ctx context.Context, svc *queue.Service, id int64) error {
+	var bar *progressbar.ProgressBar
+	if f, ok := a.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(a.stdout), progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(), progressbar.OptionSetItsString("msg"), progressbar.OptionSetPredictTime(true),
+			progressbar.OptionSetDescription(fmt.Sprintf("send %d", id)), progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionFullWidth())
+	}
+	start := time.Now()
+	var startDone int64 = -1
+	lastLine := time.Time{}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s, err := svc.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		c := s.Counts
+		done := c.Finished()
+		if startDone < 0 {
+			startDone = done
+		}
+		if bar != nil {
+			if c.Planned > 0 && bar.GetMax64() != c.Planned {
+				bar.ChangeMax64(c.Planned)
+			}
+			_ = bar.Set64(done)
+		} else if time.Since(lastLine) >= 2*time.Second || s.State.Final() || s.State == queue.Paused {
+			lastLine = time.Now()
+			rate := float64(done-startDone) / time.Since(start).Seconds()
+			eta := "?"
+			if rate > 0 && c.Planned > done {
+				eta = (time.Duration(float64(c.Planned-done)/rate) * time.Second / time.Second * time.Second).String()
+			}
+			fmt.Fprintf(a.stdout, "send %d: %s %d/%d (sent %d, skipped %d, failed %d) %.0f msg/s ETA %s\n",
+				id, s.State, done, c.Planned, c.Sent, c.Skipped, c.FailedPerm+c.FailedTemp, rate, eta)
+		}
+		switch s.State {
+		case queue.Done, queue.Cancelled:
+			if bar != nil {
+				_ = bar.Finish()
+				fmt.Fprintln(a.stdout)
+			}
+			printStatus(a.stdout, s)
+			if s.State == queue.Cancelled {
+				return fmt.Errorf("send %d was cancelled: %s", id, s.LastError)
+			}
+			return nil
+		case queue.Paused:
+			if bar != nil {
+				fmt.Fprintln(a.stdout)
+			}
+			printStatus(a.stdout, s)
+			return fmt.Errorf("send %d is paused (%s); resume it with `tayori send resume %d`", id, s.PauseReason, id)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func parseFilter(regions, topics string) (*audience.Prefs, error) {
+	if regions == "" && topics == "" {
+		return nil, nil
+	}
+	rs, err1 := audience.ParseRegions(regions)
+	ts, err2 := audience.ParseTopics(topics)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, err
+	}
+	return &audience.Prefs{Regions: rs, Topics: ts}, nil
+}
+
+// parseTime reads --at: RFC 3339, or "2006-01-02 15:04" in the configured zone.
+func parseTime(s, zone string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		loc = time.Local
+	}
+	for _, layout := range []string{"2006-01-02 15:04", "2006-01-02T15:04", "2006-01-02 15:04:05"} {
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("--at %q: want RFC 3339 or \"2006-01-02 15:04\" (%s)", s, zone)
+}

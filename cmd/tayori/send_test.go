@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/testutil"
+	"github.com/tayori-news/tayori/subscribers"
+	"github.com/tayori-news/tayori/subscribers/token"
+)
+
+// sendTestEnv returns a getenv for run() with the test's Redis database,
+// the in-process SMTP server and a data directory holding readers.
+func sendTestEnv(t *testing.T, smtp *testutil.SMTPServer) func(string) string {
+	t.Helper()
+	_, n := testutil.RedisDBNumber(t)
+	dir := t.TempDir()
+	getenv := testEnv(t, "TAYORI_DATA_DIR", dir, "TAYORI_REDIS_URL", testutil.RedisDBURL(t, n),
+		"TAYORI_SMTP_URL", smtp.URL(), "TAYORI_POSTAL_ADDRESS", "東京都港区六本木1-1-1",
+		"TAYORI_CONTACT", "https://news.example.jp/contact", "TAYORI_CONCURRENCY", "4")
+	// Readers, added through the real store on the file the CLI will use.
+	ctx := context.Background()
+	db, err := sqlitedb.Open(ctx, filepath.Join(dir, "tayori.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ring, err := token.NewKeyring(time.Now, token.Key{ID: "t1", Secret: []byte("0123456789abcdef0123456789abcdef")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, p := range map[string]string{"jp@example.jp": "jp", "us@example.jp": "us", "eu@example.jp": "eu"} {
+		rs, _ := audience.ParseRegions(p)
+		pr := audience.Prefs{Regions: rs, Topics: audience.StandardTopics}
+		if _, err := store.Add(ctx, subscribers.NewSubscriber{Email: addr, Prefs: &pr, Method: subscribers.API,
+			Consent: &subscribers.Consent{At: time.Now(), Method: subscribers.API, Text: "同意"}, Cause: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return getenv
+}
+
+func TestSendCommands(t *testing.T) {
+	smtp := testutil.StartSMTP(t)
+	getenv := sendTestEnv(t, smtp)
+	issue := filepath.Join("..", "..", "testdata", "aisi-monthly-2025-11.txt")
+
+	// The sample has two lint errors: sending refuses without --force.
+	_, stderr, err := runCLI(t, getenv, "send", issue)
+	if !errors.Is(err, errSilent) || !strings.Contains(stderr, "--force") {
+		t.Errorf("send of an issue with errors: %v\n%s", err, stderr)
+	}
+	out, _, err := runCLI(t, getenv, "send", issue, "--dry-run", "--force")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "3 readers in 3 variants") || !strings.Contains(out, "Nothing was sent") {
+		t.Errorf("dry run output:\n%s", out)
+	}
+
+	// A worker in the background, as `tayori worker` would run.
+	wctx, stop := context.WithCancel(context.Background())
+	workerDone := make(chan error, 1)
+	go func() {
+		workerDone <- run(wctx, []string{"worker"}, getenv, strings.NewReader(""), &strings.Builder{}, &strings.Builder{})
+	}()
+	defer func() {
+		stop()
+		select {
+		case err := <-workerDone:
+			if err != nil {
+				t.Errorf("worker: %v", err)
+			}
+		case <-time.After(40 * time.Second):
+			t.Error("worker did not stop after its context ended")
+		}
+	}()
+
+	out, _, err = runCLI(t, getenv, "send", issue, "--wait", "--force")
+	if err != nil {
+		t.Fatalf("send --wait: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "state:    done") || !strings.Contains(out, "sent:     3") {
+		t.Errorf("send --wait output:\n%s", out)
+	}
+	if n := len(smtp.Messages()); n != 3 {
+		t.Errorf("%d messages, want 3", n)
+	}
+	out, _, err = runCLI(t, getenv, "sends")
+	if err != nil || !strings.Contains(out, "2025-11") || !strings.Contains(out, "done") {
+		t.Errorf("sends: %v\n%s", err, out)
+	}
+	out, _, err = runCLI(t, getenv, "send", "status", "1")
+	if err != nil || !strings.Contains(out, "planned:  3") {
+		t.Errorf("send status: %v\n%s", err, out)
+	}
+	_, _, err = runCLI(t, getenv, "send", "pause", "1")
+	if err == nil || !strings.Contains(err.Error(), "it is done") {
+		t.Errorf("pause of a done send: %v", err)
+	}
+
+	out, _, err = runCLI(t, getenv, "send", issue, "--force", "--regions", "us", "--test-to", "editor@example.jp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "queued test copy") {
+		t.Errorf("test send output:\n%s", out)
+	}
+	msgs := smtp.WaitFor(4, 10*time.Second)
+	var test int
+	for _, m := range msgs {
+		if m.To[0] == "editor@example.jp" {
+			test++
+		}
+	}
+	if test != 1 {
+		t.Errorf("%d test copies, want 1 (one variant with --regions us)", test)
+	}
+}
+
+func TestRunStartsAndStopsGracefully(t *testing.T) {
+	smtp := testutil.StartSMTP(t)
+	getenv := sendTestEnv(t, smtp)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"run", "--monthly", "0 9 1 * *", "--issues", t.TempDir()}, getenv,
+			strings.NewReader(""), &strings.Builder{}, &strings.Builder{})
+	}()
+	time.Sleep(1500 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run: %v", err)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("run did not stop after its context ended")
+	}
+}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+)
+
+// version and commit are set at build time with -ldflags "-X main.version=… -X main.commit=…".
+var (
+	version = "dev"
+	commit  = ""
+)
+
+func newVersionCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		// version needs no configuration: it must work on a broken one.
+		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c := commit
+			if c == "" {
+				if bi, ok := debug.ReadBuildInfo(); ok {
+					for _, s := range bi.Settings {
+						if s.Key == "vcs.revision" {
+							c = s.Value
+						}
+					}
+				}
+			}
+			if c == "" {
+				c = "unknown"
+			}
+			fmt.Fprintf(a.stdout, "tayori %s (commit %s, %s %s/%s)\n", version, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			return nil
+		},
+	}
+}
+
+func newConfigCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "config",
+		Short: "Print the effective configuration, secrets redacted",
+		Long:  "Print the effective configuration (defaults, then the config file, then TAYORI_* variables) with passwords and secrets redacted, and warn about settings unfit for production.",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, kv := range a.cfg.Redacted() {
+				fmt.Fprintf(a.stdout, "%-24s %s\n", kv[0], kv[1])
+			}
+			for _, w := range a.cfg.Warnings() {
+				fmt.Fprintln(a.stdout, "warning:", w)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tayori-news/tayori/queue"
+)
+
+func newWorkerCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "worker",
+		Short: "Run the delivery worker",
+		Long: `Run the Asynq worker that plans sends and delivers each reader's copy.
+
+Run as many as you like, on one machine or several: they share the rate
+limit (TAYORI_RATE) and the connection cap (TAYORI_SMTP_MAX_CONNS) through
+Redis. On SIGTERM or SIGINT the worker stops taking work, lets the copies in
+flight finish (up to TAYORI_SHUTDOWN_TIMEOUT) and requeues the rest.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.runWorker(cmd.Context())
+		},
+	}
+}
+
+// runWorker serves the delivery queues until ctx ends.
+func (a *app) runWorker(ctx context.Context) error {
+	svc, err := a.deliveryService(ctx)
+	if err != nil {
+		return err
+	}
+	srv := svc.NewServer(queue.ServerConfig{Concurrency: a.cfg.Concurrency, ShutdownTimeout: a.cfg.ShutdownTimeout})
+	a.logger.InfoContext(ctx, "worker started", "concurrency", a.cfg.Concurrency, "rate", a.cfg.RatePerSecond)
+	err = srv.Run(ctx)
+	a.logger.Info("worker stopped")
+	return err
+}

@@ -1,0 +1,83 @@
+// Package config reads Tayori's configuration from defaults, an optional
+// YAML file, the environment (TAYORI_*) and command-line flags, in that
+// order of precedence, and validates it before anything starts.
+package config
+
+import (
+	"time"
+)
+
+// Config is Tayori's effective configuration. Every field documents its
+// environment variable and its default.
+type Config struct {
+	// DataDir holds the SQLite database, generated secrets and caches.
+	// TAYORI_DATA_DIR, default "./data".
+	DataDir string `yaml:"data_dir"`
+	// DB is the subscriber store: "sqlite:PATH" (or a bare path).
+	// TAYORI_DB, default "sqlite:<DataDir>/tayori.db".
+	DB string `yaml:"db"`
+	// RedisURL is the Redis used by Asynq and the shared rate limiter.
+	// TAYORI_REDIS_URL, default "redis://127.0.0.1:6379/0".
+	RedisURL string `yaml:"redis_url"`
+	// SMTPURL is the relay: smtp://[user[:password]@]host[:port][?tls=none|starttls|implicit],
+	// or smtps:// for implicit TLS. TAYORI_SMTP_URL, default
+	// "smtp://127.0.0.1:1025?tls=none" (the demo's local inbox).
+	SMTPURL string `yaml:"smtp_url"`
+	// BaseURL is the public URL of the web server, used in every link of
+	// every message (unsubscribe, preferences, archive). TAYORI_BASE_URL,
+	// default "http://127.0.0.1:8080".
+	BaseURL string `yaml:"base_url"`
+	// HTTPAddr is where `tayori serve` listens. TAYORI_HTTP_ADDR, default
+	// "127.0.0.1:8080".
+	HTTPAddr string `yaml:"http_addr"`
+	// Secrets are the HMAC keys for links, newest first; each "id:secret".
+	// TAYORI_SECRET (comma-separated) or TAYORI_SECRET_FILE (one per line).
+	// If neither is set, a key is generated once into <DataDir>/secret.
+	Secrets []Secret `yaml:"-"`
+
+	// From is the sender, e.g. "AI政策動向 <newsletter@news.example.jp>".
+	// TAYORI_FROM.
+	From string `yaml:"from"`
+	// ReplyTo is an address that reads replies. TAYORI_REPLY_TO, default From.
+	ReplyTo string `yaml:"reply_to"`
+	// PostalAddress and Contact are shown in every footer (特定電子メール法 Art. 4).
+	// TAYORI_POSTAL_ADDRESS, TAYORI_CONTACT.
+	PostalAddress string `yaml:"postal_address"`
+	Contact       string `yaml:"contact"`
+	// FeedbackID is the stable sender id for Gmail's Feedback-ID header
+	// (5–15 letters or digits). TAYORI_FEEDBACK_ID, default "tayori".
+	FeedbackID string `yaml:"feedback_id"`
+	// DKIMDomain, DKIMSelector, DKIMKeyFile turn on DKIM signing when all
+	// three are set. TAYORI_DKIM_DOMAIN, TAYORI_DKIM_SELECTOR, TAYORI_DKIM_KEY_FILE.
+	DKIMDomain   string `yaml:"dkim_domain"`
+	DKIMSelector string `yaml:"dkim_selector"`
+	DKIMKeyFile  string `yaml:"dkim_key_file"`
+
+	// RatePerSecond caps messages per second to the relay, across all
+	// worker processes. TAYORI_RATE, default 0 (no cap).
+	RatePerSecond int `yaml:"rate"`
+	// SMTPConns is the number of SMTP connections a worker process keeps
+	// open; SMTPMaxConns caps them across all processes.
+	// TAYORI_SMTP_CONNS default 4; TAYORI_SMTP_MAX_CONNS default 0 (no cap).
+	SMTPConns    int `yaml:"smtp_conns"`
+	SMTPMaxConns int `yaml:"smtp_max_conns"`
+	// Concurrency is the number of Asynq tasks a worker runs at once.
+	// TAYORI_CONCURRENCY, default 8.
+	Concurrency int `yaml:"concurrency"`
+	// ShutdownTimeout is how long a worker waits for in-flight work on
+	// shutdown. TAYORI_SHUTDOWN_TIMEOUT, default 30s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Timezone of schedules. TAYORI_TIMEZONE, default "Asia/Tokyo".
+	Timezone string `yaml:"timezone"`
+
+	// LogLevel is debug, info, warn or error. TAYORI_LOG_LEVEL, default info.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is text, json or auto (text on a terminal). TAYORI_LOG_FORMAT, default auto.
+	LogFormat string `yaml:"log_format"`
+}
+
+// Secret is one HMAC key with its id.
+type Secret struct {
+	ID  string
+	Key []byte
+}

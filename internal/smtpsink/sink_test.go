@@ -1,0 +1,88 @@
+package smtpsink_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/smtp"
+	"testing"
+
+	"github.com/tayori-news/tayori/internal/smtpsink"
+)
+
+func TestSinkCounts(t *testing.T) {
+	sink := smtpsink.New(nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sink.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+
+	c, err := smtp.Dial(ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("Subject: x\r\n\r\n本文\r\n")
+	const n = 5
+	for i := range n {
+		if err := c.Mail("a@example.jp"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Rcpt(fmt.Sprintf("r%d@example.jp", i)); err != nil {
+			t.Fatal(err)
+		}
+		w, err := c.Data()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = c.Quit()
+
+	st := sink.Stats()
+	if st.Messages != n || st.Recipients != n || st.Connections != 1 || st.Bytes != int64(n*len(msg)) {
+		t.Errorf("stats %+v, want %d messages of %d bytes on 1 connection", st, n, len(msg))
+	}
+	if st.First.IsZero() || st.Last.Before(st.First) {
+		t.Errorf("first %v last %v", st.First, st.Last)
+	}
+
+	hs := httptest.NewServer(sink.Handler())
+	defer hs.Close()
+	resp, err := http.Get(hs.URL + "/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got smtpsink.Stats
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got.Messages != n {
+		t.Errorf("JSON stats %+v", got)
+	}
+	resp, err = http.Post(hs.URL+"/reset", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if st := sink.Stats(); st.Messages != 0 || !st.First.IsZero() {
+		t.Errorf("after reset %+v", st)
+	}
+}

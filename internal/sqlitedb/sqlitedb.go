@@ -1,0 +1,97 @@
+// Package sqlitedb opens Tayori's embedded SQLite database (pure Go driver,
+// WAL mode) and applies a package's embedded migrations with goose.
+//
+// Several packages keep tables in the same database file (subscribers,
+// queue, web). Each owns its migrations and records them in its own goose
+// version table, so their numbering never collides.
+package sqlitedb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/database"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// ErrUnsupported is returned for a database URL this build cannot open.
+var ErrUnsupported = errors.New("unsupported database")
+
+// PathFromURL turns "sqlite:PATH", "sqlite://PATH" or a bare path into a
+// file path. Any other scheme is ErrUnsupported.
+func PathFromURL(dbURL string) (string, error) {
+	switch {
+	case strings.HasPrefix(dbURL, "sqlite://"):
+		return strings.TrimPrefix(dbURL, "sqlite://"), nil
+	case strings.HasPrefix(dbURL, "sqlite:"):
+		return strings.TrimPrefix(dbURL, "sqlite:"), nil
+	case strings.Contains(dbURL, "://"):
+		u, _ := url.Parse(dbURL)
+		scheme := dbURL
+		if u != nil {
+			scheme = u.Scheme
+		}
+		return "", fmt.Errorf("%w: %q (this build stores subscribers in SQLite: use sqlite:PATH)", ErrUnsupported, scheme)
+	case dbURL == "":
+		return "", fmt.Errorf("%w: empty database URL", ErrUnsupported)
+	}
+	return dbURL, nil
+}
+
+// Open opens (creating if needed) the SQLite database at path with WAL
+// journaling, a busy timeout, foreign keys and immediate write
+// transactions, so that concurrent writers from several goroutines and
+// processes wait for each other instead of failing.
+func Open(ctx context.Context, path string) (*sql.DB, error) {
+	if path != ":memory:" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			return nil, fmt.Errorf("open database: %w", err)
+		}
+	}
+	q := url.Values{}
+	for _, p := range []string{
+		"busy_timeout(10000)",
+		"journal_mode(WAL)",
+		"synchronous(NORMAL)",
+		"foreign_keys(ON)",
+		"temp_store(MEMORY)",
+		"cache_size(-32000)",
+	} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// Migrate applies the migrations in fsys (files like "0001_init.sql" at its
+// root, goose format) and records them in the version table named table.
+func Migrate(ctx context.Context, db *sql.DB, fsys fs.FS, table string) error {
+	store, err := database.NewStore(goose.DialectSQLite3, table)
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", table, err)
+	}
+	p, err := goose.NewProvider("", db, fsys, goose.WithStore(store), goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", table, err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate %s: %w", table, err)
+	}
+	return nil
+}

@@ -1,0 +1,51 @@
+package sqlitedb_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"testing/fstest"
+
+	"github.com/tayori-news/tayori/internal/sqlitedb"
+)
+
+func TestOpenMigrateTwoSets(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlitedb.Open(ctx, filepath.Join(t.TempDir(), "sub", "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	a := fstest.MapFS{"0001_a.sql": {Data: []byte("-- +goose Up\nCREATE TABLE a (id INTEGER PRIMARY KEY);\n")}}
+	b := fstest.MapFS{"0001_b.sql": {Data: []byte("-- +goose Up\nCREATE TABLE b (id INTEGER PRIMARY KEY);\n")}}
+	for i := 0; i < 2; i++ { // applying twice is a no-op
+		if err := sqlitedb.Migrate(ctx, db, a, "a_migrations"); err != nil {
+			t.Fatal(err)
+		}
+		if err := sqlitedb.Migrate(ctx, db, b, "b_migrations"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tbl := range []string{"a", "b"} {
+		if _, err := db.ExecContext(ctx, "INSERT INTO "+tbl+" (id) VALUES (1)"); err != nil {
+			t.Fatalf("table %s: %v", tbl, err)
+		}
+	}
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal_mode = %q, %v; want wal", mode, err)
+	}
+}
+
+func TestPathFromURL(t *testing.T) {
+	for in, want := range map[string]string{"sqlite:/x/y.db": "/x/y.db", "sqlite:///x/y.db": "/x/y.db", "data/t.db": "data/t.db"} {
+		got, err := sqlitedb.PathFromURL(in)
+		if err != nil || got != want {
+			t.Errorf("PathFromURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := sqlitedb.PathFromURL("postgres://localhost/x"); !errors.Is(err, sqlitedb.ErrUnsupported) {
+		t.Errorf("postgres URL: err = %v, want ErrUnsupported", err)
+	}
+}

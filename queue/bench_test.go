@@ -1,0 +1,340 @@
+package queue_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/testutil"
+	"github.com/tayori-news/tayori/mailer"
+	"github.com/tayori-news/tayori/queue"
+	"github.com/tayori-news/tayori/subscribers"
+	"github.com/tayori-news/tayori/subscribers/token"
+)
+
+// Benchmark knobs, from the environment so `make bench` can vary them.
+func benchEnv(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+type benchShape struct {
+	name  string
+	issue func(tb testing.TB) *compose.Issue
+	prefs func(i int) audience.Prefs
+}
+
+var benchShapes = []benchShape{
+	{name: "5KB", issue: smallIssue, prefs: func(int) audience.Prefs { return audience.All() }},
+	{name: "November", issue: func(tb testing.TB) *compose.Issue { return loadIssue(tb, "aisi-monthly-2025-11.txt") },
+		prefs: func(i int) audience.Prefs {
+			// Five variants: four single-region readers and the whole issue
+			// (the November issue has nothing for intl alone but reports).
+			if i%5 == 4 {
+				return audience.All()
+			}
+			return audience.Prefs{Regions: []audience.Region{audience.Regions[i%5]}, Topics: audience.StandardTopics}
+		}},
+}
+
+// smallIssue is one short section: about 5 KB on the wire after base64.
+func smallIssue(tb testing.TB) *compose.Issue {
+	return &compose.Issue{
+		Newsletter: "AI政策動向マンスリー情報", Slug: "bench-5kb", Title: "AI政策動向 ベンチマーク号",
+		Sections: []compose.Section{{
+			Heading: "国内AI政策動向", Title: "国内AI政策動向", Region: audience.JP, Kind: audience.Policy,
+			Items: []compose.Item{{
+				Dates:    compose.Dates{Text: "2025/11/04"},
+				Headline: "総務省、AIセキュリティ分科会の第4回会合を開催",
+				Body:     []string{"総務省は、AIセキュリティ分科会の第4回会合を開催し、AIの安全性評価について議論した。"},
+				Links:    []string{"https://www.soumu.go.jp/"},
+				Region:   audience.JP, Topics: []audience.Topic{audience.Policy},
+			}},
+		}},
+	}
+}
+
+// benchDB returns a copy of a cached SQLite file holding n active readers
+// of testList with the shape's preferences (built once: about 1 ms a reader).
+func benchDB(b *testing.B, shape benchShape, n int) string {
+	b.Helper()
+	cache := filepath.Join(os.TempDir(), fmt.Sprintf("tayori-bench-%s-%d-v2.db", shape.name, n))
+	if _, err := os.Stat(cache); err != nil {
+		b.Logf("building %s (%d readers, once)…", cache, n)
+		tmp := cache + ".tmp"
+		os.Remove(tmp)
+		ctx := context.Background()
+		db, err := sqlitedb.Open(ctx, tmp)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ring, _ := token.NewKeyring(time.Now, testKeys...)
+		store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range n {
+			p := shape.prefs(i)
+			if _, err := store.Add(ctx, subscribers.NewSubscriber{
+				Email: fmt.Sprintf("reader%07d@example.jp", i), Prefs: &p, Lists: []string{testList},
+				Method: subscribers.API, Consent: &subscribers.Consent{At: time.Now(), Method: subscribers.API, Text: "同意"},
+			}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			b.Fatal(err)
+		}
+		db.Close()
+		if err := os.Rename(tmp, cache); err != nil {
+			b.Fatal(err)
+		}
+	}
+	dst := filepath.Join(b.TempDir(), "tayori.db")
+	in, err := os.Open(cache)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		b.Fatal(err)
+	}
+	out.Close()
+	return dst
+}
+
+// BenchmarkDeliver sends TAYORI_BENCH_RECIPIENTS (default 100,000) copies
+// through a worker process (this binary re-executed) to a counting SMTP
+// sink on loopback, and reports messages/second from send to last
+// acceptance, CPU per message of the worker and of Redis, the worker's
+// peak RSS and Redis memory at its peak.
+//
+// Targets on 2 cores: ≥ 6,000 msg/s (5KB), ≥ 4,000 msg/s (November),
+// ≤ 70 core-µs per message on the sending side, peak RSS ≤ 150 MB, Redis
+// ≤ 100 bytes per queued recipient.
+func BenchmarkDeliver(b *testing.B) {
+	n := benchEnv("TAYORI_BENCH_RECIPIENTS", 100_000)
+	for _, shape := range benchShapes {
+		b.Run(shape.name, func(b *testing.B) {
+			for range b.N {
+				benchDeliverOnce(b, shape, n)
+			}
+		})
+	}
+}
+
+func benchDeliverOnce(b *testing.B, shape benchShape, n int) {
+	dbPath := benchDB(b, shape, n)
+	ctx := context.Background()
+	rdb, rdbN := testutil.RedisDBNumber(b)
+	sink := startSink(b)
+	db, err := sqlitedb.Open(ctx, dbPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ring, _ := token.NewKeyring(time.Now, testKeys...)
+	store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring})
+	if err != nil {
+		b.Fatal(err)
+	}
+	deps := testDeps(b, store, sink.URL(), new(*mailer.Pool), nil, nil, 1)
+	deps.Sender = nil
+	svc, err := queue.New(ctx, db, rdb, queue.Config{From: testFrom, BaseURL: testBaseURL}, deps, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer svc.Close()
+
+	conc := benchEnv("TAYORI_BENCH_CONCURRENCY", 8)
+	child := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
+	child.Env = append(os.Environ(), childEnv+"=worker", "CHILD_DB="+dbPath,
+		"CHILD_REDIS="+testutil.RedisDBURL(b, rdbN), "CHILD_SMTP="+sink.URL(),
+		"CHILD_CONCURRENCY="+strconv.Itoa(conc), "CHILD_SENDERS="+strconv.Itoa(conc),
+		"CHILD_BATCH="+strconv.Itoa(benchEnv("TAYORI_BENCH_BATCH", 500)),
+		"CHILD_PPROF="+os.Getenv("TAYORI_BENCH_PPROF"))
+	child.Stdout, child.Stderr = os.Stderr, os.Stderr
+	if err := child.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer child.Process.Kill()
+	time.Sleep(500 * time.Millisecond) // let it start and connect
+
+	issue := shape.issue(b)
+	vcs, _, err := svc.Preview(ctx, issue, testList, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var want int64
+	for _, v := range vcs {
+		want += v.Readers
+	}
+	memBase := redisInfoInt(b, rdb, "memory", "used_memory")
+	cpuBase := redisCPU(b, rdb)
+	peak := memBase
+	b.ResetTimer()
+	start := time.Now()
+	snd, err := svc.Create(ctx, queue.NewSend{Issue: issue, List: testList})
+	if err != nil {
+		b.Fatal(err)
+	}
+	deadline := start.Add(5 * time.Minute)
+	for sink.count.Load() < want {
+		if time.Now().After(deadline) {
+			b.Fatalf("only %d of %d messages after 5 minutes", sink.count.Load(), want)
+		}
+		if m := redisInfoInt(b, rdb, "memory", "used_memory"); m > peak {
+			peak = m
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	elapsed := time.Unix(0, sink.last.Load()).Sub(start)
+	b.StopTimer()
+	childCPU := procCPU(b, child.Process.Pid)
+	rss := procHWM(b, child.Process.Pid)
+	redisCPUUsed := redisCPU(b, rdb) - cpuBase
+	child.Process.Signal(syscall.SIGTERM)
+	child.Wait()
+	s, err := svc.Get(ctx, snd.ID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if s.Counts.Sent != want || len(vcs) != map[string]int{"5KB": 1, "November": 5}[shape.name] {
+		b.Errorf("counts %+v in %d variants, want %d sent", s.Counts, len(vcs), want)
+	}
+	n = int(want)
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "msg/s")
+	b.ReportMetric(childCPU.Seconds()*1e6/float64(n), "worker-core-µs/msg")
+	b.ReportMetric(redisCPUUsed*1e6/float64(n), "redis-core-µs/msg")
+	b.ReportMetric(float64(rss)/(1<<20), "worker-peak-RSS-MB")
+	b.ReportMetric(float64(peak-memBase)/(1<<20), "redis-peak-MB")
+	b.ReportMetric(float64(sink.bytes.Load())/float64(sink.count.Load()), "bytes/msg")
+	b.Logf("%s: %d messages in %v; worker CPU %v, Redis CPU %.2fs, worker peak RSS %d MB, Redis +%d KB at peak",
+		shape.name, n, elapsed.Round(time.Millisecond), childCPU.Round(time.Millisecond), redisCPUUsed, rss>>20, (peak-memBase)>>10)
+}
+
+func redisInfoInt(tb testing.TB, rdb *redis.Client, section, key string) int64 {
+	tb.Helper()
+	info, err := rdb.Info(context.Background(), section).Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, l := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(l, key+":"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	tb.Fatalf("no %s in INFO %s", key, section)
+	return 0
+}
+
+// redisCPU returns Redis's user+system CPU seconds so far (the whole
+// server: other users of it count too).
+func redisCPU(tb testing.TB, rdb *redis.Client) float64 {
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var sum float64
+	for _, l := range strings.Split(info, "\r\n") {
+		for _, k := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+			if v, ok := strings.CutPrefix(l, k); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				sum += f
+			}
+		}
+	}
+	return sum
+}
+
+// procCPU reads a process's user+system CPU time from /proc.
+func procCPU(tb testing.TB, pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
+// procHWM reads a process's peak resident set size (VmHWM) in bytes.
+func procHWM(tb testing.TB, pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// BenchmarkPlanRedisMemory plans a send of TAYORI_BENCH_RECIPIENTS readers
+// with no worker running, so every batch waits in Redis, and reports
+// Redis memory per queued recipient (target ≤ 100 bytes).
+func BenchmarkPlanRedisMemory(b *testing.B) {
+	n := benchEnv("TAYORI_BENCH_RECIPIENTS", 100_000)
+	shape := benchShapes[1]
+	for range b.N {
+		dbPath := benchDB(b, shape, n)
+		ctx := context.Background()
+		rdb := testutil.RedisDB(b)
+		db, err := sqlitedb.Open(ctx, dbPath)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ring, _ := token.NewKeyring(time.Now, testKeys...)
+		store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring})
+		if err != nil {
+			b.Fatal(err)
+		}
+		deps := testDeps(b, store, "smtp://127.0.0.1:1?tls=none", new(*mailer.Pool), nil, nil, 1)
+		svc, err := queue.New(ctx, db, rdb, queue.Config{From: testFrom, BaseURL: testBaseURL,
+			BatchSize: benchEnv("TAYORI_BENCH_BATCH", 500)}, deps, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		before := redisInfoInt(b, rdb, "memory", "used_memory")
+		snd, err := svc.Create(ctx, queue.NewSend{Issue: shape.issue(b), List: testList})
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		res, err := svc.Plan(ctx, snd.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		planTime := time.Since(start)
+		after := redisInfoInt(b, rdb, "memory", "used_memory")
+		b.ReportMetric(float64(after-before)/float64(res.Planned), "redis-bytes/queued-recipient")
+		b.ReportMetric(float64(res.Planned)/planTime.Seconds(), "planned/s")
+		b.Logf("planned %d in %d batches in %v; Redis +%d bytes", res.Planned, res.Batches, planTime, after-before)
+		svc.Close()
+		db.Close()
+	}
+}

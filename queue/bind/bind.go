@@ -1,0 +1,165 @@
+package bind
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/mail"
+	"slices"
+
+	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/mailer"
+	"github.com/tayori-news/tayori/queue"
+	"github.com/tayori-news/tayori/subscribers"
+	"github.com/tayori-news/tayori/templates"
+)
+
+// Directory is a subscribers.Store seen as a queue.Directory.
+type Directory struct {
+	Store *subscribers.Store
+}
+
+var _ queue.Directory = Directory{}
+
+// Recipients returns up to limit active members of list after afterID.
+func (d Directory) Recipients(ctx context.Context, list string, afterID int64, limit int) ([]queue.Recipient, error) {
+	out := make([]queue.Recipient, 0, limit)
+	for r, err := range d.Store.Recipients(ctx, subscribers.RecipientQuery{List: list, AfterID: afterID, BatchSize: limit}) {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, queue.Recipient{ID: r.ID, PublicID: r.PublicID, Email: r.Email, Name: r.Name, Prefs: r.Prefs, Active: true})
+		if len(out) == limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+// Lookup returns the current state of the given subscribers of list:
+// only active members of list are Active.
+func (d Directory) Lookup(ctx context.Context, list string, ids []int64) ([]queue.Recipient, error) {
+	m, err := d.Store.GetMany(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]queue.Recipient, 0, len(m))
+	for _, s := range m {
+		out = append(out, queue.Recipient{
+			ID: s.ID, PublicID: s.PublicID, Email: s.Email, Name: s.Name, Prefs: s.Prefs,
+			Active: s.Status == subscribers.Active && s.Email != "" && slices.Contains(s.Lists, list),
+		})
+	}
+	return out, nil
+}
+
+// MarkBounced records a hard bounce.
+func (d Directory) MarkBounced(ctx context.Context, id int64, reason string) error {
+	return d.Store.MarkBounced(ctx, id, reason)
+}
+
+// Renderer is a templates.Renderer seen as a queue.Renderer.
+type Renderer struct {
+	R *templates.Renderer
+}
+
+var _ queue.Renderer = Renderer{}
+
+// Variant returns the selection key of issue for prefs, "" for nothing.
+func (r Renderer) Variant(issue *compose.Issue, prefs audience.Prefs) string {
+	sel, err := templates.Select(issue, prefs)
+	if err != nil {
+		return ""
+	}
+	return sel.Key()
+}
+
+// Render renders (or finds in the renderer's cache) the variant for prefs.
+func (r Renderer) Render(_ context.Context, issue *compose.Issue, prefs audience.Prefs) (queue.Rendered, error) {
+	sel, err := templates.Select(issue, prefs)
+	if err != nil {
+		return nil, err
+	}
+	v, err := r.R.Render(issue, sel)
+	if err != nil {
+		return nil, err
+	}
+	return variant{v}, nil
+}
+
+type variant struct{ v *templates.Variant }
+
+func (v variant) Personalize(p queue.Personal) (text, html []byte, err error) {
+	html, text, err = v.v.Personalize(templates.Personal{Name: p.Name, UnsubscribeURL: p.UnsubscribeURL, PreferencesURL: p.PreferencesURL})
+	return text, html, err
+}
+
+// Sender builds queue messages with a mailer.Builder and sends them over
+// a mailer.Pool.
+type Sender struct {
+	Builder *mailer.Builder
+	Pool    *mailer.Pool
+	// EnvelopeFrom is MAIL FROM (the bounce address); default the From address.
+	EnvelopeFrom string
+}
+
+var _ queue.Sender = (*Sender)(nil)
+
+// Send builds m and sends it; the reply is the relay's text.
+func (s *Sender) Send(ctx context.Context, m *queue.Message) (string, error) {
+	from, err := address(m.From)
+	if err != nil {
+		return "", fmt.Errorf("from: %w: %w", err, mailer.ErrInvalidMessage)
+	}
+	msg := &mailer.Message{
+		From:    from,
+		To:      mailer.Address{Name: m.ToName, Email: m.To},
+		Subject: m.Subject,
+		ListID:  m.ListID, ListName: m.ListName,
+		UnsubscribeURL: m.ListUnsubscribe, UnsubscribeMailto: m.ListUnsubscribeMailto,
+		AnnounceOnly: m.ListID != "",
+		FeedbackID:   m.FeedbackID,
+		Text:         string(m.Text), HTML: string(m.HTML),
+	}
+	if m.ReplyTo != "" {
+		if msg.ReplyTo, err = address(m.ReplyTo); err != nil {
+			return "", fmt.Errorf("reply-to: %w: %w", err, mailer.ErrInvalidMessage)
+		}
+	}
+	built, err := s.Builder.Build(msg)
+	if err != nil {
+		return "", err
+	}
+	env := s.EnvelopeFrom
+	if env == "" {
+		env = from.Email
+	}
+	reply, err := s.Pool.Send(ctx, env, m.To, built.Raw)
+	if err != nil {
+		return "", err
+	}
+	return reply.String(), nil
+}
+
+func address(s string) (mailer.Address, error) {
+	a, err := mail.ParseAddress(s)
+	if err != nil {
+		return mailer.Address{}, err
+	}
+	return mailer.Address{Name: a.Name, Email: a.Address}, nil
+}
+
+// Classify maps a mailer error to a queue.ErrorClass.
+func Classify(err error) queue.ErrorClass {
+	switch {
+	case mailer.IsPolicy(err):
+		return queue.Policy
+	case mailer.IsBadMailbox(err):
+		return queue.BadMailbox
+	case mailer.IsPermanent(err), errors.Is(err, mailer.ErrInvalidMessage),
+		errors.Is(err, templates.ErrInvalidPersonal):
+		return queue.Permanent
+	}
+	return queue.Temporary
+}

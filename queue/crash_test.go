@@ -1,0 +1,173 @@
+package queue_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime/pprof"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/testutil"
+	"github.com/tayori-news/tayori/mailer"
+	"github.com/tayori-news/tayori/queue"
+	"github.com/tayori-news/tayori/subscribers"
+	"github.com/tayori-news/tayori/subscribers/token"
+)
+
+// The test binary re-executes itself as a worker process when this
+// variable is set (see TestMain).
+const childEnv = "TAYORI_QUEUE_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "worker" {
+		if err := runChildWorker(); err != nil {
+			fmt.Fprintln(os.Stderr, "child worker:", err)
+			os.Exit(2)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// runChildWorker is a worker process on the parent test's SQLite file,
+// Redis database and SMTP server; it runs until killed.
+func runChildWorker() error {
+	ctx := context.Background()
+	db, err := sqlitedb.Open(ctx, os.Getenv("CHILD_DB"))
+	if err != nil {
+		return err
+	}
+	ring, err := token.NewKeyring(time.Now, testKeys...)
+	if err != nil {
+		return err
+	}
+	store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring})
+	if err != nil {
+		return err
+	}
+	opt, err := redis.ParseURL(os.Getenv("CHILD_REDIS"))
+	if err != nil {
+		return err
+	}
+	rdb := redis.NewClient(opt)
+	var pool *mailer.Pool
+	senders, _ := strconv.Atoi(os.Getenv("CHILD_SENDERS"))
+	deps := testDeps(childTB{}, store, os.Getenv("CHILD_SMTP"), &pool, nil, nil, max(senders, 16))
+	conc, _ := strconv.Atoi(os.Getenv("CHILD_CONCURRENCY"))
+	batch, _ := strconv.Atoi(os.Getenv("CHILD_BATCH"))
+	svc, err := queue.New(ctx, db, rdb, queue.Config{
+		From: testFrom, BaseURL: testBaseURL, FeedbackID: "jpaipol01", BatchSize: batch, Senders: senders,
+		RetryBase: 200 * time.Millisecond, RetryMax: 400 * time.Millisecond,
+	}, deps, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		return err
+	}
+	srv := svc.NewServer(queue.ServerConfig{Concurrency: conc, TaskCheckInterval: 20 * time.Millisecond,
+		DelayedTaskCheckInterval: 100 * time.Millisecond})
+	if os.Getenv("CHILD_PPROF") != "" {
+		f, err := os.Create(os.Getenv("CHILD_PPROF"))
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(f)
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM)
+		rctx, cancel := context.WithCancel(ctx)
+		go func() { <-sig; cancel() }()
+		err = srv.Run(rctx)
+		pprof.StopCPUProfile()
+		f.Close()
+		return err
+	}
+	sctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
+	defer stop()
+	return srv.Run(sctx) // until SIGTERM or SIGKILL
+}
+
+// childTB lets the child reuse testDeps; it has no test to fail.
+type childTB struct{ testing.TB }
+
+func (childTB) Helper()           {}
+func (childTB) Fatal(args ...any) { fmt.Fprintln(os.Stderr, args...); os.Exit(2) }
+func (childTB) Fatalf(f string, args ...any) {
+	fmt.Fprintf(os.Stderr, f+"\n", args...)
+	os.Exit(2)
+}
+
+func TestWorkerKilledMidSendLosesNoneDuplicatesOnlyInFlight(t *testing.T) {
+	const readers, childConc = 300, 4
+	slow := testutil.FailFunc(func(string, int) *testutil.Fault { f := testutil.Slow(5 * time.Millisecond); return &f })
+	e := newEnv(t, envOpts{noWorker: true, smtp: []testutil.SMTPOption{slow}, cfg: queue.Config{BatchSize: 25}})
+	is := loadIssue(t, "aisi-monthly-2025-11.txt")
+	for i := range readers {
+		e.addReader(fmt.Sprintf("r%03d@example.jp", i), "", audience.All())
+	}
+	snd, err := e.svc.Create(e.ctx, queue.NewSend{Issue: is, List: testList})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), childEnv+"=worker", "CHILD_DB="+e.dbPath,
+		"CHILD_REDIS="+testutil.RedisDBURL(t, e.rdbN), "CHILD_SMTP="+e.smtp.URL(),
+		"CHILD_CONCURRENCY="+strconv.Itoa(childConc))
+	child.Stdout, child.Stderr = os.Stderr, os.Stderr
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer child.Process.Kill()
+	// Kill it hard part way through the send.
+	deadline := time.Now().Add(30 * time.Second)
+	for len(e.smtp.Messages()) < readers/3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("child sent only %d messages", len(e.smtp.Messages()))
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if err := child.Process.Kill(); err != nil { // SIGKILL
+		t.Fatal(err)
+	}
+	child.Wait()
+	atKill := len(e.smtp.Messages())
+	t.Logf("child killed after %d of %d messages", atKill, readers)
+	if atKill >= readers {
+		t.Fatalf("the child finished before it was killed")
+	}
+
+	// The dead worker's tasks hold 30 s leases in asynq; let them run out
+	// now instead of waiting (asynq's own tests move the clock the same way).
+	leases, err := e.rdb.ZRange(e.ctx, "asynq:{"+queue.QueueNewsletter+"}:lease", 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range leases {
+		e.rdb.ZAdd(e.ctx, "asynq:{"+queue.QueueNewsletter+"}:lease", redis.Z{Score: 1, Member: id})
+	}
+	e.startWorker() // a second worker, in this process, finishes the send
+	done := e.waitState(snd.ID, queue.Done, 60*time.Second)
+	if done.Counts.Sent != readers {
+		t.Errorf("counts %+v, want %d sent", done.Counts, readers)
+	}
+	dups := 0
+	for i := range readers {
+		n := len(e.smtp.MessagesTo(fmt.Sprintf("r%03d@example.jp", i)))
+		if n == 0 {
+			t.Errorf("r%03d lost: no message", i)
+		}
+		dups += max(n-1, 0)
+	}
+	t.Logf("%d duplicates (bound %d)", dups, 2*childConc)
+	if dups > 2*childConc { // per goroutine: one at the relay, one in the 5 ms group-commit window
+		t.Errorf("%d duplicates, more than the %d copies that can be in flight", dups, 2*childConc)
+	}
+}

@@ -1,0 +1,464 @@
+package queue
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/compose"
+)
+
+// sendCache keeps what does not change during a send: its issue and
+// variant selection. State is read fresh for every batch.
+type sendCache struct {
+	snd *Send
+	vs  *variants
+}
+
+func (s *Service) loadSend(ctx context.Context, id int64) (*sendCache, State, error) {
+	st, err := s.currentState(ctx, id)
+	if err != nil {
+		if strings.Contains(err.Error(), "no rows") {
+			return nil, "", fmt.Errorf("send %d: %w", id, ErrNotFound)
+		}
+		return nil, "", err
+	}
+	s.mu.Lock()
+	sc := s.sends[id]
+	s.mu.Unlock()
+	if sc != nil {
+		return sc, st, nil
+	}
+	snd, err := getSend(ctx, s.db, id, true)
+	if err != nil {
+		return nil, "", err
+	}
+	sc = &sendCache{snd: snd, vs: newVariants(s.deps.Renderer, snd.Issue)}
+	s.mu.Lock()
+	if len(s.sends) > 64 {
+		clear(s.sends)
+	}
+	s.sends[id] = sc
+	s.mu.Unlock()
+	return sc, st, nil
+}
+
+// renderOnce renders one variant of one send once per process.
+type renderOnce struct {
+	once sync.Once
+	r    Rendered
+	err  error
+}
+
+func (s *Service) render(ctx context.Context, sc *sendCache, key string, prefs audience.Prefs) (Rendered, error) {
+	k := strconv.FormatInt(sc.snd.ID, 10) + "\x00" + key
+	s.mu.Lock()
+	ro := s.rendered[k]
+	if ro == nil {
+		if len(s.rendered) > 256 {
+			clear(s.rendered)
+		}
+		ro = &renderOnce{}
+		s.rendered[k] = ro
+	}
+	s.mu.Unlock()
+	ro.once.Do(func() { ro.r, ro.err = s.deps.Renderer.Render(ctx, sc.snd.Issue, prefs) })
+	if ro.err != nil {
+		s.mu.Lock()
+		delete(s.rendered, k) // try again next time
+		s.mu.Unlock()
+		return nil, fmt.Errorf("render variant %q of send %d: %w", key, sc.snd.ID, ro.err)
+	}
+	return ro.r, nil
+}
+
+type claimed struct {
+	subID    int64
+	attempts int
+}
+
+// claim marks the batch's unfinished rows as being sent by this run. Rows
+// left in 'sending' by a crashed earlier run of the same task are taken
+// over: only one run of a batch task is active at a time, so their
+// earlier owner is gone (their copies may have gone out: those are the
+// at-most-in-flight duplicates).
+func (s *Service) claim(ctx context.Context, p *BatchPayload, token string) ([]claimed, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("queue: claim batch %d of send %d: %w", p.Batch, p.SendID, err)
+	}
+	defer tx.Rollback()
+	var b strings.Builder
+	args := make([]any, 0, len(p.IDs)+3)
+	args = append(args, token, s.cfg.Now().UnixMilli(), p.SendID)
+	b.WriteString(`UPDATE deliveries SET status = 'sending', claim = ?, attempts = attempts + 1, updated_at = ?
+		WHERE send_id = ? AND status IN ('queued','retry','sending') AND subscriber_id IN (`)
+	for i, id := range p.IDs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('?')
+		args = append(args, id)
+	}
+	b.WriteString(`) RETURNING subscriber_id, attempts`)
+	rows, err := tx.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("queue: claim batch %d of send %d: %w", p.Batch, p.SendID, err)
+	}
+	var out []claimed
+	for rows.Next() {
+		var c claimed
+		if err := rows.Scan(&c.subID, &c.attempts); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("queue: claim batch %d of send %d: %w", p.Batch, p.SendID, err)
+		}
+		out = append(out, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("queue: claim batch %d of send %d: %w", p.Batch, p.SendID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("queue: claim batch %d of send %d: %w", p.Batch, p.SendID, err)
+	}
+	return out, nil
+}
+
+// release puts rows this run claimed but never tried back in the queue.
+func (s *Service) release(ctx context.Context, sendID int64, token string) error {
+	_, err := s.db.ExecContext(context.WithoutCancel(ctx), `UPDATE deliveries SET status = 'queued',
+		attempts = max(attempts - 1, 0) WHERE send_id = ? AND claim = ? AND status = 'sending'`, sendID, token)
+	if err != nil {
+		return fmt.Errorf("queue: release claimed rows of send %d: %w", sendID, err)
+	}
+	return nil
+}
+
+func newToken() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// stateCheckEvery is how often a running batch looks at its send's state,
+// so a pause or cancel stops it within that time.
+const stateCheckEvery = 250 * time.Millisecond
+
+func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
+	var p BatchPayload
+	if err := p.UnmarshalBinary(t.Payload()); err != nil {
+		return errPayload(TypeSendBatch, err)
+	}
+	attempt, _ := asynq.GetRetryCount(ctx)
+	log := s.log.With("send_id", p.SendID, "batch", p.Batch, "attempt", attempt)
+	sc, st, err := s.loadSend(ctx, p.SendID)
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("batch: %w: %w", err, asynq.SkipRetry)
+	}
+	if err != nil {
+		return err
+	}
+	if sc.snd.UID != p.UID {
+		return fmt.Errorf("batch: send %d has another uid (stale task): %w", p.SendID, asynq.SkipRetry)
+	}
+	switch st {
+	case Paused, Scheduled:
+		return errPaused
+	case Done, Cancelled:
+		return nil
+	}
+	if s.deps.Sender == nil {
+		return errors.New("queue: this process has no Sender")
+	}
+	token := newToken()
+	rows, err := s.claim(ctx, &p, token)
+	if err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		return s.maybeFinish(ctx, p.SendID)
+	}
+	defer func() {
+		if err := s.release(ctx, p.SendID, token); err != nil {
+			log.Error("release claimed rows", "err", err)
+		}
+	}()
+	ids := make([]int64, len(rows))
+	for i, r := range rows {
+		ids[i] = r.subID
+	}
+	recips, err := s.deps.Directory.Lookup(ctx, sc.snd.List, ids)
+	if err != nil {
+		return fmt.Errorf("queue: batch %d of send %d: look up recipients: %w", p.Batch, p.SendID, err)
+	}
+	byID := make(map[int64]*Recipient, len(recips))
+	for i := range recips {
+		byID[recips[i].ID] = &recips[i]
+	}
+
+	if s.senders != nil {
+		select {
+		case s.senders <- struct{}{}:
+			defer func() { <-s.senders }()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	var (
+		last       uint64
+		temp       int
+		policy     string
+		lastCheck  = time.Now()
+		stopReason error
+	)
+	record := func(c claimed, status string, perm bool, reply string) {
+		last = s.rec.add(outcome{sendID: p.SendID, subID: c.subID, claim: token, status: status, permanent: perm, reply: reply})
+	}
+	for _, c := range rows {
+		if ctx.Err() != nil {
+			stopReason = ctx.Err()
+			break
+		}
+		if time.Since(lastCheck) > stateCheckEvery {
+			lastCheck = time.Now()
+			st, err := s.currentState(ctx, p.SendID)
+			if err != nil {
+				stopReason = err
+				break
+			}
+			if st == Paused {
+				stopReason = errPaused
+				break
+			}
+			if st == Cancelled {
+				break
+			}
+		}
+		r := byID[c.subID]
+		if r == nil || !r.Active {
+			record(c, "skipped", false, "not subscribed at delivery time")
+			continue
+		}
+		prefs := effective(r.Prefs, sc.snd.Filter)
+		key := sc.vs.key(prefs)
+		if key == "" {
+			record(c, "skipped", false, "nothing to read at delivery time")
+			continue
+		}
+		rendered, err := s.render(ctx, sc, key, prefs)
+		if err != nil {
+			stopReason = err
+			break
+		}
+		msg, err := s.newsletterMessage(sc, r, rendered)
+		if err != nil {
+			record(c, "failed", true, "build: "+err.Error())
+			log.Error("build message", "subscriber_id", r.ID, "err", err)
+			continue
+		}
+		reply, err := s.deps.Sender.Send(ctx, msg)
+		if err == nil {
+			record(c, "sent", false, reply)
+			continue
+		}
+		class := s.deps.Classify(err)
+		if ctx.Err() != nil && class == Temporary {
+			// Shutting down mid-send: the copy may or may not have gone;
+			// leave the row claimed so the re-run decides (at most one dup).
+			stopReason = ctx.Err()
+			break
+		}
+		switch class {
+		case Temporary:
+			if c.attempts >= s.cfg.MaxAttempts {
+				record(c, "failed", false, err.Error())
+				log.Warn("delivery failed after retries", "subscriber_id", r.ID, "attempts", c.attempts, "err", err)
+			} else {
+				record(c, "retry", false, err.Error())
+				temp++
+			}
+		case BadMailbox:
+			record(c, "failed", true, err.Error())
+			if err := s.deps.Directory.MarkBounced(ctx, r.ID, err.Error()); err != nil {
+				log.Error("mark bounced", "subscriber_id", r.ID, "err", err)
+			}
+		case Policy:
+			record(c, "failed", true, err.Error())
+			policy = err.Error()
+		default:
+			record(c, "failed", true, err.Error())
+		}
+		if policy != "" {
+			break
+		}
+	}
+	if err := s.rec.wait(context.WithoutCancel(ctx), last); err != nil {
+		return fmt.Errorf("queue: batch %d of send %d: %w", p.Batch, p.SendID, err)
+	}
+	if policy != "" {
+		reason := "relay refused a message for policy or authentication reasons (5.7.x): " + policy
+		if err := s.pause(context.WithoutCancel(ctx), p.SendID, reason); err != nil && !errors.Is(err, ErrState) {
+			return err
+		}
+		log.Warn("send paused by a policy refusal", "reply", policy)
+		return errPaused
+	}
+	if stopReason != nil {
+		return stopReason
+	}
+	if temp > 0 {
+		return fmt.Errorf("batch %d of send %d: %d temporary failures, will retry", p.Batch, p.SendID, temp)
+	}
+	return s.maybeFinish(ctx, p.SendID)
+}
+
+func (s *Service) links(sub, list string) (unsub, prefs, mailto string, err error) {
+	ut, err := s.deps.Tokens.UnsubscribeToken(sub, list)
+	if err != nil {
+		return "", "", "", fmt.Errorf("unsubscribe token: %w", err)
+	}
+	pt, err := s.deps.Tokens.PreferencesToken(sub, list)
+	if err != nil {
+		return "", "", "", fmt.Errorf("preferences token: %w", err)
+	}
+	unsub = s.cfg.BaseURL + "/u/" + ut
+	prefs = s.cfg.BaseURL + "/p/" + pt
+	if s.cfg.UnsubscribeMailto != "" {
+		mailto = "mailto:" + s.cfg.UnsubscribeMailto + "?subject=" + url.PathEscape("unsubscribe "+ut)
+	}
+	return unsub, prefs, mailto, nil
+}
+
+func (s *Service) newsletterMessage(sc *sendCache, r *Recipient, rendered Rendered) (*Message, error) {
+	unsub, prefs, mailto, err := s.links(r.PublicID, sc.snd.List)
+	if err != nil {
+		return nil, err
+	}
+	text, html, err := rendered.Personalize(Personal{Name: r.Name, UnsubscribeURL: unsub, PreferencesURL: prefs})
+	if err != nil {
+		return nil, fmt.Errorf("personalise: %w", err)
+	}
+	return &Message{
+		From: s.cfg.From, ReplyTo: s.cfg.ReplyTo, To: r.Email, ToName: r.Name,
+		Subject: sc.snd.Issue.Title,
+		ListID:  s.listID(sc.snd.List), ListName: sc.snd.Issue.Newsletter,
+		ListUnsubscribe: unsub, ListUnsubscribeMailto: mailto,
+		FeedbackID: s.feedbackID(sc.snd.Issue, sc.snd.List),
+		Text:       text, HTML: html,
+	}, nil
+}
+
+// EnqueueMessage queues one transactional message (test copies,
+// confirmation mails) on the transactional queue, which workers serve
+// before newsletters. With m.Key set, a second message with the same key
+// within the retention window is dropped and ErrDuplicate returned.
+func (s *Service) EnqueueMessage(ctx context.Context, m TransactionalMessage) (taskID string, err error) {
+	t, err := NewMessageTask(m, asynq.MaxRetry(8), asynq.Timeout(2*time.Minute), asynq.Retention(24*time.Hour))
+	if err != nil {
+		return "", err
+	}
+	info, err := s.client.EnqueueContext(ctx, t)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return "", fmt.Errorf("message %q: %w", m.Key, ErrDuplicate)
+	}
+	if err != nil {
+		return "", fmt.Errorf("queue: enqueue message: %w", err)
+	}
+	return info.ID, nil
+}
+
+// ErrDuplicate: a transactional message with the same key is queued or was sent.
+var ErrDuplicate = errors.New("duplicate message")
+
+func (s *Service) handleMessage(ctx context.Context, t *asynq.Task) error {
+	var m TransactionalMessage
+	if err := json.Unmarshal(t.Payload(), &m); err != nil || m.To == "" {
+		return errPayload(TypeMessageSend, fmt.Errorf("%v", err))
+	}
+	if s.deps.Sender == nil {
+		return errors.New("queue: this process has no Sender")
+	}
+	id, _ := asynq.GetTaskID(ctx)
+	msg := &Message{
+		From: s.cfg.From, ReplyTo: s.cfg.ReplyTo, To: m.To, ToName: m.ToName, Subject: m.Subject,
+		Text: m.Text, HTML: m.HTML,
+		ListID: m.ListID, ListUnsubscribe: m.ListUnsubscribe, FeedbackID: m.FeedbackID,
+	}
+	reply, err := s.deps.Sender.Send(ctx, msg)
+	if err == nil {
+		s.log.InfoContext(ctx, "transactional message sent", "task_id", id, "reply", reply)
+		return nil
+	}
+	if s.deps.Classify(err) == Temporary {
+		return fmt.Errorf("transactional message: %w", err)
+	}
+	return fmt.Errorf("transactional message refused: %w: %w", err, asynq.SkipRetry)
+}
+
+// TestCopy is one test copy that TestSend queued.
+type TestCopy struct {
+	Variant string         // variant key
+	Prefs   audience.Prefs // preferences it was rendered for
+	Readers int64          // readers of the list who get this variant (0 if the list is empty)
+	TaskID  string
+}
+
+// TestSend queues one copy of each variant of issue that readers of list
+// (narrowed by filter) would get, or only the variant whose key is
+// variant, to the address to, on the transactional queue. Copies carry
+// the list headers, a "[TEST]" subject prefix and links that identify no
+// reader. With an empty list, the full issue is sent.
+func (s *Service) TestSend(ctx context.Context, issue *compose.Issue, list string, filter *audience.Prefs, to, variant string) ([]TestCopy, error) {
+	vcs, _, err := s.Preview(ctx, issue, list, filter)
+	if err != nil {
+		return nil, err
+	}
+	if len(vcs) == 0 {
+		all := audience.All()
+		vcs = []VariantCount{{Key: s.deps.Renderer.Variant(issue, all), Example: all}}
+	}
+	if variant != "" {
+		var pick []VariantCount
+		for _, vc := range vcs {
+			if vc.Key == variant || vc.Example.Key() == variant {
+				pick = append(pick, vc)
+			}
+		}
+		if len(pick) == 0 {
+			return nil, fmt.Errorf("%w: no variant %q among this list's %d", ErrInvalid, variant, len(vcs))
+		}
+		vcs = pick
+	}
+	unsub, prefsURL := s.cfg.BaseURL+"/u/test-copy", s.cfg.BaseURL+"/p/test-copy"
+	var out []TestCopy
+	for _, vc := range vcs {
+		r, err := s.deps.Renderer.Render(ctx, issue, vc.Example)
+		if err != nil {
+			return out, fmt.Errorf("queue: test send: render %q: %w", vc.Key, err)
+		}
+		text, html, err := r.Personalize(Personal{Name: "", UnsubscribeURL: unsub, PreferencesURL: prefsURL})
+		if err != nil {
+			return out, fmt.Errorf("queue: test send: %w", err)
+		}
+		id, err := s.EnqueueMessage(ctx, TransactionalMessage{
+			To: to, Subject: "[TEST] " + issue.Title, Text: text, HTML: html,
+			ListUnsubscribe: unsub, ListID: s.listID(list), FeedbackID: s.feedbackID(issue, list),
+		})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, TestCopy{Variant: vc.Key, Prefs: vc.Example, Readers: vc.Readers, TaskID: id})
+	}
+	return out, nil
+}

@@ -1,0 +1,30 @@
+// Package queue delivers newsletter issues: it records sends and their
+// per-recipient deliveries in SQLite, fans the work out as Asynq tasks on
+// Redis, and sends each reader's copy over SMTP exactly once in effect.
+//
+// A send moves through the states
+//
+//	scheduled → planning → sending → done
+//
+// and may be paused (resumable) or cancelled. Planning (task "send:plan")
+// streams the list's recipients in keyset batches, records one delivery row
+// per reader who has something to read, and enqueues "send:batch" tasks
+// that carry only ids (a few bytes per recipient in Redis). A batch
+// handler claims its rows in one transaction, re-reads the subscribers,
+// renders each variant once per process, personalises, sends, and records
+// each outcome through a group-commit writer.
+//
+// Asynq is at-least-once. The claim in SQLite is the real guard: a copy is
+// sent only by the run that claimed its row, and a re-run after a crash
+// resends at most the copies that were in flight.
+//
+// The package owns neither the subscriber store, the renderer nor the SMTP
+// client: it declares the small interfaces it needs ([Directory], [Tokens],
+// [Renderer], [Sender]) and cmd/tayori passes the concrete types.
+//
+// Typical wiring:
+//
+//	svc, err := queue.New(ctx, db, rdb, queue.Config{...}, queue.Deps{...}, logger)
+//	srv := svc.NewServer(queue.ServerConfig{Concurrency: 8})
+//	err = srv.Run(ctx)
+package queue

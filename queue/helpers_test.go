@@ -1,0 +1,263 @@
+package queue_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/testutil"
+	"github.com/tayori-news/tayori/mailer"
+	"github.com/tayori-news/tayori/queue"
+	"github.com/tayori-news/tayori/queue/bind"
+	"github.com/tayori-news/tayori/subscribers"
+	"github.com/tayori-news/tayori/subscribers/token"
+	"github.com/tayori-news/tayori/templates"
+)
+
+const (
+	testFrom    = "AI政策動向 <newsletter@news.example.go.jp>"
+	testBaseURL = "https://news.example.go.jp"
+	testList    = "monthly"
+)
+
+var testKeys = []token.Key{{ID: "k1", Secret: []byte("queue-test-secret-0123456789abcdef")}}
+
+// env is one test's real parts: SQLite file, subscriber store, renderer,
+// mailer pool against the in-process SMTP server, Redis DB and the queue.
+type env struct {
+	t      testing.TB
+	ctx    context.Context
+	db     *sql.DB
+	dbPath string
+	rdb    *redis.Client
+	rdbN   int
+	store  *subscribers.Store
+	smtp   *testutil.SMTPServer
+	pool   *mailer.Pool
+	svc    *queue.Service
+	cfg    queue.Config
+	stop   func()
+
+	concurrency int
+	wg          sync.WaitGroup
+}
+
+// startWorker runs the queue's Asynq server in this process until the
+// test ends, with short polling intervals.
+func (e *env) startWorker() {
+	srv := e.svc.NewServer(queue.ServerConfig{
+		Concurrency: e.concurrency, ShutdownTimeout: 5 * time.Second,
+		TaskCheckInterval: 20 * time.Millisecond, DelayedTaskCheckInterval: 100 * time.Millisecond,
+	})
+	e.wg.Add(1)
+	go func() { defer e.wg.Done(); srv.Run(e.ctx) }()
+}
+
+type envOpts struct {
+	smtp        []testutil.SMTPOption
+	cfg         queue.Config
+	noWorker    bool
+	concurrency int
+}
+
+func newEnv(t testing.TB, o envOpts) *env {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &env{t: t, ctx: ctx}
+	e.dbPath = filepath.Join(t.TempDir(), "tayori.db")
+	db, err := sqlitedb.Open(ctx, e.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.db = db
+	ring, err := token.NewKeyring(time.Now, testKeys...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.store, err = subscribers.Open(ctx, db, subscribers.Options{Keyring: ring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rdb, e.rdbN = testutil.RedisDBNumber(t)
+	e.smtp = testutil.StartSMTP(t, o.smtp...)
+	deps := testDeps(t, e.store, e.smtp.URL(), &e.pool, nil, nil, 16)
+	cfg := o.cfg
+	cfg.From, cfg.BaseURL = testFrom, testBaseURL
+	if cfg.RetryBase == 0 {
+		cfg.RetryBase, cfg.RetryMax = 200*time.Millisecond, 400*time.Millisecond
+	}
+	if cfg.PauseRecheck == 0 {
+		cfg.PauseRecheck = 200 * time.Millisecond
+	}
+	if cfg.FeedbackID == "" {
+		cfg.FeedbackID = "jpaipol01"
+	}
+	e.cfg = cfg
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	e.svc, err = queue.New(ctx, db, e.rdb, cfg, deps, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.concurrency = max(o.concurrency, 4)
+	if !o.noWorker {
+		e.startWorker()
+	}
+	e.stop = sync.OnceFunc(func() {
+		cancel()
+		e.wg.Wait()
+		e.svc.Close()
+		e.pool.Close()
+		db.Close()
+	})
+	t.Cleanup(e.stop)
+	return e
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+// testDeps wires the real store, renderer and mailer to the queue.
+func testDeps(t testing.TB, store *subscribers.Store, smtpURL string, poolOut **mailer.Pool, lim mailer.Limiter, slots mailer.Slots, maxIdle int) queue.Deps {
+	t.Helper()
+	r, err := templates.New(templates.Config{
+		SenderName: "AIセーフティ・インスティテュート", PostalAddress: "東京都港区六本木1-1-1",
+		Contact: "https://news.example.go.jp/contact",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay, err := mailer.ParseSMTPURL(smtpURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := mailer.PoolOptions{MaxIdle: maxIdle, HELO: "worker.example.go.jp"}
+	if lim != nil {
+		opts.Limiter = lim
+	}
+	if slots != nil {
+		opts.Slots = slots
+	}
+	pool, err := mailer.NewPool(relay, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	*poolOut = pool
+	b, err := mailer.NewBuilder(mailer.BuilderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return queue.Deps{
+		Directory: bind.Directory{Store: store},
+		Tokens:    store,
+		Renderer:  bind.Renderer{R: r},
+		Sender:    &bind.Sender{Builder: b, Pool: pool},
+		Classify:  bind.Classify,
+	}
+}
+
+// addReader adds an active subscriber of testList.
+func (e *env) addReader(email, name string, p audience.Prefs) subscribers.Subscriber {
+	e.t.Helper()
+	s, err := e.store.Add(e.ctx, subscribers.NewSubscriber{
+		Email: email, Name: name, Prefs: &p, Lists: []string{testList}, Method: subscribers.API,
+		Consent: &subscribers.Consent{At: time.Now(), Method: subscribers.API, FormVersion: "test", Text: "同意します"},
+		Cause:   "test",
+	})
+	if err != nil {
+		e.t.Fatalf("add %s: %v", email, err)
+	}
+	return s
+}
+
+func loadIssue(t testing.TB, name string) *compose.Issue {
+	t.Helper()
+	is, err := compose.Load(filepath.Join("..", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return is
+}
+
+// waitState polls until the send reaches want.
+func (e *env) waitState(id int64, want queue.State, timeout time.Duration) *queue.Send {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		s, err := e.svc.Get(e.ctx, id)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if s.State == want {
+			return s
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("send %d: state %s, want %s (counts %+v, last error %q, pause %q)", id, s.State, want, s.Counts, s.LastError, s.PauseReason)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func prefs(regions string, topics string) audience.Prefs {
+	rs, err := audience.ParseRegions(regions)
+	if err != nil {
+		panic(err)
+	}
+	ts, err := audience.ParseTopics(topics)
+	if err != nil {
+		panic(err)
+	}
+	return audience.Prefs{Regions: rs, Topics: ts}
+}
+
+var _ = fmt.Sprint
+var _ = os.Getenv
+
+func timeSince(d time.Time) float64 { return time.Since(d).Seconds() }
+
+type testutilOpt = testutil.SMTPOption
+
+func failTimes(addr string, n, code int, enh string) testutil.SMTPOption {
+	return testutil.FailRcptTimes(addr, n, testutil.Reply(code, enh, "test failure"))
+}
+
+func failAlways(addr string, code int, enh string) testutil.SMTPOption {
+	return testutil.FailRcpt(addr, testutil.Reply(code, enh, "test refusal"))
+}
+
+type deliveryRow struct {
+	status    string
+	permanent bool
+	attempts  int
+	reply     string
+	variant   string
+}
+
+// delivery reads the delivery row of a reader, by address.
+func (e *env) delivery(sendID int64, email string) deliveryRow {
+	e.t.Helper()
+	s, err := e.store.FindByEmail(e.ctx, email)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var d deliveryRow
+	err = e.db.QueryRowContext(e.ctx, `SELECT status, permanent, attempts, reply, variant FROM deliveries
+		WHERE send_id = ? AND subscriber_id = ?`, sendID, s.ID).Scan(&d.status, &d.permanent, &d.attempts, &d.reply, &d.variant)
+	if err != nil {
+		e.t.Fatalf("delivery of %s: %v", email, err)
+	}
+	return d
+}
+
+func subscribersUpdate(p audience.Prefs) subscribers.Update { return subscribers.Update{Prefs: &p} }

@@ -1,0 +1,332 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/compose"
+)
+
+// PlanResult says what one run of planning did.
+type PlanResult struct {
+	Planned int64 // deliveries recorded by this run
+	Skipped int64 // readers with nothing to read in this issue
+	Batches int64 // batch tasks enqueued by this run
+}
+
+// planChunkBatches is how many batches one keyset page of recipients fills.
+const planChunkBatches = 5
+
+// Plan records the deliveries of a send and enqueues its batches. It is
+// what the send:plan task runs, and it is safe to run again: rows that
+// exist are left alone (INSERT … ON CONFLICT DO NOTHING), batch TaskIDs
+// stop duplicate tasks, and a run resumes from the saved keyset cursor.
+func (s *Service) Plan(ctx context.Context, id int64) (PlanResult, error) {
+	var res PlanResult
+	snd, err := getSend(ctx, s.db, id, true)
+	if err != nil {
+		return res, err
+	}
+	now := s.cfg.Now()
+	switch snd.State {
+	case Scheduled:
+		// asynq schedules to the second (ProcessAt is stored as Unix
+		// seconds), so a task may arrive up to a second early.
+		if wait := snd.ScheduledAt.Sub(now); wait > 0 {
+			if wait > 5*time.Second {
+				return res, fmt.Errorf("queue: send %d is due at %s: too early", id, snd.ScheduledAt)
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return res, ctx.Err()
+			case <-t.C:
+			}
+			now = s.cfg.Now()
+		}
+		if !snd.NotAfter.IsZero() && now.After(snd.NotAfter) {
+			reason := fmt.Sprintf("not sent: planning started at %s, after its not-after time %s",
+				now.UTC().Format("2006-01-02 15:04:05Z"), snd.NotAfter.UTC().Format("2006-01-02 15:04:05Z"))
+			s.log.WarnContext(ctx, "stale send cancelled", "send_id", id, "not_after", snd.NotAfter)
+			return res, s.cancel(ctx, id, reason)
+		}
+		r, err := s.db.ExecContext(ctx, `UPDATE sends SET state = 'planning', started_at = ?, updated_at = ?
+			WHERE id = ? AND state = 'scheduled'`, now.UnixMilli(), now.UnixMilli(), id)
+		if err != nil {
+			return res, fmt.Errorf("queue: plan send %d: %w", id, err)
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			return s.Plan(ctx, id) // state changed under us: look again
+		}
+	case Planning:
+		// A previous run stopped part way: make sure the batches it
+		// recorded are queued, then go on from its cursor.
+		n, err := s.requeueBatches(ctx, snd)
+		if err != nil {
+			return res, err
+		}
+		res.Batches += n
+	case Paused:
+		if snd.pausedFrom == Scheduled || snd.pausedFrom == Planning {
+			return res, errPaused
+		}
+		return res, nil
+	default: // sending, done, cancelled: already planned
+		return res, nil
+	}
+
+	vs := newVariants(s.deps.Renderer, snd.Issue)
+	cursor, batchNo := snd.planCursor, snd.Batches
+	page := s.cfg.BatchSize * planChunkBatches
+	for {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		st, err := s.currentState(ctx, id)
+		if err != nil {
+			return res, err
+		}
+		if st == Paused {
+			return res, errPaused
+		}
+		if st != Planning {
+			return res, nil
+		}
+		recips, err := s.deps.Directory.Recipients(ctx, snd.List, cursor, page)
+		if err != nil {
+			return res, fmt.Errorf("queue: plan send %d: recipients: %w", id, err)
+		}
+		if len(recips) == 0 {
+			break
+		}
+		var rows []planRow
+		for _, r := range recips {
+			if !r.Active {
+				continue
+			}
+			k := vs.key(effective(r.Prefs, snd.Filter))
+			if k == "" {
+				res.Skipped++
+				continue
+			}
+			rows = append(rows, planRow{id: r.ID, variant: k})
+		}
+		last := recips[len(recips)-1].ID
+		batches, err := s.insertDeliveries(ctx, id, rows, last, &batchNo)
+		if err != nil {
+			return res, err
+		}
+		for _, b := range batches {
+			res.Planned += int64(len(b.IDs))
+			b.UID = snd.UID
+			if err := s.enqueueBatch(ctx, b); err != nil {
+				return res, err
+			}
+			res.Batches++
+		}
+		cursor = last
+	}
+	now = s.cfg.Now()
+	if _, err := s.db.ExecContext(ctx, `UPDATE sends SET state = 'sending', plan_done = 1,
+		planned = (SELECT count(*) FROM deliveries WHERE send_id = ?), updated_at = ?
+		WHERE id = ? AND state = 'planning'`, id, now.UnixMilli(), id); err != nil {
+		return res, fmt.Errorf("queue: plan send %d: %w", id, err)
+	}
+	s.log.InfoContext(ctx, "send planned", "send_id", id, "planned", res.Planned, "skipped", res.Skipped,
+		"batches", res.Batches)
+	return res, s.maybeFinish(ctx, id)
+}
+
+type planRow struct {
+	id      int64
+	variant string
+}
+
+// insertDeliveries records rows in one transaction, cut into batches, and
+// moves the cursor. Only rows that were new go into the returned batches.
+func (s *Service) insertDeliveries(ctx context.Context, sendID int64, rows []planRow, cursor int64, batchNo *int64) ([]BatchPayload, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("queue: plan send %d: %w", sendID, err)
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `INSERT INTO deliveries (send_id, subscriber_id, batch, variant, updated_at)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return nil, fmt.Errorf("queue: plan send %d: %w", sendID, err)
+	}
+	defer st.Close()
+	now := s.cfg.Now().UnixMilli()
+	var out []BatchPayload
+	cur := BatchPayload{SendID: sendID, Batch: *batchNo}
+	for _, r := range rows {
+		res, err := st.ExecContext(ctx, sendID, r.id, cur.Batch, r.variant, now)
+		if err != nil {
+			return nil, fmt.Errorf("queue: plan send %d: %w", sendID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			continue // planned before
+		}
+		cur.IDs = append(cur.IDs, r.id)
+		if len(cur.IDs) == s.cfg.BatchSize {
+			out = append(out, cur)
+			cur = BatchPayload{SendID: sendID, Batch: cur.Batch + 1}
+		}
+	}
+	if len(cur.IDs) > 0 {
+		out = append(out, cur)
+		cur.Batch++
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE sends SET plan_cursor = ?, batches = ?, updated_at = ? WHERE id = ?`,
+		cursor, cur.Batch, now, sendID); err != nil {
+		return nil, fmt.Errorf("queue: plan send %d: %w", sendID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("queue: plan send %d: %w", sendID, err)
+	}
+	*batchNo = cur.Batch
+	return out, nil
+}
+
+func (s *Service) batchOpts() []asynq.Option {
+	return []asynq.Option{
+		asynq.Queue(QueueNewsletter),
+		asynq.Retention(s.cfg.Retention),
+		// The per-delivery cap (MaxAttempts) ends retries first; pause
+		// rechecks do not count.
+		asynq.MaxRetry(s.cfg.MaxAttempts + 3),
+		asynq.Timeout(s.cfg.TaskTimeout),
+	}
+}
+
+func (s *Service) enqueueBatch(ctx context.Context, b BatchPayload) error {
+	t, err := NewBatchTask(b, s.batchOpts()...)
+	if err != nil {
+		return err
+	}
+	if _, err := s.client.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("queue: enqueue batch %d of send %d: %w", b.Batch, b.SendID, err)
+	}
+	return nil
+}
+
+// requeueBatches enqueues (again) every batch that still has queued rows;
+// TaskID conflicts mean the batch is queued already.
+func (s *Service) requeueBatches(ctx context.Context, snd *Send) (int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT batch, subscriber_id FROM deliveries
+		WHERE send_id = ? AND status IN ('queued','retry','sending') ORDER BY batch, subscriber_id`, snd.ID)
+	if err != nil {
+		return 0, fmt.Errorf("queue: requeue batches of send %d: %w", snd.ID, err)
+	}
+	byBatch := map[int64][]int64{}
+	for rows.Next() {
+		var b, id int64
+		if err := rows.Scan(&b, &id); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("queue: requeue batches of send %d: %w", snd.ID, err)
+		}
+		byBatch[b] = append(byBatch[b], id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("queue: requeue batches of send %d: %w", snd.ID, err)
+	}
+	nums := make([]int64, 0, len(byBatch))
+	for b := range byBatch {
+		nums = append(nums, b)
+	}
+	sort.Slice(nums, func(i, j int) bool { return nums[i] < nums[j] })
+	for _, b := range nums {
+		if err := s.enqueueBatch(ctx, BatchPayload{SendID: snd.ID, UID: snd.UID, Batch: b, IDs: byBatch[b]}); err != nil {
+			return 0, err
+		}
+	}
+	return int64(len(nums)), nil
+}
+
+func (s *Service) currentState(ctx context.Context, id int64) (State, error) {
+	var st string
+	if err := s.db.QueryRowContext(ctx, `SELECT state FROM sends WHERE id = ?`, id).Scan(&st); err != nil {
+		return "", fmt.Errorf("queue: state of send %d: %w", id, err)
+	}
+	return State(st), nil
+}
+
+// VariantCount is one variant's share of a list, from Preview.
+type VariantCount struct {
+	Key     string
+	Readers int64
+	Example audience.Prefs // the preferences of one reader who gets it
+}
+
+// Preview is a dry run: it streams the list and counts how many readers
+// would get which variant, sending and recording nothing.
+func (s *Service) Preview(ctx context.Context, issue *compose.Issue, list string, filter *audience.Prefs) (variantsOut []VariantCount, nothing int64, err error) {
+	vs := newVariants(s.deps.Renderer, issue)
+	byKey := map[string]*VariantCount{}
+	var cursor int64
+	for {
+		recips, err := s.deps.Directory.Recipients(ctx, list, cursor, 2000)
+		if err != nil {
+			return nil, 0, fmt.Errorf("queue: preview: %w", err)
+		}
+		if len(recips) == 0 {
+			break
+		}
+		for _, r := range recips {
+			if !r.Active {
+				continue
+			}
+			p := effective(r.Prefs, filter)
+			k := vs.key(p)
+			if k == "" {
+				nothing++
+				continue
+			}
+			vc := byKey[k]
+			if vc == nil {
+				vc = &VariantCount{Key: k, Example: p}
+				byKey[k] = vc
+			}
+			vc.Readers++
+		}
+		cursor = recips[len(recips)-1].ID
+	}
+	for _, vc := range byKey {
+		variantsOut = append(variantsOut, *vc)
+	}
+	sort.Slice(variantsOut, func(i, j int) bool {
+		if variantsOut[i].Readers != variantsOut[j].Readers {
+			return variantsOut[i].Readers > variantsOut[j].Readers
+		}
+		return variantsOut[i].Key < variantsOut[j].Key
+	})
+	return variantsOut, nothing, nil
+}
+
+func (s *Service) handlePlan(ctx context.Context, t *asynq.Task) error {
+	var p PlanPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.SendID <= 0 {
+		return errPayload(TypeSendPlan, fmt.Errorf("%v", err))
+	}
+	snd, err := getSend(ctx, s.db, p.SendID, false)
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("plan: %w: %w", err, asynq.SkipRetry)
+	}
+	if err != nil {
+		return err
+	}
+	if snd.UID != p.UID {
+		return fmt.Errorf("plan: send %d has another uid (stale task): %w", p.SendID, asynq.SkipRetry)
+	}
+	_, err = s.Plan(ctx, p.SendID)
+	return err
+}

@@ -1,0 +1,127 @@
+package queue
+
+import (
+	"context"
+
+	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/compose"
+)
+
+// Recipient is a subscriber of a list as the queue needs it.
+type Recipient struct {
+	ID       int64
+	PublicID string // names the subscriber in tokens; never the integer id
+	Email    string
+	Name     string
+	Prefs    audience.Prefs
+	// Active is false for anyone who must not receive the list now:
+	// unsubscribed, bounced, complained or still pending confirmation.
+	Active bool
+}
+
+// Directory is the subscriber store as the queue sees it.
+type Directory interface {
+	// Recipients returns up to limit active recipients of list whose id is
+	// greater than afterID, in ascending id order (keyset pagination).
+	Recipients(ctx context.Context, list string, afterID int64, limit int) ([]Recipient, error)
+	// Lookup returns the current state of the given subscribers of list, in
+	// one query. Subscribers unknown to the list are simply absent.
+	Lookup(ctx context.Context, list string, ids []int64) ([]Recipient, error)
+	// MarkBounced records a hard bounce (5.1.x) so that no further mail goes
+	// to the subscriber.
+	MarkBounced(ctx context.Context, subscriberID int64, reason string) error
+}
+
+// Tokens mints the signed, opaque tokens that go into a reader's links
+// (*subscribers.Store implements it).
+type Tokens interface {
+	// UnsubscribeToken returns the one-click unsubscribe token of the
+	// subscriber with publicID on list.
+	UnsubscribeToken(publicID, list string) (string, error)
+	// PreferencesToken returns the preference-centre token of the
+	// subscriber with publicID on list.
+	PreferencesToken(publicID, list string) (string, error)
+}
+
+// Personal is what differs between two readers of the same variant.
+type Personal struct {
+	Name           string
+	UnsubscribeURL string
+	PreferencesURL string
+}
+
+// Rendered is one variant of an issue, rendered once and personalised per
+// reader. Implementations must be safe for concurrent use.
+type Rendered interface {
+	// Personalize returns the plain-text and HTML bodies for one reader.
+	Personalize(p Personal) (text, html []byte, err error)
+}
+
+// Renderer selects and renders the variants of an issue.
+type Renderer interface {
+	// Variant returns the key of the variant of issue for prefs; equal keys
+	// render equal content. It returns "" when no section is for the reader.
+	Variant(issue *compose.Issue, prefs audience.Prefs) string
+	// Render renders the variant of issue for prefs.
+	Render(ctx context.Context, issue *compose.Issue, prefs audience.Prefs) (Rendered, error)
+}
+
+// Message is one copy to send. Newsletter messages carry the list headers;
+// transactional messages (test sends, confirmations) leave them empty.
+type Message struct {
+	From    string // display name and address, e.g. "AI政策動向 <news@example.jp>"
+	ReplyTo string
+	To      string // address
+	ToName  string
+	Subject string
+	// The sender generates Date (at send time) and a Message-ID unique per copy.
+
+	ListID                string // "label.domain" without brackets (RFC 2919), newsletter only
+	ListName              string // optional phrase of List-Id, e.g. the newsletter's name
+	ListUnsubscribe       string // https one-click URL, newsletter only
+	ListUnsubscribeMailto string // "mailto:…", optional
+	FeedbackID            string // "a:b:c:SenderID", newsletter only
+
+	Text []byte
+	HTML []byte
+}
+
+// Sender sends one message over a pooled SMTP connection and returns the
+// relay's reply to the end of DATA. Implementations must be safe for
+// concurrent use; the queue's rate limiter and connection semaphore are
+// plugged into the implementation by the caller (see [Limiter.Wait] and
+// [Semaphore.Acquire]).
+type Sender interface {
+	Send(ctx context.Context, m *Message) (reply string, err error)
+}
+
+// ErrorClass says what an SMTP failure means for the delivery.
+type ErrorClass int
+
+// Error classes, from the relay's reply code and enhanced status code.
+const (
+	// Temporary: 4xx replies and network errors; retried with backoff.
+	Temporary ErrorClass = iota
+	// Permanent: 5xx replies other than the two below; recorded, not retried.
+	Permanent
+	// BadMailbox: 5.1.x; recorded and the subscriber marked bounced.
+	BadMailbox
+	// Policy: 5.7.x (policy or authentication); recorded, the subscriber is
+	// left alone and the whole send is paused for the editor.
+	Policy
+)
+
+// String returns the class name used in logs.
+func (c ErrorClass) String() string {
+	switch c {
+	case Temporary:
+		return "temporary"
+	case Permanent:
+		return "permanent"
+	case BadMailbox:
+		return "bad_mailbox"
+	case Policy:
+		return "policy"
+	}
+	return "unknown"
+}

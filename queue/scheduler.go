@@ -1,0 +1,220 @@
+package queue
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	_ "time/tzdata" // schedules in Asia/Tokyo work in minimal containers
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/compose"
+)
+
+// IssueLoader finds the issue with the given slug ("2026-05") for the
+// monthly schedule.
+type IssueLoader func(ctx context.Context, slug string) (*compose.Issue, error)
+
+// Schedule is the optional monthly send.
+type Schedule struct {
+	// Spec is a cron spec in Location, e.g. "0 9 1 * *" (09:00 on the 1st).
+	Spec string
+	// Location defaults to Asia/Tokyo.
+	Location *time.Location
+	// List and Filter are those of every monthly send.
+	List   string
+	Filter *audience.Prefs
+	// NotAfter bounds how late a tick may still start its send. Default 6h.
+	NotAfter time.Duration
+	// Load finds the month's issue. Required.
+	Load IssueLoader
+}
+
+// SchedulerLeaseTTL is how long the scheduler lease outlives a dead holder.
+const SchedulerLeaseTTL = 15 * time.Second
+
+// SchedulerHeartbeat is how often the scheduler writes its entries to
+// Redis, where `asynq` tools and the web console see them.
+const SchedulerHeartbeat = 2 * time.Second
+
+const schedulerLeaseKey = "tayori:scheduler:lease"
+
+type monthlyPayload struct {
+	List     string          `json:"list"`
+	Filter   *audience.Prefs `json:"filter,omitempty"`
+	NotAfter time.Duration   `json:"not_after"`
+}
+
+// RunScheduler runs the monthly schedule until ctx ends. Only the process
+// holding a Redis lease schedules, so several `tayori run`s never enqueue
+// the same tick twice; the others wait to take over if the holder dies.
+// Each tick only creates and plans the month's send, identified by the
+// month and the list, so a duplicate tick creates nothing.
+func (s *Service) RunScheduler(ctx context.Context, sch Schedule) error {
+	if sch.Spec == "" || sch.List == "" || sch.Load == nil {
+		return fmt.Errorf("%w: schedule needs Spec, List and Load", ErrInvalid)
+	}
+	if sch.Location == nil {
+		loc, err := time.LoadLocation("Asia/Tokyo")
+		if err != nil {
+			return fmt.Errorf("queue: schedule: %w", err)
+		}
+		sch.Location = loc
+	}
+	if sch.NotAfter <= 0 {
+		sch.NotAfter = 6 * time.Hour
+	}
+	s.mu.Lock()
+	s.schedule = &sch
+	s.mu.Unlock()
+	holder := newToken()
+	lease := newLease(s.rdb, schedulerLeaseKey, holder, SchedulerLeaseTTL)
+	for {
+		ok, err := lease.acquire(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("scheduler lease", "err", err)
+		}
+		if ok {
+			s.log.InfoContext(ctx, "scheduler lease taken", "spec", sch.Spec, "location", sch.Location.String())
+			if err := s.runScheduler(ctx, sch, lease); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(SchedulerLeaseTTL / 3):
+		}
+	}
+}
+
+func (s *Service) runScheduler(ctx context.Context, sch Schedule, l *lease) error {
+	payload, _ := json.Marshal(monthlyPayload{List: sch.List, Filter: sch.Filter, NotAfter: sch.NotAfter})
+	sc := asynq.NewSchedulerFromRedisClient(s.rdb, &asynq.SchedulerOpts{
+		Location:          sch.Location,
+		Logger:            NewAsynqLogger(s.log.With("component", "scheduler")),
+		LogLevel:          asynq.WarnLevel,
+		HeartbeatInterval: SchedulerHeartbeat,
+		PostEnqueueFunc: func(info *asynq.TaskInfo, err error) {
+			if err != nil {
+				s.log.Error("monthly tick not enqueued", "err", err)
+			}
+		},
+	})
+	if _, err := sc.Register(sch.Spec, asynq.NewTask(TypeSendMonthly, payload),
+		asynq.Queue(QueueNewsletter), asynq.MaxRetry(5), asynq.Timeout(time.Hour)); err != nil {
+		return fmt.Errorf("queue: schedule %q: %w", sch.Spec, err)
+	}
+	if err := sc.Start(); err != nil {
+		return fmt.Errorf("queue: start scheduler: %w", err)
+	}
+	defer sc.Shutdown()
+	defer l.release()
+	tick := time.NewTicker(SchedulerLeaseTTL / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if ok, err := l.renew(ctx); !ok {
+				s.log.Warn("scheduler lease lost", "err", err)
+				return nil
+			}
+		}
+	}
+}
+
+func (s *Service) handleMonthly(ctx context.Context, t *asynq.Task) error {
+	var p monthlyPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.List == "" {
+		return errPayload(TypeSendMonthly, fmt.Errorf("%v", err))
+	}
+	s.mu.Lock()
+	sch := s.schedule
+	s.mu.Unlock()
+	if sch == nil || sch.Load == nil {
+		return errors.New("queue: monthly tick on a process without a schedule loader")
+	}
+	now := s.cfg.Now().In(sch.Location)
+	slug := now.Format("2006-01")
+	issue, err := sch.Load(ctx, slug)
+	if err != nil {
+		return fmt.Errorf("queue: monthly send %s: %w", slug, err)
+	}
+	ns := NewSend{Issue: issue, List: p.List, Filter: p.Filter, NotAfter: now.Add(p.NotAfter)}
+	ns.uid = monthlyUID(slug, p.List)
+	snd, err := s.Create(ctx, ns)
+	if errors.Is(err, ErrDuplicate) {
+		s.log.InfoContext(ctx, "monthly send exists already", "issue", slug, "list", p.List)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "monthly send created", "send_id", snd.ID, "issue", slug)
+	return nil
+}
+
+// monthlyUID identifies the send of one month to one list.
+func monthlyUID(slug, list string) string {
+	h := sha256.Sum256([]byte("monthly\x00" + slug + "\x00" + list))
+	return "m" + hex.EncodeToString(h[:6])
+}
+
+func isUniqueViolation(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// lease is a Redis key held by one process, renewed while alive.
+type lease struct {
+	rdb    redis.UniversalClient
+	key    string
+	holder string
+	ttl    time.Duration
+}
+
+func newLease(rdb redis.UniversalClient, key, holder string, ttl time.Duration) *lease {
+	return &lease{rdb: rdb, key: key, holder: holder, ttl: ttl}
+}
+
+func (l *lease) acquire(ctx context.Context) (bool, error) {
+	ok, err := l.rdb.SetNX(ctx, l.key, l.holder, l.ttl).Result()
+	if err != nil {
+		return false, fmt.Errorf("queue: lease %s: %w", l.key, err)
+	}
+	return ok, nil
+}
+
+var renewScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0`)
+
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`)
+
+func (l *lease) renew(ctx context.Context) (bool, error) {
+	n, err := renewScript.Run(ctx, l.rdb, []string{l.key}, l.holder, l.ttl.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("queue: renew lease %s: %w", l.key, err)
+	}
+	return n == 1, nil
+}
+
+func (l *lease) release() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	releaseScript.Run(ctx, l.rdb, []string{l.key}, l.holder)
+}

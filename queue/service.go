@@ -1,0 +1,461 @@
+package queue
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/mail"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/compose"
+)
+
+// Config configures a Service. Every zero field gets the documented default.
+type Config struct {
+	// From is the sender, e.g. "AI政策動向 <newsletter@news.example.jp>".
+	// Its domain names Message-IDs and List-Ids. Required.
+	From string
+	// ReplyTo is an address that reads replies. Default: none.
+	ReplyTo string
+	// BaseURL is the web server's public URL; unsubscribe links are
+	// BaseURL+"/u/"+token and preference links BaseURL+"/p/"+token. Required.
+	BaseURL string
+	// UnsubscribeMailto, if set, is added to List-Unsubscribe as
+	// mailto:ADDRESS?subject=unsubscribe%20TOKEN. Default: none.
+	UnsubscribeMailto string
+	// FeedbackID is the stable sender id of the Feedback-ID header
+	// (5–15 letters or digits). Default "tayori".
+	FeedbackID string
+
+	// BatchSize is the number of recipients per send:batch task. Default 200.
+	BatchSize int
+	// MaxAttempts caps SMTP attempts per delivery after temporary failures.
+	// Default 5.
+	MaxAttempts int
+	// RetryBase and RetryMax bound the backoff between attempts of a batch
+	// with temporary failures: RetryBase·2^n with jitter, at most RetryMax.
+	// Defaults 30s and 15m.
+	RetryBase, RetryMax time.Duration
+	// PauseRecheck is how often a batch of a paused send looks again.
+	// Default 10s.
+	PauseRecheck time.Duration
+	// Retention keeps finished tasks (and so their TaskIDs) in Redis, so
+	// that nothing re-enqueues them. Default 7 days.
+	Retention time.Duration
+	// TaskTimeout bounds one batch task. Default 10m.
+	TaskTimeout time.Duration
+	// FlushInterval is how often outcomes are committed (group commit);
+	// a crash resends at most the copies sent in this window. Default 5ms.
+	FlushInterval time.Duration
+
+	// Senders caps the copies this process has at the relay at once (one
+	// SMTP connection each); batch tasks beyond it wait. Default: no cap
+	// (the server's Concurrency bounds it).
+	Senders int
+
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) fill() error {
+	if c.From == "" || c.BaseURL == "" {
+		return fmt.Errorf("%w: queue config needs From and BaseURL", ErrInvalid)
+	}
+	if _, err := mail.ParseAddress(c.From); err != nil {
+		return fmt.Errorf("%w: From %q: %v", ErrInvalid, c.From, err)
+	}
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	if c.FeedbackID == "" {
+		c.FeedbackID = "tayori"
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 200
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 5
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = 30 * time.Second
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 15 * time.Minute
+	}
+	if c.PauseRecheck <= 0 {
+		c.PauseRecheck = 10 * time.Second
+	}
+	if c.Retention <= 0 {
+		c.Retention = 7 * 24 * time.Hour
+	}
+	if c.TaskTimeout <= 0 {
+		c.TaskTimeout = 10 * time.Minute
+	}
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = 5 * time.Millisecond
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Deps are the concrete parts the queue drives.
+type Deps struct {
+	Directory Directory // required
+	Tokens    Tokens    // required
+	Renderer  Renderer  // required
+	Sender    Sender    // required for delivery; not for planning or dry runs
+	// Classify maps a Send error to its class. Required with Sender.
+	Classify func(error) ErrorClass
+}
+
+// Service creates sends, plans them, and (inside a Server) delivers them.
+type Service struct {
+	db     *sql.DB
+	rdb    redis.UniversalClient
+	client *asynq.Client
+	insp   *asynq.Inspector
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	rec    *recorder
+	domain string
+
+	mu       sync.Mutex
+	sends    map[int64]*sendCache
+	rendered map[string]*renderOnce
+	schedule *Schedule
+	senders  chan struct{} // nil: no cap
+}
+
+// New returns a Service on db (migrated here) and the shared Redis client
+// rdb. Close releases what it holds but not db or rdb.
+func New(ctx context.Context, db *sql.DB, rdb redis.UniversalClient, cfg Config, deps Deps, logger *slog.Logger) (*Service, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	if deps.Directory == nil || deps.Tokens == nil || deps.Renderer == nil {
+		return nil, fmt.Errorf("%w: queue needs a Directory, Tokens and a Renderer", ErrInvalid)
+	}
+	if deps.Sender != nil && deps.Classify == nil {
+		return nil, fmt.Errorf("%w: queue needs Classify with a Sender", ErrInvalid)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := Migrate(ctx, db); err != nil {
+		return nil, err
+	}
+	addr, _ := mail.ParseAddress(cfg.From)
+	s := &Service{
+		db: db, rdb: rdb, cfg: cfg, deps: deps, log: logger,
+		client:   asynq.NewClientFromRedisClient(rdb),
+		insp:     asynq.NewInspectorFromRedisClient(rdb),
+		domain:   addr.Address[strings.LastIndexByte(addr.Address, '@')+1:],
+		sends:    map[int64]*sendCache{},
+		rendered: map[string]*renderOnce{},
+	}
+	if cfg.Senders > 0 {
+		s.senders = make(chan struct{}, cfg.Senders)
+	}
+	s.rec = newRecorder(db, cfg.FlushInterval, logger)
+	return s, nil
+}
+
+// Close stops the outcome writer after a last flush. The database and the
+// Redis client belong to the caller.
+func (s *Service) Close() error {
+	return s.rec.close()
+}
+
+// Create records a send and enqueues its planning, at ns.At if that is in
+// the future (asynq ProcessAt). The send starts in state scheduled.
+func (s *Service) Create(ctx context.Context, ns NewSend) (*Send, error) {
+	now := s.cfg.Now()
+	snd, err := insertSend(ctx, s.db, ns, now)
+	if err != nil {
+		return nil, err
+	}
+	opts := []asynq.Option{asynq.Retention(s.cfg.Retention), asynq.MaxRetry(10), asynq.Timeout(time.Hour)}
+	if snd.ScheduledAt.After(now) {
+		opts = append(opts, asynq.ProcessAt(snd.ScheduledAt))
+	}
+	if err := s.enqueuePlan(ctx, snd, opts...); err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "send created", "send_id", snd.ID, "issue", ns.Issue.Slug, "list", ns.List,
+		"scheduled_at", snd.ScheduledAt)
+	return snd, nil
+}
+
+func (s *Service) enqueuePlan(ctx context.Context, snd *Send, opts ...asynq.Option) error {
+	t, err := NewPlanTask(snd.ID, snd.UID, opts...)
+	if err != nil {
+		return err
+	}
+	if _, err := s.client.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("queue: enqueue planning of send %d: %w", snd.ID, err)
+	}
+	return nil
+}
+
+// Get returns a send with its live counts.
+func (s *Service) Get(ctx context.Context, id int64) (*Send, error) {
+	snd, err := getSend(ctx, s.db, id, true)
+	if err != nil {
+		return nil, err
+	}
+	c, err := liveCounts(ctx, s.db, id)
+	if err != nil {
+		return nil, err
+	}
+	snd.Counts = c
+	return snd, nil
+}
+
+// List returns the most recent sends, newest first, with their counts.
+// Issues carry only their slug.
+func (s *Service) List(ctx context.Context, limit int) ([]*Send, error) {
+	if limit <= 0 {
+		limit = 20
+	}
+	out, err := listSends(ctx, s.db, limit)
+	if err != nil {
+		return nil, err
+	}
+	for _, snd := range out {
+		c, err := liveCounts(ctx, s.db, snd.ID)
+		if err != nil {
+			return nil, err
+		}
+		snd.Counts = c
+	}
+	return out, nil
+}
+
+// Pause stops a send after the copies in flight; Resume continues it.
+// Pausing a paused send, or one that is done or cancelled, is ErrState.
+func (s *Service) Pause(ctx context.Context, id int64, reason string) error {
+	return s.pause(ctx, id, reason)
+}
+
+func (s *Service) pause(ctx context.Context, id int64, reason string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE sends SET paused_from = state, state = 'paused', pause_reason = ?, updated_at = ?
+		WHERE id = ? AND state IN ('scheduled','planning','sending')`, reason, s.cfg.Now().UnixMilli(), id)
+	if err != nil {
+		return fmt.Errorf("queue: pause send %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return s.stateErr(ctx, id, "pause")
+	}
+	s.log.InfoContext(ctx, "send paused", "send_id", id, "reason", reason)
+	return nil
+}
+
+// Resume continues a paused send where it stopped. Its waiting batches
+// notice within Config.PauseRecheck.
+func (s *Service) Resume(ctx context.Context, id int64) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE sends SET state = coalesce(paused_from, 'sending'), paused_from = NULL,
+		pause_reason = '', updated_at = ? WHERE id = ? AND state = 'paused'`, s.cfg.Now().UnixMilli(), id)
+	if err != nil {
+		return fmt.Errorf("queue: resume send %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return s.stateErr(ctx, id, "resume")
+	}
+	s.log.InfoContext(ctx, "send resumed", "send_id", id)
+	// A send that was paused before its planning finished, or whose
+	// remaining work was all in flight, may be complete already.
+	return s.maybeFinish(ctx, id)
+}
+
+// Cancel stops a send for good: deliveries not yet sent become cancelled.
+// Copies in flight finish.
+func (s *Service) Cancel(ctx context.Context, id int64, reason string) error {
+	return s.cancel(ctx, id, reason)
+}
+
+func (s *Service) cancel(ctx context.Context, id int64, reason string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("queue: cancel send %d: %w", id, err)
+	}
+	defer tx.Rollback()
+	now := s.cfg.Now().UnixMilli()
+	res, err := tx.ExecContext(ctx, `UPDATE sends SET state = 'cancelled', last_error = ?, finished_at = ?, updated_at = ?
+		WHERE id = ? AND state IN ('scheduled','planning','sending','paused')`, reason, now, now, id)
+	if err != nil {
+		return fmt.Errorf("queue: cancel send %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return s.stateErr(ctx, id, "cancel")
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'cancelled', updated_at = ?
+		WHERE send_id = ? AND status IN ('queued','retry')`, now, id); err != nil {
+		return fmt.Errorf("queue: cancel send %d: %w", id, err)
+	}
+	if err := snapshotCounts(ctx, tx, id); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("queue: cancel send %d: %w", id, err)
+	}
+	s.log.InfoContext(ctx, "send cancelled", "send_id", id, "reason", reason)
+	return nil
+}
+
+func (s *Service) stateErr(ctx context.Context, id int64, op string) error {
+	snd, err := getSend(ctx, s.db, id, false)
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%s send %d: it is %s: %w", op, id, snd.State, ErrState)
+}
+
+func snapshotCounts(ctx context.Context, tx *sql.Tx, id int64) error {
+	c, err := liveCounts(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE sends SET planned = ?, sent = ?, skipped = ?, failed_temp = ?, failed_perm = ?
+		WHERE id = ?`, c.Planned, c.Sent, c.Skipped, c.FailedTemp, c.FailedPerm, id)
+	if err != nil {
+		return fmt.Errorf("queue: counts of send %d: %w", id, err)
+	}
+	return nil
+}
+
+// maybeFinish moves a fully planned send to done once no delivery waits.
+func (s *Service) maybeFinish(ctx context.Context, id int64) error {
+	var waiting int
+	err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries WHERE send_id = ?
+		AND status IN ('queued','sending','retry'))`, id).Scan(&waiting)
+	if err != nil {
+		return fmt.Errorf("queue: finish send %d: %w", id, err)
+	}
+	if waiting != 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("queue: finish send %d: %w", id, err)
+	}
+	defer tx.Rollback()
+	now := s.cfg.Now().UnixMilli()
+	res, err := tx.ExecContext(ctx, `UPDATE sends SET state = 'done', finished_at = ?, updated_at = ?
+		WHERE id = ? AND state = 'sending' AND plan_done = 1
+		AND NOT EXISTS (SELECT 1 FROM deliveries WHERE send_id = ? AND status IN ('queued','sending','retry'))`,
+		now, now, id, id)
+	if err != nil {
+		return fmt.Errorf("queue: finish send %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil
+	}
+	if err := snapshotCounts(ctx, tx, id); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("queue: finish send %d: %w", id, err)
+	}
+	s.log.InfoContext(ctx, "send done", "send_id", id)
+	return nil
+}
+
+// effective narrows a reader's preferences by the send's filter.
+func effective(p audience.Prefs, filter *audience.Prefs) audience.Prefs {
+	if filter == nil {
+		return p
+	}
+	var out audience.Prefs
+	for _, r := range p.Regions {
+		if len(filter.Regions) == 0 || contains(filter.Regions, r) {
+			out.Regions = append(out.Regions, r)
+		}
+	}
+	for _, t := range p.Topics {
+		if len(filter.Topics) == 0 || contains(filter.Topics, t) {
+			out.Topics = append(out.Topics, t)
+		}
+	}
+	return out
+}
+
+func contains[T comparable](s []T, v T) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// variants caches variant selection by preference key for one issue.
+type variants struct {
+	mu    sync.Mutex
+	r     Renderer
+	issue *compose.Issue
+	m     map[string]string
+}
+
+func newVariants(r Renderer, issue *compose.Issue) *variants {
+	return &variants{r: r, issue: issue, m: map[string]string{}}
+}
+
+// key returns the variant key for (already filtered) prefs.
+func (v *variants) key(p audience.Prefs) string {
+	k := p.Key()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if vk, ok := v.m[k]; ok {
+		return vk
+	}
+	vk := v.r.Variant(v.issue, p)
+	v.m[k] = vk
+	return vk
+}
+
+var listIDUnsafe = regexp.MustCompile(`[^A-Za-z0-9-]+`)
+
+// listID returns the List-Id of a list: "list.domain" (no brackets).
+func (s *Service) listID(list string) string {
+	label := strings.Trim(listIDUnsafe.ReplaceAllString(strings.ToLower(list), "-"), "-")
+	if label == "" {
+		label = "list"
+	}
+	return label + "." + s.domain
+}
+
+// feedbackID returns "slug:list:newsletter:SENDERID" with no per-reader value.
+func (s *Service) feedbackID(issue *compose.Issue, list string) string {
+	clean := func(v string) string { return strings.Trim(listIDUnsafe.ReplaceAllString(v, "-"), "-") }
+	return clean(issue.Slug) + ":" + clean(list) + ":newsletter:" + s.cfg.FeedbackID
+}
+
+// retryDelay is the bounded backoff of a batch after temporary failures.
+func (s *Service) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	if errors.Is(err, errPaused) {
+		return s.cfg.PauseRecheck
+	}
+	d := s.cfg.RetryBase << min(n, 16)
+	if d <= 0 || d > s.cfg.RetryMax {
+		d = s.cfg.RetryMax
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// errPaused is returned by handlers of a paused send: the task waits in
+// the retry set (not counted as a failure) until the send resumes.
+var errPaused = errors.New("send is paused")
+
+// isFailure tells asynq which errors count against a task's retries.
+func isFailure(err error) bool { return !errors.Is(err, errPaused) }

@@ -1,0 +1,42 @@
+// Package subscribers keeps Tayori's readers: their addresses, the lists
+// they belong to, the regions and topics they chose, consent records, a
+// history of status changes, and a suppression list of keyed address
+// hashes. It also mints and checks the signed links in every mail (through
+// package token) and imports and exports CSV.
+//
+// The Store is backed by SQLite (the shared database opened by
+// internal/sqlitedb); Open applies this package's embedded goose
+// migrations, recorded in the "subscribers_migrations" table. All SQL sits
+// in queries.go and keeps to what PostgreSQL also runs. Other packages
+// declare the small interfaces they need over *Store, for example:
+//
+//	type recipientSource interface {
+//		Recipients(ctx context.Context, q subscribers.RecipientQuery) iter.Seq2[subscribers.Recipient, error]
+//		GetMany(ctx context.Context, ids []int64) (map[int64]subscribers.Subscriber, error)
+//		MarkBounced(ctx context.Context, id int64, cause string) error
+//		UnsubscribeToken(publicID, list string) (string, error)
+//	}
+//
+// # Lifecycle
+//
+// A web signup (Add with Method DoubleOptIn) creates a pending subscriber;
+// Confirm with the token from ConfirmToken makes them active and stores
+// the consent record. An import or API add with a recorded consent is
+// active at once. Unsubscribe (one list or all) is idempotent. MarkBounced
+// and MarkComplained suppress the address; Erase removes personal data and
+// keeps only the suppression entry. Nothing but a fresh double opt-in
+// brings back an unsubscribed, bounced, complained or erased address.
+//
+// # Sending
+//
+// Recipients streams the active members of a list whose preferences
+// intersect a filter, in id order, in keyset-paged batches (constant
+// memory, resumable after any id). Regions and the standard topics are
+// stored as bitmasks and custom tags in a side table, so the filter is
+// evaluated in SQL. GetMany re-reads a batch just before delivery.
+//
+// # Privacy
+//
+// Logs carry subscriber ids, never addresses. Errors about addresses name
+// the field and the problem, never the address.
+package subscribers

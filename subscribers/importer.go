@@ -1,0 +1,801 @@
+package subscribers
+
+import (
+	"context"
+	"database/sql"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tayori-news/tayori/audience"
+)
+
+// ImportOptions configure Store.Import.
+type ImportOptions struct {
+	// List is the key of the list imported rows join. Default DefaultList.
+	List string
+	// DryRun validates and counts everything, then rolls back.
+	DryRun bool
+	// BatchSize is the number of rows per transaction. Default 5000.
+	BatchSize int
+	// Cause goes into each imported subscriber's status history
+	// ("import subscribers-2026-01.csv"). Default "import".
+	Cause string
+	// CacheMiB is the SQLite page cache of the import's connection while it
+	// runs, in MiB. Default 64; negative keeps the connection's setting.
+	CacheMiB int
+	// OnBatch, if set, is called after each batch with the number of rows
+	// read so far.
+	OnBatch func(rows int)
+}
+
+// ImportResult summarises an import. Rows counts data rows (not the
+// header); every row is counted in exactly one of Added, Updated,
+// Unchanged, Skipped or Errors.
+type ImportResult struct {
+	Rows      int `json:"rows"`
+	Added     int `json:"added"`
+	Updated   int `json:"updated"`
+	Unchanged int `json:"unchanged"`
+	// Skipped rows were valid but deliberately not applied (a suppressed
+	// address, an unsubscribed subscriber); Skips says why, row by row.
+	Skipped int           `json:"skipped"`
+	Skips   []*FieldError `json:"skips,omitempty"`
+	// Errors lists every problem of every bad row; a row with several
+	// problems appears several times. ErrorRows counts the rows.
+	Errors    []*FieldError `json:"errors,omitempty"`
+	ErrorRows int           `json:"error_rows"`
+	// Warnings are about the file as a whole (unknown columns).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// MaxImportField bounds any one CSV field; longer fields are a row error.
+const MaxImportField = 4096
+
+// MaxImportLine bounds a physical line of an import file, so a file
+// without line breaks cannot make the reader buffer it whole; a longer
+// line stops the import with an error naming the line.
+const MaxImportLine = 1 << 20
+
+// lineLimiter fails a read once a line exceeds max bytes.
+type lineLimiter struct {
+	r    io.Reader
+	max  int
+	cur  int // bytes since the last '\n'
+	line int // completed lines
+	err  error
+}
+
+func (l *lineLimiter) Read(p []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	n, err := l.r.Read(p)
+	for i := 0; i < n; i++ {
+		if p[i] == '\n' {
+			l.cur = 0
+			l.line++
+			continue
+		}
+		l.cur++
+		if l.cur > l.max {
+			l.err = fmt.Errorf("line %d is longer than %d bytes (is this a CSV file?)", l.line+1, l.max)
+			return i, l.err
+		}
+	}
+	return n, err
+}
+
+// Column names an import understands (case-insensitive; '-' and ' ' read
+// as '_').
+var importColumns = map[string]string{
+	"email": "email", "e_mail": "email", "mail": "email", "email_address": "email",
+	"name": "name", "display_name": "name",
+	"regions": "regions", "region": "regions",
+	"topics": "topics", "topic": "topics",
+	"status":              "status",
+	"consent_at":          "consent_at",
+	"consent_method":      "consent_method",
+	"consent_text":        "consent_text",
+	"consent_text_sha256": "consent_text_sha256", "consent_sha256": "consent_text_sha256",
+	"consent_version": "consent_version", "consent_form_version": "consent_version", "form_version": "consent_version",
+	"consent_ip":         "consent_ip",
+	"consent_user_agent": "consent_user_agent",
+	// Written by ExportCSV; read and ignored, so that an export imports
+	// without warnings.
+	"lists": "-", "created_at": "-", "updated_at": "-",
+}
+
+type importRow struct {
+	row      int
+	email    string
+	name     string
+	hasName  bool
+	regions  []audience.Region // nil: not given
+	topics   []audience.Topic  // nil: not given
+	status   Status            // "": not given
+	consent  *Consent
+	problems []*FieldError
+}
+
+// Import reads subscribers from CSV (UTF-8, with or without a BOM; the
+// first row is a header naming the columns, see below) into list
+// opts.List, in transactions of opts.BatchSize rows.
+//
+// Columns: email (required), name, regions and topics (comma-separated
+// inside the field), status, consent_at (RFC 3339 or YYYY-MM-DD),
+// consent_method (import, api, double_opt_in), consent_text (hashed, not
+// stored) or consent_text_sha256, consent_version, consent_ip,
+// consent_user_agent. Unknown columns are reported once in Warnings.
+//
+// Rules: a row without a status is active if it carries consent_at and
+// pending otherwise; status active requires consent_at. An address that is
+// suppressed, or whose subscriber is unsubscribed, bounced or complained or
+// left this list, is never re-activated: such rows are skipped (see Skips).
+// A known address is updated (name, preferences, a new consent record, a
+// downgrade to unsubscribed, bounced or complained) or left unchanged, so
+// importing the same file twice changes nothing. Every bad row is
+// reported with its line number, field and reason, and good rows are
+// imported regardless.
+//
+// The error is for the file as a whole: an unreadable header, no email
+// column, a repeated column, a database failure or ctx's cancellation.
+// Batches committed before such an error stay; since an import is
+// idempotent, running it again completes it.
+func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (ImportResult, error) {
+	var res ImportResult
+	if opts.List == "" {
+		opts.List = DefaultList
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 5000
+	}
+	if opts.CacheMiB == 0 {
+		opts.CacheMiB = 64
+	}
+	if opts.Cause == "" {
+		opts.Cause = "import"
+	}
+	listID, err := s.listID(ctx, s.db, opts.List)
+	if err != nil {
+		return res, fmt.Errorf("import: %w", err)
+	}
+	// One connection for the whole import, with a larger page cache and
+	// rarer WAL checkpoints: the address and public-id indexes are written
+	// in random order, and a cache that holds them turns page reads and
+	// repeated checkpoint writes into memory work. Restored afterwards.
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return res, fmt.Errorf("import: %w", err)
+	}
+	defer conn.Close()
+	if opts.CacheMiB > 0 {
+		var prevCache, prevCkpt int64
+		if err := conn.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&prevCache); err == nil {
+			conn.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", opts.CacheMiB*1024))
+			defer conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA cache_size = %d", prevCache))
+		}
+		if err := conn.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&prevCkpt); err == nil {
+			conn.ExecContext(ctx, fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", opts.CacheMiB*256))
+			defer conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", prevCkpt))
+		}
+	}
+	cr := csv.NewReader(&lineLimiter{r: r, max: MaxImportLine})
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	header, err := cr.Read()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return res, errors.New("import: empty file (want a header row naming the columns, with at least email)")
+		}
+		return res, fmt.Errorf("import: header: %w", err)
+	}
+	header = slices.Clone(header) // ReuseRecord: the next Read overwrites it
+	cols, warnings, err := parseHeader(header)
+	if err != nil {
+		return res, fmt.Errorf("import: %w", err)
+	}
+	res.Warnings = warnings
+
+	seed := maphash.MakeSeed()
+	seen := make(map[uint64]int32)
+	batch := make([]*importRow, 0, opts.BatchSize)
+	var tx *sql.Tx
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if tx == nil || !opts.DryRun {
+			tx, err = conn.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+		}
+		if err := s.importBatch(ctx, tx, listID, opts, batch, &res); err != nil {
+			tx.Rollback()
+			tx = nil
+			return err
+		}
+		if !opts.DryRun {
+			if err := tx.Commit(); err != nil {
+				return err
+			}
+			tx = nil
+		}
+		batch = batch[:0]
+		if opts.OnBatch != nil {
+			opts.OnBatch(res.Rows)
+		}
+		return nil
+	}
+	defer func() {
+		if tx != nil {
+			tx.Rollback() // dry run: discard everything
+		}
+	}()
+	for {
+		if err := ctx.Err(); err != nil {
+			return res, fmt.Errorf("import: %w", err)
+		}
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		var perr *csv.ParseError
+		if errors.As(err, &perr) {
+			res.Rows++
+			res.ErrorRows++
+			res.Errors = append(res.Errors, &FieldError{Row: perr.StartLine, Field: "csv", Reason: perr.Err.Error()})
+			continue
+		} else if err != nil {
+			return res, fmt.Errorf("import: after row %d: %w", res.Rows+1, err)
+		}
+		line, _ := cr.FieldPos(0) // a successful Read returns at least one field
+		res.Rows++
+		if len(rec) == 1 && rec[0] == "" {
+			res.Rows--
+			continue // blank line
+		}
+		row := parseImportRow(line, rec, cols, len(header))
+		if row.email != "" {
+			h := maphash.String(seed, emailKey(row.email))
+			if first, dup := seen[h]; dup {
+				row.problems = append(row.problems, &FieldError{Row: line, Field: "email", Reason: fmt.Sprintf("same address as row %d", first)})
+			} else if len(row.problems) == 0 {
+				seen[h] = int32(line)
+			}
+		}
+		if len(row.problems) > 0 {
+			res.ErrorRows++
+			res.Errors = append(res.Errors, row.problems...)
+			continue
+		}
+		batch = append(batch, row)
+		if len(batch) >= opts.BatchSize {
+			if err := flush(); err != nil {
+				return res, fmt.Errorf("import: %w", err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return res, fmt.Errorf("import: %w", err)
+	}
+	s.log.InfoContext(ctx, "import finished", "list", opts.List, "dry_run", opts.DryRun, "rows", res.Rows,
+		"added", res.Added, "updated", res.Updated, "unchanged", res.Unchanged, "skipped", res.Skipped, "errors", res.ErrorRows)
+	return res, nil
+}
+
+// parseHeader maps column index → canonical name ("" for unknown).
+func parseHeader(header []string) ([]string, []string, error) {
+	if len(header) > 0 {
+		header[0] = strings.TrimPrefix(header[0], "\uFEFF")
+	}
+	cols := make([]string, len(header))
+	var warnings []string
+	var problems []string
+	at := map[string]int{}
+	for i, h := range header {
+		if !utf8.ValidString(h) {
+			problems = append(problems, fmt.Sprintf("column %d: header is not valid UTF-8 (save the file as UTF-8; Shift_JIS and UTF-16 are not read)", i+1))
+			continue
+		}
+		key := strings.ToLower(strings.TrimSpace(h))
+		key = strings.NewReplacer("-", "_", " ", "_").Replace(key)
+		canon, ok := importColumns[key]
+		if !ok {
+			if strings.TrimSpace(h) == "" {
+				warnings = append(warnings, fmt.Sprintf("column %d has no name and is ignored", i+1))
+			} else {
+				warnings = append(warnings, fmt.Sprintf("unknown column %q (column %d) is ignored", truncate(h, 64), i+1))
+			}
+			continue
+		}
+		if canon == "-" {
+			continue
+		}
+		if prev, dup := at[canon]; dup {
+			problems = append(problems, fmt.Sprintf("columns %d and %d both give %s", prev+1, i+1, canon))
+			continue
+		}
+		at[canon] = i
+		cols[i] = canon
+	}
+	if _, ok := at["email"]; !ok && len(problems) == 0 {
+		problems = append(problems, "no email column in the header (first row)")
+	}
+	if len(problems) > 0 {
+		return nil, nil, fmt.Errorf("header: %s", strings.Join(problems, "; "))
+	}
+	return cols, warnings, nil
+}
+
+func parseImportRow(line int, rec []string, cols []string, nHeader int) *importRow {
+	row := &importRow{row: line}
+	add := func(field, format string, args ...any) {
+		row.problems = append(row.problems, &FieldError{Row: line, Field: field, Reason: fmt.Sprintf(format, args...)})
+	}
+	if len(rec) != nHeader {
+		add("csv", "has %d fields, the header has %d", len(rec), nHeader)
+		return row
+	}
+	var c Consent
+	var consentGiven, consentAtGiven bool
+	for i, v := range rec {
+		col := cols[i]
+		if col == "" || col == "-" {
+			continue
+		}
+		if !utf8.ValidString(v) {
+			add(col, "not valid UTF-8 (save the file as UTF-8)")
+			continue
+		}
+		if len(v) > MaxImportField {
+			add(col, "longer than %d bytes", MaxImportField)
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch col {
+		case "email":
+			e, err := NormalizeEmail(v)
+			if err != nil {
+				fe := asFieldError(err, "email")
+				add("email", "%s", fe.Reason)
+				continue
+			}
+			row.email = e
+		case "name":
+			v = uncsvSafe(v)
+			if p := checkName(v); p != nil {
+				add("name", "%s", p.Reason)
+				continue
+			}
+			row.name, row.hasName = v, true
+		case "regions":
+			if v == "" {
+				continue
+			}
+			rs, err := audience.ParseRegions(strings.ReplaceAll(v, ";", ","))
+			if err != nil {
+				add("regions", "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+				continue
+			}
+			row.regions = rs
+		case "topics":
+			if v == "" {
+				continue
+			}
+			ts, err := audience.ParseTopics(strings.ReplaceAll(v, ";", ","))
+			if err != nil {
+				add("topics", "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+				continue
+			}
+			row.topics = ts
+		case "status":
+			if v == "" {
+				continue
+			}
+			st, err := ParseStatus(v)
+			if err != nil {
+				add("status", "%s", asFieldError(err, "status").Reason)
+				continue
+			}
+			row.status = st
+		case "consent_at":
+			if v == "" {
+				continue
+			}
+			t, err := parseConsentTime(v)
+			if err != nil {
+				add("consent_at", "%s", err)
+				continue
+			}
+			c.At, consentGiven, consentAtGiven = t, true, true
+		case "consent_method":
+			if v == "" {
+				continue
+			}
+			m, err := ParseMethod(v)
+			if err != nil {
+				add("consent_method", "%s", asFieldError(err, "consent_method").Reason)
+				continue
+			}
+			c.Method, consentGiven = m, true
+		case "consent_text":
+			if v != "" {
+				c.TextSHA256, consentGiven = HashText(v), true
+			}
+		case "consent_text_sha256":
+			if v != "" {
+				if !hexSHA256.MatchString(strings.ToLower(v)) {
+					add("consent_text_sha256", "not 64 hex digits")
+					continue
+				}
+				c.TextSHA256, consentGiven = strings.ToLower(v), true
+			}
+		case "consent_version":
+			c.FormVersion = v
+			consentGiven = consentGiven || v != ""
+		case "consent_ip":
+			c.IP = v
+		case "consent_user_agent":
+			c.UserAgent = v
+		}
+	}
+	if row.email == "" && !slices.ContainsFunc(row.problems, func(p *FieldError) bool { return p.Field == "email" }) {
+		add("email", "empty")
+	}
+	if consentGiven && !consentAtGiven {
+		add("consent_at", "missing: consent fields are given but not when consent was given")
+	}
+	if row.status == Active && !consentAtGiven {
+		add("status", "active needs a recorded consent (consent_at); leave status empty to import as pending")
+	}
+	if consentAtGiven {
+		if c.Method == "" {
+			c.Method = Imported
+		}
+		for _, p := range checkConsent(c) {
+			p.Row = line
+			row.problems = append(row.problems, p)
+		}
+		row.consent = &c
+	}
+	return row
+}
+
+func parseConsentTime(v string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05Z07:00", "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, errors.New("not a time (want RFC 3339 like 2026-01-31T09:00:00+09:00, or 2026-01-31)")
+}
+
+type existingRow struct {
+	id              int64
+	name            string
+	status          Status
+	regions, topics int64
+	tags            string
+	membership      int // -1 none, 0 left, 1 member
+}
+
+// importBatch applies one batch of valid rows inside tx.
+func (s *Store) importBatch(ctx context.Context, tx *sql.Tx, listID int64, opts ImportOptions, batch []*importRow, res *ImportResult) error {
+	existing, err := s.existingAmong(ctx, tx, listID, batch)
+	if err != nil {
+		return err
+	}
+	var fresh []*importRow
+	for _, row := range batch {
+		if _, ok := existing[emailKey(row.email)]; !ok {
+			fresh = append(fresh, row)
+		}
+	}
+	suppressed, err := s.suppressedAmong(ctx, tx, fresh)
+	if err != nil {
+		return err
+	}
+	var inserts []*importRow
+	for _, row := range batch {
+		if ex, ok := existing[emailKey(row.email)]; ok {
+			outcome, reason, err := s.importExisting(ctx, tx, listID, opts, row, ex)
+			if err != nil {
+				return fmt.Errorf("row %d: %w", row.row, err)
+			}
+			switch outcome {
+			case outcomeUpdated:
+				res.Updated++
+			case outcomeUnchanged:
+				res.Unchanged++
+			case outcomeSkipped:
+				res.Skipped++
+				res.Skips = append(res.Skips, &FieldError{Row: row.row, Field: "email", Reason: reason})
+			}
+			continue
+		}
+		if suppressed[row.email] {
+			res.Skipped++
+			res.Skips = append(res.Skips, &FieldError{Row: row.row, Field: "email",
+				Reason: "address is suppressed (erased, hard-bounced or complained); only a fresh double opt-in can bring it back"})
+			continue
+		}
+		inserts = append(inserts, row)
+	}
+	if err := s.bulkInsert(ctx, tx, listID, opts, inserts); err != nil {
+		return err
+	}
+	res.Added += len(inserts)
+	return nil
+}
+
+func (s *Store) existingAmong(ctx context.Context, tx *sql.Tx, listID int64, batch []*importRow) (map[string]existingRow, error) {
+	out := make(map[string]existingRow)
+	for chunk := range slices.Chunk(batch, maxInArgs) {
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, listID)
+		for _, r := range chunk {
+			args = append(args, emailKey(r.email))
+		}
+		rows, err := tx.QueryContext(ctx, qExistingAmong+placeholders(len(chunk)), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var e existingRow
+			var email, status string
+			if err := rows.Scan(&e.id, &email, &e.name, &status, &e.regions, &e.topics, &e.tags, &e.membership); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			e.status = Status(status)
+			out[email] = e
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) suppressedAmong(ctx context.Context, tx *sql.Tx, rows []*importRow) (map[string]bool, error) {
+	out := make(map[string]bool)
+	if len(rows) == 0 {
+		return out, nil
+	}
+	perRow := len(s.supp)
+	chunkRows := max(1, maxInArgs/perRow)
+	for chunk := range slices.Chunk(rows, chunkRows) {
+		args := make([]any, 0, len(chunk)*perRow)
+		owner := make(map[string]string, len(chunk)*perRow)
+		for _, r := range chunk {
+			for _, h := range s.suppressionHashes(r.email) {
+				args = append(args, h)
+				owner[string(h)] = r.email
+			}
+		}
+		res, err := tx.QueryContext(ctx, qSuppressedAmong+placeholders(len(args)), args...)
+		if err != nil {
+			return nil, err
+		}
+		for res.Next() {
+			var h []byte
+			if err := res.Scan(&h); err != nil {
+				res.Close()
+				return nil, err
+			}
+			out[owner[string(h)]] = true
+		}
+		err = res.Err()
+		res.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+type outcome int
+
+const (
+	outcomeUnchanged outcome = iota
+	outcomeUpdated
+	outcomeSkipped
+)
+
+// importExisting applies a row to a known subscriber.
+func (s *Store) importExisting(ctx context.Context, tx *sql.Tx, listID int64, opts ImportOptions, row *importRow, ex existingRow) (outcome, string, error) {
+	want := row.status
+	if want == "" && row.consent != nil {
+		want = Active
+	}
+	wantRegions, wantTopics, wantCustom := ex.regions, ex.topics, splitList(ex.tags)
+	if row.regions != nil || row.topics != nil {
+		p := prefsOf(ex.regions, ex.topics, wantCustom)
+		if row.regions != nil {
+			p.Regions = row.regions
+		}
+		if row.topics != nil {
+			p.Topics = row.topics
+		}
+		wantRegions, wantTopics, wantCustom = maskOf(p)
+	}
+	prefsChange := wantRegions != ex.regions || wantTopics != ex.topics || !slices.Equal(wantCustom, splitList(ex.tags))
+	nameChange := row.hasName && row.name != ex.name
+
+	terminal := ex.status == Unsubscribed || ex.status == Bounced || ex.status == Complained
+	switch {
+	case terminal && (want == "" || want == ex.status) && !prefsChange && !nameChange:
+		return outcomeUnchanged, "", nil
+	case terminal && want != Bounced && want != Complained:
+		return outcomeSkipped, fmt.Sprintf("subscriber is %s; an import never re-activates or changes them", ex.status), nil
+	case ex.membership == 0 && want != Unsubscribed && want != Bounced && want != Complained:
+		return outcomeSkipped, fmt.Sprintf("subscriber left list %q; an import never re-subscribes them", opts.List), nil
+	}
+
+	changed := false
+	now := s.nowText()
+	sub := Subscriber{ID: ex.id, Status: ex.status}
+	if nameChange {
+		if _, err := tx.ExecContext(ctx, qSetName, row.name, now, ex.id); err != nil {
+			return 0, "", err
+		}
+		changed = true
+	}
+	if prefsChange {
+		p := prefsOf(wantRegions, wantTopics, wantCustom)
+		if err := s.setPrefs(ctx, tx, ex.id, p, now); err != nil {
+			return 0, "", err
+		}
+		changed = true
+	}
+	if ex.membership == -1 && want != Unsubscribed && want != Bounced && want != Complained {
+		if _, err := tx.ExecContext(ctx, qJoinListIfNew, listID, ex.id, now, now); err != nil {
+			return 0, "", err
+		}
+		changed = true
+	}
+	if row.consent != nil && !terminal {
+		wrote, err := s.recordConsent(ctx, tx, ex.id, *row.consent, Imported, []int64{listID}, prefsOf(wantRegions, wantTopics, wantCustom))
+		if err != nil {
+			return 0, "", err
+		}
+		changed = changed || wrote
+	}
+	if want != "" && want != ex.status && allowed(ex.status, want, false) {
+		if err := s.setStatus(ctx, tx, sub, want, opts.Cause); err != nil {
+			return 0, "", err
+		}
+		switch want {
+		case Bounced:
+			err := s.suppressByID(ctx, tx, ex.id, ReasonBounced)
+			if err != nil {
+				return 0, "", err
+			}
+		case Complained:
+			if _, err := tx.ExecContext(ctx, qLeaveAll, now, ex.id); err != nil {
+				return 0, "", err
+			}
+			if err := s.suppressByID(ctx, tx, ex.id, ReasonComplained); err != nil {
+				return 0, "", err
+			}
+		case Unsubscribed:
+			if _, err := tx.ExecContext(ctx, qLeaveAll, now, ex.id); err != nil {
+				return 0, "", err
+			}
+		}
+		changed = true
+	}
+	if !changed {
+		return outcomeUnchanged, "", nil
+	}
+	if _, err := tx.ExecContext(ctx, qTouch, now, ex.id); err != nil {
+		return 0, "", err
+	}
+	return outcomeUpdated, "", nil
+}
+
+func (s *Store) suppressByID(ctx context.Context, tx *sql.Tx, id int64, reason Reason) error {
+	var email string
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(email, '') FROM subscribers WHERE id = ?`, id).Scan(&email); err != nil {
+		return err
+	}
+	return s.suppress(ctx, tx, email, reason)
+}
+
+// bulkInsert writes new subscribers with statements prepared once per
+// batch (SQLite compiles them once; a multi-row VALUES list was slower
+// with the pure-Go driver because every distinct statement is compiled and
+// its large program allocated and freed).
+func (s *Store) bulkInsert(ctx context.Context, tx *sql.Tx, listID int64, opts ImportOptions, rows []*importRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	now := s.nowText()
+	var listKey string
+	if err := tx.QueryRowContext(ctx, `SELECT key FROM lists WHERE id = ?`, listID).Scan(&listKey); err != nil {
+		return err
+	}
+	var stmts [5]*sql.Stmt
+	for i, q := range []string{qInsertSubscriberBulk, qJoinListIfNew, qInsertHistory, qInsertConsent, qInsertTag} {
+		st, err := tx.PrepareContext(ctx, q)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		stmts[i] = st
+	}
+	insSub, insMemb, insHist, insCons, insTag := stmts[0], stmts[1], stmts[2], stmts[3], stmts[4]
+	for _, r := range rows {
+		st := r.initialStatus()
+		p := r.prefs()
+		regions, topics, custom := maskOf(p)
+		res, err := insSub.ExecContext(ctx, newPublicID(), r.email, emailKey(r.email), r.name, string(st), regions, topics, now, now, now)
+		if err != nil {
+			return fmt.Errorf("row %d: insert subscriber: %w", r.row, err)
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return fmt.Errorf("row %d: insert subscriber: %w", r.row, err)
+		}
+		if st != Unsubscribed && st != Complained {
+			if _, err := insMemb.ExecContext(ctx, listID, id, now, now); err != nil {
+				return fmt.Errorf("row %d: join list: %w", r.row, err)
+			}
+		}
+		if _, err := insHist.ExecContext(ctx, id, now, "", string(st), "", opts.Cause); err != nil {
+			return fmt.Errorf("row %d: history: %w", r.row, err)
+		}
+		if c := r.consent; c != nil {
+			if _, err := insCons.ExecContext(ctx, id, fmtTime(c.At), string(c.Method), c.FormVersion, c.TextSHA256,
+				c.IP, c.UserAgent, listKey, p.Key(), now); err != nil {
+				return fmt.Errorf("row %d: consent: %w", r.row, err)
+			}
+		}
+		for _, t := range custom {
+			if _, err := insTag.ExecContext(ctx, id, t); err != nil {
+				return fmt.Errorf("row %d: tag: %w", r.row, err)
+			}
+		}
+		if st == Bounced || st == Complained {
+			reason := ReasonBounced
+			if st == Complained {
+				reason = ReasonComplained
+			}
+			if err := s.suppress(ctx, tx, r.email, reason); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *importRow) prefs() audience.Prefs {
+	p := audience.All()
+	if r.regions != nil {
+		p.Regions = r.regions
+	}
+	if r.topics != nil {
+		p.Topics = r.topics
+	}
+	return p
+}
+
+func (r *importRow) initialStatus() Status {
+	switch {
+	case r.status != "":
+		return r.status
+	case r.consent != nil:
+		return Active
+	}
+	return Pending
+}

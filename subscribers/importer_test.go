@@ -1,0 +1,325 @@
+package subscribers_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tayori-news/tayori/subscribers"
+)
+
+func importString(t *testing.T, s *subscribers.Store, csv string, opts subscribers.ImportOptions) subscribers.ImportResult {
+	t.Helper()
+	res, err := s.Import(ctx, strings.NewReader(csv), opts)
+	if err != nil {
+		t.Fatalf("Import: %v", err)
+	}
+	return res
+}
+
+func problems(ps []*subscribers.FieldError) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.Error())
+	}
+	return out
+}
+
+const goodCSV = "\uFEFFEmail,Name,Regions,Topics,Consent_At,Consent-Method,Consent Version,consent_text,Favourite Colour\n" +
+	"taro@example.jp,山田太郎,\"jp,us\",policy,2025-12-01T09:00:00+09:00,import,paper-2025,同意します,blue\n" +
+	"hanako@例え.jp,花子,eu,\"reports,gpu\",2025-12-02,,paper-2025,同意します,red\n" +
+	"jiro@example.jp,次郎,,,,,,,green\n" +
+	"saburo@example.jp,三郎,asia,activities,2025-12-03,,,,\n"
+
+func TestImport(t *testing.T) {
+	e := newEnv(t)
+	res := importString(t, e.store, goodCSV, subscribers.ImportOptions{})
+	if res.Rows != 4 || res.Added != 4 || res.ErrorRows != 0 || res.Skipped != 0 {
+		t.Fatalf("first import: %+v (%v)", res, problems(res.Errors))
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], `"Favourite Colour"`) {
+		t.Errorf("warnings = %q, want one about the unknown column", res.Warnings)
+	}
+	taro, err := e.store.FindByEmail(ctx, "taro@example.jp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if taro.Status != subscribers.Active || taro.Name != "山田太郎" || taro.Prefs.Key() != "jp,us|policy" {
+		t.Errorf("taro = %+v", taro)
+	}
+	cs, _ := e.store.Consents(ctx, taro.ID)
+	if len(cs) != 1 || cs[0].Method != subscribers.Imported || cs[0].FormVersion != "paper-2025" ||
+		cs[0].TextSHA256 != subscribers.HashText("同意します") || cs[0].At.Format("2006-01-02T15") != "2025-12-01T00" {
+		t.Errorf("taro's consent = %+v", cs)
+	}
+	hanako, _ := e.store.FindByEmail(ctx, "hanako@xn--r8jz45g.jp")
+	if hanako.Prefs.Key() != "eu|reports,gpu" || hanako.Status != subscribers.Active {
+		t.Errorf("hanako = %+v", hanako)
+	}
+	jiro, _ := e.store.FindByEmail(ctx, "jiro@example.jp")
+	if jiro.Status != subscribers.Pending {
+		t.Errorf("jiro without consent = %s, want pending", jiro.Status)
+	}
+
+	// Re-importing the same file changes nothing.
+	dbBefore := dump(t, e.db)
+	e.clock.Advance(3600e9)
+	res = importString(t, e.store, goodCSV, subscribers.ImportOptions{})
+	if res.Unchanged != 4 || res.Added+res.Updated+res.Skipped+res.ErrorRows != 0 {
+		t.Errorf("re-import: %+v", res)
+	}
+	if dbAfter := dump(t, e.db); dbAfter != dbBefore {
+		t.Error("re-import changed the database")
+	}
+
+	// An update: new name and preferences, a consent for the pending one.
+	res = importString(t, e.store, "email,name,topics,consent_at\njiro@example.jp,Jiro,reports,2026-01-05\ntaro@example.jp,山田太郎,,\n", subscribers.ImportOptions{})
+	if res.Updated != 1 || res.Unchanged != 1 {
+		t.Errorf("update import: %+v %v", res, problems(res.Errors))
+	}
+	jiro, _ = e.store.FindByEmail(ctx, "jiro@example.jp")
+	if jiro.Name != "Jiro" || jiro.Status != subscribers.Active || jiro.Prefs.Key() != "jp,us,eu,asia,intl|reports" {
+		t.Errorf("jiro after update = %+v", jiro)
+	}
+}
+
+// Every bad row is reported with its row number, field and reason, all
+// its problems at once, and the good rows are imported anyway.
+func TestImportBadRows(t *testing.T) {
+	e := newEnv(t)
+	csv := "email,name,regions,topics,status,consent_at,consent_text_sha256\n" +
+		"ok1@example.jp,,,,,,\n" + // row 2
+		"not-an-address,,mars,,,,\n" + // row 3: email and regions
+		"ok2@example.jp,\"multi\nline\",,,,,\n" + // row 4: name with a line break
+		"ok3@example.jp,,,Bad Tag!,active,,\n" + // row 6: topic, active without consent
+		"OK1@example.jp,,,,,,\n" + // row 7: same address as row 2
+		"ok4@example.jp,,,,,yesterday,xyz\n" + // row 8: time, hash
+		"ok5@example.jp,,,,\n" + // row 9: field count
+		"ok6@example.jp,\xff\xfe,,,,,\n" + // row 10: invalid UTF-8
+		"ok7@example.jp,,,,bogus,,\n" + // row 11: status
+		"ok8@example.jp,,,,unsubscribed,,\n" // row 12: fine (an opt-out record)
+	res := importString(t, e.store, csv, subscribers.ImportOptions{})
+	want := []string{
+		"row 3: email: missing @",
+		`row 3: regions: invalid audience value: region "mars"`,
+		"row 4: name: contains a line break",
+		`row 6: topics: invalid audience value: topic "Bad Tag!"`,
+		"row 6: status: active needs a recorded consent",
+		"row 7: email: same address as row 2",
+		"row 8: consent_at: not a time",
+		"row 8: consent_text_sha256: not 64 hex digits",
+		"row 9: csv: has 5 fields, the header has 7",
+		"row 10: name: not valid UTF-8",
+		`row 11: status: "bogus" is not one of`,
+	}
+	got := problems(res.Errors)
+	if len(got) != len(want) {
+		t.Errorf("got %d problems, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
+	}
+	for i := range min(len(got), len(want)) {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("problem %d = %q, want prefix %q", i, got[i], want[i])
+		}
+	}
+	if res.Added != 2 || res.ErrorRows != 8 || res.Rows != 10 {
+		t.Errorf("counts: %+v", res)
+	}
+	if s, err := e.store.FindByEmail(ctx, "ok8@example.jp"); err != nil || s.Status != subscribers.Unsubscribed || s.Sendable("monthly") {
+		t.Errorf("opt-out row: %+v, %v", s, err)
+	}
+	for _, p := range res.Errors {
+		if strings.Contains(p.Reason, "not-an-address") {
+			t.Errorf("reason repeats the address: %q", p.Reason)
+		}
+	}
+}
+
+// An unsubscribed, bounced or complained subscriber, or one who left the
+// list, is never re-activated by an import.
+func TestImportNeverReactivates(t *testing.T) {
+	e := newEnv(t)
+	unsub := mustActive(t, e.store, subscribers.NewSubscriber{Email: "unsub@example.jp"})
+	bounced := mustActive(t, e.store, subscribers.NewSubscriber{Email: "bounced@example.jp"})
+	left := mustActive(t, e.store, subscribers.NewSubscriber{Email: "left@example.jp", Lists: []string{"monthly"}})
+	e.store.CreateList(ctx, "alerts", "Alerts")
+	e.store.Unsubscribe(ctx, unsub.ID, "", "link")
+	e.store.MarkBounced(ctx, bounced.ID, "5.1.1")
+	mustAdd(t, e.store, subscribers.NewSubscriber{Email: "left@example.jp"})
+	if _, err := e.store.Add(ctx, subscribers.NewSubscriber{Email: "x@example.jp"}); err != nil {
+		t.Fatal(err)
+	}
+	// left joins alerts by confirming, then leaves monthly only.
+	tok, _ := e.store.ConfirmToken(ctx, left.ID, "alerts")
+	if _, err := e.store.Confirm(ctx, tok, subscribers.Consent{}); err != nil {
+		t.Fatal(err)
+	}
+	e.store.Unsubscribe(ctx, left.ID, "monthly", "link")
+
+	csv := "email,name,status,consent_at\n" +
+		"unsub@example.jp,New Name,active,2026-01-01\n" +
+		"bounced@example.jp,,,2026-01-01\n" +
+		"left@example.jp,,active,2026-01-01\n" +
+		"unsub@example.jp.invalid-dup,,,\n"
+	res := importString(t, e.store, csv, subscribers.ImportOptions{List: "monthly"})
+	if res.Skipped != 3 || res.Added != 1 {
+		t.Fatalf("import: %+v skips %v errors %v", res, problems(res.Skips), problems(res.Errors))
+	}
+	for _, c := range []struct {
+		email string
+		want  subscribers.Status
+	}{{"unsub@example.jp", subscribers.Unsubscribed}, {"bounced@example.jp", subscribers.Bounced}} {
+		s, _ := e.store.FindByEmail(ctx, c.email)
+		if s.Status != c.want || s.Name != "" {
+			t.Errorf("%s = %s %q, want %s unchanged", c.email, s.Status, s.Name, c.want)
+		}
+	}
+	s, _ := e.store.FindByEmail(ctx, "left@example.jp")
+	if slices.Contains(s.Lists, "monthly") {
+		t.Errorf("left rejoined monthly: %v", s.Lists)
+	}
+	// A downgrade is allowed: an import of opt-outs from another system.
+	res = importString(t, e.store, "email,status\nx@example.jp,unsubscribed\n", subscribers.ImportOptions{})
+	if res.Updated != 1 {
+		t.Errorf("opt-out import: %+v", res)
+	}
+	if x, _ := e.store.FindByEmail(ctx, "x@example.jp"); x.Status != subscribers.Unsubscribed {
+		t.Errorf("x = %s", x.Status)
+	}
+}
+
+func TestImportDryRunAndList(t *testing.T) {
+	e := newEnv(t)
+	before := dump(t, e.db)
+	res := importString(t, e.store, goodCSV, subscribers.ImportOptions{DryRun: true, BatchSize: 2})
+	if res.Added != 4 {
+		t.Errorf("dry run counted %+v", res)
+	}
+	if after := dump(t, e.db); after != before {
+		t.Error("dry run changed the database")
+	}
+	if _, err := e.store.Import(ctx, strings.NewReader(goodCSV), subscribers.ImportOptions{List: "nope"}); !errors.Is(err, subscribers.ErrNotFound) {
+		t.Errorf("unknown list: %v", err)
+	}
+	e.store.CreateList(ctx, "alerts", "Alerts")
+	res = importString(t, e.store, goodCSV, subscribers.ImportOptions{List: "alerts", BatchSize: 3})
+	if res.Added != 4 {
+		t.Errorf("import into alerts: %+v", res)
+	}
+	res = importString(t, e.store, goodCSV, subscribers.ImportOptions{List: "monthly"})
+	if res.Updated != 4 {
+		t.Errorf("known subscribers joining monthly: %+v", res)
+	}
+	if r := recipients(t, e.store, subscribers.RecipientQuery{List: "monthly"}); len(r) != 3 {
+		t.Errorf("monthly recipients = %d, want the 3 with consent", len(r))
+	}
+}
+
+func TestImportFileErrors(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct{ name, csv, want string }{
+		{"Empty", "", "empty file"},
+		{"NoEmail", "name,regions\nx,jp\n", "no email column"},
+		{"DuplicateColumn", "email,E-Mail\nx,y\n", "columns 1 and 2 both give email"},
+		{"BadHeaderEncoding", "email,\xff\n", "not valid UTF-8"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := e.store.Import(ctx, strings.NewReader(c.csv), subscribers.ImportOptions{})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("got %v, want %q", err, c.want)
+			}
+		})
+	}
+	// A line without end: a file-level error naming the line.
+	long := "email\na@example.jp\n" + strings.Repeat("x", subscribers.MaxImportLine+1)
+	if _, err := e.store.Import(ctx, strings.NewReader(long), subscribers.ImportOptions{}); err == nil || !strings.Contains(err.Error(), "line 3 is longer than") {
+		t.Errorf("overlong line: %v", err)
+	}
+	// A bare quote is a row error, and the rows after it still import.
+	res := importString(t, e.store, "email,name\na@example.jp,x\"y\nb@example.jp,ok\n", subscribers.ImportOptions{})
+	if res.ErrorRows != 1 || res.Added != 1 || res.Errors[0].Row != 2 || res.Errors[0].Field != "csv" {
+		t.Errorf("bare quote: %+v %v", res, problems(res.Errors))
+	}
+}
+
+// Export then import into a fresh store reproduces the subscribers, and
+// importing the export into the same store changes nothing.
+func TestExportCSVRoundTrip(t *testing.T) {
+	e := newEnv(t)
+	importString(t, e.store, goodCSV, subscribers.ImportOptions{})
+	mustActive(t, e.store, subscribers.NewSubscriber{Email: "web@example.jp", Name: "=HYPERLINK(\"x\")"})
+	var buf bytes.Buffer
+	n, err := e.store.ExportCSV(ctx, &buf, subscribers.ExportQuery{})
+	if err != nil || n != 5 {
+		t.Fatalf("ExportCSV = %d, %v", n, err)
+	}
+	if !strings.Contains(buf.String(), `'=HYPERLINK`) {
+		t.Errorf("formula-like name not neutralised:\n%s", buf.String())
+	}
+	res := importString(t, e.store, buf.String(), subscribers.ImportOptions{})
+	if res.Unchanged != 5 || len(res.Warnings) != 0 {
+		t.Errorf("re-import of the export: %+v %v %v", res, problems(res.Errors), res.Warnings)
+	}
+	f := newEnv(t)
+	res = importString(t, f.store, buf.String(), subscribers.ImportOptions{})
+	if res.Added != 5 {
+		t.Fatalf("import into a fresh store: %+v %v", res, problems(res.Errors))
+	}
+	a, _ := e.store.List(ctx, subscribers.ListQuery{})
+	b, _ := f.store.List(ctx, subscribers.ListQuery{})
+	for i := range a {
+		if a[i].Email != b[i].Email || a[i].Name != b[i].Name || a[i].Status != b[i].Status || a[i].Prefs.Key() != b[i].Prefs.Key() {
+			t.Errorf("round trip: %+v → %+v", a[i], b[i])
+		}
+	}
+	var js bytes.Buffer
+	if n, err := e.store.ExportJSON(ctx, &js, subscribers.ExportQuery{Status: subscribers.Active}); err != nil || n != 4 {
+		t.Errorf("ExportJSON = %d, %v", n, err)
+	}
+}
+
+// FuzzImport: arbitrary CSV never panics; every row lands in exactly one
+// bucket; every problem names a row and a field; importing the same input
+// again adds nothing.
+func FuzzImport(f *testing.F) {
+	f.Add(goodCSV)                                               // valid, BOM, unknown column
+	f.Add("email\n")                                             // header only
+	f.Add("email,name\n\"a@example.jp\",\"unterminated\n")       // open quote
+	f.Add("email,status,consent_at\na@x.jp,active,2026-01-01\n") // active
+	f.Add("email,regions\na@x.jp,\"jp,,mars\"\n")                // bad region
+	f.Add("email\na@x.jp\nA@X.JP\n")                             // duplicate
+	f.Add("email\n\xff@x.jp\n")                                  // invalid UTF-8
+	f.Add("name\nx\n")                                           // no email column
+	f.Add("email,email\n")                                       // duplicate column
+	f.Add("email,name\na@x.jp,x\r\ny@x.jp,\"a\r\nb\"\n")         // CR/LF in fields
+	e := newEnv(f)
+	i := 0
+	f.Fuzz(func(t *testing.T, in string) {
+		i++
+		list := fmt.Sprintf("l%d", i)
+		if _, err := e.store.CreateList(ctx, list, "fuzz"); err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.store.Import(ctx, strings.NewReader(in), subscribers.ImportOptions{List: list})
+		if err != nil {
+			return // a file-level problem (header); must not panic
+		}
+		if sum := res.Added + res.Updated + res.Unchanged + res.Skipped + res.ErrorRows; sum != res.Rows {
+			t.Fatalf("buckets %+v do not add up to %d rows", res, res.Rows)
+		}
+		for _, p := range append(res.Errors, res.Skips...) {
+			if p.Row < 2 || p.Field == "" || p.Reason == "" {
+				t.Fatalf("problem without place: %+v", p)
+			}
+		}
+		again, err := e.store.Import(ctx, strings.NewReader(in), subscribers.ImportOptions{List: list})
+		if err != nil {
+			t.Fatalf("second import failed: %v", err)
+		}
+		if again.Added != 0 || again.Updated != 0 {
+			t.Fatalf("second import changed things: %+v (first %+v)", again, res)
+		}
+	})
+}

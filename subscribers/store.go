@@ -1,0 +1,222 @@
+package subscribers
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/subscribers/token"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// VersionTable is the goose version table of this package's migrations.
+const VersionTable = "subscribers_migrations"
+
+// Options configure a Store. Zero values are replaced by the documented
+// defaults.
+type Options struct {
+	// Keyring signs and verifies tokens and keys the suppression hashes
+	// (with a key derived from each secret). Required.
+	Keyring *token.Keyring
+	// Now is the clock. Default: the keyring's clock.
+	Now func() time.Time
+	// Logger receives debug and info records (with subscriber ids, never
+	// addresses). Default: discard.
+	Logger *slog.Logger
+	// ConfirmTTL is how long a confirm token stays valid. Default 48h.
+	ConfirmTTL time.Duration
+	// ConsentRetention is how long consent records are kept after a
+	// subscriber stops receiving mail (unsubscribed, bounced, complained)
+	// before PurgeConsents may delete them. Default 31 days (特定電子メール法
+	// 施行規則 Art. 4: one month after the last send).
+	ConsentRetention time.Duration
+	// BatchSize is the default batch of Recipients and Import. Default 1000.
+	BatchSize int
+}
+
+// Store keeps subscribers, lists, consent records, status history and the
+// suppression list in SQLite. It is safe for concurrent use; other
+// packages define the small interfaces they need over it.
+type Store struct {
+	db        *sql.DB
+	ring      *token.Keyring
+	supp      []suppKey
+	now       func() time.Time
+	log       *slog.Logger
+	opts      Options
+	defListID int64
+}
+
+// Open applies the package's migrations to db and returns a Store.
+func Open(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
+	if opts.Keyring == nil {
+		return nil, errors.New("subscribers: Options.Keyring is required")
+	}
+	if opts.Now == nil {
+		opts.Now = opts.Keyring.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.ConfirmTTL <= 0 {
+		opts.ConfirmTTL = 48 * time.Hour
+	}
+	if opts.ConsentRetention <= 0 {
+		opts.ConsentRetention = 31 * 24 * time.Hour
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 1000
+	}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	if err := sqlitedb.Migrate(ctx, db, sub, VersionTable); err != nil {
+		return nil, fmt.Errorf("subscribers: %w", err)
+	}
+	s := &Store{db: db, ring: opts.Keyring, now: opts.Now, log: opts.Logger, opts: opts}
+	s.supp = suppressionKeys(opts.Keyring)
+	if err := db.QueryRowContext(ctx, qListIDByKey, DefaultList).Scan(&s.defListID); err != nil {
+		return nil, fmt.Errorf("subscribers: default list %q: %w", DefaultList, err)
+	}
+	return s, nil
+}
+
+// DB returns the database the store uses.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Keyring returns the store's token keyring.
+func (s *Store) Keyring() *token.Keyring { return s.ring }
+
+// dbtx is what *sql.DB and *sql.Tx share.
+type dbtx interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// inTx runs fn in a write transaction, committing if it returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Times are stored as fixed-width UTC text so that text order is time order.
+const timeLayout = "2006-01-02T15:04:05.000000Z"
+
+func fmtTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+func parseTime(s string) time.Time {
+	if s == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(timeLayout, s)
+	if err != nil {
+		// Tolerate other RFC 3339 forms written by hand or by SQLite.
+		t, _ = time.Parse(time.RFC3339Nano, s)
+	}
+	return t
+}
+
+func (s *Store) nowText() string { return fmtTime(s.now()) }
+
+// newPublicID returns 128 random bits, base64url (22 characters).
+func newPublicID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// ---- preference bitmasks ----
+
+// maskOf returns the region and standard-topic bitmasks of p and its
+// custom tags.
+func maskOf(p audience.Prefs) (regions, topics int64, custom []string) {
+	for _, r := range p.Regions {
+		if i := slices.Index(audience.Regions, r); i >= 0 {
+			regions |= 1 << i
+		}
+	}
+	for _, t := range p.Topics {
+		if i := slices.Index(audience.StandardTopics, t); i >= 0 {
+			topics |= 1 << i
+		} else if t != "" && !slices.Contains(custom, string(t)) {
+			custom = append(custom, string(t))
+		}
+	}
+	slices.Sort(custom)
+	return regions, topics, custom
+}
+
+// prefsCache holds the Prefs of every (regions, standard topics) mask pair,
+// so streaming recipients allocates nothing for preferences.
+var prefsCache = func() [][]audience.Prefs {
+	nr, nt := 1<<len(audience.Regions), 1<<len(audience.StandardTopics)
+	c := make([][]audience.Prefs, nr)
+	for r := range nr {
+		c[r] = make([]audience.Prefs, nt)
+		for t := range nt {
+			p := audience.Prefs{Regions: []audience.Region{}, Topics: []audience.Topic{}}
+			for i, reg := range audience.Regions {
+				if r&(1<<i) != 0 {
+					p.Regions = append(p.Regions, reg)
+				}
+			}
+			for i, top := range audience.StandardTopics {
+				if t&(1<<i) != 0 {
+					p.Topics = append(p.Topics, top)
+				}
+			}
+			c[r][t] = p
+		}
+	}
+	return c
+}()
+
+// prefsOf rebuilds preferences from the masks and custom tags (sorted).
+// Without custom tags the result is shared and must not be modified.
+func prefsOf(regions, topics int64, custom []string) audience.Prefs {
+	r := regions & (1<<len(audience.Regions) - 1)
+	t := topics & (1<<len(audience.StandardTopics) - 1)
+	p := prefsCache[r][t]
+	if len(custom) == 0 {
+		return p
+	}
+	ts := make([]audience.Topic, len(p.Topics), len(p.Topics)+len(custom))
+	copy(ts, p.Topics)
+	for _, c := range custom {
+		ts = append(ts, audience.Topic(c))
+	}
+	return audience.Prefs{Regions: p.Regions, Topics: ts}
+}
+
+// splitList splits a comma-separated database aggregate.
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	out := strings.Split(s, ",")
+	slices.Sort(out)
+	return out
+}

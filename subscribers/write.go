@@ -1,0 +1,799 @@
+package subscribers
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/subscribers/token"
+)
+
+// MaxNameLen is the longest display name accepted, in characters.
+const MaxNameLen = 200
+
+// NewSubscriber is the input of Store.Add.
+type NewSubscriber struct {
+	// Email is normalised with NormalizeEmail. Required.
+	Email string
+	// Name is the display name; optional, at most 200 characters, no
+	// control characters.
+	Name string
+	// Prefs are the regions and topics chosen; nil means audience.All().
+	Prefs *audience.Prefs
+	// Lists are the list keys to join; empty means DefaultList.
+	Lists []string
+	// Method is how the subscriber came: DoubleOptIn for a web signup
+	// (always pending until confirmed; the default), Imported or API.
+	Method Method
+	// Consent is the consent collected elsewhere (Imported or API): with it
+	// the subscriber is active at once and the record is stored; without it
+	// they are pending. Ignored for DoubleOptIn (consent is recorded by
+	// Confirm).
+	Consent *Consent
+	// Cause goes into the status history ("web signup", "cli add").
+	Cause string
+}
+
+// Add creates a subscriber.
+//
+// With Method DoubleOptIn (a web signup) the suppression list is not
+// consulted, since confirming is a fresh opt-in. If the address is already
+// known the existing subscriber is returned unchanged with a nil error
+// (joining any new lists only once they confirm), so the web handler can
+// answer identically in every case and send a confirmation mail unless the
+// subscriber is already active.
+//
+// With Imported or API, a suppressed address gives ErrSuppressed and a
+// known one ErrExists; the subscriber is active if Consent is set and
+// pending otherwise.
+func (s *Store) Add(ctx context.Context, n NewSubscriber) (Subscriber, error) {
+	email, prefs, lists, err := s.validateNew(ctx, &n)
+	if err != nil {
+		return Subscriber{}, fmt.Errorf("add subscriber: %w", err)
+	}
+	var id int64
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		existing, err := s.getOne(ctx, tx, qGetByEmail, emailKey(email))
+		switch {
+		case err == nil && n.Method == DoubleOptIn:
+			id = existing.ID
+			return nil
+		case err == nil:
+			return ErrExists
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		if n.Method != DoubleOptIn {
+			sup, err := s.isSuppressed(ctx, tx, email)
+			if err != nil {
+				return err
+			}
+			if sup {
+				return ErrSuppressed
+			}
+		}
+		status := Pending
+		if n.Method != DoubleOptIn && n.Consent != nil {
+			status = Active
+		}
+		cause := n.Cause
+		if cause == "" {
+			cause = string(n.Method)
+		}
+		id, err = s.insert(ctx, tx, email, strings.TrimSpace(n.Name), status, prefs, lists, cause)
+		if err != nil {
+			return err
+		}
+		if status == Active {
+			_, err := s.recordConsent(ctx, tx, id, *n.Consent, n.Method, lists, prefs)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return Subscriber{}, fmt.Errorf("add subscriber: %w", err)
+	}
+	s.log.DebugContext(ctx, "subscriber added", "subscriber_id", id, "method", string(n.Method))
+	return s.Get(ctx, id)
+}
+
+func (s *Store) validateNew(ctx context.Context, n *NewSubscriber) (string, audience.Prefs, []int64, error) {
+	if n.Method == "" {
+		n.Method = DoubleOptIn
+	}
+	var problems []*FieldError
+	email, err := NormalizeEmail(n.Email)
+	if err != nil {
+		problems = append(problems, asFieldError(err, "email"))
+	}
+	if p := checkName(n.Name); p != nil {
+		problems = append(problems, p)
+	}
+	prefs := audience.All()
+	if n.Prefs != nil {
+		prefs = *n.Prefs
+		problems = append(problems, checkPrefs(prefs)...)
+	}
+	switch n.Method {
+	case DoubleOptIn, Imported, API:
+	default:
+		problems = append(problems, fieldErr("method", "%q is not one of double_opt_in, import, api", n.Method))
+	}
+	if n.Consent != nil && n.Method != DoubleOptIn {
+		problems = append(problems, checkConsent(*n.Consent)...)
+	}
+	keys := n.Lists
+	if len(keys) == 0 {
+		keys = []string{DefaultList}
+	}
+	var lists []int64
+	for _, k := range keys {
+		id, err := s.listID(ctx, s.db, k)
+		if err != nil {
+			problems = append(problems, fieldErr("lists", "unknown list %q", k))
+			continue
+		}
+		if !slices.Contains(lists, id) {
+			lists = append(lists, id)
+		}
+	}
+	if len(problems) > 0 {
+		return "", audience.Prefs{}, nil, &ValidationError{Problems: problems}
+	}
+	return email, prefs, lists, nil
+}
+
+func asFieldError(err error, field string) *FieldError {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return fe
+	}
+	return &FieldError{Field: field, Reason: err.Error()}
+}
+
+func checkName(name string) *FieldError {
+	if !utf8.ValidString(name) {
+		return fieldErr("name", "not valid UTF-8")
+	}
+	if utf8.RuneCountInString(name) > MaxNameLen {
+		return fieldErr("name", "longer than %d characters", MaxNameLen)
+	}
+	for _, r := range name {
+		if r == '\r' || r == '\n' {
+			return fieldErr("name", "contains a line break (CR or LF)")
+		}
+		if unicode.IsControl(r) {
+			return fieldErr("name", "contains a control character")
+		}
+	}
+	return nil
+}
+
+func checkPrefs(p audience.Prefs) []*FieldError {
+	var out []*FieldError
+	for _, r := range p.Regions {
+		if _, err := audience.ParseRegion(string(r)); err != nil || string(r) != strings.ToLower(string(r)) {
+			out = append(out, fieldErr("regions", "unknown region %q", r))
+		}
+	}
+	for _, t := range p.Topics {
+		if pt, err := audience.ParseTopic(string(t)); err != nil || pt != t {
+			out = append(out, fieldErr("topics", "invalid topic %q (a-z, 0-9 and '-', at most 32)", t))
+		}
+	}
+	return out
+}
+
+// maxConsentField bounds free-text consent fields.
+const maxConsentField = 512
+
+var hexSHA256 = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func checkConsent(c Consent) []*FieldError {
+	var out []*FieldError
+	if c.At.IsZero() {
+		out = append(out, fieldErr("consent_at", "missing"))
+	}
+	if c.TextSHA256 != "" && !hexSHA256.MatchString(c.TextSHA256) {
+		out = append(out, fieldErr("consent_text_sha256", "not 64 lower-case hex digits"))
+	}
+	for _, f := range []struct{ name, v string }{
+		{"consent_version", c.FormVersion}, {"consent_ip", c.IP}, {"consent_user_agent", c.UserAgent},
+	} {
+		if len(f.v) > maxConsentField {
+			out = append(out, fieldErr(f.name, "longer than %d bytes", maxConsentField))
+		} else if !utf8.ValidString(f.v) || strings.ContainsFunc(f.v, unicode.IsControl) {
+			out = append(out, fieldErr(f.name, "contains control characters or invalid UTF-8"))
+		}
+	}
+	return out
+}
+
+func (s *Store) listID(ctx context.Context, q dbtx, key string) (int64, error) {
+	if key == DefaultList && s.defListID != 0 {
+		return s.defListID, nil
+	}
+	var id int64
+	err := q.QueryRowContext(ctx, qListIDByKey, key).Scan(&id)
+	if isNoRows(err) {
+		return 0, fmt.Errorf("list %q: %w", key, ErrNotFound)
+	}
+	return id, err
+}
+
+// insert writes a new subscriber row, tags, memberships and the creation
+// history entry.
+func (s *Store) insert(ctx context.Context, tx dbtx, email, name string, status Status, prefs audience.Prefs, lists []int64, cause string) (int64, error) {
+	now := s.nowText()
+	regions, topics, custom := maskOf(prefs)
+	var id int64
+	if err := tx.QueryRowContext(ctx, qInsertSubscriber, newPublicID(), email, emailKey(email), name, string(status),
+		regions, topics, now, now, now).Scan(&id); err != nil {
+		return 0, fmt.Errorf("insert subscriber: %w", err)
+	}
+	for _, t := range custom {
+		if _, err := tx.ExecContext(ctx, qInsertTag, id, t); err != nil {
+			return 0, fmt.Errorf("insert tag: %w", err)
+		}
+	}
+	for _, l := range lists {
+		if _, err := tx.ExecContext(ctx, qJoinList, l, id, now, now); err != nil {
+			return 0, fmt.Errorf("join list: %w", err)
+		}
+	}
+	if err := s.history(ctx, tx, id, "", status, "", cause); err != nil {
+		return 0, err
+	}
+	return id, nil
+}
+
+func (s *Store) history(ctx context.Context, tx dbtx, id int64, from, to Status, list, cause string) error {
+	if _, err := tx.ExecContext(ctx, qInsertHistory, id, s.nowText(), string(from), string(to), list, truncate(cause, 1000)); err != nil {
+		return fmt.Errorf("status history: %w", err)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func (s *Store) listKeys(ctx context.Context, q dbtx, ids []int64) []string {
+	var keys []string
+	for _, id := range ids {
+		var k string
+		if err := q.QueryRowContext(ctx, `SELECT key FROM lists WHERE id = ?`, id).Scan(&k); err == nil {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// recordConsent stores a consent record unless the same one (time, method,
+// form version, text hash) is already there, and reports whether it wrote.
+func (s *Store) recordConsent(ctx context.Context, tx dbtx, id int64, c Consent, m Method, lists []int64, prefs audience.Prefs) (bool, error) {
+	if c.Method == "" {
+		c.Method = m
+	}
+	if c.TextSHA256 == "" && c.Text != "" {
+		c.TextSHA256 = HashText(c.Text)
+	}
+	if c.At.IsZero() {
+		c.At = s.now()
+	}
+	if len(c.Lists) == 0 {
+		c.Lists = s.listKeys(ctx, tx, lists)
+	}
+	if len(c.Prefs.Regions) == 0 && len(c.Prefs.Topics) == 0 {
+		c.Prefs = prefs
+	}
+	at := fmtTime(c.At)
+	var one int
+	err := tx.QueryRowContext(ctx, qConsentExists, id, at, string(c.Method), c.FormVersion, c.TextSHA256).Scan(&one)
+	if err == nil {
+		return false, nil // the same record is already there (re-import)
+	}
+	if !isNoRows(err) {
+		return false, fmt.Errorf("consent: %w", err)
+	}
+	slices.Sort(c.Lists)
+	if _, err := tx.ExecContext(ctx, qInsertConsent, id, at, string(c.Method), c.FormVersion, c.TextSHA256,
+		c.IP, c.UserAgent, strings.Join(c.Lists, ","), c.Prefs.Key(), s.nowText()); err != nil {
+		return false, fmt.Errorf("consent: %w", err)
+	}
+	return true, nil
+}
+
+// setStatus moves a subscriber to status to, recording the change.
+func (s *Store) setStatus(ctx context.Context, tx dbtx, sub Subscriber, to Status, cause string) error {
+	if sub.Status == to {
+		return nil
+	}
+	now := s.nowText()
+	if _, err := tx.ExecContext(ctx, qSetStatus, string(to), now, now, sub.ID); err != nil {
+		return fmt.Errorf("set status: %w", err)
+	}
+	return s.history(ctx, tx, sub.ID, sub.Status, to, "", cause)
+}
+
+// allowed reports whether a subscriber may move from one status to
+// another. freshOptIn is true only when the subscriber confirmed a double
+// opt-in just now; it is the only way back from unsubscribed, bounced or
+// complained.
+func allowed(from, to Status, freshOptIn bool) bool {
+	if from == to {
+		return true
+	}
+	switch to {
+	case Active:
+		return from == Pending || freshOptIn
+	case Unsubscribed:
+		return from == Pending || from == Active
+	case Bounced:
+		return from != Complained
+	case Complained:
+		return true
+	}
+	return false // nothing moves back to pending
+}
+
+// ---- tokens ----
+
+// ConfirmToken mints a confirm token for subscriber id and list (empty:
+// DefaultList), valid for Options.ConfirmTTL and only until the subscriber
+// next confirms.
+func (s *Store) ConfirmToken(ctx context.Context, id int64, list string) (string, error) {
+	sub, err := s.Get(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if !sub.ErasedAt.IsZero() {
+		return "", fmt.Errorf("confirm token: subscriber %d: %w", id, ErrNotFound)
+	}
+	if list == "" {
+		list = DefaultList
+	}
+	now := s.now()
+	return s.ring.Mint(token.Claims{Purpose: token.Confirm, Subject: sub.PublicID, List: list,
+		IssuedAt: now, ExpiresAt: now.Add(s.opts.ConfirmTTL), Nonce: sub.confirmSeq})
+}
+
+// UnsubscribeToken mints a never-expiring unsubscribe token for a
+// subscriber's public id and list (empty: every list). It does no I/O and
+// costs a few microseconds.
+func (s *Store) UnsubscribeToken(publicID, list string) (string, error) {
+	return s.ring.Mint(token.Claims{Purpose: token.Unsubscribe, Subject: publicID, List: list})
+}
+
+// PreferencesToken mints a preference-centre token for a subscriber's
+// public id and list. It does not expire (like the unsubscribe link, it
+// must keep working from old issues). No I/O.
+func (s *Store) PreferencesToken(publicID, list string) (string, error) {
+	return s.ring.Mint(token.Claims{Purpose: token.Preferences, Subject: publicID, List: list})
+}
+
+// VerifyToken checks a token for purpose and returns the subscriber it
+// names. Errors: the token package's sentinels (all wrapping
+// token.ErrInvalid), ErrNotFound for an unknown subscriber.
+func (s *Store) VerifyToken(ctx context.Context, tok string, purpose token.Purpose) (Subscriber, token.Claims, error) {
+	c, err := s.ring.Verify(tok, purpose)
+	if err != nil {
+		return Subscriber{}, token.Claims{}, err
+	}
+	sub, err := s.GetByPublicID(ctx, c.Subject)
+	if err != nil {
+		return Subscriber{}, token.Claims{}, err
+	}
+	return sub, c, nil
+}
+
+// Confirm completes a double opt-in with a confirm token: the subscriber
+// becomes active (from any status: this is the fresh opt-in that may bring
+// back an unsubscribed, bounced or complained address, and it lifts the
+// address's suppression), joins the token's list, and c is stored as the
+// consent record (Method DoubleOptIn; At defaults to now). The token is
+// used up. Errors: token sentinels (token.ErrUsed for a second use),
+// ErrNotFound for an unknown or erased subscriber.
+func (s *Store) Confirm(ctx context.Context, tok string, c Consent) (Subscriber, error) {
+	claims, err := s.ring.Verify(tok, token.Confirm)
+	if err != nil {
+		return Subscriber{}, fmt.Errorf("confirm: %w", err)
+	}
+	if p := checkConsent(Consent{At: s.now(), TextSHA256: c.TextSHA256, FormVersion: c.FormVersion, IP: c.IP, UserAgent: c.UserAgent}); len(p) > 0 {
+		return Subscriber{}, fmt.Errorf("confirm: %w", &ValidationError{Problems: p})
+	}
+	var id int64
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		sub, err := s.getOne(ctx, tx, qGetByPublicID, claims.Subject)
+		if err != nil {
+			return err
+		}
+		if !sub.ErasedAt.IsZero() {
+			return ErrNotFound
+		}
+		if sub.confirmSeq != claims.Nonce {
+			return token.ErrUsed
+		}
+		id = sub.ID
+		listKey := claims.List
+		if listKey == "" {
+			listKey = DefaultList
+		}
+		listID, err := s.listID(ctx, tx, listKey)
+		if err != nil {
+			return err
+		}
+		now := s.nowText()
+		if _, err := tx.ExecContext(ctx, qAdvanceConfirm, now, sub.ID); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, qJoinList, listID, sub.ID, now, now)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n > 0 && sub.Status == Active {
+			if err := s.history(ctx, tx, sub.ID, Active, Active, listKey, "joined by double opt-in"); err != nil {
+				return err
+			}
+		}
+		if err := s.setStatus(ctx, tx, sub, Active, "double opt-in confirmed"); err != nil {
+			return err
+		}
+		if err := s.unsuppress(ctx, tx, sub.Email); err != nil {
+			return err
+		}
+		c.Method = DoubleOptIn
+		c.Lists = []string{listKey}
+		c.Prefs = sub.Prefs
+		_, err = s.recordConsent(ctx, tx, sub.ID, c, DoubleOptIn, nil, sub.Prefs)
+		return err
+	})
+	if err != nil {
+		return Subscriber{}, fmt.Errorf("confirm: %w", err)
+	}
+	s.log.InfoContext(ctx, "subscriber confirmed", "subscriber_id", id)
+	return s.Get(ctx, id)
+}
+
+// Unsubscribe removes subscriber id from list (empty: from every list).
+// It is idempotent and succeeds for erased, bounced or complained
+// subscribers. Leaving the last list (or all) makes an active or pending
+// subscriber unsubscribed. An unknown list key unsubscribes from every
+// list, erring on the reader's side.
+func (s *Store) Unsubscribe(ctx context.Context, id int64, list, cause string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		sub, err := s.getOne(ctx, tx, qGetByID, id)
+		if err != nil {
+			return err
+		}
+		return s.unsubscribe(ctx, tx, sub, list, cause)
+	})
+	if err != nil {
+		return fmt.Errorf("unsubscribe %d: %w", id, err)
+	}
+	s.log.InfoContext(ctx, "subscriber unsubscribed", "subscriber_id", id, "list", list)
+	return nil
+}
+
+func (s *Store) unsubscribe(ctx context.Context, tx dbtx, sub Subscriber, list, cause string) error {
+	if !sub.ErasedAt.IsZero() {
+		return nil
+	}
+	if cause == "" {
+		cause = "unsubscribe"
+	}
+	now := s.nowText()
+	all := list == ""
+	if !all {
+		listID, err := s.listID(ctx, tx, list)
+		if errors.Is(err, ErrNotFound) {
+			all = true
+		} else if err != nil {
+			return err
+		} else {
+			res, err := tx.ExecContext(ctx, qLeaveList, now, listID, sub.ID)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n > 0 {
+				if err := s.history(ctx, tx, sub.ID, sub.Status, sub.Status, list, cause); err != nil {
+					return err
+				}
+			}
+			var left int
+			if err := tx.QueryRowContext(ctx, qCountMember, sub.ID).Scan(&left); err != nil {
+				return err
+			}
+			if left > 0 {
+				return nil
+			}
+		}
+	}
+	if all {
+		if _, err := tx.ExecContext(ctx, qLeaveAll, now, sub.ID); err != nil {
+			return err
+		}
+	}
+	if allowed(sub.Status, Unsubscribed, false) {
+		return s.setStatus(ctx, tx, sub, Unsubscribed, cause)
+	}
+	return nil
+}
+
+// UnsubscribeByToken verifies an unsubscribe token and unsubscribes its
+// subscriber from its list (RFC 8058 one-click). It is idempotent: a
+// second use, or a use after erasure, succeeds and changes nothing.
+func (s *Store) UnsubscribeByToken(ctx context.Context, tok, cause string) (Subscriber, error) {
+	c, err := s.ring.Verify(tok, token.Unsubscribe)
+	if err != nil {
+		return Subscriber{}, fmt.Errorf("unsubscribe: %w", err)
+	}
+	sub, err := s.GetByPublicID(ctx, c.Subject)
+	if err != nil {
+		return Subscriber{}, fmt.Errorf("unsubscribe: %w", err)
+	}
+	if err := s.Unsubscribe(ctx, sub.ID, c.List, cause); err != nil {
+		return Subscriber{}, err
+	}
+	return s.Get(ctx, sub.ID)
+}
+
+// MarkBounced records a hard bounce: the subscriber becomes bounced and the
+// address is suppressed. cause is kept in the history (e.g. the DSN status
+// and diagnostic). Idempotent.
+func (s *Store) MarkBounced(ctx context.Context, id int64, cause string) error {
+	return s.markBad(ctx, id, Bounced, ReasonBounced, cause, false)
+}
+
+// MarkComplained records a complaint (ARF abuse report): the subscriber
+// leaves every list, becomes complained and the address is suppressed.
+// Idempotent.
+func (s *Store) MarkComplained(ctx context.Context, id int64, cause string) error {
+	return s.markBad(ctx, id, Complained, ReasonComplained, cause, true)
+}
+
+func (s *Store) markBad(ctx context.Context, id int64, to Status, reason Reason, cause string, leaveAll bool) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		sub, err := s.getOne(ctx, tx, qGetByID, id)
+		if err != nil {
+			return err
+		}
+		if !sub.ErasedAt.IsZero() {
+			return nil
+		}
+		if leaveAll {
+			if _, err := tx.ExecContext(ctx, qLeaveAll, s.nowText(), sub.ID); err != nil {
+				return err
+			}
+		}
+		if allowed(sub.Status, to, false) {
+			if err := s.setStatus(ctx, tx, sub, to, cause); err != nil {
+				return err
+			}
+		}
+		return s.suppress(ctx, tx, sub.Email, reason)
+	})
+	if err != nil {
+		return fmt.Errorf("mark %s %d: %w", to, id, err)
+	}
+	s.log.InfoContext(ctx, "subscriber marked "+string(to), "subscriber_id", id)
+	return nil
+}
+
+// Update changes a subscriber's name and/or preferences; nil fields are
+// left alone.
+type Update struct {
+	Name  *string
+	Prefs *audience.Prefs
+}
+
+// Update applies u to subscriber id and returns the result. Erased
+// subscribers give ErrNotFound.
+func (s *Store) Update(ctx context.Context, id int64, u Update) (Subscriber, error) {
+	var problems []*FieldError
+	if u.Name != nil {
+		if p := checkName(*u.Name); p != nil {
+			problems = append(problems, p)
+		}
+	}
+	if u.Prefs != nil {
+		problems = append(problems, checkPrefs(*u.Prefs)...)
+	}
+	if len(problems) > 0 {
+		return Subscriber{}, fmt.Errorf("update subscriber %d: %w", id, &ValidationError{Problems: problems})
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		sub, err := s.getOne(ctx, tx, qGetByID, id)
+		if err != nil {
+			return err
+		}
+		if !sub.ErasedAt.IsZero() {
+			return ErrNotFound
+		}
+		now := s.nowText()
+		if u.Name != nil {
+			if _, err := tx.ExecContext(ctx, qSetName, strings.TrimSpace(*u.Name), now, id); err != nil {
+				return err
+			}
+		}
+		if u.Prefs != nil {
+			return s.setPrefs(ctx, tx, id, *u.Prefs, now)
+		}
+		return nil
+	})
+	if err != nil {
+		return Subscriber{}, fmt.Errorf("update subscriber %d: %w", id, err)
+	}
+	return s.Get(ctx, id)
+}
+
+func (s *Store) setPrefs(ctx context.Context, tx dbtx, id int64, p audience.Prefs, now string) error {
+	regions, topics, custom := maskOf(p)
+	if _, err := tx.ExecContext(ctx, qSetPrefs, regions, topics, now, id); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, qDeleteTags, id); err != nil {
+		return err
+	}
+	for _, t := range custom {
+		if _, err := tx.ExecContext(ctx, qInsertTag, id, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Erase removes a subscriber's personal data (GDPR Art. 17): the address,
+// name, preferences, tags, memberships and consent records go, status
+// history causes are blanked, and a suppression entry (a keyed hash of the
+// address) is kept so that no import or bulk add can bring the address
+// back. The row stays as a tombstone so that old links still resolve.
+// Idempotent.
+func (s *Store) Erase(ctx context.Context, id int64, cause string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		sub, err := s.getOne(ctx, tx, qGetByID, id)
+		if err != nil {
+			return err
+		}
+		if !sub.ErasedAt.IsZero() {
+			return nil
+		}
+		if err := s.suppress(ctx, tx, sub.Email, ReasonErased); err != nil {
+			return err
+		}
+		now := s.nowText()
+		for _, q := range []string{qDeleteTags, qDeleteMembs, qDeleteConsents, qScrubHistory} {
+			if _, err := tx.ExecContext(ctx, q, id); err != nil {
+				return err
+			}
+		}
+		to := sub.Status
+		if to == Pending || to == Active {
+			to = Unsubscribed
+		}
+		if _, err := tx.ExecContext(ctx, qEraseSubscriber, string(to), now, now, now, id); err != nil {
+			return err
+		}
+		if cause == "" {
+			cause = "erasure request"
+		}
+		return s.history(ctx, tx, id, sub.Status, to, "", "erased: "+cause)
+	})
+	if err != nil {
+		return fmt.Errorf("erase subscriber %d: %w", id, err)
+	}
+	s.log.InfoContext(ctx, "subscriber erased", "subscriber_id", id)
+	return nil
+}
+
+// SetLegalHold sets or clears a legal hold, which keeps the subscriber's
+// consent records from PurgeConsents.
+func (s *Store) SetLegalHold(ctx context.Context, id int64, hold bool) error {
+	h := 0
+	if hold {
+		h = 1
+	}
+	res, err := s.db.ExecContext(ctx, qSetLegalHold, h, s.nowText(), id)
+	if err != nil {
+		return fmt.Errorf("legal hold %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("legal hold %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// PurgeConsents deletes the consent records of subscribers who stopped
+// receiving mail (unsubscribed, bounced, complained) more than
+// Options.ConsentRetention ago and are not under legal hold, and returns
+// how many records went. Run it daily.
+func (s *Store) PurgeConsents(ctx context.Context) (int64, error) {
+	cutoff := fmtTime(s.now().Add(-s.opts.ConsentRetention))
+	res, err := s.db.ExecContext(ctx, qPurgeConsents, cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("purge consents: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// PurgePending deletes subscribers who signed up but never confirmed and
+// were created more than olderThan ago (30 days is usual), with everything
+// about them: someone who never consented should not stay on file. It
+// returns how many went.
+func (s *Store) PurgePending(ctx context.Context, olderThan time.Duration) (int64, error) {
+	if olderThan <= 0 {
+		return 0, fmt.Errorf("purge pending: olderThan must be positive")
+	}
+	res, err := s.db.ExecContext(ctx, qPurgePending, fmtTime(s.now().Add(-olderThan)))
+	if err != nil {
+		return 0, fmt.Errorf("purge pending: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	if n > 0 {
+		s.log.InfoContext(ctx, "unconfirmed subscribers purged", "count", n)
+	}
+	return n, nil
+}
+
+var listKeyRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+
+// CreateList creates a list with a short key (lower-case letters, digits,
+// '-', at most 32) and a name. An existing key gives ErrExists.
+func (s *Store) CreateList(ctx context.Context, key, name string) (List, error) {
+	var problems []*FieldError
+	if !listKeyRE.MatchString(key) {
+		problems = append(problems, fieldErr("key", "want a-z, 0-9 and '-', at most 32"))
+	}
+	if p := checkName(name); p != nil {
+		problems = append(problems, p)
+	} else if strings.TrimSpace(name) == "" {
+		problems = append(problems, fieldErr("name", "empty"))
+	}
+	if len(problems) > 0 {
+		return List{}, fmt.Errorf("create list: %w", &ValidationError{Problems: problems})
+	}
+	if _, err := s.listID(ctx, s.db, key); err == nil {
+		return List{}, fmt.Errorf("create list %q: %w", key, ErrExists)
+	}
+	now := s.now()
+	var id int64
+	if err := s.db.QueryRowContext(ctx, qInsertList, key, strings.TrimSpace(name), fmtTime(now)).Scan(&id); err != nil {
+		return List{}, fmt.Errorf("create list %q: %w", key, err)
+	}
+	return List{ID: id, Key: key, Name: strings.TrimSpace(name), CreatedAt: now.UTC().Truncate(time.Microsecond)}, nil
+}
+
+// Lists returns every list with its member counts, ordered by key.
+func (s *Store) Lists(ctx context.Context) ([]List, error) {
+	rows, err := s.db.QueryContext(ctx, qListsWithSize)
+	if err != nil {
+		return nil, fmt.Errorf("lists: %w", err)
+	}
+	defer rows.Close()
+	var out []List
+	for rows.Next() {
+		var l List
+		var created string
+		if err := rows.Scan(&l.ID, &l.Key, &l.Name, &created, &l.Active, &l.Total); err != nil {
+			return nil, fmt.Errorf("lists: %w", err)
+		}
+		l.CreatedAt = parseTime(created)
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}

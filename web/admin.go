@@ -1,0 +1,560 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/queue"
+	"github.com/tayori-news/tayori/subscribers"
+	"github.com/tayori-news/tayori/templates"
+)
+
+func (s *server) adminPage(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
+	sess := sessionFrom(r.Context())
+	s.render(w, r, status, name, &page{Lang: langJA, Admin: true, Editor: sess.Editor.Name, CSRF: sess.CSRF, Data: data})
+}
+
+// ---- sign-in ----
+
+func (s *server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "login", &page{Lang: langJA, Admin: true, Data: map[string]string{"Next": safeNext(r.URL.Query().Get("next"))}})
+}
+
+// safeNext keeps only local console paths as the place to go after sign-in.
+func safeNext(next string) string {
+	if strings.HasPrefix(next, "/admin/") && !strings.HasPrefix(next, "//") && !strings.Contains(next, "\\") {
+		return next
+	}
+	return "/admin/issues"
+}
+
+func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		s.adminError(w, r, wrapError(codeInvalid, "unreadable form", err))
+		return
+	}
+	next := safeNext(r.PostForm.Get("next"))
+	ok, err := s.rl.allow(ctx, "login-ip", s.clientIP(r), s.cfg.LoginPerIP, s.cfg.LoginWindow)
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	if !ok {
+		s.adminError(w, r, wrapError(codeTooMany, "too many sign-in attempts: wait a few minutes", errRateLimited))
+		return
+	}
+	ed, err := s.deps.Store.Authenticate(ctx, r.PostForm.Get("name"), r.PostForm.Get("password"))
+	if errors.Is(err, ErrUnauthorized) {
+		s.log.WarnContext(ctx, "console sign-in failed", "ip", s.clientIP(r))
+		s.render(w, r, http.StatusUnauthorized, "login", &page{Lang: langJA, Admin: true,
+			Data: map[string]string{"Next": next, "Error": "名前またはパスワードが違います。 Wrong name or password."}})
+		return
+	}
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	id, _, err := s.deps.Store.NewSession(ctx, ed.ID, s.cfg.SessionTTL)
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	s.setSessionCookie(w, id, int(s.cfg.SessionTTL.Seconds()))
+	s.log.InfoContext(ctx, "console sign-in", "editor", ed.Name)
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (s *server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(s.cookieName()); err == nil {
+		if err := s.deps.Store.EndSession(r.Context(), c.Value); err != nil {
+			s.adminError(w, r, err)
+			return
+		}
+	}
+	s.setSessionCookie(w, "", -1)
+	http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
+}
+
+// ---- issues ----
+
+func (s *server) handleAdminIssues(w http.ResponseWriter, r *http.Request) {
+	list, err := s.deps.Store.Issues(r.Context())
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	s.adminPage(w, r, http.StatusOK, "admin_issues", map[string]any{"Issues": list})
+}
+
+// handleAdminUpload stores an uploaded issue (multipart field "file", in
+// either format) or shows every parse problem.
+func (s *server) handleAdminUpload(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, compose.MaxInputSize+64<<10)
+	f, hdr, err := r.FormFile("file")
+	if err != nil {
+		s.adminError(w, r, wrapError(codeInvalid, "choose a file to upload", err))
+		return
+	}
+	defer f.Close()
+	name := hdr.Filename
+	data, err := compose.ReadLimited(f, name)
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	is, problems, err := s.saveUpload(r, name, data)
+	if problems != nil {
+		list, _ := s.deps.Store.Issues(r.Context())
+		s.adminPage(w, r, http.StatusUnprocessableEntity, "admin_issues", map[string]any{"Issues": list, "Problems": problems, "File": name})
+		return
+	}
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/admin/issues/"+url.PathEscape(is.Slug), http.StatusSeeOther)
+}
+
+// prefsFromQuery reads region= and topic= values (defaults: everything).
+func prefsFromQuery(v url.Values) audience.Prefs {
+	p, _ := parsePrefs(v)
+	if len(v["region"]) == 0 {
+		p.Regions = audience.All().Regions
+	}
+	if len(v["topic"]) == 0 {
+		p.Topics = audience.All().Topics
+	}
+	return p
+}
+
+func prefsQuery(p audience.Prefs) string {
+	v := url.Values{}
+	for _, r := range p.Regions {
+		v.Add("region", string(r))
+	}
+	for _, t := range p.Topics {
+		v.Add("topic", string(t))
+	}
+	return v.Encode()
+}
+
+// issueStats counts an issue's sections and items by region and topic.
+type issueStats struct {
+	Sections, Items int
+	ByRegion        map[string]int
+}
+
+func statsOf(is *compose.Issue) issueStats {
+	st := issueStats{ByRegion: map[string]int{}}
+	for _, sec := range is.Sections {
+		st.Sections++
+		for _, it := range sec.Items {
+			st.Items++
+			r := it.Region
+			if r == "" {
+				r = sec.Region
+			}
+			st.ByRegion[translate(langJA, "region."+string(r))]++
+		}
+	}
+	return st
+}
+
+// handleAdminIssue shows an issue: its summary, the preview of the chosen
+// region/topic combination side by side (HTML in a sandboxed frame, text
+// beside it), the test-send form and the send form.
+func (s *server) handleAdminIssue(w http.ResponseWriter, r *http.Request) {
+	is, err := s.deps.Store.Issue(r.Context(), r.PathValue("slug"))
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	p := prefsFromQuery(r.URL.Query())
+	problems := lint(is)
+	data := map[string]any{
+		"Issue": is, "Stats": statsOf(is.Issue), "Problems": problems, "Blocked": compose.HasErrors(problems), "Regions": regionChoices(p), "Topics": topicChoices(p),
+		"Query": template.URL(prefsQuery(p)), // url.Values.Encode output is safe in a URL
+		"List":  s.cfg.List, "Sent": r.URL.Query().Get("sent") == "1",
+	}
+	_, text, err := s.previewParts(is.Issue, p)
+	switch code, _ := classify(err); {
+	case err == nil:
+		data["Text"] = string(text)
+	case code == codeNothingToSend:
+		data["Nothing"] = true
+	default:
+		s.adminError(w, r, err)
+		return
+	}
+	s.adminPage(w, r, http.StatusOK, "admin_issue", data)
+}
+
+// previewParts renders the variant of issue for p with sample links.
+func (s *server) previewParts(issue *compose.Issue, p audience.Prefs) (html, text []byte, err error) {
+	return s.renderIssue(issue, func(is *compose.Issue) (templates.Selection, error) { return templates.Select(is, p) },
+		templates.Personal{Name: "山田 太郎", UnsubscribeURL: s.cfg.BaseURL + "/u/preview", PreferencesURL: s.cfg.BaseURL + "/p/preview"})
+}
+
+// handleAdminPreviewHTML serves the HTML part of a variant for the preview
+// frame, with the mail CSP (inline styles, no script) and same-origin
+// framing only.
+func (s *server) handleAdminPreviewHTML(w http.ResponseWriter, r *http.Request) {
+	is, err := s.deps.Store.Issue(r.Context(), r.PathValue("slug"))
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	html, _, err := s.previewParts(is.Issue, prefsFromQuery(r.URL.Query()))
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	mailFrame(w)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(html)
+}
+
+// handleAdminTestSend sends the previewed variant to one address through
+// the transactional queue, marked as a test.
+func (s *server) handleAdminTestSend(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	is, err := s.deps.Store.Issue(ctx, r.PathValue("slug"))
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	to, err := subscribers.NormalizeEmail(r.PostForm.Get("to"))
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	ed := sessionFrom(ctx).Editor
+	if ok, err := s.rl.allow(ctx, "test-send", ed.Name, s.cfg.TestSendLimit, time.Hour); err != nil || !ok {
+		if err == nil {
+			err = wrapError(codeTooMany, "too many test sends this hour", errRateLimited)
+		}
+		s.adminError(w, r, err)
+		return
+	}
+	p := prefsFromQuery(r.PostForm)
+	html, text, err := s.previewParts(is.Issue, p)
+	if err == nil {
+		if s.deps.Sends == nil {
+			err = newError(codeUnavailable, "the queue is not configured")
+		} else {
+			_, err = s.deps.Sends.EnqueueMessage(ctx, queue.TransactionalMessage{
+				To: to, Subject: "[テスト TEST] " + is.Issue.Title, Text: text, HTML: html,
+			})
+		}
+	}
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	s.log.InfoContext(ctx, "test send queued", "issue", is.Slug, "editor", ed.Name, "prefs", p.Key())
+	http.Redirect(w, r, "/admin/issues/"+url.PathEscape(is.Slug)+"?"+prefsQuery(p)+"&sent=1", http.StatusSeeOther)
+}
+
+// handleAdminPlan is the confirmation step before a send: how many readers
+// of the list get which variant (a dry run that sends nothing).
+func (s *server) handleAdminPlan(w http.ResponseWriter, r *http.Request) {
+	is, err := s.deps.Store.Issue(r.Context(), r.PathValue("slug"))
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	list := r.PostForm.Get("list")
+	if list == "" {
+		list = s.cfg.List
+	}
+	vs, nothing, err := s.plan(r, is.Issue, list, nil)
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	var total int64
+	type row struct {
+		variantJSON
+		Label   string
+		Preview string // the console preview of this variant
+	}
+	rows := make([]row, len(vs))
+	for i, v := range vs {
+		total += v.Readers
+		rows[i] = row{variantJSON: v, Label: prefsLabel(v.Example),
+			Preview: "/admin/issues/" + url.PathEscape(is.Slug) + "?" + prefsQuery(v.Example)}
+	}
+	s.adminPage(w, r, http.StatusOK, "admin_plan", map[string]any{
+		"Issue": is, "List": list, "Variants": rows, "Total": total, "Nothing": nothing, "At": r.PostForm.Get("at"),
+	})
+}
+
+func prefsLabel(p audience.Prefs) string {
+	var rs, ts []string
+	for _, r := range p.Regions {
+		rs = append(rs, translate(langJA, "region."+string(r)))
+	}
+	for _, t := range p.Topics {
+		ts = append(ts, translate(langJA, "topic."+string(t)))
+	}
+	return strings.Join(rs, "・") + " / " + strings.Join(ts, "・")
+}
+
+// handleAdminSend creates the send, now or at the scheduled time
+// (datetime-local in Asia/Tokyo), and shows its progress page.
+func (s *server) handleAdminSend(w http.ResponseWriter, r *http.Request) {
+	req := newSendRequest{Issue: r.PathValue("slug"), List: r.PostForm.Get("list")}
+	if at := strings.TrimSpace(r.PostForm.Get("at")); at != "" {
+		t, err := time.ParseInLocation("2006-01-02T15:04", at, jst)
+		if err != nil {
+			s.adminError(w, r, wrapError(codeInvalid, "schedule time must look like 2026-12-01T09:00", err))
+			return
+		}
+		req.At = t
+	}
+	snd, err := s.createSend(r, req)
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, fmt.Sprintf("/admin/sends/%d", snd.ID), http.StatusSeeOther)
+}
+
+// ---- sends ----
+
+// progressJSON is a send's progress as the console's script polls it.
+type progressJSON struct {
+	State    queue.State `json:"state"`
+	Final    bool        `json:"final"`
+	Planned  int64       `json:"planned"`
+	Finished int64       `json:"finished"`
+	Sent     int64       `json:"sent"`
+	Skipped  int64       `json:"skipped"`
+	Failed   int64       `json:"failed"`
+	Retrying int64       `json:"retrying"`
+	Percent  int64       `json:"percent"`
+	Rate     string      `json:"rate"` // copies per minute since the start
+	ETA      string      `json:"eta"`
+}
+
+func (s *server) progress(snd *queue.Send) progressJSON {
+	c := snd.Counts
+	p := progressJSON{State: snd.State, Final: snd.State.Final(), Planned: c.Planned, Finished: c.Finished(),
+		Sent: c.Sent, Skipped: c.Skipped, Failed: c.FailedTemp + c.FailedPerm, Retrying: c.Retrying, Rate: "—", ETA: "—"}
+	if c.Planned > 0 {
+		p.Percent = p.Finished * 100 / c.Planned
+	}
+	if snd.State == queue.Done {
+		p.Percent = 100
+		p.ETA = "完了"
+	}
+	if !snd.StartedAt.IsZero() && p.Finished > 0 {
+		end := s.now()
+		if !snd.FinishedAt.IsZero() {
+			end = snd.FinishedAt
+		}
+		elapsed := end.Sub(snd.StartedAt)
+		if elapsed > 0 {
+			perMin := float64(p.Finished) / elapsed.Minutes()
+			p.Rate = strconv.FormatFloat(perMin, 'f', 1, 64) + " 通/分"
+			if !p.Final && snd.PlanDone && perMin > 0 {
+				left := time.Duration(float64(c.Planned-p.Finished) / perMin * float64(time.Minute))
+				p.ETA = "約 " + left.Round(time.Second).String()
+			}
+		}
+	}
+	return p
+}
+
+func (s *server) handleAdminSends(w http.ResponseWriter, r *http.Request) {
+	if s.deps.Sends == nil {
+		s.adminError(w, r, newError(codeUnavailable, "the queue is not configured"))
+		return
+	}
+	list, err := s.deps.Sends.List(r.Context(), 100)
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	type row struct {
+		*queue.Send
+		P progressJSON
+	}
+	rows := make([]row, len(list))
+	for i, snd := range list {
+		rows[i] = row{snd, s.progress(snd)}
+	}
+	s.adminPage(w, r, http.StatusOK, "admin_sends", map[string]any{"Sends": rows})
+}
+
+func (s *server) loadSend(r *http.Request) (*queue.Send, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	if s.deps.Sends == nil {
+		return nil, newError(codeUnavailable, "the queue is not configured")
+	}
+	return s.deps.Sends.Get(r.Context(), id)
+}
+
+func (s *server) handleAdminSendPage(w http.ResponseWriter, r *http.Request) {
+	snd, err := s.loadSend(r)
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	var actions []string
+	switch snd.State {
+	case queue.Scheduled, queue.Planning, queue.Sending:
+		actions = []string{"pause", "cancel"}
+	case queue.Paused:
+		actions = []string{"resume", "cancel"}
+	}
+	data := map[string]any{"Send": snd, "P": s.progress(snd), "Actions": actions}
+	if s.deps.Failures != nil {
+		f, err := s.deps.Failures(r.Context(), snd.ID, 200)
+		if err != nil {
+			s.adminError(w, r, err)
+			return
+		}
+		data["Failures"] = f
+	}
+	s.adminPage(w, r, http.StatusOK, "admin_send", data)
+}
+
+// handleAdminProgress is what the console's script polls.
+func (s *server) handleAdminProgress(w http.ResponseWriter, r *http.Request) {
+	snd, err := s.loadSend(r)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.progress(snd))
+}
+
+func (s *server) handleAdminSendAction(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err == nil {
+		err = s.sendAction(r, id, r.PathValue("action"))
+	}
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, fmt.Sprintf("/admin/sends/%d", id), http.StatusSeeOther)
+}
+
+// ---- subscribers ----
+
+func (s *server) handleAdminSubscribers(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	lq := subscribers.ListQuery{Search: q.Get("q"), Limit: 50}
+	if st := q.Get("status"); st != "" {
+		if status, err := subscribers.ParseStatus(st); err == nil {
+			lq.Status = status
+		}
+	}
+	lq.AfterID, _ = strconv.ParseInt(q.Get("after"), 10, 64)
+	list, err := s.deps.Subscribers.List(r.Context(), lq)
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	data := map[string]any{"Subscribers": list, "Q": lq.Search, "Status": string(lq.Status)}
+	if len(list) == lq.Limit {
+		v := url.Values{"q": {lq.Search}, "status": {string(lq.Status)}, "after": {strconv.FormatInt(list[len(list)-1].ID, 10)}}
+		data["Next"] = "/admin/subscribers?" + v.Encode()
+	}
+	s.adminPage(w, r, http.StatusOK, "admin_subscribers", data)
+}
+
+func (s *server) handleAdminSubscriber(w http.ResponseWriter, r *http.Request) {
+	sub, err := s.subscriberByPID(r)
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	consents, err := s.deps.Subscribers.Consents(r.Context(), sub.ID)
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	history, err := s.deps.Subscribers.History(r.Context(), sub.ID)
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	export, err := s.deps.Subscribers.Export(r.Context(), sub.ID)
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	exp, _ := json.MarshalIndent(export, "", "  ")
+	s.adminPage(w, r, http.StatusOK, "admin_subscriber", map[string]any{
+		"Sub": sub, "Prefs": prefsLabel(sub.Prefs), "Consents": consents, "History": history, "Export": string(exp),
+	})
+}
+
+func (s *server) handleAdminSubscriberAction(w http.ResponseWriter, r *http.Request) {
+	sub, err := s.subscriberByPID(r)
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	ed := sessionFrom(r.Context()).Editor
+	switch r.PathValue("action") {
+	case "unsubscribe":
+		err = s.deps.Subscribers.Unsubscribe(r.Context(), sub.ID, "", "unsubscribed in the console by "+ed.Name)
+	case "erase":
+		if r.PostForm.Get("confirm") != "erase" {
+			err = newError(codeInvalid, "tick the box to confirm the erasure")
+			break
+		}
+		err = s.deps.Subscribers.Erase(r.Context(), sub.ID, "erased in the console by "+ed.Name)
+	default:
+		err = newError(codeNotFound, "unknown action")
+	}
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	s.log.InfoContext(r.Context(), "subscriber "+r.PathValue("action"), "subscriber_id", sub.ID, "editor", ed.Name)
+	http.Redirect(w, r, "/admin/subscribers/"+url.PathEscape(sub.PublicID), http.StatusSeeOther)
+}
+
+func (s *server) handleAdminImport(w http.ResponseWriter, r *http.Request) {
+	f, hdr, err := r.FormFile("file")
+	if err != nil {
+		s.adminError(w, r, wrapError(codeInvalid, "choose a CSV file", err))
+		return
+	}
+	defer f.Close()
+	rep, err := s.deps.Subscribers.Import(r.Context(), f, subscribers.ImportOptions{
+		Cause: "import " + hdr.Filename + " by " + sessionFrom(r.Context()).Editor.Name})
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	s.adminPage(w, r, http.StatusOK, "admin_import", rep)
+}
+
+func (s *server) handleAdminExport(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="subscribers-`+s.now().In(jst).Format("20060102")+`.csv"`)
+	if _, err := s.deps.Subscribers.ExportCSV(r.Context(), w, subscribers.ExportQuery{}); err != nil {
+		s.log.ErrorContext(r.Context(), "export subscribers", "err", err)
+	}
+}

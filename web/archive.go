@@ -1,0 +1,194 @@
+package web
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/queue"
+	"github.com/tayori-news/tayori/templates"
+)
+
+// archived is one sent issue in the archive.
+type archived struct {
+	Slug  string
+	Title string
+	Sent  time.Time
+	Issue *compose.Issue
+}
+
+// maxArchive bounds how many recent sends the archive looks at.
+const maxArchive = 500
+
+// archive returns the issues that went out (sends done, or sending with
+// copies delivered), newest first, one entry per issue.
+func (s *server) archive(ctx context.Context) ([]archived, error) {
+	if s.deps.Sends == nil {
+		return nil, nil
+	}
+	sends, err := s.deps.Sends.List(ctx, maxArchive)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []archived
+	for _, snd := range sends {
+		if snd.Issue == nil || seen[snd.Issue.Slug] || !wentOut(snd) {
+			continue
+		}
+		full, err := s.deps.Sends.Get(ctx, snd.ID)
+		if err != nil {
+			return nil, err
+		}
+		seen[snd.Issue.Slug] = true
+		at := full.StartedAt
+		if at.IsZero() {
+			at = full.ScheduledAt
+		}
+		out = append(out, archived{Slug: full.Issue.Slug, Title: full.Issue.Title, Sent: at, Issue: full.Issue})
+	}
+	return out, nil
+}
+
+func wentOut(snd *queue.Send) bool {
+	return snd.State == queue.Done || (snd.State != queue.Scheduled && snd.Counts.Sent > 0)
+}
+
+// handleArchive lists the sent issues (GET /archive).
+func (s *server) handleArchive(w http.ResponseWriter, r *http.Request) {
+	list, err := s.archive(r.Context())
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "archive", &page{Data: list})
+}
+
+// handleArchiveIssue shows one sent issue as a full web page, rendered by
+// the newsletter templates with every section (GET /archive/{slug}).
+func (s *server) handleArchiveIssue(w http.ResponseWriter, r *http.Request) {
+	list, err := s.archive(r.Context())
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	for _, a := range list {
+		if a.Slug != r.PathValue("slug") {
+			continue
+		}
+		html, _, err := s.renderIssue(a.Issue, templates.SelectAll, templates.Personal{
+			UnsubscribeURL: s.cfg.BaseURL + "/unsubscribe",
+			PreferencesURL: s.cfg.BaseURL + "/unsubscribe",
+		})
+		if err != nil {
+			s.pageError(w, r, err)
+			return
+		}
+		mailFrame(w)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(html)
+		return
+	}
+	s.pageError(w, r, newError(codeNotFound, "no such issue in the archive"))
+}
+
+// renderIssue renders one variant of issue chosen by sel and fills in p.
+func (s *server) renderIssue(issue *compose.Issue, sel func(*compose.Issue) (templates.Selection, error), p templates.Personal) (html, text []byte, err error) {
+	if s.deps.Renderer == nil {
+		return nil, nil, wrapError(codeUnavailable, "rendering is not configured", errors.New("web: no Renderer"))
+	}
+	selection, err := sel(issue)
+	if err != nil {
+		if errors.Is(err, templates.ErrNothingToSend) {
+			return nil, nil, wrapError(codeNothingToSend, "no section of this issue matches these regions and topics", err)
+		}
+		return nil, nil, err
+	}
+	v, err := s.deps.Renderer.Render(issue, selection)
+	if err != nil {
+		if errors.Is(err, templates.ErrNothingToSend) {
+			return nil, nil, wrapError(codeNothingToSend, "no section of this issue matches these regions and topics", err)
+		}
+		return nil, nil, fmt.Errorf("render %s: %w", issue.Slug, err)
+	}
+	return v.Personalize(p)
+}
+
+// Atom (RFC 4287) feed of the archive.
+type atomFeed struct {
+	XMLName xml.Name    `xml:"http://www.w3.org/2005/Atom feed"`
+	Lang    string      `xml:"xml:lang,attr"`
+	ID      string      `xml:"id"`
+	Title   string      `xml:"title"`
+	Updated string      `xml:"updated"`
+	Author  atomPerson  `xml:"author"`
+	Links   []atomLink  `xml:"link"`
+	Entries []atomEntry `xml:"entry"`
+}
+
+type atomPerson struct {
+	Name string `xml:"name"`
+}
+
+type atomLink struct {
+	Href string `xml:"href,attr"`
+	Rel  string `xml:"rel,attr,omitempty"`
+	Type string `xml:"type,attr,omitempty"`
+}
+
+type atomEntry struct {
+	ID      string   `xml:"id"`
+	Title   string   `xml:"title"`
+	Updated string   `xml:"updated"`
+	Link    atomLink `xml:"link"`
+	Summary string   `xml:"summary,omitempty"`
+}
+
+// handleFeed serves the archive as an Atom feed (GET /archive/feed.atom).
+func (s *server) handleFeed(w http.ResponseWriter, r *http.Request) {
+	list, err := s.archive(r.Context())
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	host := s.cfg.BaseURL
+	if u, err := url.Parse(s.cfg.BaseURL); err == nil {
+		host = u.Host
+	}
+	feed := atomFeed{
+		Lang: "ja", ID: s.cfg.BaseURL + "/archive", Title: translate(langJA, "site.title", "sender", s.cfg.SenderName),
+		Author: atomPerson{Name: s.cfg.SenderName},
+		Links: []atomLink{{Href: s.cfg.BaseURL + "/archive/feed.atom", Rel: "self", Type: "application/atom+xml"},
+			{Href: s.cfg.BaseURL + "/archive", Rel: "alternate", Type: "text/html"}},
+		Updated: time.Unix(0, 0).UTC().Format(time.RFC3339),
+	}
+	for i, a := range list {
+		if i == 0 {
+			feed.Updated = a.Sent.UTC().Format(time.RFC3339)
+		}
+		summary := a.Issue.Preheader
+		if summary == "" && len(a.Issue.Intro) > 0 {
+			summary = a.Issue.Intro[0]
+		}
+		feed.Entries = append(feed.Entries, atomEntry{
+			ID:      fmt.Sprintf("tag:%s,%s:%s", host, a.Sent.UTC().Format("2006-01-02"), a.Slug),
+			Title:   a.Title,
+			Updated: a.Sent.UTC().Format(time.RFC3339),
+			Link:    atomLink{Href: s.cfg.BaseURL + "/archive/" + url.PathEscape(a.Slug), Rel: "alternate", Type: "text/html"},
+			Summary: strings.TrimSpace(summary),
+		})
+	}
+	w.Header().Set("Content-Type", "application/atom+xml; charset=utf-8")
+	w.Write([]byte(xml.Header))
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(feed); err != nil {
+		s.log.WarnContext(r.Context(), "write feed", "err", err)
+	}
+}

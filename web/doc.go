@@ -1,0 +1,28 @@
+// Package web is Tayori's HTTP side: the public subscriber pages (subscribe
+// with double opt-in, confirm, preference centre, RFC 8058 one-click
+// unsubscribe), the archive of sent issues with its Atom feed, the editor
+// console under /admin and the JSON API under /api/v1.
+//
+// [NewServer] builds the whole handler from a logger, a [Config] and the
+// [Deps] it drives; every route is listed in one table in routes.go, and
+// every error is mapped to an HTTP status in one table in errors.go. The
+// package owns its own tables (editors, sessions, API tokens, uploaded
+// issues) through [Store], migrated under the goose version table
+// "web_migrations".
+//
+// Public pages are Japanese first with an English fallback (chosen from
+// Accept-Language). Links in mail carry signed tokens (package
+// subscribers/token): a GET on any of them only shows a page with a button,
+// because mail scanners follow links; only a POST changes state. The
+// one-click endpoint answers RFC 8058 POSTs with 200 and never redirects.
+//
+// Console sessions are random 256-bit cookies (HttpOnly, SameSite=Strict,
+// Secure when the base URL is https) of which only a hash is stored; every
+// state-changing console request carries the session's CSRF token and
+// passes net/http's CrossOriginProtection. API requests authenticate with
+// bearer tokens minted by `tayori editors token`.
+//
+//	store, _ := web.OpenStore(ctx, db, nil)
+//	h, err := web.NewServer(logger, web.Config{BaseURL: "https://news.example.jp", ...}, web.Deps{...})
+//	srv := &http.Server{Addr: ":8080", Handler: h}
+package web

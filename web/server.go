@@ -1,0 +1,208 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/queue"
+	"github.com/tayori-news/tayori/subscribers"
+	"github.com/tayori-news/tayori/subscribers/token"
+	"github.com/tayori-news/tayori/templates"
+)
+
+// Config configures the web server. Zero fields get the documented defaults.
+type Config struct {
+	// BaseURL is the public URL of the server (links in mail, the Atom
+	// feed, the Secure flag of cookies when https). Required.
+	BaseURL string
+	// SenderName, PostalAddress and Contact identify the sender on the
+	// subscribe form, in the consent text and in the confirmation mail
+	// (特定電子メール法 Art. 3(1), 4). SenderName is required.
+	SenderName    string
+	PostalAddress string
+	Contact       string
+	// List is the list new subscribers join. Default subscribers.DefaultList.
+	List string
+	// SignupPerIP and SignupPerAddress cap signups per client IP and per
+	// address in each SignupWindow; past them the answer is 429.
+	// Defaults 10 and 3 per hour.
+	SignupPerIP      int
+	SignupPerAddress int
+	SignupWindow     time.Duration
+	// LoginPerIP caps console sign-in attempts per IP per LoginWindow.
+	// Defaults 10 per 15 minutes.
+	LoginPerIP  int
+	LoginWindow time.Duration
+	// SessionTTL is how long a console session lasts. Default 12h.
+	SessionTTL time.Duration
+	// TrustForwardedFor takes the client IP from the last X-Forwarded-For
+	// entry (set it only behind a reverse proxy that sets the header).
+	// Default false: the connection's address.
+	TrustForwardedFor bool
+	// TestSendLimit caps test sends per editor per hour. Default 30.
+	TestSendLimit int
+	// MaxUpload caps uploaded issue and CSV sizes in bytes. Default 8 MiB.
+	MaxUpload int64
+}
+
+func (c *Config) fill() error {
+	u, err := url.Parse(c.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("web: BaseURL %q is not an absolute http(s) URL", c.BaseURL)
+	}
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	if strings.TrimSpace(c.SenderName) == "" {
+		return errors.New("web: SenderName is required (特定電子メール法 Art. 4)")
+	}
+	if c.List == "" {
+		c.List = subscribers.DefaultList
+	}
+	if c.SignupPerIP <= 0 {
+		c.SignupPerIP = 10
+	}
+	if c.SignupPerAddress <= 0 {
+		c.SignupPerAddress = 3
+	}
+	if c.SignupWindow <= 0 {
+		c.SignupWindow = time.Hour
+	}
+	if c.LoginPerIP <= 0 {
+		c.LoginPerIP = 10
+	}
+	if c.LoginWindow <= 0 {
+		c.LoginWindow = 15 * time.Minute
+	}
+	if c.SessionTTL <= 0 {
+		c.SessionTTL = 12 * time.Hour
+	}
+	if c.TestSendLimit <= 0 {
+		c.TestSendLimit = 30
+	}
+	if c.MaxUpload <= 0 {
+		c.MaxUpload = 8 << 20
+	}
+	return nil
+}
+
+func (c *Config) secure() bool { return strings.HasPrefix(c.BaseURL, "https://") }
+
+// Subscribers is the subscriber store as the web uses it (implemented by
+// *subscribers.Store).
+type Subscribers interface {
+	Add(ctx context.Context, n subscribers.NewSubscriber) (subscribers.Subscriber, error)
+	ConfirmToken(ctx context.Context, id int64, list string) (string, error)
+	Confirm(ctx context.Context, tok string, c subscribers.Consent) (subscribers.Subscriber, error)
+	VerifyToken(ctx context.Context, tok string, purpose token.Purpose) (subscribers.Subscriber, token.Claims, error)
+	UnsubscribeByToken(ctx context.Context, tok, cause string) (subscribers.Subscriber, error)
+	Unsubscribe(ctx context.Context, id int64, list, cause string) error
+	UnsubscribeToken(publicID, list string) (string, error)
+	PreferencesToken(publicID, list string) (string, error)
+	Update(ctx context.Context, id int64, u subscribers.Update) (subscribers.Subscriber, error)
+	Get(ctx context.Context, id int64) (subscribers.Subscriber, error)
+	GetByPublicID(ctx context.Context, publicID string) (subscribers.Subscriber, error)
+	List(ctx context.Context, q subscribers.ListQuery) ([]subscribers.Subscriber, error)
+	Consents(ctx context.Context, id int64) ([]subscribers.Consent, error)
+	History(ctx context.Context, id int64) ([]subscribers.StatusChange, error)
+	Erase(ctx context.Context, id int64, cause string) error
+	Export(ctx context.Context, id int64) (subscribers.DataExport, error)
+	Import(ctx context.Context, r io.Reader, opts subscribers.ImportOptions) (subscribers.ImportResult, error)
+	ExportCSV(ctx context.Context, w io.Writer, q subscribers.ExportQuery) (int, error)
+}
+
+// Sends is the queue as the web uses it (implemented by *queue.Service).
+type Sends interface {
+	Create(ctx context.Context, ns queue.NewSend) (*queue.Send, error)
+	Get(ctx context.Context, id int64) (*queue.Send, error)
+	List(ctx context.Context, limit int) ([]*queue.Send, error)
+	Pause(ctx context.Context, id int64, reason string) error
+	Resume(ctx context.Context, id int64) error
+	Cancel(ctx context.Context, id int64, reason string) error
+	Preview(ctx context.Context, issue *compose.Issue, list string, filter *audience.Prefs) ([]queue.VariantCount, int64, error)
+	EnqueueMessage(ctx context.Context, m queue.TransactionalMessage) (string, error)
+}
+
+// Failure is one delivery that failed, with the relay's reply.
+type Failure struct {
+	SubscriberID int64     `json:"subscriber_id"`
+	Permanent    bool      `json:"permanent"`
+	Attempts     int       `json:"attempts"`
+	Reply        string    `json:"reply"`
+	At           time.Time `json:"at"`
+}
+
+// Renderer renders issue variants (implemented by *templates.Renderer).
+type Renderer interface {
+	Render(issue *compose.Issue, sel templates.Selection) (*templates.Variant, error)
+}
+
+// Deps are what the server drives. Subscribers, Store and Redis are
+// required; without Sends and Renderer the console cannot preview or send
+// and the archive is empty.
+type Deps struct {
+	Subscribers Subscribers
+	Store       *Store
+	Sends       Sends
+	Renderer    Renderer
+	// Failures, when set, lists a send's failed deliveries with the relay's
+	// replies.
+	Failures func(ctx context.Context, sendID int64, limit int) ([]Failure, error)
+	// Redis backs the rate limiters (shared by every server process).
+	Redis redis.UniversalClient
+	// Ping checks the health of the backing services for /healthz; nil
+	// checks Redis only.
+	Ping func(ctx context.Context) error
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// server holds what the handlers share.
+type server struct {
+	log   *slog.Logger
+	cfg   Config
+	deps  Deps
+	now   func() time.Time
+	pages *pageSet
+	rl    *limiter
+	cop   *http.CrossOriginProtection
+}
+
+// NewServer returns the web server's handler: every route of routes.go
+// behind the security headers, panic recovery and request logging.
+func NewServer(logger *slog.Logger, cfg Config, deps Deps) (http.Handler, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	if deps.Subscribers == nil || deps.Store == nil || deps.Redis == nil {
+		return nil, errors.New("web: Deps need Subscribers, Store and Redis")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	now := deps.Now
+	if now == nil {
+		now = time.Now
+	}
+	pages, err := loadPages()
+	if err != nil {
+		return nil, err
+	}
+	cop, err := newCrossOrigin(cfg.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{log: logger, cfg: cfg, deps: deps, now: now, pages: pages, rl: newLimiter(deps.Redis, now), cop: cop}
+	mux := http.NewServeMux()
+	s.routes(mux)
+	return s.accessLog(s.recoverer(s.securityHeaders(mux))), nil
+}
