@@ -317,6 +317,10 @@ type Conn struct {
 	// and CHUNKING and the pool allows them.
 	pipelining bool
 	chunking   bool
+	// plain is set when nc carries the SMTP stream itself (no TLS), so a
+	// chunked transaction can leave in one writev.
+	plain bool
+	cmd   []byte
 }
 
 func (c *Conn) dial(ctx context.Context) error {
@@ -343,6 +347,8 @@ func (c *Conn) dial(ctx context.Context) error {
 	p.open.Add(1)
 	c.client, c.nc, c.broken, c.sent = client, nc, false, 0
 	c.pipelining, c.chunking = false, false
+	_, isTLS := client.TLSConnectionState()
+	c.plain = nc != nil && !isTLS
 	if !p.opts.NoPipelining {
 		c.pipelining, _ = client.Extension("PIPELINING")
 	}
@@ -473,6 +479,23 @@ func (c *Conn) transact(ctx context.Context, from, rcpt string, raw []byte, reus
 	chunk := c.chunking && canonical
 	var mailErr, rcptErr, dataErr error
 
+	if chunk && c.pipelining && c.plain && w.Buffered() == 0 {
+		// The commands and the message in one writev, without copying
+		// the message through the 4 KB write buffer.
+		b := append(c.cmd[:0], "MAIL FROM:<"...)
+		b = append(b, from...)
+		b = append(b, ">\r\nRCPT TO:<"...)
+		b = append(b, rcpt...)
+		b = append(b, ">\r\nBDAT "...)
+		b = strconv.AppendInt(b, int64(len(raw)), 10)
+		b = append(b, " LAST\r\n"...)
+		c.cmd = b
+		bufs := net.Buffers{b, raw}
+		if _, err := bufs.WriteTo(c.nc); err != nil {
+			return Reply{}, StageMail, c.fail(StageMail, err)
+		}
+		goto replies
+	}
 	_, _ = w.WriteString("MAIL FROM:<")
 	_, _ = w.WriteString(from)
 	_, _ = w.WriteString(">\r\n")
@@ -506,6 +529,7 @@ func (c *Conn) transact(ctx context.Context, from, rcpt string, raw []byte, reus
 	if err := w.Flush(); err != nil {
 		return Reply{}, StageMail, c.fail(StageMail, err)
 	}
+replies:
 	if c.pipelining {
 		// Read every reply, even after a refusal, to stay in step.
 		if _, _, mailErr = text.ReadResponse(250); lostConn(mailErr) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/internal/smtpsink"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
@@ -146,7 +148,16 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int) {
 	dbPath := benchDB(b, shape, n)
 	ctx := context.Background()
 	rdb, rdbN := testutil.RedisDBNumber(b)
-	sink := startSink(b)
+	// The same sink as `go run ./tools/smtpsink`, so other senders can be
+	// measured against it.
+	sink := smtpsink.New(nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go sink.Serve(ctx, ln)
+	defer sink.Close()
+	sinkURL := "smtp://" + ln.Addr().String() + "?tls=none"
 	db, err := sqlitedb.Open(ctx, dbPath)
 	if err != nil {
 		b.Fatal(err)
@@ -157,7 +168,7 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	deps := testDeps(b, store, sink.URL(), new(*mailer.Pool), nil, nil, 1)
+	deps := testDeps(b, store, sinkURL, new(*mailer.Pool), nil, nil, 1)
 	deps.Sender = nil
 	svc, err := queue.New(ctx, db, rdb, queue.Config{From: testFrom, BaseURL: testBaseURL}, deps, nil)
 	if err != nil {
@@ -168,7 +179,7 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int) {
 	conc := benchEnv("TAYORI_BENCH_CONCURRENCY", 8)
 	child := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
 	child.Env = append(os.Environ(), childEnv+"=worker", "CHILD_DB="+dbPath,
-		"CHILD_REDIS="+testutil.RedisDBURL(b, rdbN), "CHILD_SMTP="+sink.URL(),
+		"CHILD_REDIS="+testutil.RedisDBURL(b, rdbN), "CHILD_SMTP="+sinkURL,
 		"CHILD_CONCURRENCY="+strconv.Itoa(conc), "CHILD_SENDERS="+strconv.Itoa(conc),
 		"CHILD_BATCH="+strconv.Itoa(benchEnv("TAYORI_BENCH_BATCH", 500)),
 		"CHILD_PPROF="+os.Getenv("TAYORI_BENCH_PPROF"))
@@ -198,16 +209,17 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int) {
 		b.Fatal(err)
 	}
 	deadline := start.Add(5 * time.Minute)
-	for sink.count.Load() < want {
+	for sink.Stats().Messages < want {
 		if time.Now().After(deadline) {
-			b.Fatalf("only %d of %d messages after 5 minutes", sink.count.Load(), want)
+			b.Fatalf("only %d of %d messages after 5 minutes", sink.Stats().Messages, want)
 		}
 		if m := redisInfoInt(b, rdb, "memory", "used_memory"); m > peak {
 			peak = m
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	elapsed := time.Unix(0, sink.last.Load()).Sub(start)
+	st := sink.Stats()
+	elapsed := st.Last.Sub(start)
 	b.StopTimer()
 	childCPU := procCPU(b, child.Process.Pid)
 	rss := procHWM(b, child.Process.Pid)
@@ -227,7 +239,7 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int) {
 	b.ReportMetric(redisCPUUsed*1e6/float64(n), "redis-core-µs/msg")
 	b.ReportMetric(float64(rss)/(1<<20), "worker-peak-RSS-MB")
 	b.ReportMetric(float64(peak-memBase)/(1<<20), "redis-peak-MB")
-	b.ReportMetric(float64(sink.bytes.Load())/float64(sink.count.Load()), "bytes/msg")
+	b.ReportMetric(float64(st.Bytes)/float64(st.Messages), "bytes/msg")
 	b.Logf("%s: %d messages in %v; worker CPU %v, Redis CPU %.2fs, worker peak RSS %d MB, Redis +%d KB at peak",
 		shape.name, n, elapsed.Round(time.Millisecond), childCPU.Round(time.Millisecond), redisCPUUsed, rss>>20, (peak-memBase)>>10)
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"syscall"
@@ -43,6 +44,9 @@ func TestMain(m *testing.M) {
 // Redis database and SMTP server; it runs until killed.
 func runChildWorker() error {
 	ctx := context.Background()
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400) // as `tayori worker` does (cmd/tayori/worker.go)
+	}
 	db, err := sqlitedb.Open(ctx, os.Getenv("CHILD_DB"))
 	if err != nil {
 		return err

@@ -189,7 +189,14 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 	if len(rows) == 0 {
 		return s.maybeFinish(ctx, p.SendID)
 	}
+	// Rows claimed but never recorded (a stop part way) go back to the
+	// queue; when every row was recorded and flushed there is none.
+	var recorded int
+	flushed := false
 	defer func() {
+		if flushed && recorded == len(rows) {
+			return
+		}
 		if err := s.release(ctx, p.SendID, token); err != nil {
 			log.Error("release claimed rows", "err", err)
 		}
@@ -223,6 +230,7 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 		stopReason error
 	)
 	record := func(c claimed, status string, perm bool, reply string) {
+		recorded++
 		last = s.rec.add(outcome{sendID: p.SendID, subID: c.subID, claim: token, status: status, permanent: perm, reply: reply})
 	}
 	for _, c := range rows {
@@ -306,6 +314,7 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 	if err := s.rec.wait(context.WithoutCancel(ctx), last); err != nil {
 		return fmt.Errorf("queue: batch %d of send %d: %w", p.Batch, p.SendID, err)
 	}
+	flushed = true
 	if policy != "" {
 		reason := "relay refused a message for policy or authentication reasons (5.7.x): " + policy
 		if err := s.pause(context.WithoutCancel(ctx), p.SendID, reason); err != nil && !errors.Is(err, ErrState) {

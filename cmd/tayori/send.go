@@ -223,7 +223,7 @@ chose, optionally narrowed further with --regions/--topics. A worker
 	f.StringVar(&testTo, "test-to", "", "send test copies to this address only")
 	f.StringVar(&variant, "variant", "", "with --test-to: only this variant (key or preference key)")
 	f.BoolVar(&wait, "wait", false, "show progress until the send finishes")
-	f.BoolVar(&force, "force", false, "send even if `tayori compose check` finds errors")
+	f.BoolVar(&force, "force", false, "send even if the lint (tayori compose check) finds errors")
 	c.AddCommand(
 		&cobra.Command{
 			Use: "status ID", Short: "Show a send's state and figures", Args: cobra.ExactArgs(1),

@@ -84,7 +84,7 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 		SenderName:        tcfg.SenderName,
 		PostalAddress:     tcfg.PostalAddress,
 		Contact:           tcfg.Contact,
-		TrustForwardedFor: a.getenv("TAYORI_TRUST_PROXY") == "1",
+		TrustForwardedFor: a.cfg.TrustProxy,
 	}, web.Deps{
 		Subscribers: subs,
 		Store:       store,

@@ -72,6 +72,9 @@ type Config struct {
 
 	// LogLevel is debug, info, warn or error. TAYORI_LOG_LEVEL, default info.
 	LogLevel string `yaml:"log_level"`
+	// TrustProxy makes the web server take the client address from
+	// X-Forwarded-For. TAYORI_TRUST_PROXY, default false.
+	TrustProxy bool `yaml:"trust_proxy"`
 	// LogFormat is text, json or auto (text on a terminal). TAYORI_LOG_FORMAT, default auto.
 	LogFormat string `yaml:"log_format"`
 }

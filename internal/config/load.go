@@ -36,6 +36,7 @@ var Vars = []Var{
 	{"TAYORI_REDIS_URL", "redis_url", "redis://127.0.0.1:6379/0", "Redis for Asynq and the shared rate limiter: redis://[:password@]host:port/db", true},
 	{"TAYORI_SMTP_URL", "smtp_url", "smtp://127.0.0.1:1025?tls=none", "relay: smtp[s]://[user[:password]@]host[:port][?tls=none|starttls|opportunistic|implicit]", true},
 	{"TAYORI_BASE_URL", "base_url", "http://127.0.0.1:8080", "public URL of the web server, used in every link of every message (https in production)", false},
+	{"TAYORI_TRUST_PROXY", "trust_proxy", "false", "trust X-Forwarded-For from the reverse proxy in front (per-IP limits, consent records); only behind one", false},
 	{"TAYORI_HTTP_ADDR", "http_addr", "127.0.0.1:8080", "listen address of the web server", false},
 	{"TAYORI_SECRET", "", "(generated into <data_dir>/secret)", "HMAC keys for links, newest first: id:secret[,id:secret…] (16+ bytes each)", true},
 	{"TAYORI_SECRET_FILE", "", "", "file with one id:secret per line, newest first (instead of TAYORI_SECRET)", false},
@@ -143,6 +144,14 @@ func Load(getenv func(string) string, configFile string) (Config, error) {
 	str("TAYORI_TIMEZONE", &c.Timezone)
 	str("TAYORI_LOG_LEVEL", &c.LogLevel)
 	str("TAYORI_LOG_FORMAT", &c.LogFormat)
+	if v := getenv("TAYORI_TRUST_PROXY"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad("TAYORI_TRUST_PROXY", "want true or false, got %q", v)
+		} else {
+			c.TrustProxy = b
+		}
+	}
 	num("TAYORI_RATE", &c.RatePerSecond, 0)
 	num("TAYORI_SMTP_CONNS", &c.SMTPConns, 1)
 	num("TAYORI_SMTP_MAX_CONNS", &c.SMTPMaxConns, 0)
@@ -321,6 +330,7 @@ func (c Config) Redacted() [][2]string {
 		{"TAYORI_REDIS_URL", redactURL(c.RedisURL)},
 		{"TAYORI_SMTP_URL", redactURL(c.SMTPURL)},
 		{"TAYORI_BASE_URL", c.BaseURL},
+		{"TAYORI_TRUST_PROXY", strconv.FormatBool(c.TrustProxy)},
 		{"TAYORI_HTTP_ADDR", c.HTTPAddr},
 		{"TAYORI_SECRET", strings.Join(secretIDs, ",")},
 		{"TAYORI_FROM", c.From},
