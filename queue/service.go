@@ -459,3 +459,48 @@ var errPaused = errors.New("send is paused")
 
 // isFailure tells asynq which errors count against a task's retries.
 func isFailure(err error) bool { return !errors.Is(err, errPaused) }
+
+// Failure is one delivery of a send that failed or waits to be retried,
+// with the relay's last reply.
+type Failure struct {
+	SubscriberID int64     `json:"subscriber_id"`
+	Permanent    bool      `json:"permanent"` // a 5xx, or retries ran out
+	Retrying     bool      `json:"retrying"`
+	Attempts     int       `json:"attempts"`
+	Reply        string    `json:"reply"`
+	At           time.Time `json:"at"`
+}
+
+// Failures lists up to limit failed or retrying deliveries of a send, the
+// latest first: what an editor looks at when a send goes wrong.
+func (s *Service) Failures(ctx context.Context, sendID int64, limit int) ([]Failure, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT subscriber_id, status, permanent, attempts, reply, updated_at
+		FROM deliveries WHERE send_id = ? AND status IN ('failed','retry')
+		ORDER BY updated_at DESC LIMIT ?`, sendID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("queue: failures of send %d: %w", sendID, err)
+	}
+	defer rows.Close()
+	var out []Failure
+	for rows.Next() {
+		var (
+			f      Failure
+			status string
+			perm   int
+			at     int64
+		)
+		if err := rows.Scan(&f.SubscriberID, &status, &perm, &f.Attempts, &f.Reply, &at); err != nil {
+			return nil, fmt.Errorf("queue: failures of send %d: %w", sendID, err)
+		}
+		f.Permanent, f.Retrying = perm != 0, status == "retry"
+		f.At = time.UnixMilli(at).UTC()
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("queue: failures of send %d: %w", sendID, err)
+	}
+	return out, nil
+}

@@ -133,13 +133,8 @@ type Sends interface {
 }
 
 // Failure is one delivery that failed, with the relay's reply.
-type Failure struct {
-	SubscriberID int64     `json:"subscriber_id"`
-	Permanent    bool      `json:"permanent"`
-	Attempts     int       `json:"attempts"`
-	Reply        string    `json:"reply"`
-	At           time.Time `json:"at"`
-}
+// Failure is a failed or retrying delivery, as package queue lists it.
+type Failure = queue.Failure
 
 // Renderer renders issue variants (implemented by *templates.Renderer).
 type Renderer interface {

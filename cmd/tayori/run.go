@@ -41,19 +41,20 @@ func newRunCmd(a *app) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "run",
 		Short: "Run worker, scheduler and web server in one process",
-		Long: `Run the delivery worker, the optional monthly schedule and (once it
-exists) the web server in one process: the embedded default.
+		Long: `Run the delivery worker, the optional monthly schedule, the web server
+and the daily retention purge in one process: the embedded default.
 
   --monthly SPEC  cron spec in TAYORI_TIMEZONE for the monthly send,
                   e.g. "0 9 1 * *" (09:00 on the 1st); the tick sends the
                   issue <--issues>/<YYYY-MM>.md (or .txt) to --monthly-list.
 
-Only one of several ` + "`tayori run`" + ` processes schedules (a Redis lease); all of
+The retention purge (as ` + "`tayori subscribers purge`" + `) runs at start and every
+24 hours. Only one of several ` + "`tayori run`" + ` processes schedules (a Redis lease); all of
 them deliver. SIGTERM or SIGINT stops everything gracefully.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			services := []runService{{name: "worker", run: a.runWorker}}
+			services := []runService{{name: "worker", run: a.runWorker}, {name: "retention", run: a.runRetention}}
 			if monthly != "" {
 				svc, err := a.deliveryService(ctx)
 				if err != nil {
@@ -127,5 +128,36 @@ func issueFromDir(dir string) queue.IssueLoader {
 			}
 		}
 		return nil, fmt.Errorf("no issue for %s in %s (want %s.md or %s.txt)", slug, dir, slug, slug)
+	}
+}
+
+// retentionEvery is how often `tayori run` applies the retention rules.
+const retentionEvery = 24 * time.Hour
+
+// runRetention applies the retention rules of `tayori subscribers purge`
+// at start and then daily until ctx ends. The purges are idempotent, so
+// several `tayori run`s may each run them.
+func (a *app) runRetention(ctx context.Context) error {
+	store, err := a.subscriberStore(ctx)
+	if err != nil {
+		return err
+	}
+	t := time.NewTicker(retentionEvery)
+	defer t.Stop()
+	for {
+		pending, err := store.PurgePending(ctx, defaultPendingAfter)
+		if err == nil {
+			var consents int64
+			consents, err = store.PurgeConsents(ctx)
+			a.logger.InfoContext(ctx, "retention purge", "unconfirmed_signups", pending, "consent_records", consents)
+		}
+		if err != nil && ctx.Err() == nil {
+			a.logger.ErrorContext(ctx, "retention purge", "err", err) // try again tomorrow
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
 	}
 }

@@ -90,7 +90,7 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 		Store:       store,
 		Sends:       svc,
 		Renderer:    renderer,
-		Failures:    web.DeliveryFailures(db),
+		Failures:    svc.Failures,
 		Redis:       rdb,
 		Ping: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -158,12 +158,13 @@ func TestRunServesWebAndDelivers(t *testing.T) {
 	_, n := testutil.RedisDBNumber(t)
 	smtp := testutil.StartSMTP(t)
 	getenv := testEnv(t, "TAYORI_REDIS_URL", testutil.RedisDBURL(t, n), "TAYORI_HTTP_ADDR", "127.0.0.1:0",
-		"TAYORI_SMTP_URL", smtp.URL(), "TAYORI_SHUTDOWN_TIMEOUT", "5s", "TAYORI_BASE_URL", "http://127.0.0.1:1")
+		"TAYORI_SMTP_URL", smtp.URL(), "TAYORI_SHUTDOWN_TIMEOUT", "5s", "TAYORI_BASE_URL", "http://127.0.0.1:1",
+		"TAYORI_LOG_LEVEL", "info")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stdout := &syncBuffer{}
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"run"}, getenv, strings.NewReader(""), stdout, io.Discard) }()
+	go func() { done <- run(ctx, []string{"run"}, getenv, strings.NewReader(""), stdout, stderr) }()
 	re := regexp.MustCompile(`listening on (http://127\.0\.0\.1:\d+)`)
 	var base string
 	deadline := time.Now().Add(20 * time.Second)
@@ -214,6 +215,11 @@ func TestRunServesWebAndDelivers(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 200 {
 		t.Fatalf("confirm: %d", res.StatusCode)
+	}
+	// The retention purge ran at start (and found the fresh signup too
+	// young to delete: it was confirmed above).
+	if !strings.Contains(stderr.String(), "retention purge") || regexp.MustCompile(`level"?[=:]"?ERROR`).MatchString(stderr.String()) {
+		t.Errorf("no clean retention purge in the log:\n%s", stderr.String())
 	}
 	cancel()
 	select {

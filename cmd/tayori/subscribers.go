@@ -495,6 +495,9 @@ func (a *app) subsListsCmd() *cobra.Command {
 	return c
 }
 
+// defaultPendingAfter is how long an unconfirmed signup is kept.
+const defaultPendingAfter = 30 * 24 * time.Hour
+
 func (a *app) subsPurgeCmd() *cobra.Command {
 	var pendingAfter time.Duration
 	c := &cobra.Command{
@@ -526,6 +529,6 @@ func (a *app) subsPurgeCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().DurationVar(&pendingAfter, "pending-after", 30*24*time.Hour, "delete signups unconfirmed for this long")
+	c.Flags().DurationVar(&pendingAfter, "pending-after", defaultPendingAfter, "delete signups unconfirmed for this long")
 	return c
 }

@@ -578,10 +578,7 @@ func (ss *smtpSession) Data(r io.Reader) error {
 		Received: time.Now(),
 		Conn:     ss.id,
 	})
-	text := ss.srv.cfg.okText
-	if strings.Contains(text, "%d") {
-		text = strings.Replace(text, "%d", strconv.Itoa(seq), 1)
-	}
+	text := strings.Replace(ss.srv.cfg.okText, "%d", strconv.Itoa(seq), 1)
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: text}
 }
 
