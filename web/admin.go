@@ -497,7 +497,7 @@ func (s *server) handleAdminSubscriber(w http.ResponseWriter, r *http.Request) {
 		s.adminError(w, r, err)
 		return
 	}
-	export, err := s.deps.Subscribers.Export(r.Context(), sub.ID)
+	export, err := s.subscriberExport(r.Context(), sub.ID)
 	if err != nil {
 		s.adminError(w, r, err)
 		return

@@ -536,7 +536,7 @@ func (s *server) apiExport(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, err)
 		return
 	}
-	exp, err := s.deps.Subscribers.Export(r.Context(), sub.ID)
+	exp, err := s.subscriberExport(r.Context(), sub.ID)
 	if err != nil {
 		s.apiError(w, r, err)
 		return

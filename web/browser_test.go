@@ -242,9 +242,15 @@ func TestBrowserEditorJourney(t *testing.T) {
 	shot(t, ctx, "admin-plan")
 	do(t, ctx, chromedp.Click(chromedp.CSS("#send-now")), chromedp.WaitVisible(chromedp.CSS("#progress")))
 	// admin.js polls and fills the figures in place; no reload.
+	// Every copy is recorded (100%) a moment before the send is marked
+	// done: wait for both.
 	waitFor(t, 30*time.Second, func() bool {
 		p, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`[data-field="percent"]`)))
-		return err == nil && p == "100"
+		if err != nil || p != "100" {
+			return false
+		}
+		st, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`[data-field="state"]`)))
+		return err == nil && st == "done"
 	})
 	if got := text(t, ctx, `[data-field="sent"]`); got != "4" {
 		t.Errorf("sent %q, want 4", got)

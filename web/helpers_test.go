@@ -155,7 +155,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	e.cfg.Contact = "info@news.example.jp"
 	e.handler, err = web.NewServer(logger, e.cfg, web.Deps{
 		Subscribers: e.subs, Store: e.store, Sends: e.svc, Renderer: renderer, Redis: e.rdb, Now: e.clock.Now,
-		Failures: e.svc.Failures,
+		Failures: e.svc.Failures, Deliveries: e.svc.DeliveryHistory,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -132,7 +132,6 @@ type Sends interface {
 	EnqueueMessage(ctx context.Context, m queue.TransactionalMessage) (string, error)
 }
 
-// Failure is one delivery that failed, with the relay's reply.
 // Failure is a failed or retrying delivery, as package queue lists it.
 type Failure = queue.Failure
 
@@ -152,6 +151,9 @@ type Deps struct {
 	// Failures, when set, lists a send's failed deliveries with the relay's
 	// replies.
 	Failures func(ctx context.Context, sendID int64, limit int) ([]Failure, error)
+	// Deliveries, when set, lists a subscriber's deliveries for their data
+	// export (implemented by (*queue.Service).DeliveryHistory).
+	Deliveries func(ctx context.Context, subscriberID int64) ([]queue.Delivered, error)
 	// Redis backs the rate limiters (shared by every server process).
 	Redis redis.UniversalClient
 	// Ping checks the health of the backing services for /healthz; nil
@@ -200,4 +202,25 @@ func NewServer(logger *slog.Logger, cfg Config, deps Deps) (http.Handler, error)
 	mux := http.NewServeMux()
 	s.routes(mux)
 	return s.accessLog(s.recoverer(s.securityHeaders(mux))), nil
+}
+
+// SubscriberExport is a subscriber's data export: the store's record and,
+// when Deps.Deliveries is set, the deliveries to them.
+type SubscriberExport struct {
+	subscribers.DataExport
+	Deliveries []queue.Delivered `json:"deliveries,omitempty"`
+}
+
+func (s *server) subscriberExport(ctx context.Context, id int64) (SubscriberExport, error) {
+	x, err := s.deps.Subscribers.Export(ctx, id)
+	if err != nil {
+		return SubscriberExport{}, err
+	}
+	out := SubscriberExport{DataExport: x}
+	if s.deps.Deliveries != nil {
+		if out.Deliveries, err = s.deps.Deliveries(ctx, id); err != nil {
+			return SubscriberExport{}, err
+		}
+	}
+	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"os"
 	"path/filepath"
@@ -89,5 +90,22 @@ func TestSentCopiesAreSignedAndPassTheChecklist(t *testing.T) {
 	}
 	if len(listIDs) != 1 {
 		t.Errorf("List-Id differs between issues of one list: %v", listIDs)
+	}
+
+	// The reader's data export lists both sends (GDPR Art. 15).
+	out, _, err := runCLI(t, getenv, "subscribers", "show", "jp@example.jp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var x struct {
+		Subscriber struct{ Email string }
+		Deliveries []struct{ Issue, Status string }
+	}
+	if err := json.Unmarshal([]byte(out), &x); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if x.Subscriber.Email != "jp@example.jp" || len(x.Deliveries) != 2 || x.Deliveries[0].Issue != "2025-07" ||
+		x.Deliveries[1].Issue != "2025-11" || x.Deliveries[1].Status != "sent" {
+		t.Errorf("export %+v, want both issues sent", x)
 	}
 }

@@ -91,6 +91,7 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 		Sends:       svc,
 		Renderer:    renderer,
 		Failures:    svc.Failures,
+		Deliveries:  svc.DeliveryHistory,
 		Redis:       rdb,
 		Ping: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/subscribers"
 	"github.com/tayori-news/tayori/subscribers/token"
 )
@@ -373,9 +374,24 @@ func (a *app) subsShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return writeJSON(a.stdout, x)
+			db, err := a.openDB(ctx)
+			if err != nil {
+				return err
+			}
+			sent, err := queue.DeliveryHistory(ctx, db, sub.ID)
+			if err != nil {
+				return err
+			}
+			return writeJSON(a.stdout, fullExport{DataExport: x, Deliveries: sent})
 		},
 	}
+}
+
+// fullExport is everything stored about one subscriber: the store's
+// record and the queue's deliveries to them.
+type fullExport struct {
+	subscribers.DataExport
+	Deliveries []queue.Delivered `json:"deliveries"`
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/database"
@@ -81,7 +82,31 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 
 // Migrate applies the migrations in fsys (files like "0001_init.sql" at its
 // root, goose format) and records them in the version table named table.
+//
+// Several processes may migrate one file at once (`tayori worker` and
+// `tayori send` started together on a fresh database): each migration
+// runs in its own transaction, so the loser of such a race fails without
+// a trace and, trying again, finds the migration applied.
 func Migrate(ctx context.Context, db *sql.DB, fsys fs.FS, table string) error {
+	var err error
+	for attempt := range migrateAttempts {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("migrate %s: %w (after %w)", table, ctx.Err(), err)
+			case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+			}
+		}
+		if err = migrateOnce(ctx, db, fsys, table); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+const migrateAttempts = 5
+
+func migrateOnce(ctx context.Context, db *sql.DB, fsys fs.FS, table string) error {
 	store, err := database.NewStore(goose.DialectSQLite3, table)
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", table, err)

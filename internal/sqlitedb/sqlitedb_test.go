@@ -49,3 +49,35 @@ func TestPathFromURL(t *testing.T) {
 		t.Errorf("postgres URL: err = %v, want ErrUnsupported", err)
 	}
 }
+
+// Processes that open a fresh database together all migrate it: the
+// losers of the race retry and find the migrations applied.
+func TestConcurrentMigrationsOfOneFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "race.db")
+	fsys := fstest.MapFS{
+		"0001_a.sql": {Data: []byte("-- +goose Up\nCREATE TABLE a (id INTEGER PRIMARY KEY);\n")},
+		"0002_b.sql": {Data: []byte("-- +goose Up\nCREATE INDEX a_id ON a (id);\n")},
+	}
+	const n = 6
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for range n {
+		go func() {
+			db, err := sqlitedb.Open(ctx, path) // one handle each, as separate processes have
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer db.Close()
+			<-start
+			errs <- sqlitedb.Migrate(ctx, db, fsys, "race_migrations")
+		}()
+	}
+	close(start)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -1,0 +1,58 @@
+package queue
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Delivered is one send as it concerns one subscriber: what a data export
+// (GDPR Art. 15/20) lists as their send history.
+type Delivered struct {
+	SendID   int64     `json:"send_id"`
+	Issue    string    `json:"issue"`
+	List     string    `json:"list"`
+	Variant  string    `json:"variant"`
+	Status   string    `json:"status"` // queued, sending, retry, sent, skipped, failed, cancelled
+	Attempts int       `json:"attempts"`
+	At       time.Time `json:"at"` // of the last change
+}
+
+// DeliveryHistory lists every delivery to the subscriber, oldest send
+// first. It needs only the store, not Redis, and migrates db first, so it
+// works on a database no worker has used yet.
+func DeliveryHistory(ctx context.Context, db *sql.DB, subscriberID int64) ([]Delivered, error) {
+	if err := Migrate(ctx, db); err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, `SELECT d.send_id, s.issue_slug, s.list_key, d.variant, d.status, d.attempts, d.updated_at
+		FROM deliveries d JOIN sends s ON s.id = d.send_id
+		WHERE d.subscriber_id = ? ORDER BY d.send_id`, subscriberID)
+	if err != nil {
+		return nil, fmt.Errorf("queue: delivery history of subscriber %d: %w", subscriberID, err)
+	}
+	defer rows.Close()
+	out := []Delivered{}
+	for rows.Next() {
+		var (
+			d  Delivered
+			at int64
+		)
+		if err := rows.Scan(&d.SendID, &d.Issue, &d.List, &d.Variant, &d.Status, &d.Attempts, &at); err != nil {
+			return nil, fmt.Errorf("queue: delivery history of subscriber %d: %w", subscriberID, err)
+		}
+		d.At = time.UnixMilli(at).UTC()
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("queue: delivery history of subscriber %d: %w", subscriberID, err)
+	}
+	return out, nil
+}
+
+// DeliveryHistory lists every delivery to the subscriber (see the
+// package-level DeliveryHistory).
+func (s *Service) DeliveryHistory(ctx context.Context, subscriberID int64) ([]Delivered, error) {
+	return DeliveryHistory(ctx, s.db, subscriberID)
+}
