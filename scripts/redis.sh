@@ -107,7 +107,7 @@ case "${1:-}" in
     started_before=no; [ -f "$pidfile" ] && started_before=yes
     url=$(start)
     if [ "$started_before" = no ] && [ -f "$pidfile" ]; then trap stop EXIT; fi
-    export TAYORI_TEST_REDIS_URL="$url"
+    export TAYORI_TEST_REDIS_URL="$url" TAYORI_REDIS_URL="$url"
     "$@"
     ;;
   *) echo "usage: $0 start|stop|run CMD…" >&2; exit 2 ;;
