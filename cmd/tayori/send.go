@@ -341,9 +341,18 @@ func (a *app) dryRun(ctx context.Context, svc *queue.Service, issue *compose.Iss
 		fmt.Fprintf(tw, "%s\t%d\t%s\n", short(v.Key), v.Readers, v.Example.Key())
 	}
 	tw.Flush()
-	fmt.Fprintf(a.stdout, "%s to list %s: %d readers in %d variants; %d readers get nothing this month. Nothing was sent.\n",
-		issue.Slug, list, total, len(vcs), nothing)
+	fmt.Fprintf(a.stdout, "%s to list %s: %s in %s; %s nothing this month. Nothing was sent.\n",
+		issue.Slug, list, plural(total, "reader", "readers"), plural(int64(len(vcs)), "variant", "variants"),
+		plural(nothing, "reader gets", "readers get"))
 	return nil
+}
+
+// plural says "1 reader" or "3 readers".
+func plural[N int | int64](n N, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 func short(key string) string {
@@ -410,7 +419,9 @@ func (a *app) waitSend(ctx context.Context, svc *queue.Service, id int64) error 
 			lastLine = time.Now()
 			rate := float64(done-startDone) / time.Since(start).Seconds()
 			eta := "?"
-			if rate > 0 && c.Planned > done {
+			if s.State.Final() || (c.Planned > 0 && done >= c.Planned) {
+				eta = "0s"
+			} else if rate > 0 && c.Planned > done {
 				eta = (time.Duration(float64(c.Planned-done)/rate) * time.Second / time.Second * time.Second).String()
 			}
 			fmt.Fprintf(a.stdout, "send %d: %s %d/%d (sent %d, skipped %d, failed %d) %.0f msg/s ETA %s\n",
