@@ -73,11 +73,20 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open database %s: %w", path, err)
+	// Switching a fresh file to WAL takes an exclusive lock without waiting
+	// for the busy timeout, so processes opening a new database together
+	// (`tayori worker` and `tayori send`) may see SQLITE_BUSY once.
+	for attempt := 0; ; attempt++ {
+		err = db.PingContext(ctx)
+		if err == nil {
+			return db, nil
+		}
+		if attempt >= 20 || !strings.Contains(err.Error(), "SQLITE_BUSY") || ctx.Err() != nil {
+			db.Close()
+			return nil, fmt.Errorf("open database %s: %w", path, err)
+		}
+		time.Sleep(time.Duration(10+attempt*10) * time.Millisecond)
 	}
-	return db, nil
 }
 
 // Migrate applies the migrations in fsys (files like "0001_init.sql" at its
