@@ -100,6 +100,7 @@ func FuzzParseSMTPURL(f *testing.F) {
 		"smtp://%zz@relay",                              // bad escape
 		"smtp://relay.example.jp?tls=none&x=1",          // unknown parameter
 		"smtp:relay",                                    // opaque
+		"smtp://::1",                                    // IPv6 without brackets (found by fuzzing)
 		"://",
 	} {
 		f.Add(s)

@@ -105,6 +105,11 @@ func (p *BatchPayload) UnmarshalBinary(b []byte) error {
 		if n <= 0 {
 			return 0, errors.New("truncated batch payload")
 		}
+		// Only the shortest encoding is valid, so each payload has one
+		// form (an overlong varint ends in a 0x00 byte).
+		if n > 1 && b[n-1] == 0 {
+			return 0, errors.New("non-minimal varint in batch payload")
+		}
 		b = b[n:]
 		return v, nil
 	}

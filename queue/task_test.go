@@ -55,6 +55,7 @@ func FuzzBatchPayload(f *testing.F) {
 	f.Add([]byte{})                                                              // empty
 	f.Add([]byte{1, 1, 1, 0, 200})                                               // count larger than the rest
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}) // overlong varint
+	f.Add([]byte{0x01, 0x30, 0x30, 0x00, 0x80, 0x00})                            // 0 written in two bytes (found by fuzzing)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var p BatchPayload
 		if p.UnmarshalBinary(b) != nil {

@@ -247,6 +247,15 @@ func (r *Keyring) Mint(c Claims) (string, error) {
 	return string(out), nil
 }
 
+// tokenChar marks the bytes a token may hold after its prefix: the
+// base64url alphabet and the dot between payload and signature.
+var tokenChar = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") {
+		t[c] = true
+	}
+	return t
+}()
+
 // Verify checks tok and returns its claims if it is well formed, signed by
 // a key in the ring, minted for purpose want and not expired. Errors wrap
 // ErrMalformed, ErrUnknownKey, ErrBadSignature, ErrWrongPurpose or
@@ -255,6 +264,13 @@ func (r *Keyring) Mint(c Claims) (string, error) {
 func (r *Keyring) Verify(tok string, want Purpose) (Claims, error) {
 	if len(tok) > MaxLen || !strings.HasPrefix(tok, prefix) {
 		return Claims{}, ErrMalformed
+	}
+	// The base64 decoder skips CR and LF, so "abc\ndef" would decode like
+	// "abcdef": allow only the token alphabet, so each token has one form.
+	for i := len(prefix); i < len(tok); i++ {
+		if c := tok[i]; !tokenChar[c] {
+			return Claims{}, ErrMalformed
+		}
 	}
 	dot := strings.LastIndexByte(tok, '.')
 	if dot < len(prefix) {
