@@ -229,6 +229,7 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 		lastCheck  = time.Now()
 		stopReason error
 	)
+	var bodies bodyBuffers
 	record := func(c claimed, status string, perm bool, reply string) {
 		recorded++
 		last = s.rec.add(outcome{sendID: p.SendID, subID: c.subID, claim: token, status: status, permanent: perm, reply: reply})
@@ -269,7 +270,7 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 			stopReason = err
 			break
 		}
-		msg, err := s.newsletterMessage(sc, r, rendered)
+		msg, err := s.newsletterMessage(sc, r, rendered, &bodies)
 		if err != nil {
 			record(c, "failed", true, "build: "+err.Error())
 			log.Error("build message", "subscriber_id", r.ID, "err", err)
@@ -349,15 +350,18 @@ func (s *Service) links(sub, list string) (unsub, prefs, mailto string, err erro
 	return unsub, prefs, mailto, nil
 }
 
-func (s *Service) newsletterMessage(sc *sendCache, r *Recipient, rendered Rendered) (*Message, error) {
+// newsletterMessage builds r's copy. Its bodies live in buf, which the
+// caller reuses once the copy is sent.
+func (s *Service) newsletterMessage(sc *sendCache, r *Recipient, rendered Rendered, buf *bodyBuffers) (*Message, error) {
 	unsub, prefs, mailto, err := s.links(r.PublicID, sc.snd.List)
 	if err != nil {
 		return nil, err
 	}
-	text, html, err := rendered.Personalize(Personal{Name: r.Name, UnsubscribeURL: unsub, PreferencesURL: prefs})
+	text, html, err := rendered.AppendPersonalized(buf.text[:0], buf.html[:0], Personal{Name: r.Name, UnsubscribeURL: unsub, PreferencesURL: prefs})
 	if err != nil {
 		return nil, fmt.Errorf("personalise: %w", err)
 	}
+	buf.text, buf.html = text, html
 	return &Message{
 		From: s.cfg.From, ReplyTo: s.cfg.ReplyTo, To: r.Email, ToName: r.Name,
 		Subject: sc.snd.Issue.Title,
@@ -367,6 +371,9 @@ func (s *Service) newsletterMessage(sc *sendCache, r *Recipient, rendered Render
 		Text:       text, HTML: html,
 	}, nil
 }
+
+// bodyBuffers are one batch's text and HTML buffers, reused copy after copy.
+type bodyBuffers struct{ text, html []byte }
 
 // EnqueueMessage queues one transactional message (test copies,
 // confirmation mails) on the transactional queue, which workers serve
@@ -456,7 +463,7 @@ func (s *Service) TestSend(ctx context.Context, issue *compose.Issue, list strin
 		if err != nil {
 			return out, fmt.Errorf("queue: test send: render %q: %w", vc.Key, err)
 		}
-		text, html, err := r.Personalize(Personal{Name: "", UnsubscribeURL: unsub, PreferencesURL: prefsURL})
+		text, html, err := r.AppendPersonalized(nil, nil, Personal{Name: "", UnsubscribeURL: unsub, PreferencesURL: prefsURL})
 		if err != nil {
 			return out, fmt.Errorf("queue: test send: %w", err)
 		}

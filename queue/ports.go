@@ -53,8 +53,11 @@ type Personal struct {
 // Rendered is one variant of an issue, rendered once and personalised per
 // reader. Implementations must be safe for concurrent use.
 type Rendered interface {
-	// Personalize returns the plain-text and HTML bodies for one reader.
-	Personalize(p Personal) (text, html []byte, err error)
+	// AppendPersonalized appends one reader's plain-text and HTML bodies to
+	// text and html and returns the extended buffers. The worker passes
+	// the same buffers, emptied, for every reader of a batch, so a copy
+	// costs no allocation here.
+	AppendPersonalized(text, html []byte, p Personal) ([]byte, []byte, error)
 }
 
 // Renderer selects and renders the variants of an issue.

@@ -90,9 +90,12 @@ func (r Renderer) Render(_ context.Context, issue *compose.Issue, prefs audience
 
 type variant struct{ v *templates.Variant }
 
-func (v variant) Personalize(p queue.Personal) (text, html []byte, err error) {
-	html, text, err = v.v.Personalize(templates.Personal{Name: p.Name, UnsubscribeURL: p.UnsubscribeURL, PreferencesURL: p.PreferencesURL})
-	return text, html, err
+func (v variant) AppendPersonalized(text, html []byte, p queue.Personal) ([]byte, []byte, error) {
+	tp := templates.Personal{Name: p.Name, UnsubscribeURL: p.UnsubscribeURL, PreferencesURL: p.PreferencesURL}
+	if err := tp.Check(); err != nil {
+		return text, html, err
+	}
+	return v.v.AppendText(text, tp), v.v.AppendHTML(html, tp), nil
 }
 
 // Sender builds queue messages with a mailer.Builder and sends them over
