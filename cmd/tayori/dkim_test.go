@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
@@ -10,9 +9,7 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/tayori-news/tayori/internal/testutil"
 )
@@ -49,19 +46,7 @@ func TestSentCopiesAreSignedAndPassTheChecklist(t *testing.T) {
 		return base(k)
 	}
 
-	wctx, stop := context.WithCancel(context.Background())
-	workerDone := make(chan error, 1)
-	go func() {
-		workerDone <- run(wctx, []string{"worker"}, getenv, strings.NewReader(""), &strings.Builder{}, &strings.Builder{})
-	}()
-	defer func() {
-		stop()
-		select {
-		case <-workerDone:
-		case <-time.After(40 * time.Second):
-			t.Error("worker did not stop")
-		}
-	}()
+	startWorker(t, getenv)
 
 	issues := []struct{ file, subject string }{
 		{"aisi-monthly-2025-07.txt", "AI政策動向マンスリー情報 2025年7月号"},

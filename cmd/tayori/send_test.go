@@ -50,6 +50,28 @@ func sendTestEnv(t *testing.T, smtp *testutil.SMTPServer) func(string) string {
 	return getenv
 }
 
+// startWorker runs `tayori worker` in the background until the test ends,
+// and checks that it stops cleanly.
+func startWorker(t *testing.T, getenv func(string) string) {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"worker"}, getenv, strings.NewReader(""), &strings.Builder{}, &strings.Builder{})
+	}()
+	t.Cleanup(func() {
+		stop()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("worker: %v", err)
+			}
+		case <-time.After(40 * time.Second):
+			t.Error("worker did not stop after its context ended")
+		}
+	})
+}
+
 func TestSendCommands(t *testing.T) {
 	smtp := testutil.StartSMTP(t)
 	getenv := sendTestEnv(t, smtp)
@@ -68,23 +90,7 @@ func TestSendCommands(t *testing.T) {
 		t.Errorf("dry run output:\n%s", out)
 	}
 
-	// A worker in the background, as `tayori worker` would run.
-	wctx, stop := context.WithCancel(context.Background())
-	workerDone := make(chan error, 1)
-	go func() {
-		workerDone <- run(wctx, []string{"worker"}, getenv, strings.NewReader(""), &strings.Builder{}, &strings.Builder{})
-	}()
-	defer func() {
-		stop()
-		select {
-		case err := <-workerDone:
-			if err != nil {
-				t.Errorf("worker: %v", err)
-			}
-		case <-time.After(40 * time.Second):
-			t.Error("worker did not stop after its context ended")
-		}
-	}()
+	startWorker(t, getenv)
 
 	out, _, err = runCLI(t, getenv, "send", issue, "--wait", "--force")
 	if err != nil {
