@@ -168,11 +168,11 @@ func ParseSMTPURL(s string) (RelayConfig, error) {
 	if strings.ContainsAny(host, "/?#@%") {
 		return bad("host", "%q is not a host name", host)
 	}
-	if strings.Contains(host, ":") && !strings.HasPrefix(u.Host, "[") {
-		// "smtp://::1" reads as host ":" and port "1": IPv6 needs brackets.
-		return bad("host", "%q: write an IPv6 address in brackets, e.g. smtp://[::1]:25", u.Host)
-	}
 	if strings.Contains(host, ":") {
+		if !strings.HasPrefix(u.Host, "[") {
+			// "smtp://::1" reads as host ":" and port "1": IPv6 needs brackets.
+			return bad("host", "%q: write an IPv6 address in brackets, e.g. smtp://[::1]:25", u.Host)
+		}
 		if _, err := netip.ParseAddr(host); err != nil {
 			return bad("host", "%q is not an IPv6 address", host)
 		}

@@ -98,8 +98,8 @@ func benchDB(b *testing.B, shape benchShape, n int) string {
 			w := bufio.NewWriter(pw)
 			fmt.Fprintln(w, "email,regions,topics,consent_at,consent_method,consent_text")
 			for i := range n {
-				p := shape.prefs(i)
-				fmt.Fprintf(w, "reader%07d@example.jp,%q,%q,2025-10-01,api,同意\n", i, regionList(p), topicList(p))
+				regions, topics, _ := strings.Cut(shape.prefs(i).Key(), "|")
+				fmt.Fprintf(w, "reader%07d@example.jp,%q,%q,2025-10-01,api,同意\n", i, regions, topics)
 			}
 			pw.CloseWithError(w.Flush())
 		}()
@@ -357,20 +357,4 @@ func BenchmarkPlanRedisMemory(b *testing.B) {
 		svc.Close()
 		db.Close()
 	}
-}
-
-func regionList(p audience.Prefs) string {
-	out := make([]string, len(p.Regions))
-	for i, r := range p.Regions {
-		out[i] = string(r)
-	}
-	return strings.Join(out, ",")
-}
-
-func topicList(p audience.Prefs) string {
-	out := make([]string, len(p.Topics))
-	for i, t := range p.Topics {
-		out[i] = string(t)
-	}
-	return strings.Join(out, ",")
 }

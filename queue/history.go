@@ -26,6 +26,16 @@ func DeliveryHistory(ctx context.Context, db *sql.DB, subscriberID int64) ([]Del
 	if err := Migrate(ctx, db); err != nil {
 		return nil, err
 	}
+	return deliveryHistory(ctx, db, subscriberID)
+}
+
+// DeliveryHistory lists every delivery to the subscriber, oldest send
+// first, from the database the Service migrated when it started.
+func (s *Service) DeliveryHistory(ctx context.Context, subscriberID int64) ([]Delivered, error) {
+	return deliveryHistory(ctx, s.db, subscriberID)
+}
+
+func deliveryHistory(ctx context.Context, db *sql.DB, subscriberID int64) ([]Delivered, error) {
 	rows, err := db.QueryContext(ctx, `SELECT d.send_id, s.issue_slug, s.list_key, d.variant, d.status, d.attempts, d.updated_at
 		FROM deliveries d JOIN sends s ON s.id = d.send_id
 		WHERE d.subscriber_id = ? ORDER BY d.send_id`, subscriberID)
@@ -49,10 +59,4 @@ func DeliveryHistory(ctx context.Context, db *sql.DB, subscriberID int64) ([]Del
 		return nil, fmt.Errorf("queue: delivery history of subscriber %d: %w", subscriberID, err)
 	}
 	return out, nil
-}
-
-// DeliveryHistory lists every delivery to the subscriber (see the
-// package-level DeliveryHistory).
-func (s *Service) DeliveryHistory(ctx context.Context, subscriberID int64) ([]Delivered, error) {
-	return DeliveryHistory(ctx, s.db, subscriberID)
 }

@@ -204,11 +204,12 @@ func NewServer(logger *slog.Logger, cfg Config, deps Deps) (http.Handler, error)
 	return s.accessLog(s.recoverer(s.securityHeaders(mux))), nil
 }
 
-// SubscriberExport is a subscriber's data export: the store's record and,
-// when Deps.Deliveries is set, the deliveries to them.
+// SubscriberExport is everything stored about one subscriber (GDPR Art.
+// 15/20): the store's record and the deliveries to them. The console, the
+// API and `tayori subscribers show` all print it.
 type SubscriberExport struct {
 	subscribers.DataExport
-	Deliveries []queue.Delivered `json:"deliveries,omitempty"`
+	Deliveries []queue.Delivered `json:"deliveries"`
 }
 
 func (s *server) subscriberExport(ctx context.Context, id int64) (SubscriberExport, error) {

@@ -145,13 +145,11 @@ func (a *app) runRetention(ctx context.Context) error {
 	t := time.NewTicker(retentionEvery)
 	defer t.Stop()
 	for {
-		pending, err := store.PurgePending(ctx, defaultPendingAfter)
-		if err == nil {
-			var consents int64
-			consents, err = store.PurgeConsents(ctx)
+		pending, consents, err := purge(ctx, store, defaultPendingAfter)
+		switch {
+		case err == nil:
 			a.logger.InfoContext(ctx, "retention purge", "unconfirmed_signups", pending, "consent_records", consents)
-		}
-		if err != nil && ctx.Err() == nil {
+		case ctx.Err() == nil:
 			a.logger.ErrorContext(ctx, "retention purge", "err", err) // try again tomorrow
 		}
 		select {

@@ -21,6 +21,7 @@ import (
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/subscribers"
 	"github.com/tayori-news/tayori/subscribers/token"
+	"github.com/tayori-news/tayori/web"
 )
 
 // subscriberStore opens the subscriber store on the shared database with
@@ -382,16 +383,9 @@ func (a *app) subsShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return writeJSON(a.stdout, fullExport{DataExport: x, Deliveries: sent})
+			return writeJSON(a.stdout, web.SubscriberExport{DataExport: x, Deliveries: sent})
 		},
 	}
-}
-
-// fullExport is everything stored about one subscriber: the store's
-// record and the queue's deliveries to them.
-type fullExport struct {
-	subscribers.DataExport
-	Deliveries []queue.Delivered `json:"deliveries"`
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -511,6 +505,16 @@ func (a *app) subsListsCmd() *cobra.Command {
 	return c
 }
 
+// purge applies the retention rules: signups unconfirmed for longer than
+// pendingAfter, then consent records past their retention.
+func purge(ctx context.Context, store *subscribers.Store, pendingAfter time.Duration) (pending, consents int64, err error) {
+	if pending, err = store.PurgePending(ctx, pendingAfter); err != nil {
+		return 0, 0, err
+	}
+	consents, err = store.PurgeConsents(ctx)
+	return pending, consents, err
+}
+
 // defaultPendingAfter is how long an unconfirmed signup is kept.
 const defaultPendingAfter = 30 * 24 * time.Hour
 
@@ -533,11 +537,7 @@ func (a *app) subsPurgeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			pending, err := store.PurgePending(ctx, pendingAfter)
-			if err != nil {
-				return err
-			}
-			consents, err := store.PurgeConsents(ctx)
+			pending, consents, err := purge(ctx, store, pendingAfter)
 			if err != nil {
 				return err
 			}

@@ -42,7 +42,7 @@ func (a *app) runWorker(ctx context.Context) error {
 
 // workerGCPercent is the worker's GOGC unless the environment sets one.
 // Its live heap is small (tens of MB: rendered variants and batches) and
-// each copy allocates a message-sized buffer, so collecting at 5× the live
+// each copy's built MIME message is a fresh message-sized allocation, so collecting at 5× the live
 // heap instead of 2× saves about a tenth of the CPU per message and keeps
 // the peak RSS well under 100 MB (make bench).
 const workerGCPercent = 400

@@ -20,7 +20,8 @@ import (
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/database"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // ErrUnsupported is returned for a database URL this build cannot open.
@@ -81,12 +82,19 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 		if err == nil {
 			return db, nil
 		}
-		if attempt >= 20 || !strings.Contains(err.Error(), "SQLITE_BUSY") || ctx.Err() != nil {
+		if attempt >= 20 || !IsBusy(err) || ctx.Err() != nil {
 			db.Close()
 			return nil, fmt.Errorf("open database %s: %w", path, err)
 		}
 		time.Sleep(time.Duration(10+attempt*10) * time.Millisecond)
 	}
+}
+
+// IsBusy reports whether err is SQLite's SQLITE_BUSY (any extended code):
+// another connection holds a lock that did not clear in time.
+func IsBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // Migrate applies the migrations in fsys (files like "0001_init.sql" at its
