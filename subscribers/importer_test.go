@@ -323,3 +323,66 @@ func FuzzImport(f *testing.F) {
 		}
 	})
 }
+
+// The set-based insert carries every field through its JSON rows byte for
+// byte (quotes, backslashes, Japanese, emoji, a user agent with both),
+// gives each row its own id across batches, records consent and history
+// for every row, and suppresses rows imported as bounced or complained.
+func TestImportSetBasedFields(t *testing.T) {
+	e := newEnv(t)
+	csv := "email,name,regions,topics,status,consent_at,consent_version,consent_ip,consent_user_agent\n" +
+		"q1@example.jp,\"say \"\"こんにちは\"\" \\\\ back\\slash\",jp,\"policy,gpu\",,2026-01-02,\"v\"\"1\"\"\",192.0.2.1,\"Mozilla/5.0 (\"\"x\"\") \\\\\"\n" +
+		"q2@example.jp,絵文字 🎌,eu,,,2026-01-03,,,\n" +
+		"q3@example.jp,,,,bounced,,,,\n" +
+		"q4@example.jp,,,,complained,,,,\n" +
+		"q5@example.jp,最後,,,,,,,\n"
+	res := importString(t, e.store, csv, subscribers.ImportOptions{BatchSize: 2, Cause: "import \"q\".csv"})
+	if res.Added != 5 || res.ErrorRows != 0 {
+		t.Fatalf("import: %+v %v", res, problems(res.Errors))
+	}
+	ids := map[int64]bool{}
+	for _, c := range []struct {
+		email, name, prefs string
+		status             subscribers.Status
+		consents           int
+	}{
+		{"q1@example.jp", `say "こんにちは" \\ back\slash`, "jp|policy,gpu", subscribers.Active, 1},
+		{"q2@example.jp", "絵文字 🎌", "eu|activities,policy,reports", subscribers.Active, 1},
+		{"q3@example.jp", "", "jp,us,eu,asia,intl|activities,policy,reports", subscribers.Bounced, 0},
+		{"q4@example.jp", "", "jp,us,eu,asia,intl|activities,policy,reports", subscribers.Complained, 0},
+		{"q5@example.jp", "最後", "jp,us,eu,asia,intl|activities,policy,reports", subscribers.Pending, 0},
+	} {
+		s, err := e.store.FindByEmail(ctx, c.email)
+		if err != nil {
+			t.Fatalf("%s: %v", c.email, err)
+		}
+		if s.Name != c.name || s.Prefs.Key() != c.prefs || s.Status != c.status {
+			t.Errorf("%s = name %q prefs %q status %s, want %q %q %s", c.email, s.Name, s.Prefs.Key(), s.Status, c.name, c.prefs, c.status)
+		}
+		if ids[s.ID] {
+			t.Errorf("%s: id %d given twice", c.email, s.ID)
+		}
+		ids[s.ID] = true
+		cs, _ := e.store.Consents(ctx, s.ID)
+		if len(cs) != c.consents {
+			t.Errorf("%s: %d consent records, want %d", c.email, len(cs), c.consents)
+		}
+		if c.email == "q1@example.jp" && len(cs) == 1 &&
+			(cs[0].FormVersion != `v"1"` || cs[0].IP != "192.0.2.1" || cs[0].UserAgent != `Mozilla/5.0 ("x") \\` || cs[0].Prefs.Key() != "jp|policy,gpu") {
+			t.Errorf("q1's consent = %+v", cs[0])
+		}
+		h, _ := e.store.History(ctx, s.ID)
+		if len(h) != 1 || h[0].To != c.status || h[0].Cause != `import "q".csv` {
+			t.Errorf("%s: history %+v", c.email, h)
+		}
+		suppressed, _ := e.store.IsSuppressed(ctx, c.email)
+		if want := c.status == subscribers.Bounced || c.status == subscribers.Complained; suppressed != want {
+			t.Errorf("%s: suppressed = %v, want %v", c.email, suppressed, want)
+		}
+	}
+	// Ids continue after the import's: a new subscriber does not collide.
+	n, err := e.store.Add(ctx, subscribers.NewSubscriber{Email: "after@example.jp"})
+	if err != nil || ids[n.ID] {
+		t.Errorf("Add after import: id %d, %v", n.ID, err)
+	}
+}

@@ -36,6 +36,21 @@ const (
 	qInsertSubscriberBulk = `INSERT INTO subscribers
        (public_id, email, email_key, name, status, regions, topics, created_at, updated_at, status_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// The import's set-based inserts take a JSON array of rows (see
+	// Store.bulkInsert). SQLite's json_each; PostgreSQL would use
+	// jsonb_array_elements with the same shape.
+	qInsertSubscribersJSON = `INSERT INTO subscribers
+       (id, public_id, email, email_key, name, status, regions, topics, created_at, updated_at, status_at)
+       SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, ?2, ?2, ?2
+         FROM jsonb_each(?1)`
+	qInsertHistoryJSON = `INSERT INTO status_history (subscriber_id, at, from_status, to_status, list, cause)
+       SELECT value ->> 0, ?2, '', value ->> 5, '', ?3 FROM jsonb_each(?1)`
+	qJoinListJSON = `INSERT INTO memberships (list_id, subscriber_id, subscribed, created_at, updated_at)
+       SELECT ?1, value, 1, ?3, ?3 FROM json_each(?2) WHERE true ON CONFLICT DO NOTHING`
+	qInsertConsentsJSON = `INSERT INTO consents
+       (subscriber_id, consented_at, method, form_version, text_sha256, ip, user_agent, lists, prefs, recorded_at)
+       SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, ?2, value ->> 7, ?3
+         FROM jsonb_each(?1)`
 	qSetStatus       = `UPDATE subscribers SET status = ?, status_at = ?, updated_at = ? WHERE id = ?`
 	qSetName         = `UPDATE subscribers SET name = ?, updated_at = ? WHERE id = ?`
 	qSetPrefs        = `UPDATE subscribers SET regions = ?, topics = ?, updated_at = ? WHERE id = ?`
