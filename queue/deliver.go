@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,61 +89,58 @@ type claimed struct {
 	attempts int
 }
 
-// claim marks the batch's unfinished rows as being sent by this run. Rows
-// left in 'sending' by a crashed earlier run of the same task are taken
-// over: only one run of a batch task is active at a time, so their
-// earlier owner is gone (their copies may have gone out: those are the
-// at-most-in-flight duplicates).
+// qClaimRows reads a batch's unfinished deliveries along the primary key.
+const qClaimRows = `SELECT subscriber_id, attempts FROM deliveries
+	WHERE send_id = ? AND subscriber_id BETWEEN ? AND ? AND batch = ? AND status IN ('queued','retry','sending')
+	ORDER BY subscriber_id`
+
+// claim takes the batch for this run (one row in batch_claims, whatever
+// the batch's size) and returns its unfinished deliveries. Rows a crashed
+// earlier run left unrecorded are among them (their copies may have gone
+// out: those are the at-most-in-flight duplicates). Outcomes are recorded
+// only under the batch's current claim, so an earlier run that is still
+// alive, if Asynq handed its task to another, records nothing more.
 func (s *Service) claim(ctx context.Context, p *BatchPayload, token string) ([]claimed, error) {
+	if len(p.IDs) == 0 {
+		return nil, nil
+	}
+	wrap := func(err error) error {
+		return fmt.Errorf("queue: claim batch %d of send %d: %w", p.Batch, p.SendID, err)
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("queue: claim batch %d of send %d: %w", p.Batch, p.SendID, err)
+		return nil, wrap(err)
 	}
 	defer tx.Rollback()
-	var b strings.Builder
-	args := make([]any, 0, len(p.IDs)+3)
-	args = append(args, token, s.cfg.Now().UnixMilli(), p.SendID)
-	b.WriteString(`UPDATE deliveries SET status = 'sending', claim = ?, attempts = attempts + 1, updated_at = ?
-		WHERE send_id = ? AND status IN ('queued','retry','sending') AND subscriber_id IN (`)
-	for i, id := range p.IDs {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('?')
-		args = append(args, id)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO batch_claims (send_id, batch, claim, claimed_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (send_id, batch) DO UPDATE SET claim = excluded.claim, claimed_at = excluded.claimed_at`,
+		p.SendID, p.Batch, token, s.cfg.Now().UnixMilli()); err != nil {
+		return nil, wrap(err)
 	}
-	b.WriteString(`) RETURNING subscriber_id, attempts`)
-	rows, err := tx.QueryContext(ctx, b.String(), args...)
+	// A batch's ids are consecutive in the send's planning order, so its
+	// rows are one key range of the primary key.
+	lo, hi := slices.Min(p.IDs), slices.Max(p.IDs)
+	rows, err := tx.QueryContext(ctx, qClaimRows, p.SendID, lo, hi, p.Batch)
 	if err != nil {
-		return nil, fmt.Errorf("queue: claim batch %d of send %d: %w", p.Batch, p.SendID, err)
+		return nil, wrap(err)
 	}
-	var out []claimed
+	out := make([]claimed, 0, len(p.IDs))
 	for rows.Next() {
 		var c claimed
 		if err := rows.Scan(&c.subID, &c.attempts); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("queue: claim batch %d of send %d: %w", p.Batch, p.SendID, err)
+			return nil, wrap(err)
 		}
 		out = append(out, c)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("queue: claim batch %d of send %d: %w", p.Batch, p.SendID, err)
+		return nil, wrap(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("queue: claim batch %d of send %d: %w", p.Batch, p.SendID, err)
+		return nil, wrap(err)
 	}
 	return out, nil
-}
-
-// release puts rows this run claimed but never tried back in the queue.
-func (s *Service) release(ctx context.Context, sendID int64, token string) error {
-	_, err := s.db.ExecContext(context.WithoutCancel(ctx), `UPDATE deliveries SET status = 'queued',
-		attempts = max(attempts - 1, 0) WHERE send_id = ? AND claim = ? AND status = 'sending'`, sendID, token)
-	if err != nil {
-		return fmt.Errorf("queue: release claimed rows of send %d: %w", sendID, err)
-	}
-	return nil
 }
 
 func newToken() string {
@@ -189,18 +187,6 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 	if len(rows) == 0 {
 		return s.maybeFinish(ctx, p.SendID)
 	}
-	// Rows claimed but never recorded (a stop part way) go back to the
-	// queue; when every row was recorded and flushed there is none.
-	var recorded int
-	flushed := false
-	defer func() {
-		if flushed && recorded == len(rows) {
-			return
-		}
-		if err := s.release(ctx, p.SendID, token); err != nil {
-			log.Error("release claimed rows", "err", err)
-		}
-	}()
 	ids := make([]int64, len(rows))
 	for i, r := range rows {
 		ids[i] = r.subID
@@ -230,8 +216,8 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 		stopReason error
 	)
 	var bodies bodyBuffers
+	// Rows never recorded (a stop part way) stay queued for the re-run.
 	record := func(c claimed, status string, perm bool, reply string) {
-		recorded++
 		last = s.rec.add(outcome{sendID: p.SendID, subID: c.subID, claim: token, status: status, permanent: perm, reply: reply})
 	}
 	for _, c := range rows {
@@ -290,7 +276,7 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 		}
 		switch class {
 		case Temporary:
-			if c.attempts >= s.cfg.MaxAttempts {
+			if c.attempts+1 >= s.cfg.MaxAttempts { // attempts before this one
 				record(c, "failed", false, err.Error())
 				log.Warn("delivery failed after retries", "subscriber_id", r.ID, "attempts", c.attempts, "err", err)
 			} else {
@@ -315,7 +301,6 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 	if err := s.rec.wait(context.WithoutCancel(ctx), last); err != nil {
 		return fmt.Errorf("queue: batch %d of send %d: %w", p.Batch, p.SendID, err)
 	}
-	flushed = true
 	if policy != "" {
 		reason := "relay refused a message for policy or authentication reasons (5.7.x): " + policy
 		if err := s.pause(context.WithoutCancel(ctx), p.SendID, reason); err != nil && !errors.Is(err, ErrState) {

@@ -10,13 +10,17 @@
 // streams the list's recipients in keyset batches, records one delivery row
 // per reader who has something to read, and enqueues "send:batch" tasks
 // that carry only ids (a few bytes per recipient in Redis). A batch
-// handler claims its rows in one transaction, re-reads the subscribers,
-// renders each variant once per process, personalises, sends, and records
-// each outcome through a group-commit writer.
+// handler claims its batch (one row in batch_claims) and reads the
+// batch's unfinished deliveries, re-reads the subscribers, renders each
+// variant once per process, personalises, sends, and records each outcome
+// through a group-commit writer that applies a group with one statement.
 //
-// Asynq is at-least-once. The claim in SQLite is the real guard: a copy is
-// sent only by the run that claimed its row, and a re-run after a crash
-// resends at most the copies that were in flight.
+// Asynq is at-least-once. The claim in SQLite is the real guard: an
+// outcome is recorded only under the batch's current claim and only for a
+// row still open, so a finished row is never sent again by a re-run, a
+// stale run cannot overwrite the new run's records, and a re-run after a
+// crash resends at most the copies that were in flight (sent, not yet
+// recorded: one group-commit window).
 //
 // The package owns neither the subscriber store, the renderer nor the SMTP
 // client: it declares the small interfaces it needs ([Directory], [Tokens],

@@ -2,10 +2,13 @@ package queue
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -152,48 +155,112 @@ type planRow struct {
 
 // insertDeliveries records rows in one transaction, cut into batches, and
 // moves the cursor. Only rows that were new go into the returned batches.
+//
+// The common case (none of the rows planned before) is one set-based
+// INSERT … SELECT FROM jsonb_each(?) for the whole page; if some rows
+// existed already (planning resumed after a crash) the page is written
+// again row by row, so that batches hold exactly the new rows.
 func (s *Service) insertDeliveries(ctx context.Context, sendID int64, rows []planRow, cursor int64, batchNo *int64) ([]BatchPayload, error) {
+	wrap := func(err error) error { return fmt.Errorf("queue: plan send %d: %w", sendID, err) }
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("queue: plan send %d: %w", sendID, err)
+		return nil, wrap(err)
 	}
 	defer tx.Rollback()
+	now := s.cfg.Now().UnixMilli()
+	out, next, ok, err := s.insertDeliveriesSet(ctx, tx, sendID, rows, *batchNo, now)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	if !ok {
+		tx.Rollback()
+		if tx, err = s.db.BeginTx(ctx, nil); err != nil {
+			return nil, wrap(err)
+		}
+		defer tx.Rollback()
+		if out, next, err = s.insertDeliveriesEach(ctx, tx, sendID, rows, *batchNo, now); err != nil {
+			return nil, wrap(err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE sends SET plan_cursor = ?, batches = ?, updated_at = ? WHERE id = ?`,
+		cursor, next, now, sendID); err != nil {
+		return nil, wrap(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, wrap(err)
+	}
+	*batchNo = next
+	return out, nil
+}
+
+// cutBatches cuts ids into batches numbered from first.
+func (s *Service) cutBatches(sendID int64, ids []int64, first int64) ([]BatchPayload, int64) {
+	var out []BatchPayload
+	b := first
+	for chunk := range slices.Chunk(ids, s.cfg.BatchSize) {
+		out = append(out, BatchPayload{SendID: sendID, Batch: b, IDs: chunk})
+		b++
+	}
+	return out, b
+}
+
+// insertDeliveriesSet inserts every row with one statement, assuming none
+// exists; ok is false (and the transaction must be rolled back) if some did.
+func (s *Service) insertDeliveriesSet(ctx context.Context, tx *sql.Tx, sendID int64, rows []planRow, first, now int64) ([]BatchPayload, int64, bool, error) {
+	if len(rows) == 0 {
+		return nil, first, true, nil
+	}
+	ids := make([]int64, len(rows))
+	buf := make([]byte, 0, len(rows)*32)
+	buf = append(buf, '[')
+	for i, r := range rows {
+		ids[i] = r.id
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, '[')
+		buf = strconv.AppendInt(buf, r.id, 10)
+		buf = append(buf, ',')
+		buf = strconv.AppendInt(buf, first+int64(i/s.cfg.BatchSize), 10)
+		buf = append(buf, ',')
+		buf = appendJSONString(buf, r.variant)
+		buf = append(buf, ']')
+	}
+	buf = append(buf, ']')
+	res, err := tx.ExecContext(ctx, `INSERT INTO deliveries (send_id, subscriber_id, batch, variant, updated_at)
+		SELECT ?1, value ->> 0, value ->> 1, value ->> 2, ?3 FROM jsonb_each(?2) WHERE true ON CONFLICT DO NOTHING`,
+		sendID, string(buf), now)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != int64(len(rows)) {
+		return nil, 0, false, err
+	}
+	out, next := s.cutBatches(sendID, ids, first)
+	return out, next, true, nil
+}
+
+// insertDeliveriesEach inserts row by row and batches only the new rows.
+func (s *Service) insertDeliveriesEach(ctx context.Context, tx *sql.Tx, sendID int64, rows []planRow, first, now int64) ([]BatchPayload, int64, error) {
 	st, err := tx.PrepareContext(ctx, `INSERT INTO deliveries (send_id, subscriber_id, batch, variant, updated_at)
 		VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	if err != nil {
-		return nil, fmt.Errorf("queue: plan send %d: %w", sendID, err)
+		return nil, 0, err
 	}
 	defer st.Close()
-	now := s.cfg.Now().UnixMilli()
-	var out []BatchPayload
-	cur := BatchPayload{SendID: sendID, Batch: *batchNo}
+	var ids []int64
 	for _, r := range rows {
-		res, err := st.ExecContext(ctx, sendID, r.id, cur.Batch, r.variant, now)
+		res, err := st.ExecContext(ctx, sendID, r.id, first+int64(len(ids)/s.cfg.BatchSize), r.variant, now)
 		if err != nil {
-			return nil, fmt.Errorf("queue: plan send %d: %w", sendID, err)
+			return nil, 0, err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			continue // planned before
 		}
-		cur.IDs = append(cur.IDs, r.id)
-		if len(cur.IDs) == s.cfg.BatchSize {
-			out = append(out, cur)
-			cur = BatchPayload{SendID: sendID, Batch: cur.Batch + 1}
-		}
+		ids = append(ids, r.id)
 	}
-	if len(cur.IDs) > 0 {
-		out = append(out, cur)
-		cur.Batch++
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE sends SET plan_cursor = ?, batches = ?, updated_at = ? WHERE id = ?`,
-		cursor, cur.Batch, now, sendID); err != nil {
-		return nil, fmt.Errorf("queue: plan send %d: %w", sendID, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("queue: plan send %d: %w", sendID, err)
-	}
-	*batchNo = cur.Batch
-	return out, nil
+	out, next := s.cutBatches(sendID, ids, first)
+	return out, next, nil
 }
 
 func (s *Service) batchOpts() []asynq.Option {
@@ -221,8 +288,7 @@ func (s *Service) enqueueBatch(ctx context.Context, b BatchPayload) error {
 // requeueBatches enqueues (again) every batch that still has queued rows;
 // TaskID conflicts mean the batch is queued already.
 func (s *Service) requeueBatches(ctx context.Context, snd *Send) (int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT batch, subscriber_id FROM deliveries
-		WHERE send_id = ? AND status IN ('queued','retry','sending') ORDER BY batch, subscriber_id`, snd.ID)
+	rows, err := s.db.QueryContext(ctx, qOpenRows, snd.ID)
 	if err != nil {
 		return 0, fmt.Errorf("queue: requeue batches of send %d: %w", snd.ID, err)
 	}

@@ -24,8 +24,9 @@ type Directory interface {
 	// Recipients returns up to limit active recipients of list whose id is
 	// greater than afterID, in ascending id order (keyset pagination).
 	Recipients(ctx context.Context, list string, afterID int64, limit int) ([]Recipient, error)
-	// Lookup returns the current state of the given subscribers of list, in
-	// one query. Subscribers unknown to the list are simply absent.
+	// Lookup returns the current state of the given subscribers of list.
+	// Subscribers who are not active members of the list now may be
+	// absent or present with Active false.
 	Lookup(ctx context.Context, list string, ids []int64) ([]Recipient, error)
 	// MarkBounced records a hard bounce (5.1.x) so that no further mail goes
 	// to the subscriber.

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // outcome is the result of one delivery attempt, to be committed.
@@ -25,6 +27,7 @@ type outcome struct {
 // sent again by the re-run: that window bounds the duplicates.
 type recorder struct {
 	db       *sql.DB
+	stmt     *sql.Stmt // qRecord, prepared by the first flush (loop goroutine only)
 	interval time.Duration
 	log      *slog.Logger
 
@@ -141,31 +144,87 @@ func (r *recorder) flush(batch []outcome) error {
 	return err
 }
 
+// qRecord writes a group of outcomes in one statement: the group goes to
+// SQLite as a JSON array of [send_id, subscriber_id, status, permanent,
+// reply, claim] and each row is updated only if it is unfinished (or was
+// cancelled while its copy was in flight) and its batch's claim is still
+// the one the outcome was made under.
+const qRecord = `UPDATE deliveries
+   SET status = j.value ->> 2, permanent = j.value ->> 3, reply = j.value ->> 4,
+       attempts = attempts + 1, updated_at = ?2
+  FROM jsonb_each(?1) AS j
+ WHERE deliveries.send_id = j.value ->> 0 AND deliveries.subscriber_id = j.value ->> 1
+   AND deliveries.status IN ('queued','retry','sending','cancelled')
+   AND EXISTS (SELECT 1 FROM batch_claims b
+                WHERE b.send_id = deliveries.send_id AND b.batch = deliveries.batch AND b.claim = j.value ->> 5)`
+
 func (r *recorder) flushOnce(batch []outcome) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	tx, err := r.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("queue: record outcomes: %w", err)
-	}
-	defer tx.Rollback()
-	st, err := tx.PrepareContext(ctx, `UPDATE deliveries SET status = ?, permanent = ?, reply = ?, updated_at = ?
-		WHERE send_id = ? AND subscriber_id = ? AND claim = ?`)
-	if err != nil {
-		return fmt.Errorf("queue: record outcomes: %w", err)
-	}
-	defer st.Close()
-	now := time.Now().UnixMilli()
-	for _, o := range batch {
-		if _, err := st.ExecContext(ctx, o.status, o.permanent, o.reply, now, o.sendID, o.subID, o.claim); err != nil {
-			return fmt.Errorf("queue: record outcome of send %d subscriber %d: %w", o.sendID, o.subID, err)
+	buf := make([]byte, 0, 64+len(batch)*96)
+	buf = append(buf, '[')
+	for i, o := range batch {
+		if i > 0 {
+			buf = append(buf, ',')
 		}
+		buf = append(buf, '[')
+		buf = strconv.AppendInt(buf, o.sendID, 10)
+		buf = append(buf, ',')
+		buf = strconv.AppendInt(buf, o.subID, 10)
+		buf = append(buf, ',')
+		buf = strconv.AppendQuote(buf, o.status)
+		if o.permanent {
+			buf = append(buf, ",1,"...)
+		} else {
+			buf = append(buf, ",0,"...)
+		}
+		buf = appendJSONString(buf, o.reply)
+		buf = append(buf, ',')
+		buf = strconv.AppendQuote(buf, o.claim)
+		buf = append(buf, ']')
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("queue: record outcomes: %w", err)
+	buf = append(buf, ']')
+	if r.stmt == nil {
+		// Compiled once: an UPDATE … FROM costs more to prepare than to
+		// run for a small group.
+		st, err := r.db.PrepareContext(ctx, qRecord)
+		if err != nil {
+			return fmt.Errorf("queue: record %d outcomes: %w", len(batch), err)
+		}
+		r.stmt = st
+	}
+	if _, err := r.stmt.ExecContext(ctx, string(buf), time.Now().UnixMilli()); err != nil {
+		return fmt.Errorf("queue: record %d outcomes: %w", len(batch), err)
 	}
 	return nil
 }
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 (a relay's
+// reply may hold anything) becomes U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i, w := 0, 0; i < len(s); i += w {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			w = 1
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20 || c == 0x7f:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		w = size
+		b = utf8.AppendRune(b, r) // RuneError for a bad sequence
+	}
+	return append(b, '"')
+}
+
+const hexDigits = "0123456789abcdef"
 
 // close flushes what is pending and stops the writer.
 func (r *recorder) close() error {
@@ -182,6 +241,9 @@ func (r *recorder) close() error {
 	default:
 	}
 	<-r.done
+	if r.stmt != nil {
+		r.stmt.Close()
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.err != nil {

@@ -127,11 +127,14 @@ const (
 // primary key (list_id, subscriber_id) in order and looks each subscriber
 // up by its primary key, so every batch costs O(batch) whatever the size
 // of the list.
-func recipientsQuery(byRegion, byTopic bool, customTags int) string {
+func recipientsQuery(upTo, byRegion, byTopic bool, customTags int) string {
 	var b strings.Builder
 	b.WriteString(`SELECT s.id, s.public_id, s.email, s.name, s.regions, s.topics
   FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id
  WHERE m.list_id = ? AND m.subscriber_id > ? AND m.subscribed = 1 AND s.status = 'active'`)
+	if upTo {
+		b.WriteString(` AND m.subscriber_id <= ?`)
+	}
 	if byRegion {
 		b.WriteString(` AND (s.regions & ?) <> 0`)
 	}

@@ -25,11 +25,14 @@ func TestRecipientsPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
-		region, topic bool
-		custom        int
-	}{{false, false, 0}, {true, false, 0}, {false, true, 0}, {true, true, 0}, {true, true, 2}} {
-		q := recipientsQuery(c.region, c.topic, c.custom)
+		upTo, region, topic bool
+		custom              int
+	}{{false, false, false, 0}, {false, true, false, 0}, {false, false, true, 0}, {false, true, true, 0}, {false, true, true, 2}, {true, true, true, 2}, {true, false, false, 0}} {
+		q := recipientsQuery(c.upTo, c.region, c.topic, c.custom)
 		args := []any{1, 0}
+		if c.upTo {
+			args = append(args, 100)
+		}
 		if c.region {
 			args = append(args, 1)
 		}
@@ -53,7 +56,8 @@ func TestRecipientsPlan(t *testing.T) {
 		}
 		rows.Close()
 		all := strings.Join(plan, "\n")
-		if !strings.Contains(all, "SEARCH m USING PRIMARY KEY (list_id=? AND subscriber_id>?)") ||
+		if !strings.Contains(all, "SEARCH m USING PRIMARY KEY (list_id=? AND subscriber_id>?") ||
+			c.upTo != strings.Contains(all, "subscriber_id<?)") ||
 			!strings.Contains(all, "SEARCH s USING INTEGER PRIMARY KEY (rowid=?)") ||
 			strings.Contains(all, "SCAN s") || strings.Contains(all, "TEMP B-TREE") {
 			t.Errorf("filter %+v: plan\n%s", c, all)

@@ -21,6 +21,8 @@ type RecipientQuery struct {
 	Filter *audience.Prefs
 	// AfterID resumes after this subscriber id (the last id handled).
 	AfterID int64
+	// UpToID, if positive, ends the stream after this subscriber id.
+	UpToID int64
 	// BatchSize is how many rows each query reads (and the memory held).
 	// Default Options.BatchSize (1000); at most MaxBatchSize.
 	BatchSize int
@@ -74,8 +76,11 @@ func (s *Store) Recipients(ctx context.Context, q RecipientQuery) iter.Seq2[Reci
 			regions, topics, custom = maskOf(*f)
 			byRegion, byTopic = len(f.Regions) > 0, len(f.Topics) > 0
 		}
-		query := recipientsQuery(byRegion, byTopic, len(custom))
+		query := recipientsQuery(q.UpToID > 0, byRegion, byTopic, len(custom))
 		args := []any{listID, q.AfterID}
+		if q.UpToID > 0 {
+			args = append(args, q.UpToID)
+		}
 		if byRegion {
 			args = append(args, regions)
 		}

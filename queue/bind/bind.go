@@ -37,19 +37,26 @@ func (d Directory) Recipients(ctx context.Context, list string, afterID int64, l
 	return out, nil
 }
 
-// Lookup returns the current state of the given subscribers of list:
-// only active members of list are Active.
+// Lookup returns the given subscribers that are active members of list
+// now; the others are absent. One keyset range query covers the ids
+// (a batch's ids are close together in id order), so it costs what
+// streaming recipients costs rather than a lookup per id.
 func (d Directory) Lookup(ctx context.Context, list string, ids []int64) ([]queue.Recipient, error) {
-	m, err := d.Store.GetMany(ctx, ids)
-	if err != nil {
-		return nil, err
+	if len(ids) == 0 {
+		return nil, nil
 	}
-	out := make([]queue.Recipient, 0, len(m))
-	for _, s := range m {
-		out = append(out, queue.Recipient{
-			ID: s.ID, PublicID: s.PublicID, Email: s.Email, Name: s.Name, Prefs: s.Prefs,
-			Active: s.Status == subscribers.Active && s.Email != "" && slices.Contains(s.Lists, list),
-		})
+	want := slices.Clone(ids)
+	slices.Sort(want)
+	lo, hi := want[0], want[len(want)-1]
+	out := make([]queue.Recipient, 0, len(want))
+	q := subscribers.RecipientQuery{List: list, AfterID: lo - 1, UpToID: hi, BatchSize: min(int(hi-lo+1), subscribers.MaxBatchSize)}
+	for r, err := range d.Store.Recipients(ctx, q) {
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := slices.BinarySearch(want, r.ID); ok {
+			out = append(out, queue.Recipient{ID: r.ID, PublicID: r.PublicID, Email: r.Email, Name: r.Name, Prefs: r.Prefs, Active: true})
+		}
 	}
 	return out, nil
 }

@@ -1,0 +1,150 @@
+package queue
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tayori-news/tayori/internal/sqlitedb"
+)
+
+// The claim/record protocol on a real SQLite file: a run records outcomes
+// only under its batch's current claim and only for unfinished rows; a
+// reply survives the JSON round trip byte for byte (invalid UTF-8 becomes
+// U+FFFD); attempts count recorded tries.
+func TestClaimAndRecord(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlitedb.Open(ctx, t.TempDir()+"/claims.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixMilli()
+	mustExec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustExec(`INSERT INTO sends (id, uid, issue_slug, issue_json, list_key, state, scheduled_at, created_at, updated_at)
+		VALUES (1, 'u1', 'x', '{}', 'monthly', 'sending', ?, ?, ?)`, now, now, now)
+	for id := 10; id < 15; id++ {
+		mustExec(`INSERT INTO deliveries (send_id, subscriber_id, batch, variant, updated_at) VALUES (1, ?, 0, 'v', ?)`, id, now)
+	}
+	mustExec(`INSERT INTO deliveries (send_id, subscriber_id, batch, variant, updated_at) VALUES (1, 15, 1, 'v', ?)`, now)
+	s := &Service{db: db, cfg: Config{Now: time.Now}}
+	rec := newRecorder(db, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer rec.close()
+	flush := func(os ...outcome) {
+		t.Helper()
+		if err := rec.flushOnce(os); err != nil {
+			t.Fatal(err)
+		}
+	}
+	row := func(id int64) (status, reply string, attempts int) {
+		t.Helper()
+		if err := db.QueryRowContext(ctx, `SELECT status, reply, attempts FROM deliveries WHERE send_id = 1 AND subscriber_id = ?`, id).
+			Scan(&status, &reply, &attempts); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+
+	p := &BatchPayload{SendID: 1, Batch: 0, IDs: []int64{10, 11, 12, 13, 14}}
+	a, err := s.claim(ctx, p, "run-a")
+	if err != nil || len(a) != 5 {
+		t.Fatalf("claim by run a: %v, %v", a, err)
+	}
+	flush(outcome{sendID: 1, subID: 10, claim: "run-a", status: "sent", reply: "250 2.0.0 \"ok\" \\ 受付 \xff\n"},
+		outcome{sendID: 1, subID: 11, claim: "run-a", status: "retry", reply: "451 later"})
+	if st, reply, n := row(10); st != "sent" || reply != "250 2.0.0 \"ok\" \\ 受付 \uFFFD\n" || n != 1 {
+		t.Errorf("row 10 = %s %q %d", st, reply, n)
+	}
+
+	// Run b takes the batch over: it gets the unfinished rows, and run a's
+	// later outcomes no longer count.
+	b, err := s.claim(ctx, p, "run-b")
+	if err != nil || len(b) != 4 || b[0].subID != 11 || b[0].attempts != 1 {
+		t.Fatalf("claim by run b: %+v, %v", b, err)
+	}
+	flush(outcome{sendID: 1, subID: 12, claim: "run-a", status: "sent", reply: "250 stale"},
+		outcome{sendID: 1, subID: 11, claim: "run-b", status: "sent", reply: "250 b"},
+		outcome{sendID: 1, subID: 10, claim: "run-b", status: "failed", permanent: true, reply: "550 again"})
+	if st, _, _ := row(12); st != "queued" {
+		t.Errorf("row 12 after a stale run's outcome = %s, want queued", st)
+	}
+	if st, reply, n := row(11); st != "sent" || reply != "250 b" || n != 2 {
+		t.Errorf("row 11 = %s %q %d, want sent by run b after 2 attempts", st, reply, n)
+	}
+	if st, _, n := row(10); st != "sent" || n != 1 {
+		t.Errorf("row 10 = %s after %d, want a finished row left alone", st, n)
+	}
+	// A copy in flight when the editor cancelled is recorded as what it was.
+	mustExec(`UPDATE deliveries SET status = 'cancelled' WHERE send_id = 1 AND subscriber_id IN (13, 14)`)
+	flush(outcome{sendID: 1, subID: 13, claim: "run-b", status: "sent", reply: "250 in flight"})
+	if st, _, _ := row(13); st != "sent" {
+		t.Errorf("row 13, sent while the send was cancelled = %s", st)
+	}
+	if st, _, _ := row(14); st != "cancelled" {
+		t.Errorf("row 14 = %s, want cancelled", st)
+	}
+	// Another batch's rows are neither claimed nor recorded by this one.
+	if st, _, _ := row(15); st != "queued" {
+		t.Errorf("row 15 of batch 1 = %s", st)
+	}
+	flush(outcome{sendID: 1, subID: 15, claim: "run-b", status: "sent"})
+	if st, _, _ := row(15); st != "queued" {
+		t.Errorf("row 15 recorded without its batch's claim: %s", st)
+	}
+}
+
+// Every query by delivery status uses a partial index (or the primary
+// key), never a scan of the send's deliveries.
+func TestStatusQueriesUseIndexes(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlitedb.Open(ctx, t.TempDir()+"/plans.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, q string
+		args    []any
+		want    string
+	}{
+		{"any open", qAnyOpen, []any{1}, "INDEX deliveries_open"},
+		{"cancel", qCancelOpen, []any{1, 1}, "INDEX deliveries_open"},
+		{"requeue", qOpenRows, []any{1}, "INDEX deliveries_open"},
+		{"failures", qFailures, []any{1, 10}, "INDEX deliveries_trouble"},
+		{"record", qRecord, []any{"[]", 1}, "SEARCH deliveries USING PRIMARY KEY (send_id=? AND subscriber_id=?)"},
+		{"claim", qClaimRows, []any{1, 1, 2, 0}, "SEARCH deliveries USING PRIMARY KEY (send_id=? AND subscriber_id>? AND subscriber_id<?)"},
+	} {
+		rows, err := db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+c.q, c.args...)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		all := strings.Join(plan, "\n")
+		if !strings.Contains(all, c.want) || strings.Contains(all, "SCAN deliveries") {
+			t.Errorf("%s: plan\n%s\nwant %q", c.name, all, c.want)
+		}
+	}
+}
