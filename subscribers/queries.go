@@ -30,12 +30,6 @@ const (
 	qInsertSubscriber = `INSERT INTO subscribers
        (public_id, email, email_key, name, status, regions, topics, created_at, updated_at, status_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
-	// qInsertSubscriberBulk is qInsertSubscriber without RETURNING, for
-	// Exec + LastInsertId, which the SQLite driver runs about twice as fast
-	// (PostgreSQL: use qInsertSubscriber).
-	qInsertSubscriberBulk = `INSERT INTO subscribers
-       (public_id, email, email_key, name, status, regions, topics, created_at, updated_at, status_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// The import's set-based inserts take a JSON array of rows (see
 	// Store.bulkInsert). SQLite's json_each; PostgreSQL would use
 	// jsonb_array_elements with the same shape.
