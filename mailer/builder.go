@@ -97,7 +97,13 @@ func randomBoundary() string {
 // Build validates m, writes it with go-mail and signs it when DKIM is
 // configured. A bad message gives a *ValidationError (errors.Is
 // ErrInvalidMessage) listing every problem by field.
-func (b *Builder) Build(m *Message) (Built, error) {
+func (b *Builder) Build(m *Message) (Built, error) { return b.AppendBuild(nil, m) }
+
+// AppendBuild is Build writing the message into dst's storage when it is
+// large enough (Built.Raw then aliases dst), so a sender that sends one
+// message after another can reuse one buffer instead of allocating each
+// message anew. With DKIM, Raw is a fresh buffer.
+func (b *Builder) AppendBuild(dst []byte, m *Message) (Built, error) {
 	if m == nil {
 		return Built{}, &ValidationError{Problems: []FieldError{{Field: "Message", Problem: "nil"}}}
 	}
@@ -221,7 +227,10 @@ func (b *Builder) Build(m *Message) (Built, error) {
 		size += 80 + len(boundary) + base64Size(len(p.body))
 	}
 	var raw []byte
-	buf := make([]byte, 0, size)
+	buf := dst[:0]
+	if cap(buf) < size {
+		buf = make([]byte, 0, size)
+	}
 	if b.opts.GoMailWriter {
 		var err error
 		if raw, err = writeGoMail(buf, fields, parts, boundary); err != nil {

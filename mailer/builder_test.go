@@ -508,3 +508,33 @@ func FuzzValidateHeaderValue(f *testing.F) {
 		}
 	})
 }
+
+// AppendBuild writes the same bytes as Build, into the caller's buffer when
+// it is large enough: a worker reuses one buffer for message after message.
+func TestAppendBuildReusesBuffer(t *testing.T) {
+	b := newBuilder(t, deterministic(mailer.BuilderOptions{}))
+	want, err := b.Build(fixture(t, "taro@example.jp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 0, 2*len(want.Raw))
+	for _, rcpt := range []string{"hanako@example.jp", "taro@example.jp"} {
+		got, err := b.AppendBuild(bytes.Repeat([]byte{'x'}, 10)[:0:0], fixture(t, rcpt))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reused, err := b.AppendBuild(buf, fixture(t, rcpt))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if &reused.Raw[0] != &buf[:1][0] {
+			t.Error("AppendBuild did not write into the buffer it was given")
+		}
+		if !bytes.Equal(reused.Raw, got.Raw) {
+			t.Errorf("%s: AppendBuild into a used buffer differs from a fresh build at line %d", rcpt, firstDiffLine(reused.Raw, got.Raw))
+		}
+		if rcpt == "taro@example.jp" && !bytes.Equal(reused.Raw, want.Raw) {
+			t.Errorf("AppendBuild differs from Build at line %d", firstDiffLine(reused.Raw, want.Raw))
+		}
+	}
+}

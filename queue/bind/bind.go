@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/mail"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/compose"
@@ -112,16 +114,32 @@ type Sender struct {
 	Pool    *mailer.Pool
 	// EnvelopeFrom is MAIL FROM (the bounce address); default the From address.
 	EnvelopeFrom string
+
+	from atomic.Pointer[parsedFrom] // the last From parsed: it is the same for every copy
+	raws sync.Pool                  // *[]byte: message buffers, reused once sent
+}
+
+type parsedFrom struct {
+	s string
+	a mailer.Address
 }
 
 var _ queue.Sender = (*Sender)(nil)
 
 // Send builds m and sends it; the reply is the relay's text.
 func (s *Sender) Send(ctx context.Context, m *queue.Message) (string, error) {
-	from, err := address(m.From)
-	if err != nil {
-		return "", fmt.Errorf("from: %w: %w", err, mailer.ErrInvalidMessage)
+	var from mailer.Address
+	if pf := s.from.Load(); pf != nil && pf.s == m.From {
+		from = pf.a
+	} else {
+		a, err := address(m.From)
+		if err != nil {
+			return "", fmt.Errorf("from: %w: %w", err, mailer.ErrInvalidMessage)
+		}
+		s.from.Store(&parsedFrom{s: m.From, a: a})
+		from = a
 	}
+	var err error
 	msg := &mailer.Message{
 		From:    from,
 		To:      mailer.Address{Name: m.ToName, Email: m.To},
@@ -137,10 +155,23 @@ func (s *Sender) Send(ctx context.Context, m *queue.Message) (string, error) {
 			return "", fmt.Errorf("reply-to: %w: %w", err, mailer.ErrInvalidMessage)
 		}
 	}
-	built, err := s.Builder.Build(msg)
+	bp, _ := s.raws.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	built, err := s.Builder.AppendBuild(*bp, msg)
 	if err != nil {
+		s.raws.Put(bp)
 		return "", err
 	}
+	defer func() {
+		// Pool.Send has written the bytes: the buffer can take the next
+		// message (huge ones are left to the collector).
+		if cap(built.Raw) <= 1<<20 {
+			*bp = built.Raw[:0]
+			s.raws.Put(bp)
+		}
+	}()
 	env := s.EnvelopeFrom
 	if env == "" {
 		env = from.Email
