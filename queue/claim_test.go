@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"database/sql"
 	"io"
 	"log/slog"
 	"strings"
@@ -11,20 +12,27 @@ import (
 	"github.com/tayori-news/tayori/internal/sqlitedb"
 )
 
+// migratedDB is a fresh SQLite file with the queue's tables.
+func migratedDB(t *testing.T) *sql.DB {
+	t.Helper()
+	db, err := sqlitedb.Open(context.Background(), t.TempDir()+"/queue.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 // The claim/record protocol on a real SQLite file: a run records outcomes
 // only under its batch's current claim and only for unfinished rows; a
 // reply survives the JSON round trip byte for byte (invalid UTF-8 becomes
 // U+FFFD); attempts count recorded tries.
 func TestClaimAndRecord(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlitedb.Open(ctx, t.TempDir()+"/claims.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	db := migratedDB(t)
 	now := time.Now().UnixMilli()
 	mustExec := func(q string, args ...any) {
 		t.Helper()
@@ -108,14 +116,7 @@ func TestClaimAndRecord(t *testing.T) {
 // key), never a scan of the send's deliveries.
 func TestStatusQueriesUseIndexes(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlitedb.Open(ctx, t.TempDir()+"/plans.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	db := migratedDB(t)
 	for _, c := range []struct {
 		name, q string
 		args    []any
