@@ -15,6 +15,7 @@ import (
 
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/internal/jsonw"
 )
 
 // PlanResult says what one run of planning did.
@@ -223,7 +224,7 @@ func (s *Service) insertDeliveriesSet(ctx context.Context, tx *sql.Tx, sendID in
 		buf = append(buf, ',')
 		buf = strconv.AppendInt(buf, first+int64(i/s.cfg.BatchSize), 10)
 		buf = append(buf, ',')
-		buf = appendJSONString(buf, r.variant)
+		buf = jsonw.AppendString(buf, r.variant)
 		buf = append(buf, ']')
 	}
 	buf = append(buf, ']')

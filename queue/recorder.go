@@ -9,7 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/tayori-news/tayori/internal/jsonw"
 )
 
 // outcome is the result of one delivery attempt, to be committed.
@@ -172,15 +173,15 @@ func (r *recorder) flushOnce(batch []outcome) error {
 		buf = append(buf, ',')
 		buf = strconv.AppendInt(buf, o.subID, 10)
 		buf = append(buf, ',')
-		buf = strconv.AppendQuote(buf, o.status)
+		buf = jsonw.AppendString(buf, o.status)
 		if o.permanent {
 			buf = append(buf, ",1,"...)
 		} else {
 			buf = append(buf, ",0,"...)
 		}
-		buf = appendJSONString(buf, o.reply)
+		buf = jsonw.AppendString(buf, o.reply)
 		buf = append(buf, ',')
-		buf = strconv.AppendQuote(buf, o.claim)
+		buf = jsonw.AppendString(buf, o.claim)
 		buf = append(buf, ']')
 	}
 	buf = append(buf, ']')
@@ -198,33 +199,6 @@ func (r *recorder) flushOnce(batch []outcome) error {
 	}
 	return nil
 }
-
-// appendJSONString appends s as a JSON string. Invalid UTF-8 (a relay's
-// reply may hold anything) becomes U+FFFD.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	for i, w := 0, 0; i < len(s); i += w {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			w = 1
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c < 0x20 || c == 0x7f:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			default:
-				b = append(b, c)
-			}
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		w = size
-		b = utf8.AppendRune(b, r) // RuneError for a bad sequence
-	}
-	return append(b, '"')
-}
-
-const hexDigits = "0123456789abcdef"
 
 // close flushes what is pending and stops the writer.
 func (r *recorder) close() error {

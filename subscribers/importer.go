@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/internal/jsonw"
 )
 
 // ImportOptions configure Store.Import.
@@ -867,33 +868,13 @@ func (s *Store) bulkInsert(ctx context.Context, tx *sql.Tx, listID int64, opts I
 	return nil
 }
 
-// appendJSONStrings appends ,"v" for each v, escaped as JSON (the values
-// are valid UTF-8: the importer rejects anything else).
+// appendJSONStrings appends ,"v" for each v.
 func appendJSONStrings(b []byte, vs ...string) []byte {
 	for _, v := range vs {
-		b = append(b, ',', '"')
-		start := 0
-		for i := 0; i < len(v); i++ {
-			c := v[i]
-			if c >= 0x20 && c != '"' && c != '\\' {
-				continue
-			}
-			b = append(b, v[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			start = i + 1
-		}
-		b = append(b, v[start:]...)
-		b = append(b, '"')
+		b = jsonw.AppendString(append(b, ','), v)
 	}
 	return b
 }
-
-const hexDigits = "0123456789abcdef"
 
 func (r *importRow) prefs() audience.Prefs {
 	p := audience.All()
