@@ -207,24 +207,36 @@ func (b *Builder) AppendBuild(dst []byte, m *Message) (Built, error) {
 			scratch.Put(sp)
 		}
 	}()
-	body := appendCRLF((*sp)[:0], m.Text)
-	textLen := len(body)
-	if m.HTML != "" {
-		body = appendCRLF(body, m.HTML)
+	// Parts given as text are canonicalised into scratch; parts given as a
+	// Body are encoded from their Layout by the direct writer (go-mail's
+	// writer, and the rare values that could change canonical form, take
+	// the whole text instead).
+	body := (*sp)[:0]
+	parts := make([]partSpec, 0, 2)
+	addPart := func(ct gomail.ContentType, s string, bd *Body) {
+		if bd != nil && !b.opts.GoMailWriter && !bd.needsWhole() {
+			parts = append(parts, partSpec{contentType: ct, layout: bd, size: bd.size()})
+			return
+		}
+		if bd != nil {
+			s = bd.String()
+		}
+		start := len(body)
+		body = appendCRLF(body, s)
+		parts = append(parts, partSpec{contentType: ct, body: body[start:len(body):len(body)], size: len(body) - start})
+	}
+	addPart(gomail.TypeTextPlain, m.Text, m.TextBody)
+	if m.HTML != "" || m.HTMLBody != nil {
+		addPart(gomail.TypeTextHTML, m.HTML, m.HTMLBody)
 	}
 	*sp = body
-	parts := make([]partSpec, 1, 2)
-	parts[0] = partSpec{gomail.TypeTextPlain, body[:textLen:textLen]}
-	if m.HTML != "" {
-		parts = append(parts, partSpec{gomail.TypeTextHTML, body[textLen:]})
-	}
 
 	size := 160 + len(boundary)*3
 	for _, f := range fields {
 		size += len(f.name) + len(f.value) + 4 + len(f.value)/70*3
 	}
 	for _, p := range parts {
-		size += 80 + len(boundary) + base64Size(len(p.body))
+		size += 80 + len(boundary) + base64Size(p.size)
 	}
 	var raw []byte
 	buf := dst[:0]

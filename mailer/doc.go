@@ -30,6 +30,18 @@
 //		Text:           text, HTML: html,
 //	})
 //
+// # Many copies of one body
+//
+// A bulk send builds the same body for thousands of readers, each with a
+// few personal values (a greeting, two links). A Layout holds a body
+// part's fixed text, validated and in canonical form once; a Message's
+// TextBody and HTMLBody pair a Layout with one copy's values. The Builder
+// then encodes only the values and the base64 lines that straddle them,
+// and copies the rest from lines it encoded once per line alignment (kept
+// within a process-wide budget). The bytes are identical to building the
+// same text through Text and HTML (tests and a fuzz target compare them);
+// for the November sample this cut the worker's CPU per copy by a third.
+//
 // # DKIM
 //
 // A DKIMSigner (RSA or Ed25519 key from a PEM file) signs the finished bytes

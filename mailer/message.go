@@ -79,6 +79,15 @@ type Message struct {
 	Text string
 	// HTML is the text/html body; when empty the message is text/plain only.
 	HTML string
+
+	// TextBody, instead of Text, gives the text/plain part as fixed text
+	// shared by many copies (a Layout) and this copy's values: the same
+	// bytes on the wire, built without re-encoding the fixed text for each
+	// copy. Set Text or TextBody, not both.
+	TextBody *Body
+	// HTMLBody, instead of HTML, gives the text/html part as a Layout and
+	// this copy's values.
+	HTMLBody *Body
 }
 
 // Limits on message input.
@@ -170,25 +179,38 @@ func (m *Message) validate(allowInsecureUnsub bool, maxBody int) error {
 		seen[canon] = true
 		checkValue(&ve, field, h.Value)
 	}
-	if m.Text == "" {
+	checkBody(&ve, "Text", m.Text, m.TextBody, maxBody)
+	checkBody(&ve, "HTML", m.HTML, m.HTMLBody, maxBody)
+	if m.Text == "" && (m.TextBody == nil || m.TextBody.Layout == nil || m.TextBody.size() == 0) {
 		ve.add("Text", "missing: a text/plain part is required")
-	}
-	if len(m.Text) > maxBody {
-		ve.add("Text", "%d bytes exceeds the limit of %d", len(m.Text), maxBody)
-	}
-	if len(m.HTML) > maxBody {
-		ve.add("HTML", "%d bytes exceeds the limit of %d", len(m.HTML), maxBody)
-	}
-	if !utf8.ValidString(m.Text) {
-		ve.add("Text", "not valid UTF-8")
-	}
-	if !utf8.ValidString(m.HTML) {
-		ve.add("HTML", "not valid UTF-8")
 	}
 	if len(ve.Problems) > 0 {
 		return &ve
 	}
 	return nil
+}
+
+// checkBody checks one body part, given as text s or as body b.
+func checkBody(ve *ValidationError, field, s string, b *Body, maxBody int) {
+	if b != nil {
+		if s != "" {
+			ve.add(field, "given both as a string and as a Body")
+		}
+		if p := b.problem(); p != "" {
+			ve.add(field+"Body", "%s", p)
+			return
+		}
+		if n := b.size(); n > maxBody {
+			ve.add(field, "%d bytes exceeds the limit of %d", n, maxBody)
+		}
+		return // the Layout's fixed text was checked when it was made
+	}
+	if len(s) > maxBody {
+		ve.add(field, "%d bytes exceeds the limit of %d", len(s), maxBody)
+	}
+	if !utf8.ValidString(s) {
+		ve.add(field, "not valid UTF-8")
+	}
 }
 
 // ValidateHeaderValue reports whether v may be used as the value of header

@@ -592,10 +592,28 @@ replies:
 // isCanonical reports whether raw is in SMTP canonical form: CRLF line ends
 // only, ending in CRLF (Builder output always is).
 func isCanonical(raw []byte) bool {
-	n := bytes.Count(raw, crlf)
-	return len(raw) > 0 && bytes.HasSuffix(raw, crlf) &&
-		bytes.Count(raw, []byte("\n")) == n && bytes.Count(raw, []byte("\r")) == n
+	if !bytes.HasSuffix(raw, crlf) {
+		return false
+	}
+	// Every LF follows a CR, and there are as many CRs as LFs, so every
+	// CR is followed by an LF. One IndexByte per line and one Count: the
+	// check runs for every message.
+	lf := 0
+	for i := 0; ; {
+		j := bytes.IndexByte(raw[i:], '\n')
+		if j < 0 {
+			break
+		}
+		if i+j == 0 || raw[i+j-1] != '\r' {
+			return false
+		}
+		lf++
+		i += j + 1
+	}
+	return bytes.Count(raw, cr) == lf
 }
+
+var cr = []byte{'\r'}
 
 // writeData sends the message body and the final dot. A canonical message
 // with no line starting with '.' is written as is; anything else goes

@@ -23,10 +23,21 @@ import (
 // field is one header field with its unfolded ASCII value.
 type field struct{ name, value string }
 
-// partSpec is one body part (content type and canonical CRLF bytes).
+// partSpec is one body part: content type and canonical CRLF bytes, or a
+// Body the direct writer encodes from its Layout.
 type partSpec struct {
 	contentType gomail.ContentType
 	body        []byte
+	layout      *Body
+	size        int // bytes before base64 (at most, for a layout)
+}
+
+// appendPart appends p's base64 lines.
+func appendPart(buf []byte, p partSpec) []byte {
+	if p.layout != nil {
+		return appendBase64Body(buf, p.layout)
+	}
+	return appendBase64Lines(buf, p.body)
 }
 
 func writeGoMail(buf []byte, fields []field, parts []partSpec, boundary string) ([]byte, error) {
@@ -76,7 +87,7 @@ func writeDirect(buf []byte, fields []field, parts []partSpec, boundary string) 
 		buf = appendFolded(buf, "Content-Transfer-Encoding", "base64")
 		buf = appendFolded(buf, "Content-Type", string(p.contentType)+"; charset=UTF-8")
 		buf = append(buf, "\r\n"...)
-		return appendBase64Lines(buf, p.body)
+		return appendPart(buf, p)
 	}
 	buf = append(buf, "Content-Type: multipart/alternative;\r\n boundary="...)
 	buf = append(buf, boundary...)
@@ -90,7 +101,7 @@ func writeDirect(buf []byte, fields []field, parts []partSpec, boundary string) 
 		buf = append(buf, "\r\nContent-Transfer-Encoding: base64\r\nContent-Type: "...)
 		buf = append(buf, p.contentType...)
 		buf = append(buf, "; charset=UTF-8\r\n\r\n"...)
-		buf = appendBase64Lines(buf, p.body)
+		buf = appendPart(buf, p)
 	}
 	buf = append(buf, "\r\n--"...)
 	buf = append(buf, boundary...)

@@ -215,7 +215,6 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 		lastCheck  = time.Now()
 		stopReason error
 	)
-	var bodies bodyBuffers
 	// Rows never recorded (a stop part way) stay queued for the re-run.
 	record := func(c claimed, status string, perm bool, reply string) {
 		last = s.rec.add(outcome{sendID: p.SendID, subID: c.subID, claim: token, status: status, permanent: perm, reply: reply})
@@ -256,7 +255,7 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 			stopReason = err
 			break
 		}
-		msg, err := s.newsletterMessage(sc, r, rendered, &bodies)
+		msg, err := s.newsletterMessage(sc, r, rendered)
 		if err != nil {
 			record(c, "failed", true, "build: "+err.Error())
 			log.Error("build message", "subscriber_id", r.ID, "err", err)
@@ -335,30 +334,22 @@ func (s *Service) links(sub, list string) (unsub, prefs, mailto string, err erro
 	return unsub, prefs, mailto, nil
 }
 
-// newsletterMessage builds r's copy. Its bodies live in buf, which the
-// caller reuses once the copy is sent.
-func (s *Service) newsletterMessage(sc *sendCache, r *Recipient, rendered Rendered, buf *bodyBuffers) (*Message, error) {
+// newsletterMessage makes r's copy: the rendered variant and r's
+// personal values, which the Sender puts together.
+func (s *Service) newsletterMessage(sc *sendCache, r *Recipient, rendered Rendered) (*Message, error) {
 	unsub, prefs, mailto, err := s.links(r.PublicID, sc.snd.List)
 	if err != nil {
 		return nil, err
 	}
-	text, html, err := rendered.AppendPersonalized(buf.text[:0], buf.html[:0], Personal{Name: r.Name, UnsubscribeURL: unsub, PreferencesURL: prefs})
-	if err != nil {
-		return nil, fmt.Errorf("personalise: %w", err)
-	}
-	buf.text, buf.html = text, html
 	return &Message{
 		From: s.cfg.From, ReplyTo: s.cfg.ReplyTo, To: r.Email, ToName: r.Name,
 		Subject: sc.snd.Issue.Title,
 		ListID:  s.listID(sc.snd.List), ListName: sc.snd.Issue.Newsletter,
 		ListUnsubscribe: unsub, ListUnsubscribeMailto: mailto,
 		FeedbackID: s.feedbackID(sc.snd.Issue, sc.snd.List),
-		Text:       text, HTML: html,
+		Body:       rendered, Personal: Personal{Name: r.Name, UnsubscribeURL: unsub, PreferencesURL: prefs},
 	}, nil
 }
-
-// bodyBuffers are one batch's text and HTML buffers, reused copy after copy.
-type bodyBuffers struct{ text, html []byte }
 
 // EnqueueMessage queues one transactional message (test copies,
 // confirmation mails) on the transactional queue, which workers serve

@@ -88,6 +88,23 @@ type Message struct {
 
 	Text []byte
 	HTML []byte
+
+	// Body, for a newsletter copy, stands in for Text and HTML: the
+	// reader's copy is Body personalised with Personal. A Sender that
+	// knows the Rendered's type (it came from the same Renderer adapter)
+	// can then prepare the variant's fixed text once for all its readers;
+	// any other calls [Message.AppendBodies]. Neither is sent to Redis.
+	Body     Rendered `json:"-"`
+	Personal Personal `json:"-"`
+}
+
+// AppendBodies appends m's plain-text and HTML bodies to text and html:
+// Text and HTML, or Body personalised for Personal.
+func (m *Message) AppendBodies(text, html []byte) ([]byte, []byte, error) {
+	if m.Body != nil {
+		return m.Body.AppendPersonalized(text, html, m.Personal)
+	}
+	return append(text, m.Text...), append(html, m.HTML...), nil
 }
 
 // Sender sends one message over a pooled SMTP connection and returns the

@@ -93,14 +93,20 @@ func TestRenderRejectsPlaceholderText(t *testing.T) {
 	}
 }
 
-func TestPersonalize(t *testing.T) {
-	r := newRenderer(t)
+// renderAll renders the whole hand-made issue.
+func renderAll(t *testing.T) *templates.Variant {
+	t.Helper()
 	is := handIssue()
 	sel, _ := templates.SelectAll(is)
-	v, err := r.Render(is, sel)
+	v, err := newRenderer(t).Render(is, sel)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return v
+}
+
+func TestPersonalize(t *testing.T) {
+	v := renderAll(t)
 	a, at, _ := v.Personalize(testPersonal)
 	b, bt, _ := v.Personalize(templates.Personal{UnsubscribeURL: "https://x.example/u/2", PreferencesURL: "https://x.example/p/2"})
 	for _, part := range [][]byte{a, at, b, bt} {
@@ -134,6 +140,41 @@ func TestPersonalize(t *testing.T) {
 	}
 	if got := v.AppendText([]byte("prefix:"), testPersonal); !bytes.Equal(got[len("prefix:"):], at) {
 		t.Error("AppendText does not append")
+	}
+}
+
+// TestFixedAndSlots: the fixed pieces with the slots' values between them
+// are exactly the personalised parts, for several readers.
+func TestFixedAndSlots(t *testing.T) {
+	v := renderAll(t)
+	readers := []templates.Personal{testPersonal,
+		{Name: "", UnsubscribeURL: "https://x.example/u/2", PreferencesURL: "https://x.example/p/2"},
+		{Name: "<b>&\"太郎\"</b>\n", UnsubscribeURL: "https://x.example/u?a=1&b=2", PreferencesURL: "https://x.example/p/3"}}
+	for _, p := range readers {
+		html, text, err := v.Personalize(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, part := range []struct {
+			name  string
+			fixed []string
+			slot  func([]byte, int, templates.Personal) []byte
+			want  []byte
+		}{{"text", v.TextFixed(), v.AppendTextSlot, text}, {"html", v.HTMLFixed(), v.AppendHTMLSlot, html}} {
+			if len(part.fixed) < 4 {
+				t.Errorf("%s: %d fixed pieces, want at least 4 (greeting and two links)", part.name, len(part.fixed))
+			}
+			var got []byte
+			for i, f := range part.fixed {
+				if i > 0 {
+					got = part.slot(got, i-1, p)
+				}
+				got = append(got, f...)
+			}
+			if !bytes.Equal(got, part.want) {
+				t.Errorf("%s for %q: fixed pieces and slots differ from Personalize", part.name, p.Name)
+			}
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -200,26 +201,52 @@ func (sg *segments) appendTo(dst []byte, p *Personal, html bool) []byte {
 		if i == len(sg.fields) {
 			break
 		}
-		switch sg.fields[i] {
-		case fieldName:
-			name := truncateName(p.Name)
-			if strings.TrimSpace(name) == "" {
-				dst = append(dst, anonymousGreeting...)
-				continue
-			}
-			if html {
-				dst = appendHTMLEscaped(dst, name)
-			} else {
-				dst = appendTextName(dst, name)
-			}
-			dst = append(dst, greetingSuffix...)
-		case fieldUnsubscribe:
-			dst = appendValue(dst, p.UnsubscribeURL, html)
-		case fieldPreferences:
-			dst = appendValue(dst, p.PreferencesURL, html)
-		}
+		dst = sg.appendSlot(dst, i, p, html)
 	}
 	return dst
+}
+
+// appendSlot appends the value of slot i (between lits[i] and lits[i+1]).
+func (sg *segments) appendSlot(dst []byte, i int, p *Personal, html bool) []byte {
+	switch sg.fields[i] {
+	case fieldName:
+		name := truncateName(p.Name)
+		if strings.TrimSpace(name) == "" {
+			return append(dst, anonymousGreeting...)
+		}
+		if html {
+			dst = appendHTMLEscaped(dst, name)
+		} else {
+			dst = appendTextName(dst, name)
+		}
+		return append(dst, greetingSuffix...)
+	case fieldUnsubscribe:
+		return appendValue(dst, p.UnsubscribeURL, html)
+	case fieldPreferences:
+		return appendValue(dst, p.PreferencesURL, html)
+	}
+	return dst
+}
+
+// TextFixed returns the plain-text part cut at its per-reader slots: the
+// part for reader p is TextFixed()[0], slot 0's value, TextFixed()[1], …,
+// TextFixed()[n], where [Variant.AppendTextSlot] writes slot i's value.
+// It lets a mail builder prepare the fixed text once for all readers.
+func (v *Variant) TextFixed() []string { return slices.Clone(v.text.lits) }
+
+// HTMLFixed is [Variant.TextFixed] for the HTML part.
+func (v *Variant) HTMLFixed() []string { return slices.Clone(v.html.lits) }
+
+// AppendTextSlot appends the value of the text part's slot i for p (see
+// [Variant.TextFixed]). It does not validate p.
+func (v *Variant) AppendTextSlot(dst []byte, i int, p Personal) []byte {
+	return v.text.appendSlot(dst, i, &p, false)
+}
+
+// AppendHTMLSlot appends the value of the HTML part's slot i for p,
+// HTML-escaped (see [Variant.HTMLFixed]). It does not validate p.
+func (v *Variant) AppendHTMLSlot(dst []byte, i int, p Personal) []byte {
+	return v.html.appendSlot(dst, i, &p, true)
 }
 
 // maxNameBytes bounds the name in the greeting: longer names are cut at

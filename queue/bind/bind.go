@@ -94,10 +94,22 @@ func (r Renderer) Render(_ context.Context, issue *compose.Issue, prefs audience
 	if err != nil {
 		return nil, err
 	}
-	return variant{v}, nil
+	out := variant{v: v}
+	// The fixed text of both parts, laid out once for every reader of the
+	// variant. Rendered text is valid UTF-8, so this does not fail; if it
+	// did, copies would be built whole and the builder would say why.
+	if tl, err := mailer.NewLayout(v.TextFixed()...); err == nil {
+		if hl, err := mailer.NewLayout(v.HTMLFixed()...); err == nil {
+			out.text, out.html = tl, hl
+		}
+	}
+	return out, nil
 }
 
-type variant struct{ v *templates.Variant }
+type variant struct {
+	v          *templates.Variant
+	text, html *mailer.Layout // nil: build copies from whole text
+}
 
 func (v variant) AppendPersonalized(text, html []byte, p queue.Personal) ([]byte, []byte, error) {
 	tp := templates.Personal{Name: p.Name, UnsubscribeURL: p.UnsubscribeURL, PreferencesURL: p.PreferencesURL}
@@ -116,12 +128,41 @@ type Sender struct {
 	EnvelopeFrom string
 
 	from atomic.Pointer[parsedFrom] // the last From parsed: it is the same for every copy
-	raws sync.Pool                  // *[]byte: message buffers, reused once sent
+	bufs sync.Pool                  // *sendBuffers, reused once a message is sent
 }
 
 type parsedFrom struct {
 	s string
 	a mailer.Address
+}
+
+// sendBuffers are one message's working memory: the raw message and the
+// personal values of its two parts.
+type sendBuffers struct {
+	raw        []byte
+	text, html slotValues
+	tb, hb     mailer.Body
+}
+
+// slotValues holds the values of a Layout's slots in one buffer.
+type slotValues struct {
+	b    []byte
+	ends []int
+	vals [][]byte
+}
+
+func (sv *slotValues) fill(n int, slot func([]byte, int, templates.Personal) []byte, p templates.Personal) [][]byte {
+	sv.b, sv.ends, sv.vals = sv.b[:0], sv.ends[:0], sv.vals[:0]
+	for i := range n {
+		sv.b = slot(sv.b, i, p)
+		sv.ends = append(sv.ends, len(sv.b))
+	}
+	start := 0
+	for _, e := range sv.ends {
+		sv.vals = append(sv.vals, sv.b[start:e:e])
+		start = e
+	}
+	return sv.vals
 }
 
 var _ queue.Sender = (*Sender)(nil)
@@ -148,30 +189,47 @@ func (s *Sender) Send(ctx context.Context, m *queue.Message) (string, error) {
 		UnsubscribeURL: m.ListUnsubscribe, UnsubscribeMailto: m.ListUnsubscribeMailto,
 		AnnounceOnly: m.ListID != "",
 		FeedbackID:   m.FeedbackID,
-		Text:         string(m.Text), HTML: string(m.HTML),
 	}
 	if m.ReplyTo != "" {
 		if msg.ReplyTo, err = address(m.ReplyTo); err != nil {
 			return "", fmt.Errorf("reply-to: %w: %w", err, mailer.ErrInvalidMessage)
 		}
 	}
-	bp, _ := s.raws.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
-	built, err := s.Builder.AppendBuild(*bp, msg)
-	if err != nil {
-		s.raws.Put(bp)
-		return "", err
+	sb, _ := s.bufs.Get().(*sendBuffers)
+	if sb == nil {
+		sb = new(sendBuffers)
 	}
 	defer func() {
-		// Pool.Send has written the bytes: the buffer can take the next
+		// Pool.Send has written the bytes: the buffers can take the next
 		// message (huge ones are left to the collector).
-		if cap(built.Raw) <= 1<<20 {
-			*bp = built.Raw[:0]
-			s.raws.Put(bp)
+		if cap(sb.raw) <= 1<<20 {
+			sb.raw = sb.raw[:0]
+			sb.tb, sb.hb = mailer.Body{}, mailer.Body{}
+			s.bufs.Put(sb)
 		}
 	}()
+	if v, ok := m.Body.(variant); ok && v.text != nil {
+		// The variant's fixed text is laid out once; a copy adds its
+		// values (greeting, links).
+		p := templates.Personal{Name: m.Personal.Name, UnsubscribeURL: m.Personal.UnsubscribeURL, PreferencesURL: m.Personal.PreferencesURL}
+		if err := p.Check(); err != nil {
+			return "", err
+		}
+		sb.tb = mailer.Body{Layout: v.text, Values: sb.text.fill(v.text.Slots(), v.v.AppendTextSlot, p)}
+		sb.hb = mailer.Body{Layout: v.html, Values: sb.html.fill(v.html.Slots(), v.v.AppendHTMLSlot, p)}
+		msg.TextBody, msg.HTMLBody = &sb.tb, &sb.hb
+	} else {
+		text, html, err := m.AppendBodies(nil, nil)
+		if err != nil {
+			return "", err
+		}
+		msg.Text, msg.HTML = string(text), string(html)
+	}
+	built, err := s.Builder.AppendBuild(sb.raw, msg)
+	if err != nil {
+		return "", err
+	}
+	sb.raw = built.Raw
 	env := s.EnvelopeFrom
 	if env == "" {
 		env = from.Email

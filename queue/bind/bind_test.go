@@ -1,0 +1,131 @@
+package bind_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/mail"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/internal/testutil"
+	"github.com/tayori-news/tayori/mailer"
+	"github.com/tayori-news/tayori/queue"
+	"github.com/tayori-news/tayori/queue/bind"
+	"github.com/tayori-news/tayori/templates"
+)
+
+// TestSenderLayoutPath: a newsletter copy handed to the Sender as a
+// rendered variant and personal values (built from the variant's laid-out
+// fixed text) reaches a real SMTP server byte for byte as the same copy
+// handed over as whole text and HTML, for readers whose names shift the
+// base64 line alignment differently; a reader with bad links is refused
+// before anything is sent.
+func TestSenderLayoutPath(t *testing.T) {
+	ctx := context.Background()
+	srv := testutil.StartSMTP(t)
+	relay, err := mailer.ParseSMTPURL(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := mailer.NewPool(relay, mailer.PoolOptions{HELO: "worker.example.go.jp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	b, err := mailer.NewBuilder(mailer.BuilderOptions{
+		Now:       func() time.Time { return time.Date(2025, 12, 1, 9, 0, 0, 0, time.UTC) },
+		MessageID: func(d string) string { return "fixed-id@" + d },
+		Boundary:  func() string { return "tayori_test_boundary" },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender := &bind.Sender{Builder: b, Pool: pool}
+	r, err := templates.New(templates.Config{SenderName: "AIセーフティ・インスティテュート",
+		PostalAddress: "東京都港区六本木1-1-1", Contact: "https://news.example.go.jp/contact"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue, err := compose.Load(filepath.Join("..", "..", "testdata", "aisi-monthly-2025-11.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rendered, err := bind.Renderer{R: r}.Render(ctx, issue, audience.All())
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"", "山田 太郎", "A", "Ab", "<Taro & \"Hanako\">", strings.Repeat("長", 50)}
+	for i, name := range names {
+		p := queue.Personal{Name: name,
+			UnsubscribeURL: "https://news.example.go.jp/u/v1.abcdefghijklmnop" + strings.Repeat("x", i),
+			PreferencesURL: "https://news.example.go.jp/p/v1.abcdefghijklmnop"}
+		m := queue.Message{From: "AI政策動向 <news@news.example.go.jp>", To: "reader@example.jp", ToName: name,
+			Subject: issue.Title, ListID: "ai-policy.news.example.go.jp", ListUnsubscribe: p.UnsubscribeURL,
+			FeedbackID: "2025-11:ai-policy:tayori:aisi", Body: rendered, Personal: p}
+		whole := m
+		whole.Body = nil
+		if whole.Text, whole.HTML, err = m.AppendBodies(nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, msg := range []*queue.Message{&m, &whole} {
+			if _, err := sender.Send(ctx, msg); err != nil {
+				t.Fatalf("%q: %v", name, err)
+			}
+		}
+		got := srv.WaitFor(2*(i+1), 10*time.Second)
+		laid, flat := got[2*i].Raw, got[2*i+1].Raw
+		if !bytes.Equal(laid, flat) {
+			t.Fatalf("name %q: the copy built from the layout differs from the whole-text copy", name)
+		}
+		if i == 1 && !bytes.Contains(decodeParts(t, laid), []byte("山田 太郎 様")) {
+			t.Error("greeting missing from the delivered copy")
+		}
+	}
+	bad := queue.Message{From: "news@news.example.go.jp", To: "reader@example.jp", Subject: "x", Body: rendered,
+		Personal: queue.Personal{UnsubscribeURL: "javascript:alert(1)", PreferencesURL: "https://x.example/p"}}
+	if _, err := sender.Send(ctx, &bad); !errors.Is(err, templates.ErrInvalidPersonal) || bind.Classify(err) != queue.Permanent {
+		t.Errorf("bad link: %v (class %v), want a permanent ErrInvalidPersonal", err, bind.Classify(err))
+	}
+	if n := len(srv.Messages()); n != 2*len(names) {
+		t.Errorf("%d messages delivered, want %d", n, 2*len(names))
+	}
+}
+
+// decodeParts returns the decoded text of every part of raw (multipart/
+// alternative, base64 parts).
+func decodeParts(t *testing.T, raw []byte) []byte {
+	t.Helper()
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	mr := multipart.NewReader(msg.Body, params["boundary"])
+	for {
+		p, err := mr.NextRawPart()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(base64.NewDecoder(base64.StdEncoding, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b...)
+	}
+}
