@@ -70,6 +70,8 @@ type Built struct {
 	MessageID string
 	// Date is the time written in the Date header.
 	Date time.Time
+
+	canonical bool // Raw came from the Builder: CRLF line ends only
 }
 
 // NewMessageID returns "<26 base32 chars>@domain": 128 random bits from the
@@ -258,7 +260,7 @@ func (b *Builder) AppendBuild(dst []byte, m *Message) (Built, error) {
 		}
 		raw = signed
 	}
-	return Built{Raw: raw, MessageID: id, Date: date}, nil
+	return Built{Raw: raw, MessageID: id, Date: date, canonical: true}, nil
 }
 
 func validBoundary(s string) bool {

@@ -239,6 +239,11 @@ func (p *Pool) Put(c *Conn) {
 	if c == nil {
 		return
 	}
+	if len(c.inflight) > 0 {
+		// Returned without Wait: the replies will not be read.
+		c.abandon(&ConnError{Stage: StageMail, Err: errors.New("connection returned to the pool with transactions outstanding")})
+	}
+	c.warm = false
 	if c.client == nil || c.broken {
 		c.close()
 		return
@@ -321,6 +326,11 @@ type Conn struct {
 	// chunked transaction can leave in one writev.
 	plain bool
 	cmd   []byte
+	// inflight are the transactions Start wrote whose replies are unread.
+	inflight []pending
+	// warm is set once a message went through since the connection left
+	// the pool: Start pipelines only on a connection known to be alive.
+	warm bool
 }
 
 func (c *Conn) dial(ctx context.Context) error {

@@ -4,16 +4,18 @@ import (
 	"context"
 	"database/sql"
 	"io"
+	"io/fs"
 	"log/slog"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/tayori-news/tayori/internal/sqlitedb"
 )
 
 // migratedDB is a fresh SQLite file with the queue's tables.
-func migratedDB(t *testing.T) *sql.DB {
+func migratedDB(t testing.TB) *sql.DB {
 	t.Helper()
 	db, err := sqlitedb.Open(context.Background(), t.TempDir()+"/queue.db")
 	if err != nil {
@@ -112,8 +114,9 @@ func TestClaimAndRecord(t *testing.T) {
 	}
 }
 
-// Every query by delivery status uses a partial index (or the primary
-// key), never a scan of the send's deliveries.
+// Every query by delivery status uses a partial index or the primary key,
+// never a scan of the whole table; the ones that run for every batch use
+// a key range within one send.
 func TestStatusQueriesUseIndexes(t *testing.T) {
 	ctx := context.Background()
 	db := migratedDB(t)
@@ -122,9 +125,10 @@ func TestStatusQueriesUseIndexes(t *testing.T) {
 		args    []any
 		want    string
 	}{
-		{"any open", qAnyOpen, []any{1}, "INDEX deliveries_open"},
-		{"cancel", qCancelOpen, []any{1, 1}, "INDEX deliveries_open"},
-		{"requeue", qOpenRows, []any{1}, "INDEX deliveries_open"},
+		{"cancel", qCancelOpen, []any{1, 1}, "SEARCH deliveries USING PRIMARY KEY (send_id=?)"},
+		{"requeue", qOpenRows, []any{1}, "SEARCH deliveries USING PRIMARY KEY (send_id=?)"},
+		{"all batches done", "SELECT " + qAllBatchesDone + " FROM sends WHERE id = 1", nil, "INDEX batch_claims_open"},
+		{"batch done", qBatchDone, []any{1, 0, "c", 1, 2}, "SEARCH deliveries USING PRIMARY KEY (send_id=? AND subscriber_id>? AND subscriber_id<?)"},
 		{"failures", qFailures, []any{1, 10}, "INDEX deliveries_trouble"},
 		{"record", qRecord, []any{"[]", 1}, "SEARCH deliveries USING PRIMARY KEY (send_id=? AND subscriber_id=?)"},
 		{"claim", qClaimRows, []any{1, 1, 2, 0}, "SEARCH deliveries USING PRIMARY KEY (send_id=? AND subscriber_id>? AND subscriber_id<?)"},
@@ -147,5 +151,97 @@ func TestStatusQueriesUseIndexes(t *testing.T) {
 		if !strings.Contains(all, c.want) || strings.Contains(all, "SCAN deliveries") {
 			t.Errorf("%s: plan\n%s\nwant %q", c.name, all, c.want)
 		}
+	}
+}
+
+// A send under way when migration 0005 runs keeps its progress: batches
+// with no open delivery count as done, the others do not; afterwards a
+// batch is done only under its current claim, and the send is done once
+// every batch is.
+func TestBatchDone(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlitedb.Open(ctx, t.TempDir()+"/queue.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upTo4 := fstest.MapFS{}
+	for _, name := range []string{"0001_sends.sql", "0002_deliveries_by_subscriber.sql", "0003_batch_claims.sql", "0004_partial_status_indexes.sql"} {
+		b, err := fs.ReadFile(sub, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		upTo4[name] = &fstest.MapFile{Data: b}
+	}
+	if err := sqlitedb.Migrate(ctx, db, upTo4, "queue_migrations"); err != nil {
+		t.Fatal(err)
+	}
+	mustExec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().UnixMilli()
+	mustExec(`INSERT INTO sends (id, uid, issue_slug, issue_json, list_key, state, scheduled_at, created_at, updated_at, plan_done, batches)
+		VALUES (1, 'u1', 'x', '{}', 'monthly', 'sending', ?1, ?1, ?1, 1, 3)`, now)
+	for id, st := range map[int]string{1: "sent", 2: "sent", 3: "sent", 4: "queued", 5: "skipped", 6: "failed"} {
+		mustExec(`INSERT INTO deliveries (send_id, subscriber_id, batch, variant, status, updated_at) VALUES (1, ?, ?, 'v', ?, ?)`,
+			id, (id-1)/2, st, now)
+	}
+	mustExec(`INSERT INTO batch_claims (send_id, batch, claim, claimed_at) VALUES (1, 1, 'old', ?)`, now)
+	if err := Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	state := func() (string, int) {
+		t.Helper()
+		var st string
+		var done int
+		if err := db.QueryRowContext(ctx, `SELECT state, (SELECT count(*) FROM batch_claims WHERE send_id = 1 AND done = 1)
+			FROM sends WHERE id = 1`).Scan(&st, &done); err != nil {
+			t.Fatal(err)
+		}
+		return st, done
+	}
+	if _, done := state(); done != 2 {
+		t.Fatalf("after the upgrade %d batches done, want 2 (batches 0 and 2)", done)
+	}
+	s := &Service{db: db, cfg: Config{Now: time.Now}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := s.maybeFinish(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := state(); st != "sending" {
+		t.Fatalf("send is %s with a batch open, want sending", st)
+	}
+	b1 := &BatchPayload{SendID: 1, Batch: 1, IDs: []int64{3, 4}}
+	if err := s.finishBatch(ctx, b1, "old"); err != nil {
+		t.Fatal(err)
+	}
+	if _, done := state(); done != 2 {
+		t.Fatal("a batch with a queued delivery counted as done")
+	}
+	mustExec(`UPDATE batch_claims SET claim = 'new' WHERE send_id = 1 AND batch = 1`)
+	mustExec(`UPDATE deliveries SET status = 'sent' WHERE send_id = 1 AND subscriber_id = 4`)
+	if err := s.finishBatch(ctx, b1, "old"); err != nil {
+		t.Fatal(err)
+	}
+	if _, done := state(); done != 2 {
+		t.Fatal("a stale run marked the batch done")
+	}
+	if err := s.finishBatch(ctx, b1, "new"); err != nil {
+		t.Fatal(err)
+	}
+	if _, done := state(); done != 3 {
+		t.Fatalf("after the current run %d batches done, want 3", done)
+	}
+	if err := s.maybeFinish(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := state(); st != "done" {
+		t.Fatalf("send is %s, want done", st)
 	}
 }

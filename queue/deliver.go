@@ -84,6 +84,11 @@ func (s *Service) render(ctx context.Context, sc *sendCache, key string, prefs a
 	return ro.r, nil
 }
 
+// drainTimeout bounds the wait for the replies of copies in flight when a
+// batch ends, also at shutdown: they are likely accepted already, and
+// recording them saves sending them again.
+const drainTimeout = 15 * time.Second
+
 type claimed struct {
 	subID    int64
 	attempts int
@@ -185,6 +190,9 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	if len(rows) == 0 {
+		if err := s.finishBatch(ctx, &p, token); err != nil {
+			return err
+		}
 		return s.maybeFinish(ctx, p.SendID)
 	}
 	ids := make([]int64, len(rows))
@@ -218,6 +226,62 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 	// Rows never recorded (a stop part way) stay queued for the re-run.
 	record := func(c claimed, status string, perm bool, reply string) {
 		last = s.rec.add(outcome{sendID: p.SendID, subID: c.subID, claim: token, status: status, permanent: perm, reply: reply})
+	}
+	// handle records the relay's answer for one copy.
+	handle := func(c claimed, r *Recipient, reply string, err error) {
+		if err == nil {
+			record(c, "sent", false, reply)
+			return
+		}
+		class := s.deps.Classify(err)
+		if ctx.Err() != nil && class == Temporary {
+			// Shutting down mid-send: the copy may or may not have gone;
+			// leave the row claimed so the re-run decides (at most the
+			// copies in flight are sent twice).
+			if stopReason == nil {
+				stopReason = ctx.Err()
+			}
+			return
+		}
+		switch class {
+		case Temporary:
+			if c.attempts+1 >= s.cfg.MaxAttempts { // attempts before this one
+				record(c, "failed", false, err.Error())
+				log.Warn("delivery failed after retries", "subscriber_id", r.ID, "attempts", c.attempts, "err", err)
+			} else {
+				record(c, "retry", false, err.Error())
+				temp++
+			}
+		case BadMailbox:
+			record(c, "failed", true, err.Error())
+			if err := s.deps.Directory.MarkBounced(context.WithoutCancel(ctx), r.ID, err.Error()); err != nil {
+				log.Error("mark bounced", "subscriber_id", r.ID, "err", err)
+			}
+		case Policy:
+			if policy != "" {
+				// A copy that was in flight behind the first refusal:
+				// left open, so it goes again when the editor resumes.
+				return
+			}
+			record(c, "failed", true, err.Error())
+			policy = err.Error()
+		default:
+			record(c, "failed", true, err.Error())
+		}
+	}
+	// One connection for the batch, several copies per round trip, when
+	// the Sender can; its outstanding replies are read (and recorded) even
+	// when the batch stops early or the worker shuts down.
+	var stream Stream
+	if ss, ok := s.deps.Sender.(StreamSender); ok {
+		stream = ss.Stream()
+		defer func() {
+			if stream != nil {
+				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+				stream.Close(dctx)
+				cancel()
+			}
+		}()
 	}
 	for _, c := range rows {
 		if ctx.Err() != nil {
@@ -261,41 +325,21 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 			log.Error("build message", "subscriber_id", r.ID, "err", err)
 			continue
 		}
-		reply, err := s.deps.Sender.Send(ctx, msg)
-		if err == nil {
-			record(c, "sent", false, reply)
-			continue
+		if stream != nil {
+			stream.Send(ctx, msg, func(reply string, err error) { handle(c, r, reply, err) })
+		} else {
+			reply, err := s.deps.Sender.Send(ctx, msg)
+			handle(c, r, reply, err)
 		}
-		class := s.deps.Classify(err)
-		if ctx.Err() != nil && class == Temporary {
-			// Shutting down mid-send: the copy may or may not have gone;
-			// leave the row claimed so the re-run decides (at most one dup).
-			stopReason = ctx.Err()
+		if policy != "" || stopReason != nil {
 			break
 		}
-		switch class {
-		case Temporary:
-			if c.attempts+1 >= s.cfg.MaxAttempts { // attempts before this one
-				record(c, "failed", false, err.Error())
-				log.Warn("delivery failed after retries", "subscriber_id", r.ID, "attempts", c.attempts, "err", err)
-			} else {
-				record(c, "retry", false, err.Error())
-				temp++
-			}
-		case BadMailbox:
-			record(c, "failed", true, err.Error())
-			if err := s.deps.Directory.MarkBounced(ctx, r.ID, err.Error()); err != nil {
-				log.Error("mark bounced", "subscriber_id", r.ID, "err", err)
-			}
-		case Policy:
-			record(c, "failed", true, err.Error())
-			policy = err.Error()
-		default:
-			record(c, "failed", true, err.Error())
-		}
-		if policy != "" {
-			break
-		}
+	}
+	if stream != nil {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+		stream.Close(dctx)
+		cancel()
+		stream = nil
 	}
 	if err := s.rec.wait(context.WithoutCancel(ctx), last); err != nil {
 		return fmt.Errorf("queue: batch %d of send %d: %w", p.Batch, p.SendID, err)
@@ -313,6 +357,9 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 	}
 	if temp > 0 {
 		return fmt.Errorf("batch %d of send %d: %d temporary failures, will retry", p.Batch, p.SendID, temp)
+	}
+	if err := s.finishBatch(context.WithoutCancel(ctx), &p, token); err != nil {
+		return err
 	}
 	return s.maybeFinish(ctx, p.SendID)
 }

@@ -183,6 +183,14 @@ func (s *Service) insertDeliveries(ctx context.Context, sendID int64, rows []pla
 			return nil, wrap(err)
 		}
 	}
+	// Each batch has its claims row from the start: the send is done when
+	// all of them are (a re-plan leaves existing rows as they are).
+	for _, b := range out {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO batch_claims (send_id, batch, claim, claimed_at) VALUES (?, ?, '', 0)
+			ON CONFLICT (send_id, batch) DO NOTHING`, sendID, b.Batch); err != nil {
+			return nil, wrap(err)
+		}
+	}
 	if _, err := tx.ExecContext(ctx, `UPDATE sends SET plan_cursor = ?, batches = ?, updated_at = ? WHERE id = ?`,
 		cursor, next, now, sendID); err != nil {
 		return nil, wrap(err)

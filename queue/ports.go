@@ -107,6 +107,24 @@ func (m *Message) AppendBodies(text, html []byte) ([]byte, []byte, error) {
 	return append(text, m.Text...), append(html, m.HTML...), nil
 }
 
+// Stream sends a run of copies on one connection, writing a copy before
+// the earlier ones are answered where the relay allows it (PIPELINING and
+// CHUNKING). done is called exactly once per Send, on the caller's
+// goroutine, during that Send, a later one or Close, with what
+// Sender.Send would have returned. A Stream is used by one goroutine.
+type Stream interface {
+	Send(ctx context.Context, m *Message, done func(reply string, err error))
+	// Close waits for the outstanding replies and releases the connection.
+	Close(ctx context.Context)
+}
+
+// StreamSender is a Sender that also offers Streams; the batch worker
+// sends each batch through one when its Sender does.
+type StreamSender interface {
+	Sender
+	Stream() Stream
+}
+
 // Sender sends one message over a pooled SMTP connection and returns the
 // relay's reply to the end of DATA. Implementations must be safe for
 // concurrent use; the queue's rate limiter and connection semaphore are

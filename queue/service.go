@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/mail"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -334,32 +335,55 @@ func snapshotCounts(ctx context.Context, tx *sql.Tx, id int64) error {
 	return nil
 }
 
-// Queries by delivery status. Each names its partial index (migration
-// 0004) with INDEXED BY, since without statistics SQLite prefers the
-// primary key prefix, and repeats the index's condition word for word;
-// TestStatusQueriesUseIndexes checks their plans. (PostgreSQL: drop
-// INDEXED BY, its planner uses partial indexes by itself.)
+// Queries by delivery status. Open rows have no index (a send's batches
+// say when they are done, migration 0005): they are found along the
+// primary key, within a batch's key range when the batch is known, else
+// over the whole send, which only cancelling and a planner's restart do.
+// Failed rows are few and have a partial index (migration 0004), named
+// with INDEXED BY since without statistics SQLite prefers the primary key
+// prefix; the query repeats the index's condition word for word.
+// TestStatusQueriesUseIndexes checks the plans. (PostgreSQL: drop INDEXED
+// BY, its planner uses partial indexes by itself.)
 const (
-	qAnyOpen = `SELECT EXISTS (SELECT 1 FROM deliveries INDEXED BY deliveries_open WHERE send_id = ?
-		AND status IN ('queued','retry','sending'))`
-	qCancelOpen = `UPDATE deliveries INDEXED BY deliveries_open SET status = 'cancelled', updated_at = ?
+	qCancelOpen = `UPDATE deliveries SET status = 'cancelled', updated_at = ?
 		WHERE send_id = ? AND status IN ('queued','retry','sending')`
 	qFailures = `SELECT subscriber_id, status, permanent, attempts, reply, updated_at
 		FROM deliveries INDEXED BY deliveries_trouble WHERE send_id = ? AND status IN ('failed','retry')
 		ORDER BY updated_at DESC LIMIT ?`
-	qOpenRows = `SELECT batch, subscriber_id FROM deliveries INDEXED BY deliveries_open
+	qOpenRows = `SELECT batch, subscriber_id FROM deliveries
 		WHERE send_id = ? AND status IN ('queued','retry','sending') ORDER BY batch, subscriber_id`
+	// qBatchDone marks a batch done under the run's claim when none of
+	// its rows (one primary key range) is open.
+	qBatchDone = `UPDATE batch_claims SET done = 1
+		WHERE send_id = ?1 AND batch = ?2 AND claim = ?3 AND done = 0
+		AND NOT EXISTS (SELECT 1 FROM deliveries WHERE send_id = ?1 AND subscriber_id BETWEEN ?4 AND ?5
+		                AND batch = ?2 AND status IN ('queued','retry','sending'))`
 )
 
-// maybeFinish moves a fully planned send to done once no delivery waits.
+// finishBatch records that the batch is done when none of its deliveries
+// is open any more, under the run's claim (a stale run changes nothing).
+func (s *Service) finishBatch(ctx context.Context, p *BatchPayload, claim string) error {
+	if len(p.IDs) == 0 {
+		return nil
+	}
+	if _, err := s.db.ExecContext(ctx, qBatchDone, p.SendID, p.Batch, claim, slices.Min(p.IDs), slices.Max(p.IDs)); err != nil {
+		return fmt.Errorf("queue: finish batch %d of send %d: %w", p.Batch, p.SendID, err)
+	}
+	return nil
+}
+
+// qAllBatchesDone: planning is over and every planned batch is done.
+const qAllBatchesDone = `plan_done = 1 AND NOT EXISTS (SELECT 1 FROM batch_claims INDEXED BY batch_claims_open
+	WHERE batch_claims.send_id = sends.id AND done = 0)`
+
+// maybeFinish moves a fully planned send to done once all its batches are.
 func (s *Service) maybeFinish(ctx context.Context, id int64) error {
-	var waiting int
-	err := s.db.QueryRowContext(ctx, qAnyOpen, id).Scan(&waiting)
-	if err != nil {
+	var ready bool
+	if err := s.db.QueryRowContext(ctx, `SELECT state = 'sending' AND `+qAllBatchesDone+` FROM sends WHERE id = ?`, id).Scan(&ready); err != nil {
 		return fmt.Errorf("queue: finish send %d: %w", id, err)
 	}
-	if waiting != 0 {
-		return nil
+	if !ready {
+		return nil // the common case: no write lock taken
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -368,9 +392,7 @@ func (s *Service) maybeFinish(ctx context.Context, id int64) error {
 	defer tx.Rollback()
 	now := s.cfg.Now().UnixMilli()
 	res, err := tx.ExecContext(ctx, `UPDATE sends SET state = 'done', finished_at = ?, updated_at = ?
-		WHERE id = ? AND state = 'sending' AND plan_done = 1
-		AND NOT EXISTS (SELECT 1 FROM deliveries INDEXED BY deliveries_open WHERE send_id = ? AND status IN ('queued','retry','sending'))`,
-		now, now, id, id)
+		WHERE id = ? AND state = 'sending' AND `+qAllBatchesDone, now, now, id)
 	if err != nil {
 		return fmt.Errorf("queue: finish send %d: %w", id, err)
 	}

@@ -165,22 +165,94 @@ func (sv *slotValues) fill(n int, slot func([]byte, int, templates.Personal) []b
 	return sv.vals
 }
 
-var _ queue.Sender = (*Sender)(nil)
+var _ queue.StreamSender = (*Sender)(nil)
 
 // Send builds m and sends it; the reply is the relay's text.
 func (s *Sender) Send(ctx context.Context, m *queue.Message) (string, error) {
+	sb := s.buffers()
+	defer s.release(sb)
+	built, env, err := s.build(m, sb)
+	if err != nil {
+		return "", err
+	}
+	reply, err := s.Pool.Send(ctx, env, m.To, built.Raw)
+	if err != nil {
+		return "", err
+	}
+	return reply.String(), nil
+}
+
+// Stream returns a queue.Stream that sends on one pooled connection,
+// several copies per round trip where the relay allows (mailer.Conn.Start).
+func (s *Sender) Stream() queue.Stream { return &stream{s: s} }
+
+type stream struct {
+	s    *Sender
+	conn *mailer.Conn
+}
+
+func (st *stream) Send(ctx context.Context, m *queue.Message, done func(string, error)) {
+	sb := st.s.buffers()
+	defer st.s.release(sb) // Start has written the bytes when it returns
+	built, env, err := st.s.build(m, sb)
+	if err != nil {
+		done("", err)
+		return
+	}
+	if st.conn == nil {
+		if st.conn, err = st.s.Pool.Get(ctx); err != nil {
+			done("", err)
+			return
+		}
+	}
+	st.conn.StartBuilt(ctx, env, m.To, built, func(r mailer.Reply, err error) {
+		if err != nil {
+			done("", err)
+			return
+		}
+		done(r.String(), nil)
+	})
+}
+
+func (st *stream) Close(ctx context.Context) {
+	if st.conn != nil {
+		st.conn.Wait(ctx)
+		st.s.Pool.Put(st.conn)
+		st.conn = nil
+	}
+}
+
+func (s *Sender) buffers() *sendBuffers {
+	if sb, _ := s.bufs.Get().(*sendBuffers); sb != nil {
+		return sb
+	}
+	return new(sendBuffers)
+}
+
+// release takes back sb once its message is written (huge buffers are left
+// to the collector).
+func (s *Sender) release(sb *sendBuffers) {
+	if cap(sb.raw) <= 1<<20 {
+		sb.raw = sb.raw[:0]
+		sb.tb, sb.hb = mailer.Body{}, mailer.Body{}
+		s.bufs.Put(sb)
+	}
+}
+
+// build turns m into a message in sb's buffer and returns it with the
+// envelope sender.
+func (s *Sender) build(m *queue.Message, sb *sendBuffers) (built mailer.Built, envelopeFrom string, err error) {
 	var from mailer.Address
 	if pf := s.from.Load(); pf != nil && pf.s == m.From {
 		from = pf.a
 	} else {
 		a, err := address(m.From)
 		if err != nil {
-			return "", fmt.Errorf("from: %w: %w", err, mailer.ErrInvalidMessage)
+			return mailer.Built{}, "", fmt.Errorf("from: %w: %w", err, mailer.ErrInvalidMessage)
 		}
 		s.from.Store(&parsedFrom{s: m.From, a: a})
 		from = a
 	}
-	var err error
 	msg := &mailer.Message{
 		From:    from,
 		To:      mailer.Address{Name: m.ToName, Email: m.To},
@@ -192,28 +264,15 @@ func (s *Sender) Send(ctx context.Context, m *queue.Message) (string, error) {
 	}
 	if m.ReplyTo != "" {
 		if msg.ReplyTo, err = address(m.ReplyTo); err != nil {
-			return "", fmt.Errorf("reply-to: %w: %w", err, mailer.ErrInvalidMessage)
+			return mailer.Built{}, "", fmt.Errorf("reply-to: %w: %w", err, mailer.ErrInvalidMessage)
 		}
 	}
-	sb, _ := s.bufs.Get().(*sendBuffers)
-	if sb == nil {
-		sb = new(sendBuffers)
-	}
-	defer func() {
-		// Pool.Send has written the bytes: the buffers can take the next
-		// message (huge ones are left to the collector).
-		if cap(sb.raw) <= 1<<20 {
-			sb.raw = sb.raw[:0]
-			sb.tb, sb.hb = mailer.Body{}, mailer.Body{}
-			s.bufs.Put(sb)
-		}
-	}()
 	if v, ok := m.Body.(variant); ok && v.text != nil {
 		// The variant's fixed text is laid out once; a copy adds its
 		// values (greeting, links).
 		p := templates.Personal{Name: m.Personal.Name, UnsubscribeURL: m.Personal.UnsubscribeURL, PreferencesURL: m.Personal.PreferencesURL}
 		if err := p.Check(); err != nil {
-			return "", err
+			return mailer.Built{}, "", err
 		}
 		sb.tb = mailer.Body{Layout: v.text, Values: sb.text.fill(v.text.Slots(), v.v.AppendTextSlot, p)}
 		sb.hb = mailer.Body{Layout: v.html, Values: sb.html.fill(v.html.Slots(), v.v.AppendHTMLSlot, p)}
@@ -221,24 +280,19 @@ func (s *Sender) Send(ctx context.Context, m *queue.Message) (string, error) {
 	} else {
 		text, html, err := m.AppendBodies(nil, nil)
 		if err != nil {
-			return "", err
+			return mailer.Built{}, "", err
 		}
 		msg.Text, msg.HTML = string(text), string(html)
 	}
-	built, err := s.Builder.AppendBuild(sb.raw, msg)
-	if err != nil {
-		return "", err
+	if built, err = s.Builder.AppendBuild(sb.raw, msg); err != nil {
+		return mailer.Built{}, "", err
 	}
 	sb.raw = built.Raw
-	env := s.EnvelopeFrom
-	if env == "" {
-		env = from.Email
+	envelopeFrom = s.EnvelopeFrom
+	if envelopeFrom == "" {
+		envelopeFrom = from.Email
 	}
-	reply, err := s.Pool.Send(ctx, env, m.To, built.Raw)
-	if err != nil {
-		return "", err
-	}
-	return reply.String(), nil
+	return built, envelopeFrom, nil
 }
 
 func address(s string) (mailer.Address, error) {

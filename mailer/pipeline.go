@@ -1,0 +1,200 @@
+package mailer
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+)
+
+// Sending several messages per round trip
+//
+// With PIPELINING (RFC 2920) and CHUNKING (RFC 3030) a client may send the
+// next transaction's commands before the previous one's replies arrive:
+// "BDAT n LAST" carries its message's bytes with it, so no transaction
+// waits on a reply to go on. Conn.Start writes a transaction and returns;
+// its replies are read later, in order, by Start (once Window transactions
+// are outstanding) or Wait, and handed to the transaction's callback. A
+// message then costs a share of a read instead of a whole round trip, which
+// matters on loopback (system calls and wake-ups) and far more on a relay
+// across a network.
+//
+// Each pipelined transaction begins with RSET, which the relay answers
+// whatever the state: a transaction refused half way (RCPT refused, then
+// BDAT refused) would otherwise leave MAIL FROM open on some relays and
+// fail the next one with "nested MAIL".
+//
+// When the connection breaks, every outstanding transaction fails with a
+// *ConnError: those whose bytes reached the relay may have been delivered,
+// so a retry can duplicate at most the outstanding ones.
+
+// PipelineWindow is how many transactions Start leaves outstanding on a
+// connection before it reads replies.
+const PipelineWindow = 4
+
+// pending is a transaction written but not yet answered.
+type pending struct {
+	done func(Reply, error)
+}
+
+// Start sends raw to rcpt like Send, but when the connection allows it
+// (PIPELINING and CHUNKING offered, no TLS layer between, raw in canonical
+// form, and the connection known to be alive) it returns as soon as the
+// transaction is written; done receives the outcome later, from Start or
+// Wait. The first message after the connection leaves the pool (or after a
+// failure) goes synchronously, so that a connection the relay closed while
+// it was idle is re-dialled as Send does, before anything is pipelined. Otherwise Start waits for the outstanding transactions, then sends
+// raw with Send and calls done before it returns. Either way done is called
+// exactly once per Start, in the order of the Start calls, on the caller's
+// goroutine.
+//
+// The caller must call Wait (or Close) before the connection is returned to
+// the pool. raw may be reused as soon as Start returns.
+func (c *Conn) Start(ctx context.Context, envelopeFrom, rcpt string, raw []byte, done func(Reply, error)) {
+	c.start(ctx, envelopeFrom, rcpt, raw, isCanonical(raw), done)
+}
+
+// StartBuilt is Start for a message from a Builder, which is in canonical
+// form by construction: it skips the check Start makes of every byte.
+func (c *Conn) StartBuilt(ctx context.Context, envelopeFrom, rcpt string, b Built, done func(Reply, error)) {
+	c.start(ctx, envelopeFrom, rcpt, b.Raw, b.canonical || isCanonical(b.Raw), done)
+}
+
+func (c *Conn) start(ctx context.Context, envelopeFrom, rcpt string, raw []byte, canonical bool, done func(Reply, error)) {
+	p := c.pool
+	pipelined := c.warm && c.client != nil && !c.broken && c.pipelining && c.chunking && c.plain &&
+		c.client.Text.W.Buffered() == 0 &&
+		(p.opts.MaxMessagesPerConn <= 0 || c.sent+len(c.inflight) < p.opts.MaxMessagesPerConn) &&
+		time.Since(c.lastUsed) < p.opts.IdleCheck && canonical
+	if !pipelined {
+		c.Wait(ctx)
+		reply, err := c.Send(ctx, envelopeFrom, rcpt, raw)
+		c.warm = err == nil
+		done(reply, err)
+		return
+	}
+	if err := checkEnvelope(envelopeFrom, rcpt); err != nil {
+		c.Wait(ctx)
+		done(Reply{}, err)
+		return
+	}
+	if p.opts.Limiter != nil {
+		if err := p.opts.Limiter.Wait(ctx); err != nil {
+			c.Wait(ctx)
+			done(Reply{}, fmt.Errorf("mailer: rate limiter: %w", err))
+			return
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		c.Wait(ctx)
+		done(Reply{}, err)
+		return
+	}
+	b := append(c.cmd[:0], "RSET\r\nMAIL FROM:<"...)
+	b = append(b, envelopeFrom...)
+	b = append(b, ">\r\nRCPT TO:<"...)
+	b = append(b, rcpt...)
+	b = append(b, ">\r\nBDAT "...)
+	b = strconv.AppendInt(b, int64(len(raw)), 10)
+	b = append(b, " LAST\r\n"...)
+	c.cmd = b
+	_ = c.nc.SetDeadline(time.Now().Add(p.opts.SendTimeout))
+	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
+	bufs := net.Buffers{b, raw}
+	_, err := bufs.WriteTo(c.nc)
+	stop()
+	c.lastUsed = time.Now()
+	if err != nil {
+		// The earlier transactions may have been answered before the
+		// relay went away: read what it said, then fail this one.
+		c.Wait(ctx)
+		c.broken = true
+		done(Reply{}, &ConnError{Stage: StageMail, Err: err})
+		return
+	}
+	c.inflight = append(c.inflight, pending{done: done})
+	for len(c.inflight) > PipelineWindow {
+		c.next(ctx)
+	}
+}
+
+// Wait reads the replies of every outstanding transaction and calls their
+// callbacks.
+func (c *Conn) Wait(ctx context.Context) {
+	for len(c.inflight) > 0 {
+		c.next(ctx)
+	}
+}
+
+// next reads the replies of the oldest outstanding transaction (RSET,
+// MAIL, RCPT, BDAT) and calls its callback.
+func (c *Conn) next(ctx context.Context) {
+	_ = c.nc.SetDeadline(time.Now().Add(c.pool.opts.SendTimeout))
+	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	text := c.client.Text
+	// Every reply is read, even after a refusal, to stay in step.
+	_, _, rsetErr := text.ReadResponse(250)
+	if lostConn(rsetErr) {
+		c.abandon(classify(StageMail, rsetErr))
+		return
+	}
+	_, _, mailErr := text.ReadResponse(250)
+	if lostConn(mailErr) {
+		c.abandon(classify(StageMail, mailErr))
+		return
+	}
+	_, _, rcptErr := text.ReadResponse(25)
+	if lostConn(rcptErr) {
+		c.abandon(classify(StageRcpt, rcptErr))
+		return
+	}
+	code, msg, dataErr := text.ReadResponse(250)
+	if lostConn(dataErr) {
+		c.abandon(classify(StageData, dataErr))
+		return
+	}
+	done := c.inflight[0].done
+	c.inflight[0] = pending{}
+	c.inflight = c.inflight[1:]
+	var err error
+	switch {
+	case rsetErr != nil:
+		err = classify(StageMail, rsetErr)
+	case mailErr != nil:
+		err = classify(StageMail, mailErr)
+	case rcptErr != nil:
+		err = classify(StageRcpt, rcptErr)
+	case dataErr != nil:
+		err = classify(StageData, dataErr)
+	}
+	if se, ok := err.(*SMTPError); ok && se.Code == 421 {
+		// The relay is closing the connection: what is still outstanding
+		// will not be answered.
+		c.broken = true
+		done(Reply{}, err)
+		c.abandon(&ConnError{Stage: StageMail, Err: fmt.Errorf("relay closed the connection: %w", err)})
+		return
+	}
+	if err != nil {
+		done(Reply{}, err)
+		return
+	}
+	c.sent++
+	c.lastUsed = time.Now()
+	reply := Reply{Code: code}
+	reply.Enhanced, reply.Message = splitEnhanced(msg)
+	done(reply, nil)
+}
+
+// abandon fails every outstanding transaction with err and marks the
+// connection broken: it is out of step.
+func (c *Conn) abandon(err error) {
+	c.broken = true
+	inflight := c.inflight
+	c.inflight = nil
+	for _, t := range inflight {
+		t.done(Reply{}, err)
+	}
+}
