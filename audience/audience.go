@@ -162,20 +162,39 @@ func (p Prefs) Wants(r Region, topics []Topic) bool {
 
 // Key is a canonical string for the preferences ("jp,us|policy,reports"),
 // equal for equal sets whatever their order.
-func (p Prefs) Key() string {
-	var b strings.Builder
-	for i, r := range NormalizeRegions(p.Regions) {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(string(r))
+func (p Prefs) Key() string { return string(p.AppendKey(nil)) }
+
+// AppendKey appends p's Key to dst. Without custom topics it allocates
+// nothing: the delivery worker computes one key per reader.
+func (p Prefs) AppendKey(dst []byte) []byte {
+	dst, _ = appendIn(dst, Regions, p.Regions)
+	dst = append(dst, '|')
+	dst, n := appendIn(dst, StandardTopics, p.Topics)
+	if !slices.ContainsFunc(p.Topics, func(t Topic) bool { return !t.IsStandard() }) {
+		return dst
 	}
-	b.WriteByte('|')
-	for i, t := range NormalizeTopics(p.Topics) {
-		if i > 0 {
-			b.WriteByte(',')
+	for _, t := range NormalizeTopics(p.Topics)[n:] {
+		if n > 0 {
+			dst = append(dst, ',')
 		}
-		b.WriteString(string(t))
+		dst = append(dst, t...)
+		n++
 	}
-	return b.String()
+	return dst
+}
+
+// appendIn appends, comma-separated and in order's order, the members of
+// order that set holds, and returns how many it appended.
+func appendIn[T ~string](dst []byte, order, set []T) ([]byte, int) {
+	n := 0
+	for _, v := range order {
+		if slices.Contains(set, v) {
+			if n > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, v...)
+			n++
+		}
+	}
+	return dst, n
 }

@@ -3,6 +3,7 @@ package audience_test
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tayori-news/tayori/audience"
@@ -71,6 +72,39 @@ func FuzzParseTopics(f *testing.F) {
 		again, err := audience.ParseTopics(p.Key()[1:])
 		if err != nil || !slices.Equal(again, ts) {
 			t.Fatalf("round trip %q: %v -> %v (%v)", s, ts, again, err)
+		}
+	})
+}
+
+// Key (AppendKey) lists the normalised regions and topics.
+func FuzzKeyMatchesNormalized(f *testing.F) {
+	f.Add("jp,us,jp", "policy,zeta,activities,alpha,zeta")
+	f.Add("", "")
+	f.Add("intl,asia,eu", "reports")
+	f.Fuzz(func(t *testing.T, regions, topics string) {
+		var p audience.Prefs
+		for _, r := range strings.Split(regions, ",") {
+			p.Regions = append(p.Regions, audience.Region(r))
+		}
+		for _, tp := range strings.Split(topics, ",") {
+			p.Topics = append(p.Topics, audience.Topic(tp))
+		}
+		var want strings.Builder
+		for i, r := range audience.NormalizeRegions(p.Regions) {
+			if i > 0 {
+				want.WriteByte(',')
+			}
+			want.WriteString(string(r))
+		}
+		want.WriteByte('|')
+		for i, tp := range audience.NormalizeTopics(p.Topics) {
+			if i > 0 {
+				want.WriteByte(',')
+			}
+			want.WriteString(string(tp))
+		}
+		if got := p.Key(); got != want.String() {
+			t.Fatalf("Key() = %q, want %q", got, want.String())
 		}
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -49,6 +50,29 @@ type BuilderOptions struct {
 // UTF-8, base64, CRLF), optionally DKIM-signed. It is safe for concurrent use.
 type Builder struct {
 	opts BuilderOptions
+	// The last encoded From, Subject and List-Id phrase: the same for every
+	// copy of a send, so each is encoded once rather than once a copy.
+	enc [numCached]atomic.Pointer[encoded]
+}
+
+const (
+	cachedFrom = iota
+	cachedSubject
+	cachedListName
+	numCached
+)
+
+type encoded struct{ a, b, out string }
+
+// cached returns f() for the inputs (a, b), from the slot when they are the
+// ones it last saw.
+func (b *Builder) cached(slot int, x, y string, f func() string) string {
+	if e := b.enc[slot].Load(); e != nil && e.a == x && e.b == y {
+		return e.out
+	}
+	out := f()
+	b.enc[slot].Store(&encoded{x, y, out})
+	return out
 }
 
 // NewBuilder returns a Builder.
@@ -161,19 +185,19 @@ func (b *Builder) AppendBuild(dst []byte, m *Message) (Built, error) {
 	var hb strings.Builder
 	fields := make([]field, 0, 16+len(m.Headers))
 	add := func(name, value string) { fields = append(fields, field{name, value}) }
-	add("From", formatAddress(&hb, "From", m.From))
+	add("From", b.cached(cachedFrom, m.From.Name, m.From.Email, func() string { return formatAddress(&hb, "From", m.From) }))
 	add("To", formatAddress(&hb, "To", m.To))
 	if m.ReplyTo != (Address{}) {
 		add("Reply-To", formatAddress(&hb, "Reply-To", m.ReplyTo))
 	}
-	add("Subject", encodeText(&hb, "Subject", m.Subject))
+	add("Subject", b.cached(cachedSubject, m.Subject, "", func() string { return encodeText(&hb, "Subject", m.Subject) }))
 	add("Date", date.Format(time.RFC1123Z))
 	add("Message-ID", "<"+id+">")
 	add("MIME-Version", "1.0")
 	if m.ListID != "" {
 		v := "<" + m.ListID + ">"
 		if m.ListName != "" {
-			v = encodePhrase(&hb, "List-Id", m.ListName) + " " + v
+			v = b.cached(cachedListName, m.ListName, "", func() string { return encodePhrase(&hb, "List-Id", m.ListName) }) + " " + v
 		}
 		add("List-Id", v)
 	}

@@ -538,3 +538,34 @@ func TestAppendBuildReusesBuffer(t *testing.T) {
 		}
 	}
 }
+
+// The Builder keeps the last encoded From, Subject and List-Id phrase;
+// messages that differ in them, built one after another on one Builder,
+// come out as from fresh Builders.
+func TestBuilderHeaderCache(t *testing.T) {
+	shared := newBuilder(t, deterministic(mailer.BuilderOptions{}))
+	variants := []func(m *mailer.Message){
+		func(m *mailer.Message) {},
+		func(m *mailer.Message) { m.Subject = "別の件名：AI政策動向 2026年1月号" },
+		func(m *mailer.Message) { m.From.Name = "別の発行者" },
+		func(m *mailer.Message) { m.ListName = "Another list" },
+		func(m *mailer.Message) { m.From.Email = "other@news.example.go.jp" },
+		func(m *mailer.Message) {},
+	}
+	for i, change := range variants {
+		m := fixture(t, "taro@example.jp")
+		change(m)
+		got, err := shared.Build(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := newBuilder(t, deterministic(mailer.BuilderOptions{})).Build(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Raw, want.Raw) {
+			n := firstDiffLine(got.Raw, want.Raw)
+			t.Errorf("message %d: shared builder differs at line %d: %q vs %q", i, n, lineAt(got.Raw, n), lineAt(want.Raw, n))
+		}
+	}
+}

@@ -133,10 +133,9 @@ func (m *Message) validate(allowInsecureUnsub bool, maxBody int) error {
 	if m.UnsubscribeURL != "" {
 		checkValue(&ve, "List-Unsubscribe", m.UnsubscribeURL)
 		checkURI(&ve, "List-Unsubscribe", m.UnsubscribeURL)
-		lower := strings.ToLower(m.UnsubscribeURL)
 		switch {
-		case strings.HasPrefix(lower, "https://"):
-		case strings.HasPrefix(lower, "http://") && allowInsecureUnsub:
+		case hasPrefixFold(m.UnsubscribeURL, "https://"):
+		case hasPrefixFold(m.UnsubscribeURL, "http://") && allowInsecureUnsub:
 		default:
 			ve.add("List-Unsubscribe", "one-click URL must be https:// (RFC 8058)")
 		}
@@ -144,7 +143,7 @@ func (m *Message) validate(allowInsecureUnsub bool, maxBody int) error {
 	if m.UnsubscribeMailto != "" {
 		checkValue(&ve, "List-Unsubscribe mailto", m.UnsubscribeMailto)
 		checkURI(&ve, "List-Unsubscribe mailto", m.UnsubscribeMailto)
-		if !strings.HasPrefix(strings.ToLower(m.UnsubscribeMailto), "mailto:") {
+		if !hasPrefixFold(m.UnsubscribeMailto, "mailto:") {
 			ve.add("List-Unsubscribe mailto", "must start with mailto:")
 		}
 		if m.UnsubscribeURL == "" {
@@ -211,6 +210,12 @@ func checkBody(ve *ValidationError, field, s string, b *Body, maxBody int) {
 	if !utf8.ValidString(s) {
 		ve.add(field, "not valid UTF-8")
 	}
+}
+
+// hasPrefixFold is strings.HasPrefix ignoring ASCII case, without the copy
+// strings.ToLower makes of a value with capitals (a token in a URL).
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // ValidateHeaderValue reports whether v may be used as the value of header

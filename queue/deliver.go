@@ -25,6 +25,8 @@ import (
 type sendCache struct {
 	snd *Send
 	vs  *variants
+	// The same for every copy of the send.
+	listID, feedbackID string
 }
 
 func (s *Service) loadSend(ctx context.Context, id int64) (*sendCache, State, error) {
@@ -45,7 +47,8 @@ func (s *Service) loadSend(ctx context.Context, id int64) (*sendCache, State, er
 	if err != nil {
 		return nil, "", err
 	}
-	sc = &sendCache{snd: snd, vs: newVariants(s.deps.Renderer, snd.Issue)}
+	sc = &sendCache{snd: snd, vs: newVariants(s.deps.Renderer, snd.Issue),
+		listID: s.listID(snd.List), feedbackID: s.feedbackID(snd.Issue, snd.List)}
 	s.mu.Lock()
 	if len(s.sends) > 64 {
 		clear(s.sends)
@@ -391,9 +394,9 @@ func (s *Service) newsletterMessage(sc *sendCache, r *Recipient, rendered Render
 	return &Message{
 		From: s.cfg.From, ReplyTo: s.cfg.ReplyTo, To: r.Email, ToName: r.Name,
 		Subject: sc.snd.Issue.Title,
-		ListID:  s.listID(sc.snd.List), ListName: sc.snd.Issue.Newsletter,
+		ListID:  sc.listID, ListName: sc.snd.Issue.Newsletter,
 		ListUnsubscribe: unsub, ListUnsubscribeMailto: mailto,
-		FeedbackID: s.feedbackID(sc.snd.Issue, sc.snd.List),
+		FeedbackID: sc.feedbackID,
 		Body:       rendered, Personal: Personal{Name: r.Name, UnsubscribeURL: unsub, PreferencesURL: prefs},
 	}, nil
 }

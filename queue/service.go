@@ -451,14 +451,15 @@ func newVariants(r Renderer, issue *compose.Issue) *variants {
 
 // key returns the variant key for (already filtered) prefs.
 func (v *variants) key(p audience.Prefs) string {
-	k := p.Key()
+	var buf [96]byte
+	k := p.AppendKey(buf[:0])
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if vk, ok := v.m[k]; ok {
+	if vk, ok := v.m[string(k)]; ok { // no allocation for a known key
 		return vk
 	}
 	vk := v.r.Variant(v.issue, p)
-	v.m[k] = vk
+	v.m[string(k)] = vk
 	return vk
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -256,4 +257,23 @@ func TestConcurrentRender(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// FuzzCheckLink: the fast path for plain links accepts nothing url.Parse
+// would refuse or read as other than an absolute http(s) URL with a host.
+func FuzzCheckLink(f *testing.F) {
+	for _, s := range []string{"https://news.example.go.jp/u/v1.abc-DEF_ghi", "http://127.0.0.1:8080/p/x", "https://x:/a",
+		"https://-x/", "https://a..b/", "javascript:alert(1)", "https://例え.jp/", "https://x.example/a%zz", "https://:80/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		err := templates.Personal{UnsubscribeURL: s, PreferencesURL: "https://x.example/p"}.Check()
+		if err != nil {
+			return
+		}
+		u, perr := url.Parse(s)
+		if perr != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			t.Fatalf("Check accepted %q, which url.Parse reads as %+v (%v)", s, u, perr)
+		}
+	})
 }

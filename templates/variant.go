@@ -48,6 +48,9 @@ func checkLink(s string) error {
 			return fmt.Errorf("%q contains a space or control character", s)
 		}
 	}
+	if plainLink(s) {
+		return nil // checked for every copy: no url.Parse for the usual link
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return err
@@ -56,6 +59,44 @@ func checkLink(s string) error {
 		return fmt.Errorf("%q is not an absolute http(s) URL", s)
 	}
 	return nil
+}
+
+// plainLink reports an https or http URL with a host of letters, digits,
+// dots and hyphens (and an optional port), followed by nothing or a path of
+// URL-safe characters: what Tayori's own signed links look like, and
+// certainly what url.Parse accepts as an absolute http(s) URL.
+func plainLink(s string) bool {
+	rest, ok := strings.CutPrefix(s, "https://")
+	if !ok {
+		if rest, ok = strings.CutPrefix(s, "http://"); !ok {
+			return false
+		}
+	}
+	host, path, _ := strings.Cut(rest, "/")
+	if host == "" || host[0] == '.' || host[0] == '-' || host[0] == ':' {
+		return false
+	}
+	colon := false
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '-':
+			if colon && !(c >= '0' && c <= '9') {
+				return false
+			}
+		case c == ':' && !colon && i < len(host)-1:
+			colon = true
+		default:
+			return false
+		}
+	}
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._~/", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // field is a per-reader value a placeholder stands for.
