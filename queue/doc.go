@@ -10,17 +10,22 @@
 // streams the list's recipients in keyset batches, records one delivery row
 // per reader who has something to read, and enqueues "send:batch" tasks
 // that carry only ids (a few bytes per recipient in Redis). A batch
-// handler claims its batch (one row in batch_claims) and reads the
+// handler claims its batch (its row in batch_claims) and reads the
 // batch's unfinished deliveries, re-reads the subscribers, renders each
-// variant once per process, personalises, sends, and records each outcome
-// through a group-commit writer that applies a group with one statement.
+// variant once per process, hands the Sender the variant and the reader's
+// values, and records each outcome through a group-commit writer that
+// applies a group with one statement. A Sender that offers a [Stream]
+// sends the whole batch on one connection, several copies per round trip.
+// A batch none of whose deliveries is open is marked done; the send is
+// done when every batch is.
 //
 // Asynq is at-least-once. The claim in SQLite is the real guard: an
 // outcome is recorded only under the batch's current claim and only for a
 // row still open, so a finished row is never sent again by a re-run, a
 // stale run cannot overwrite the new run's records, and a re-run after a
-// crash resends at most the copies that were in flight (sent, not yet
-// recorded: one group-commit window).
+// crash resends at most the copies that were in flight: per connection,
+// those written but not yet answered (mailer.PipelineWindow and the one
+// being written), and those answered within the last group-commit window.
 //
 // The package owns neither the subscriber store, the renderer nor the SMTP
 // client: it declares the small interfaces it needs ([Directory], [Tokens],

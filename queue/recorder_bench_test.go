@@ -2,9 +2,7 @@ package queue
 
 import (
 	"context"
-	"database/sql"
 	"io"
-	"strings"
 	"log/slog"
 	"os"
 	"strconv"
@@ -41,7 +39,6 @@ func BenchmarkRecord(b *testing.B) {
 			n/batchSize, now); err != nil {
 			b.Fatal(err)
 		}
-		if os.Getenv("X_SHOW") != "" { r, _ := db.QueryContext(ctx, "SELECT name, sql FROM sqlite_master WHERE tbl_name IN ('deliveries','batch_claims')"); for r.Next() { var a, b sql.NullString; r.Scan(&a, &b); b.String = strings.ReplaceAll(b.String, "\n", " "); println(a.String, b.String) }; r.Close() }
 		rec := newRecorder(db, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		// Outcome order: runs batches at a time, one copy of each in turn.
 		order := make([]outcome, 0, n)
