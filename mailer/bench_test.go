@@ -1,6 +1,7 @@
 package mailer_test
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ed25519"
@@ -101,12 +102,18 @@ func BenchmarkBuildDKIM(b *testing.B) {
 // BenchmarkSendOneConn sends b.N pre-built 5 KB messages over one connection
 // to the in-process counting sink (internal/smtpsink) and reports msg/s.
 func BenchmarkSendOneConn(b *testing.B) {
-	for _, mode := range []string{"pipelined-bdat", "pipelined-data", "sequential-data"} {
-		b.Run(mode, func(b *testing.B) { benchSendOneConn(b, transferModes[mode]) })
+	for _, mode := range []string{"started-bdat", "pipelined-bdat", "pipelined-data", "sequential-data"} {
+		opts, ok := transferModes[mode]
+		if !ok {
+			opts = transferModes["pipelined-bdat"]
+		}
+		b.Run(mode, func(b *testing.B) { benchSendOneConn(b, opts, mode == "started-bdat") })
 	}
 }
 
-func benchSendOneConn(b *testing.B, opts mailer.PoolOptions) {
+// benchSendOneConn sends with Conn.Send, or with Conn.Start (several
+// messages per round trip) when started is set.
+func benchSendOneConn(b *testing.B, opts mailer.PoolOptions, started bool) {
 	sink := smtpsink.New(nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -130,10 +137,17 @@ func benchSendOneConn(b *testing.B, opts mailer.PoolOptions) {
 	defer pool.Put(conn)
 	b.SetBytes(int64(len(built.Raw)))
 	b.ReportAllocs()
+	var sendErr error
 	for b.Loop() {
-		if _, err := conn.Send(ctx, envFrom, "taro.yamada@example.jp", built.Raw); err != nil {
+		if started {
+			conn.StartBuilt(ctx, envFrom, "taro.yamada@example.jp", built, func(_ mailer.Reply, err error) { sendErr = cmp.Or(sendErr, err) })
+		} else if _, err := conn.Send(ctx, envFrom, "taro.yamada@example.jp", built.Raw); err != nil {
 			b.Fatal(err)
 		}
+	}
+	conn.Wait(ctx)
+	if sendErr != nil {
+		b.Fatal(sendErr)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
 	if st := sink.Stats(); st.Connections != 1 {
