@@ -3,7 +3,6 @@ package mailer
 import (
 	"context"
 	"fmt"
-	"net"
 	"strconv"
 	"time"
 )
@@ -13,12 +12,13 @@ import (
 // With PIPELINING (RFC 2920) and CHUNKING (RFC 3030) a client may send the
 // next transaction's commands before the previous one's replies arrive:
 // "BDAT n LAST" carries its message's bytes with it, so no transaction
-// waits on a reply to go on. Conn.Start writes a transaction and returns;
-// its replies are read later, in order, by Start (once Window transactions
-// are outstanding) or Wait, and handed to the transaction's callback. A
-// message then costs a share of a read instead of a whole round trip, which
-// matters on loopback (system calls and wake-ups) and far more on a relay
-// across a network.
+// waits on a reply to go on. Conn.Start adds a transaction to the
+// connection's write buffer and returns; once PipelineWindow transactions
+// are gathered (or Wait is called) they leave in one write, and then their
+// replies are read, in order, and handed to each transaction's callback. A
+// message then costs a share of a write and of a read instead of a whole
+// round trip, which matters on loopback (system calls and wake-ups) and
+// far more on a relay across a network.
 //
 // Each pipelined transaction begins with RSET, which the relay answers
 // whatever the state: a transaction refused half way (RCPT refused, then
@@ -29,20 +29,20 @@ import (
 // *ConnError: those whose bytes reached the relay may have been delivered,
 // so a retry can duplicate at most the outstanding ones.
 
-// PipelineWindow is how many transactions Start leaves outstanding on a
-// connection before it reads replies.
-const PipelineWindow = 4
+// PipelineWindow is how many transactions Start gathers on a connection:
+// it writes them together and then reads all their replies.
+const PipelineWindow = 16
 
-// pending is a transaction written but not yet answered.
+// pending is a transaction taken by Start but not yet answered.
 type pending struct {
 	done func(Reply, error)
 }
 
 // Start sends raw to rcpt like Send, but when the connection allows it
 // (PIPELINING and CHUNKING offered, no TLS layer between, raw in canonical
-// form, and the connection known to be alive) it returns as soon as the
-// transaction is written; done receives the outcome later, from Start or
-// Wait. The first message after the connection leaves the pool (or after a
+// form, and the connection known to be alive) it returns once the
+// transaction is buffered (a copy of raw is kept); done receives the
+// outcome later, from Start or Wait. The first message after the connection leaves the pool (or after a
 // failure) goes synchronously, so that a connection the relay closed while
 // it was idle is re-dialled as Send does, before anything is pipelined. Otherwise Start waits for the outstanding transactions, then sends
 // raw with Send and calls done before it returns. Either way done is called
@@ -91,45 +91,73 @@ func (c *Conn) start(ctx context.Context, envelopeFrom, rcpt string, raw []byte,
 		done(Reply{}, err)
 		return
 	}
-	b := append(c.cmd[:0], "RSET\r\nMAIL FROM:<"...)
-	b = append(b, envelopeFrom...)
-	b = append(b, ">\r\nRCPT TO:<"...)
-	b = append(b, rcpt...)
-	b = append(b, ">\r\nBDAT "...)
-	b = strconv.AppendInt(b, int64(len(raw)), 10)
-	b = append(b, " LAST\r\n"...)
-	c.cmd = b
-	_ = c.nc.SetDeadline(time.Now().Add(p.opts.SendTimeout))
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
-	bufs := net.Buffers{b, raw}
-	_, err := bufs.WriteTo(c.nc)
-	stop()
-	c.lastUsed = time.Now()
-	if err != nil {
-		// The earlier transactions may have been answered before the
-		// relay went away: read what it said, then fail this one.
-		c.Wait(ctx)
-		c.broken = true
-		done(Reply{}, &ConnError{Stage: StageMail, Err: err})
-		return
-	}
+	// The transaction joins the write buffer; the buffer goes out in one
+	// write when the window is full (or it is large, or someone waits),
+	// and then every outstanding reply is read: a group of messages costs
+	// one write and, mostly, one read.
+	w := append(c.wbuf, "RSET\r\nMAIL FROM:<"...)
+	w = append(w, envelopeFrom...)
+	w = append(w, ">\r\nRCPT TO:<"...)
+	w = append(w, rcpt...)
+	w = append(w, ">\r\nBDAT "...)
+	w = strconv.AppendInt(w, int64(len(raw)), 10)
+	w = append(w, " LAST\r\n"...)
+	c.wbuf = append(w, raw...)
 	c.inflight = append(c.inflight, pending{done: done})
-	for len(c.inflight) > PipelineWindow {
-		c.next(ctx)
+	c.lastUsed = time.Now()
+	switch {
+	case len(c.inflight) >= PipelineWindow:
+		c.Wait(ctx)
+	case len(c.wbuf) >= maxWriteBuffer:
+		c.flush(ctx)
 	}
 }
 
-// Wait reads the replies of every outstanding transaction and calls their
-// callbacks.
+// maxWriteBuffer: a write buffer this large goes out before the window is
+// full, so that big messages are not all held in memory at once.
+const maxWriteBuffer = 256 << 10
+
+// flush writes the buffered transactions. After a failed write the
+// connection is out of step: what the relay answered before it went away
+// is read, the rest fails with the write's error.
+func (c *Conn) flush(ctx context.Context) bool {
+	if len(c.wbuf) == 0 {
+		return true
+	}
+	_ = c.nc.SetDeadline(time.Now().Add(c.pool.opts.SendTimeout))
+	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
+	_, err := c.nc.Write(c.wbuf)
+	stop()
+	if cap(c.wbuf) > 2*maxWriteBuffer {
+		c.wbuf = nil // one huge message: do not keep its buffer
+	} else {
+		c.wbuf = c.wbuf[:0]
+	}
+	if err != nil {
+		c.broken = true
+		werr := &ConnError{Stage: StageMail, Err: err}
+		for len(c.inflight) > 0 && c.next(ctx) {
+		}
+		c.abandon(werr)
+		return false
+	}
+	return true
+}
+
+// Wait writes what is buffered, reads the replies of every outstanding
+// transaction and calls their callbacks.
 func (c *Conn) Wait(ctx context.Context) {
-	for len(c.inflight) > 0 {
-		c.next(ctx)
+	if !c.flush(ctx) {
+		return
+	}
+	for len(c.inflight) > 0 && c.next(ctx) {
 	}
 }
 
 // next reads the replies of the oldest outstanding transaction (RSET,
-// MAIL, RCPT, BDAT) and calls its callback.
-func (c *Conn) next(ctx context.Context) {
+// MAIL, RCPT, BDAT) and calls its callback. It returns false when the
+// connection was lost (every outstanding transaction has then failed).
+func (c *Conn) next(ctx context.Context) bool {
 	_ = c.nc.SetDeadline(time.Now().Add(c.pool.opts.SendTimeout))
 	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
@@ -138,22 +166,22 @@ func (c *Conn) next(ctx context.Context) {
 	_, _, rsetErr := text.ReadResponse(250)
 	if lostConn(rsetErr) {
 		c.abandon(classify(StageMail, rsetErr))
-		return
+		return false
 	}
 	_, _, mailErr := text.ReadResponse(250)
 	if lostConn(mailErr) {
 		c.abandon(classify(StageMail, mailErr))
-		return
+		return false
 	}
 	_, _, rcptErr := text.ReadResponse(25)
 	if lostConn(rcptErr) {
 		c.abandon(classify(StageRcpt, rcptErr))
-		return
+		return false
 	}
 	code, msg, dataErr := text.ReadResponse(250)
 	if lostConn(dataErr) {
 		c.abandon(classify(StageData, dataErr))
-		return
+		return false
 	}
 	done := c.inflight[0].done
 	c.inflight[0] = pending{}
@@ -175,23 +203,25 @@ func (c *Conn) next(ctx context.Context) {
 		c.broken = true
 		done(Reply{}, err)
 		c.abandon(&ConnError{Stage: StageMail, Err: fmt.Errorf("relay closed the connection: %w", err)})
-		return
+		return false
 	}
 	if err != nil {
 		done(Reply{}, err)
-		return
+		return true
 	}
 	c.sent++
 	c.lastUsed = time.Now()
 	reply := Reply{Code: code}
 	reply.Enhanced, reply.Message = splitEnhanced(msg)
 	done(reply, nil)
+	return true
 }
 
 // abandon fails every outstanding transaction with err and marks the
 // connection broken: it is out of step.
 func (c *Conn) abandon(err error) {
 	c.broken = true
+	c.wbuf = c.wbuf[:0]
 	inflight := c.inflight
 	c.inflight = nil
 	for _, t := range inflight {

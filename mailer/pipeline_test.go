@@ -204,3 +204,40 @@ func TestPutWithOutstanding(t *testing.T) {
 		t.Errorf("%d dials, want 2: the out-of-step connection was reused", p.Dials())
 	}
 }
+
+// Large messages leave before the window is full (the write buffer is
+// bounded) and still arrive whole, each answered in turn.
+func TestStartLargeMessages(t *testing.T) {
+	srv := testutil.StartSMTP(t)
+	p := newPool(t, srv.URL(), mailer.PoolOptions{})
+	c, err := p.Get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBuilder(t, mailer.BuilderOptions{})
+	var rcpts []string
+	var sizes []int
+	for i := range 6 {
+		m := fixture(t, fmt.Sprintf("big%d@example.jp", i))
+		m.Text = strings.Repeat("大きな本文の行です。\n", 6000+i*1000) // 180 KB and up
+		built, err := b.Build(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rcpts = append(rcpts, m.To.Email)
+		sizes = append(sizes, len(built.Raw))
+		c.StartBuilt(context.Background(), "newsletter@news.example.go.jp", m.To.Email, built, func(r mailer.Reply, err error) {
+			if err != nil || r.Code != 250 {
+				t.Errorf("message %d: %v %v", i, r, err)
+			}
+		})
+	}
+	c.Wait(context.Background())
+	p.Put(c)
+	msgs := srv.WaitFor(len(rcpts), 10*time.Second)
+	for i, m := range msgs {
+		if m.To[0] != rcpts[i] || len(m.Raw) != sizes[i] {
+			t.Errorf("message %d: to %v, %d bytes, want %s, %d bytes", i, m.To, len(m.Raw), rcpts[i], sizes[i])
+		}
+	}
+}

@@ -326,8 +326,10 @@ type Conn struct {
 	// chunked transaction can leave in one writev.
 	plain bool
 	cmd   []byte
-	// inflight are the transactions Start wrote whose replies are unread.
+	// inflight are the transactions Start took whose replies are unread;
+	// wbuf holds those of them not yet written.
 	inflight []pending
+	wbuf     []byte
 	// warm is set once a message went through since the connection left
 	// the pool: Start pipelines only on a connection known to be alive.
 	warm bool

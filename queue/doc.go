@@ -24,8 +24,8 @@
 // row still open, so a finished row is never sent again by a re-run, a
 // stale run cannot overwrite the new run's records, and a re-run after a
 // crash resends at most the copies that were in flight: per connection,
-// those written but not yet answered (mailer.PipelineWindow and the one
-// being written), and those answered within the last group-commit window.
+// those sent but not yet answered (at most mailer.PipelineWindow), and
+// those answered within the last group-commit window.
 //
 // The package owns neither the subscriber store, the renderer nor the SMTP
 // client: it declares the small interfaces it needs ([Directory], [Tokens],
