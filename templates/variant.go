@@ -91,13 +91,21 @@ func plainLink(s string) bool {
 		}
 	}
 	for i := 0; i < len(path); i++ {
-		c := path[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._~/", c) >= 0) {
+		if !pathSafe[path[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// pathSafe marks the bytes plainLink accepts in a path: unreserved
+// characters (RFC 3986) and '/'.
+var pathSafe = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._~/", byte(c)) >= 0
+	}
+	return t
+}()
 
 // field is a per-reader value a placeholder stands for.
 type field uint8
