@@ -2,8 +2,8 @@ package mailer
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strconv"
 	"time"
 )
 
@@ -32,6 +32,13 @@ import (
 // PipelineWindow is how many transactions Start gathers on a connection:
 // it writes them together and then reads all their replies.
 const PipelineWindow = 16
+
+// pipelinedReplies are the replies to a pipelined transaction, in order:
+// RSET, MAIL, RCPT and BDAT LAST, with the code each expects.
+var pipelinedReplies = [...]struct {
+	stage  string
+	expect int
+}{{StageMail, 250}, {StageMail, 250}, {StageRcpt, 25}, {StageData, 250}}
 
 // pending is a transaction taken by Start but not yet answered.
 type pending struct {
@@ -95,13 +102,7 @@ func (c *Conn) start(ctx context.Context, envelopeFrom, rcpt string, raw []byte,
 	// write when the window is full (or it is large, or someone waits),
 	// and then every outstanding reply is read: a group of messages costs
 	// one write and, mostly, one read.
-	w := append(c.wbuf, "RSET\r\nMAIL FROM:<"...)
-	w = append(w, envelopeFrom...)
-	w = append(w, ">\r\nRCPT TO:<"...)
-	w = append(w, rcpt...)
-	w = append(w, ">\r\nBDAT "...)
-	w = strconv.AppendInt(w, int64(len(raw)), 10)
-	w = append(w, " LAST\r\n"...)
+	w := appendChunkedCommands(append(c.wbuf, "RSET\r\n"...), envelopeFrom, rcpt, len(raw))
 	c.wbuf = append(w, raw...)
 	c.inflight = append(c.inflight, pending{done: done})
 	c.lastUsed = time.Now()
@@ -162,42 +163,28 @@ func (c *Conn) next(ctx context.Context) bool {
 	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	text := c.client.Text
-	// Every reply is read, even after a refusal, to stay in step.
-	_, _, rsetErr := text.ReadResponse(250)
-	if lostConn(rsetErr) {
-		c.abandon(classify(StageMail, rsetErr))
-		return false
-	}
-	_, _, mailErr := text.ReadResponse(250)
-	if lostConn(mailErr) {
-		c.abandon(classify(StageMail, mailErr))
-		return false
-	}
-	_, _, rcptErr := text.ReadResponse(25)
-	if lostConn(rcptErr) {
-		c.abandon(classify(StageRcpt, rcptErr))
-		return false
-	}
-	code, msg, dataErr := text.ReadResponse(250)
-	if lostConn(dataErr) {
-		c.abandon(classify(StageData, dataErr))
-		return false
+	// Every reply is read, even after a refusal, to stay in step; the
+	// first refusal is the transaction's outcome.
+	var (
+		code int
+		msg  string
+		err  error
+	)
+	for _, r := range pipelinedReplies {
+		rc, rm, rerr := text.ReadResponse(r.expect)
+		if lostConn(rerr) {
+			c.abandon(classify(r.stage, rerr))
+			return false
+		}
+		if rerr != nil && err == nil {
+			err = classify(r.stage, rerr)
+		}
+		code, msg = rc, rm
 	}
 	done := c.inflight[0].done
 	c.inflight[0] = pending{}
 	c.inflight = c.inflight[1:]
-	var err error
-	switch {
-	case rsetErr != nil:
-		err = classify(StageMail, rsetErr)
-	case mailErr != nil:
-		err = classify(StageMail, mailErr)
-	case rcptErr != nil:
-		err = classify(StageRcpt, rcptErr)
-	case dataErr != nil:
-		err = classify(StageData, dataErr)
-	}
-	if se, ok := err.(*SMTPError); ok && se.Code == 421 {
+	if se := (*SMTPError)(nil); errors.As(err, &se) && se.Code == 421 {
 		// The relay is closing the connection: what is still outstanding
 		// will not be answered.
 		c.broken = true

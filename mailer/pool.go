@@ -494,13 +494,7 @@ func (c *Conn) transact(ctx context.Context, from, rcpt string, raw []byte, reus
 	if chunk && c.pipelining && c.plain && w.Buffered() == 0 {
 		// The commands and the message in one writev, without copying
 		// the message through the 4 KB write buffer.
-		b := append(c.cmd[:0], "MAIL FROM:<"...)
-		b = append(b, from...)
-		b = append(b, ">\r\nRCPT TO:<"...)
-		b = append(b, rcpt...)
-		b = append(b, ">\r\nBDAT "...)
-		b = strconv.AppendInt(b, int64(len(raw)), 10)
-		b = append(b, " LAST\r\n"...)
+		b := appendChunkedCommands(c.cmd[:0], from, rcpt, len(raw))
 		c.cmd = b
 		bufs := net.Buffers{b, raw}
 		if _, err := bufs.WriteTo(c.nc); err != nil {
@@ -599,6 +593,18 @@ replies:
 	// The transaction is complete after 250 at the end of the data: the
 	// next MAIL FROM starts a new one, so no RSET (saves a round trip).
 	return reply, StageData, nil
+}
+
+// appendChunkedCommands appends the commands of a one-chunk transaction:
+// MAIL FROM, RCPT TO and "BDAT size LAST", each with its CRLF.
+func appendChunkedCommands(b []byte, from, rcpt string, size int) []byte {
+	b = append(b, "MAIL FROM:<"...)
+	b = append(b, from...)
+	b = append(b, ">\r\nRCPT TO:<"...)
+	b = append(b, rcpt...)
+	b = append(b, ">\r\nBDAT "...)
+	b = strconv.AppendInt(b, int64(size), 10)
+	return append(b, " LAST\r\n"...)
 }
 
 // isCanonical reports whether raw is in SMTP canonical form: CRLF line ends
