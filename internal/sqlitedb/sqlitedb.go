@@ -65,7 +65,12 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 		"synchronous(NORMAL)",
 		"foreign_keys(ON)",
 		"temp_store(MEMORY)",
-		"cache_size(-32000)",
+		// 8 MB of page cache per connection. A worker holds several
+		// connections; at 32 MB each its RSS grew from 59 MB at 100,000
+		// readers to 114 MB at 1,000,000, at 8 MB it stays near 68 MB,
+		// with the same CPU per message and the same import speed (the
+		// operating system's cache serves the rest).
+		"cache_size(-8000)",
 	} {
 		q.Add("_pragma", p)
 	}
