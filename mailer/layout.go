@@ -29,9 +29,6 @@ type Layout struct {
 type fixedText struct {
 	s string // as given
 	b []byte // canonical CRLF form
-	// A bare CR ending one piece and an LF starting the next are one line
-	// break when only an empty value lies between them.
-	endsCR, startsLF bool
 	// lines[j] holds the base64 lines (CRLF-terminated) of b[j:j+57k],
 	// the whole lines a copy can take from b when j bytes of b completed
 	// the previous line; filled on first use.
@@ -64,8 +61,7 @@ func NewLayout(fixed ...string) (*Layout, error) {
 		if !utf8.ValidString(s) {
 			return nil, fmt.Errorf("mailer: layout piece %d is not valid UTF-8: %w", i, ErrInvalidMessage)
 		}
-		l.fixed[i] = fixedText{s: s, b: appendCRLF(nil, s),
-			endsCR: strings.HasSuffix(s, "\r"), startsLF: strings.HasPrefix(s, "\n")}
+		l.fixed[i] = fixedText{s: s, b: appendCRLF(nil, s)}
 		l.size += len(l.fixed[i].b)
 	}
 	return l, nil
@@ -115,7 +111,7 @@ func (b *Body) problem() string {
 // and one starting with LF.
 func (b *Body) needsWhole() bool {
 	for i, v := range b.Values {
-		if len(v) == 0 && b.Layout.fixed[i].endsCR && b.Layout.fixed[i+1].startsLF {
+		if len(v) == 0 && strings.HasSuffix(b.Layout.fixed[i].s, "\r") && strings.HasPrefix(b.Layout.fixed[i+1].s, "\n") {
 			return true
 		}
 		for _, c := range v {

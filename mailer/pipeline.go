@@ -45,19 +45,20 @@ type pending struct {
 	done func(Reply, error)
 }
 
-// Start sends raw to rcpt like Send, but when the connection allows it
+// Start sends raw to rcpt like Send, but on a connection that allows it
 // (PIPELINING and CHUNKING offered, no TLS layer between, raw in canonical
-// form, and the connection known to be alive) it returns once the
-// transaction is buffered (a copy of raw is kept); done receives the
-// outcome later, from Start or Wait. The first message after the connection leaves the pool (or after a
-// failure) goes synchronously, so that a connection the relay closed while
-// it was idle is re-dialled as Send does, before anything is pipelined. Otherwise Start waits for the outstanding transactions, then sends
-// raw with Send and calls done before it returns. Either way done is called
-// exactly once per Start, in the order of the Start calls, on the caller's
-// goroutine.
+// form) it only queues the transaction, with a copy of raw, and returns:
+// done receives the outcome later, from a later Start or from Wait. The
+// first message after the connection leaves the pool, or after a failure,
+// goes synchronously, so that a connection the relay closed while it was
+// idle is re-dialled as Send does before anything is pipelined. Whenever
+// Start does not pipeline, it first waits for the outstanding transactions,
+// then sends raw with Send and calls done before it returns.
 //
-// The caller must call Wait (or Close) before the connection is returned to
-// the pool. raw may be reused as soon as Start returns.
+// Either way done is called exactly once per Start, in the order of the
+// Start calls, on the caller's goroutine; raw may be reused as soon as
+// Start returns. The caller must call Wait before the connection goes back
+// to the pool.
 func (c *Conn) Start(ctx context.Context, envelopeFrom, rcpt string, raw []byte, done func(Reply, error)) {
 	c.start(ctx, envelopeFrom, rcpt, raw, isCanonical(raw), done)
 }
@@ -125,10 +126,9 @@ func (c *Conn) flush(ctx context.Context) bool {
 	if len(c.wbuf) == 0 {
 		return true
 	}
-	_ = c.nc.SetDeadline(time.Now().Add(c.pool.opts.SendTimeout))
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
+	disarm := c.armDeadline(ctx)
 	_, err := c.nc.Write(c.wbuf)
-	stop()
+	disarm()
 	if cap(c.wbuf) > 2*maxWriteBuffer {
 		c.wbuf = nil // one huge message: do not keep its buffer
 	} else {
@@ -159,9 +159,7 @@ func (c *Conn) Wait(ctx context.Context) {
 // MAIL, RCPT, BDAT) and calls its callback. It returns false when the
 // connection was lost (every outstanding transaction has then failed).
 func (c *Conn) next(ctx context.Context) bool {
-	_ = c.nc.SetDeadline(time.Now().Add(c.pool.opts.SendTimeout))
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	defer c.armDeadline(ctx)()
 	text := c.client.Text
 	// Every reply is read, even after a refusal, to stay in step; the
 	// first refusal is the transaction's outcome.

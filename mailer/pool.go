@@ -463,15 +463,8 @@ func isConnErr(err error) bool {
 // transact runs one transaction; stage says where it stopped.
 func (c *Conn) transact(ctx context.Context, from, rcpt string, raw []byte, reused bool) (Reply, string, error) {
 	p := c.pool
-	deadline := time.Now().Add(p.opts.SendTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
 	if c.nc != nil {
-		_ = c.nc.SetDeadline(deadline)
-		nc := c.nc
-		stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
-		defer stop()
+		defer c.armDeadline(ctx)()
 	}
 	if reused && time.Since(c.lastUsed) > p.opts.IdleCheck {
 		if err := c.client.Noop(); err != nil {
@@ -593,6 +586,19 @@ replies:
 	// The transaction is complete after 250 at the end of the data: the
 	// next MAIL FROM starts a new one, so no RSET (saves a round trip).
 	return reply, StageData, nil
+}
+
+// armDeadline bounds the connection's next reads and writes by
+// SendTimeout (or ctx's deadline, if sooner) and cuts them short when ctx
+// is cancelled. Call the returned function when they are done.
+func (c *Conn) armDeadline(ctx context.Context) (disarm func() bool) {
+	deadline := time.Now().Add(c.pool.opts.SendTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = c.nc.SetDeadline(deadline)
+	nc := c.nc
+	return context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 }
 
 // appendChunkedCommands appends the commands of a one-chunk transaction:

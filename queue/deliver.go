@@ -276,15 +276,17 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 	// the Sender can; its outstanding replies are read (and recorded) even
 	// when the batch stops early or the worker shuts down.
 	var stream Stream
+	closeStream := func() {
+		if stream != nil {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+			stream.Close(dctx)
+			cancel()
+			stream = nil
+		}
+	}
 	if ss, ok := s.deps.Sender.(StreamSender); ok {
 		stream = ss.Stream()
-		defer func() {
-			if stream != nil {
-				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
-				stream.Close(dctx)
-				cancel()
-			}
-		}()
+		defer closeStream() // should the loop panic
 	}
 	for _, c := range rows {
 		if ctx.Err() != nil {
@@ -338,12 +340,7 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 			break
 		}
 	}
-	if stream != nil {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
-		stream.Close(dctx)
-		cancel()
-		stream = nil
-	}
+	closeStream() // its last replies are recorded before the wait below
 	if err := s.rec.wait(context.WithoutCancel(ctx), last); err != nil {
 		return fmt.Errorf("queue: batch %d of send %d: %w", p.Batch, p.SendID, err)
 	}

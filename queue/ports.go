@@ -55,9 +55,9 @@ type Personal struct {
 // reader. Implementations must be safe for concurrent use.
 type Rendered interface {
 	// AppendPersonalized appends one reader's plain-text and HTML bodies to
-	// text and html and returns the extended buffers. The worker passes
-	// the same buffers, emptied, for every reader of a batch, so a copy
-	// costs no allocation here.
+	// text and html and returns the extended buffers. Test sends use it,
+	// and Senders that cannot build from the Rendered directly (see
+	// [Message.Body]).
 	AppendPersonalized(text, html []byte, p Personal) ([]byte, []byte, error)
 }
 

@@ -112,11 +112,15 @@ type variant struct {
 }
 
 func (v variant) AppendPersonalized(text, html []byte, p queue.Personal) ([]byte, []byte, error) {
-	tp := templates.Personal{Name: p.Name, UnsubscribeURL: p.UnsubscribeURL, PreferencesURL: p.PreferencesURL}
+	tp := personal(p)
 	if err := tp.Check(); err != nil {
 		return text, html, err
 	}
 	return v.v.AppendText(text, tp), v.v.AppendHTML(html, tp), nil
+}
+
+func personal(p queue.Personal) templates.Personal {
+	return templates.Personal{Name: p.Name, UnsubscribeURL: p.UnsubscribeURL, PreferencesURL: p.PreferencesURL}
 }
 
 // Sender builds queue messages with a mailer.Builder and sends them over
@@ -270,7 +274,7 @@ func (s *Sender) build(m *queue.Message, sb *sendBuffers) (built mailer.Built, e
 	if v, ok := m.Body.(variant); ok && v.text != nil {
 		// The variant's fixed text is laid out once; a copy adds its
 		// values (greeting, links).
-		p := templates.Personal{Name: m.Personal.Name, UnsubscribeURL: m.Personal.UnsubscribeURL, PreferencesURL: m.Personal.PreferencesURL}
+		p := personal(m.Personal)
 		if err := p.Check(); err != nil {
 			return mailer.Built{}, "", err
 		}
