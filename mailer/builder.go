@@ -156,8 +156,10 @@ func (b *Builder) AppendBuild(dst []byte, m *Message) (Built, error) {
 		domain = m.From.Domain()
 	}
 	var id string
-	if b.opts.MessageID != nil {
-		id = b.opts.MessageID(domain)
+	if m.MessageID != "" || b.opts.MessageID != nil {
+		if id = m.MessageID; id == "" {
+			id = b.opts.MessageID(domain)
+		}
 		if err := ValidateHeaderValue("Message-ID", id); err != nil {
 			return Built{}, err
 		}

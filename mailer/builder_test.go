@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"mime"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -566,6 +567,35 @@ func TestBuilderHeaderCache(t *testing.T) {
 		if !bytes.Equal(got.Raw, want.Raw) {
 			n := firstDiffLine(got.Raw, want.Raw)
 			t.Errorf("message %d: shared builder differs at line %d: %q vs %q", i, n, lineAt(got.Raw, n), lineAt(want.Raw, n))
+		}
+	}
+}
+
+// A sender may name each copy itself (Message.MessageID, used for bounce
+// and complaint correlation); the Builder writes it as given and refuses
+// one that would break the header.
+func TestBuildMessageIDPerCopy(t *testing.T) {
+	b := newBuilder(t, mailer.BuilderOptions{})
+	m := fixture(t, "taro@example.jp")
+	m.MessageID = "k0123456789abcdefghjkmnpqrs.abcdefghjkmnp@" + domain
+	built, err := b.Build(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if built.MessageID != m.MessageID {
+		t.Errorf("Built.MessageID %q, want %q", built.MessageID, m.MessageID)
+	}
+	parsed, err := mail.ReadMessage(bytes.NewReader(built.Raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := parsed.Header.Get("Message-ID"); got != "<"+m.MessageID+">" {
+		t.Errorf("Message-ID header %q", got)
+	}
+	for _, bad := range []string{"x@" + domain + "\r\nBcc: a@b.example", "<x@" + domain + ">", "no-at-sign", "a@b@c", "sp ace@" + domain} {
+		m.MessageID = bad
+		if _, err := b.Build(m); !errors.Is(err, mailer.ErrInvalidMessage) {
+			t.Errorf("MessageID %q: err %v, want ErrInvalidMessage", bad, err)
 		}
 	}
 }

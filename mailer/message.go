@@ -67,6 +67,11 @@ type Message struct {
 	// FeedbackID is the Feedback-ID value (a:b:c:SenderId); must hold no
 	// per-recipient value. Optional.
 	FeedbackID string
+	// MessageID is this copy's Message-ID without angle brackets
+	// ("left@domain"), for a sender that names each copy (to tie a later
+	// bounce or complaint to it). Empty: BuilderOptions.MessageID, or 128
+	// random bits on the From domain.
+	MessageID string
 	// Bulk adds "Precedence: bulk".
 	Bulk bool
 	// Headers are extra header fields. Names must be valid field names and

@@ -390,6 +390,7 @@ func (s *Service) newsletterMessage(sc *sendCache, r *Recipient, rendered Render
 	}
 	return &Message{
 		From: s.cfg.From, ReplyTo: s.cfg.ReplyTo, To: r.Email, ToName: r.Name,
+		SendID: sc.snd.ID, SubscriberID: r.ID,
 		Subject: sc.snd.Issue.Title,
 		ListID:  sc.listID, ListName: sc.snd.Issue.Newsletter,
 		ListUnsubscribe: unsub, ListUnsubscribeMailto: mailto,

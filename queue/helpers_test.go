@@ -15,6 +15,7 @@ import (
 
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/feedback"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
@@ -158,11 +159,15 @@ func testDeps(t testing.TB, store *subscribers.Store, smtpURL string, poolOut **
 	if err != nil {
 		t.Fatal(err)
 	}
+	tagger, err := feedback.NewTaggerKeys(testKeys, feedback.TaggerConfig{Domain: "news.example.go.jp"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return queue.Deps{
 		Directory: bind.Directory{Store: store},
 		Tokens:    store,
 		Renderer:  bind.Renderer{R: r},
-		Sender:    &bind.Sender{Builder: b, Pool: pool},
+		Sender:    &bind.Sender{Builder: b, Pool: pool, Tagger: tagger},
 		Classify:  bind.Classify,
 	}
 }

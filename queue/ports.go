@@ -80,6 +80,12 @@ type Message struct {
 	Subject string
 	// The sender generates Date (at send time) and a Message-ID unique per copy.
 
+	// SendID and SubscriberID name a newsletter copy (zero for a test copy):
+	// a Sender that tags copies for bounce and complaint correlation
+	// (VERP return path, Message-ID) writes them there, sealed.
+	SendID       int64 `json:"send_id,omitempty"`
+	SubscriberID int64 `json:"subscriber_id,omitempty"`
+
 	ListID                string // "label.domain" without brackets (RFC 2919), newsletter only
 	ListName              string // optional phrase of List-Id, e.g. the newsletter's name
 	ListUnsubscribe       string // https one-click URL, newsletter only

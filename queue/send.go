@@ -92,6 +92,10 @@ type Send struct {
 	FinishedAt  time.Time
 	LastError   string
 	PauseReason string
+	// GateWarning is the send gate's warning when Create let the send go
+	// with one (complaint rate at or above the warning threshold, or a
+	// closed gate ignored on request). Not stored.
+	GateWarning string
 
 	pausedFrom State
 	planCursor int64
@@ -106,6 +110,9 @@ type NewSend struct {
 	// NotAfter is the latest time planning may start; a worker that
 	// picks the send up later cancels it and records why. Zero: no limit.
 	NotAfter time.Time
+	// IgnoreGate lets the send go although the send gate is closed (an
+	// editor's explicit override, logged at warn level).
+	IgnoreGate bool
 
 	uid string // set by the monthly schedule to make the send unique
 }

@@ -117,6 +117,10 @@ type Deps struct {
 	Sender    Sender    // required for delivery; not for planning or dry runs
 	// Classify maps a Send error to its class. Required with Sender.
 	Classify func(error) ErrorClass
+	// Gate, if set, is consulted by Create before a send is recorded
+	// (checklist 36): a closed gate refuses the send with a *GateError
+	// unless NewSend.IgnoreGate. Test sends and dry runs never consult it.
+	Gate GateFunc
 }
 
 // Service creates sends, plans them, and (inside a Server) delivers them.
@@ -180,12 +184,26 @@ func (s *Service) Close() error {
 
 // Create records a send and enqueues its planning, at ns.At if that is in
 // the future (asynq ProcessAt). The send starts in state scheduled.
+//
+// With a Deps.Gate, Create first asks it: a closed gate (complaint rate or
+// authentication refusals, see package feedback) refuses the send with a
+// *GateError wrapping ErrBlocked, and nothing is recorded; a warning is
+// logged and returned in Send.GateWarning. This holds for the monthly
+// schedule too, whose tick then fails and is retried by Asynq.
 func (s *Service) Create(ctx context.Context, ns NewSend) (*Send, error) {
+	if ns.Issue == nil || ns.List == "" {
+		return nil, fmt.Errorf("%w: issue and list are required", ErrInvalid)
+	}
+	warning, err := s.checkGate(ctx, ns)
+	if err != nil {
+		return nil, err
+	}
 	now := s.cfg.Now()
 	snd, err := insertSend(ctx, s.db, ns, now)
 	if err != nil {
 		return nil, err
 	}
+	snd.GateWarning = warning
 	opts := []asynq.Option{asynq.Retention(s.cfg.Retention), asynq.MaxRetry(10), asynq.Timeout(time.Hour)}
 	if snd.ScheduledAt.After(now) {
 		opts = append(opts, asynq.ProcessAt(snd.ScheduledAt))

@@ -35,6 +35,16 @@
 // stored as bitmasks and custom tags in a side table, so the filter is
 // evaluated in SQL. GetMany re-reads a batch just before delivery.
 //
+// # Feedback events
+//
+// RecordFeedback keeps what bounce and complaint reports said (package
+// feedback parses, classifies and matches them, and calls MarkBounced or
+// MarkComplained): one FeedbackEvent per recipient of a report, keyed by
+// the report so that recording it twice changes nothing, with the
+// recipient's domain and a masked diagnostic, never an address.
+// FeedbackEvents, FeedbackTotals and SoftBouncedSends serve `tayori
+// feedback`, the send gate and the three-soft-bounces rule.
+//
 // # Privacy
 //
 // Logs carry subscriber ids, never addresses. Errors about addresses name

@@ -15,14 +15,26 @@ import (
 var errSilent = errors.New("failed")
 
 // exitCode maps an error from run to the process exit status: 2 for a
-// command line that cobra could not parse, 1 for everything else.
+// command line that cobra could not parse, 75 for a failure worth retrying
+// (tempFailError), 1 for everything else.
 func exitCode(err error) int {
+	if errors.As(err, new(*tempFailError)) {
+		return 75 // EX_TEMPFAIL
+	}
 	if strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") ||
 		strings.HasPrefix(err.Error(), "unknown shorthand flag") {
 		return 2
 	}
 	return 1
 }
+
+// tempFailError marks a failure worth trying again later: the command
+// exits 75 (EX_TEMPFAIL, sysexits.h), which an MTA piping mail into it
+// takes as "keep the message and retry".
+type tempFailError struct{ err error }
+
+func (e *tempFailError) Error() string { return e.err.Error() }
+func (e *tempFailError) Unwrap() error { return e.err }
 
 // run is the whole program: main only calls it, and tests drive it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -58,6 +70,8 @@ func newRootCmd(a *app) *cobra.Command {
 		newServeCmd(a),
 		newEditorsCmd(a),
 		newRunCmd(a),
+		newPreflightCmd(a),
+		newFeedbackCmd(a),
 	)
 	return root
 }

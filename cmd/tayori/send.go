@@ -19,6 +19,7 @@ import (
 
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/feedback"
 	"github.com/tayori-news/tayori/mailer"
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/queue/bind"
@@ -91,6 +92,14 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	gate, err := sendGate(ctx, db, store)
+	if err != nil {
+		return nil, err
+	}
+	sender, err := a.newsletterSender(builder, pool, store)
+	if err != nil {
+		return nil, err
+	}
 	svc, err := queue.New(ctx, db, rdb, queue.Config{
 		From: a.cfg.From, ReplyTo: a.cfg.ReplyTo, BaseURL: a.cfg.BaseURL, FeedbackID: a.cfg.FeedbackID,
 		Senders: a.cfg.SMTPConns,
@@ -98,8 +107,9 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 		Directory: bind.Directory{Store: store},
 		Tokens:    store,
 		Renderer:  bind.Renderer{R: renderer},
-		Sender:    &bind.Sender{Builder: builder, Pool: pool},
+		Sender:    sender,
 		Classify:  bind.Classify,
+		Gate:      queueGate(gate),
 	}, a.logger)
 	if err != nil {
 		return nil, err
@@ -107,6 +117,34 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 	deliveryServices.Store(a, svc)
 	a.closers = append(a.closers, func() error { deliveryServices.Delete(a); return svc.Close() })
 	return svc, nil
+}
+
+// newsletterSender is the Sender of newsletter copies: each copy's
+// Message-ID, and (unless TAYORI_BOUNCE_LABEL is none) its envelope
+// sender b+TOKEN@<label>.<from-domain>, carry a sealed token naming the
+// send and the reader, which `tayori feedback ingest` reads back from
+// bounces and complaints.
+func (a *app) newsletterSender(builder *mailer.Builder, pool *mailer.Pool, store *subscribers.Store) (*bind.Sender, error) {
+	tagger, err := a.tagger(store)
+	if err != nil {
+		return nil, err
+	}
+	return &bind.Sender{Builder: builder, Pool: pool, Tagger: tagger, NoVERP: a.cfg.BounceLabel == "none"}, nil
+}
+
+// tagger names copies for the sender and reads the names back for
+// `tayori feedback ingest`: keys from the store's keyring, Message-IDs on
+// the From domain, return paths on TAYORI_BOUNCE_LABEL.
+func (a *app) tagger(store *subscribers.Store) (*feedback.Tagger, error) {
+	domain, err := a.fromDomain()
+	if err != nil {
+		return nil, err
+	}
+	label := a.cfg.BounceLabel
+	if label == "none" {
+		label = ""
+	}
+	return feedback.NewTagger(store.Keyring(), feedback.TaggerConfig{Domain: domain, BounceLabel: label})
 }
 
 // deliveryServices holds each app's queue.Service (opened once per run).
@@ -128,7 +166,7 @@ func newSendCmd(a *app) *cobra.Command {
 	var (
 		list, regions, topics, at, testTo, variant string
 		notAfter                                   time.Duration
-		dryRun, wait, force                        bool
+		dryRun, wait, force, ignoreGate            bool
 	)
 	c := &cobra.Command{
 		Use:   "send ISSUE --list L",
@@ -143,7 +181,12 @@ chose, optionally narrowed further with --regions/--topics. A worker
   --test-to ADDR   send one copy of each variant (or --variant K) to ADDR
   --at TIME        send later (RFC 3339, or "2006-01-02 15:04" in TAYORI_TIMEZONE)
   --not-after DUR  do not start later than DUR after --at (default 6h with --at)
-  --wait           show progress until the send finishes`,
+  --wait           show progress until the send finishes
+
+A send is refused while the send gate is closed: an authentication
+refusal (5.7.26, 5.7.515) or a complaint rate of 0.3% or more in the
+last 7 days (see tayori feedback); --ignore-gate overrides it, logged.
+Test sends and dry runs are never refused.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -185,7 +228,7 @@ chose, optionally narrowed further with --regions/--topics. A worker
 				}
 				return nil
 			}
-			ns := queue.NewSend{Issue: issue, List: list, Filter: filter}
+			ns := queue.NewSend{Issue: issue, List: list, Filter: filter, IgnoreGate: ignoreGate}
 			if at != "" {
 				if ns.At, err = parseTime(at, a.cfg.Timezone); err != nil {
 					return err
@@ -204,6 +247,9 @@ chose, optionally narrowed further with --regions/--topics. A worker
 			snd, err := svc.Create(ctx, ns)
 			if err != nil {
 				return err
+			}
+			if snd.GateWarning != "" {
+				fmt.Fprintf(a.stderr, "warning: send gate: %s\n", snd.GateWarning)
 			}
 			fmt.Fprintf(a.stdout, "send %d: %s to list %s, %s at %s\n", snd.ID, issue.Slug, list, snd.State,
 				snd.ScheduledAt.Local().Format(time.RFC3339))
@@ -224,6 +270,7 @@ chose, optionally narrowed further with --regions/--topics. A worker
 	f.StringVar(&variant, "variant", "", "with --test-to: only this variant (key or preference key)")
 	f.BoolVar(&wait, "wait", false, "show progress until the send finishes")
 	f.BoolVar(&force, "force", false, "send even if the lint (tayori compose check) finds errors")
+	f.BoolVar(&ignoreGate, "ignore-gate", false, "send even if the send gate is closed (complaints or authentication refusals; logged)")
 	c.AddCommand(
 		&cobra.Command{
 			Use: "status ID", Short: "Show a send's state and figures", Args: cobra.ExactArgs(1),

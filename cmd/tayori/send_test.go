@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +102,19 @@ func TestSendCommands(t *testing.T) {
 	}
 	if n := len(smtp.Messages()); n != 3 {
 		t.Errorf("%d messages, want 3", n)
+	}
+	// Each copy's envelope sender is its VERP return path on the bounce
+	// subdomain (TAYORI_BOUNCE_LABEL's default), distinct per reader.
+	verp := regexp.MustCompile(`^b\+[A-Za-z0-9_-]+@bounce\.news\.example\.jp$`) // default TAYORI_FROM
+	paths := map[string]bool{}
+	for _, m := range smtp.Messages() {
+		if !verp.MatchString(m.From) {
+			t.Errorf("copy to %v: MAIL FROM %q is not a VERP return path", m.To, m.From)
+		}
+		paths[m.From] = true
+	}
+	if len(paths) != 3 {
+		t.Errorf("%d distinct return paths for 3 readers", len(paths))
 	}
 	out, _, err = runCLI(t, getenv, "sends")
 	if err != nil || !strings.Contains(out, "2025-11") || !strings.Contains(out, "done") {

@@ -47,6 +47,12 @@ type Config struct {
 	// FeedbackID is the stable sender id for Gmail's Feedback-ID header
 	// (5–15 letters or digits). TAYORI_FEEDBACK_ID, default "tayori".
 	FeedbackID string `yaml:"feedback_id"`
+	// BounceLabel is the subdomain of the From domain that receives
+	// bounces: each copy's envelope sender is b+TOKEN@<label>.<from-domain>
+	// (VERP). "none" keeps the From address as envelope sender, for a relay
+	// that sets its own (Amazon SES, SendGrid); Message-IDs still carry the
+	// token. TAYORI_BOUNCE_LABEL, default "bounce".
+	BounceLabel string `yaml:"bounce_label"`
 	// DKIMDomain, DKIMSelector, DKIMKeyFile turn on DKIM signing when all
 	// three are set. TAYORI_DKIM_DOMAIN, TAYORI_DKIM_SELECTOR, TAYORI_DKIM_KEY_FILE.
 	DKIMDomain   string `yaml:"dkim_domain"`

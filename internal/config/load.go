@@ -45,6 +45,7 @@ var Vars = []Var{
 	{"TAYORI_POSTAL_ADDRESS", "postal_address", "〒100-0000 東京都千代田区（設定してください）", "sender's postal address, shown in every footer (特定電子メール法 Art. 4)", false},
 	{"TAYORI_CONTACT", "contact", "(Reply-To)", "contact for enquiries (e-mail, phone or URL), shown in every footer", false},
 	{"TAYORI_FEEDBACK_ID", "feedback_id", "tayori", "stable sender id in Gmail's Feedback-ID header (5–15 letters or digits)", false},
+	{"TAYORI_BOUNCE_LABEL", "bounce_label", "bounce", "envelope sender b+TOKEN@<label>.<from-domain> of each copy, for bounces (VERP; MX and SPF needed there); none: the From address", false},
 	{"TAYORI_DKIM_DOMAIN", "dkim_domain", "", "DKIM d= domain (signing is on when domain, selector and key file are set)", false},
 	{"TAYORI_DKIM_SELECTOR", "dkim_selector", "", "DKIM selector", false},
 	{"TAYORI_DKIM_KEY_FILE", "dkim_key_file", "", "PEM private key (RSA or Ed25519)", false},
@@ -76,6 +77,7 @@ func Defaults() Config {
 		From:            "AI政策動向 <newsletter@news.example.jp>",
 		PostalAddress:   "〒100-0000 東京都千代田区（設定してください）",
 		FeedbackID:      "tayori",
+		BounceLabel:     "bounce",
 		SMTPConns:       4,
 		Concurrency:     8,
 		ShutdownTimeout: 30 * time.Second,
@@ -138,6 +140,7 @@ func Load(getenv func(string) string, configFile string) (Config, error) {
 	str("TAYORI_POSTAL_ADDRESS", &c.PostalAddress)
 	str("TAYORI_CONTACT", &c.Contact)
 	str("TAYORI_FEEDBACK_ID", &c.FeedbackID)
+	str("TAYORI_BOUNCE_LABEL", &c.BounceLabel)
 	str("TAYORI_DKIM_DOMAIN", &c.DKIMDomain)
 	str("TAYORI_DKIM_SELECTOR", &c.DKIMSelector)
 	str("TAYORI_DKIM_KEY_FILE", &c.DKIMKeyFile)
@@ -211,6 +214,9 @@ func Load(getenv func(string) string, configFile string) (Config, error) {
 	}
 	if !regexp.MustCompile(`^[A-Za-z0-9]{5,15}$`).MatchString(c.FeedbackID) {
 		bad("TAYORI_FEEDBACK_ID", "want 5–15 letters or digits, got %q", c.FeedbackID)
+	}
+	if c.BounceLabel != "none" && !regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`).MatchString(c.BounceLabel) {
+		bad("TAYORI_BOUNCE_LABEL", "want one lower-case DNS label (bounce) or none, got %q", c.BounceLabel)
 	}
 	dk := []string{c.DKIMDomain, c.DKIMSelector, c.DKIMKeyFile}
 	if n := countSet(dk...); n != 0 && n != 3 {
@@ -338,6 +344,7 @@ func (c Config) Redacted() [][2]string {
 		{"TAYORI_POSTAL_ADDRESS", c.PostalAddress},
 		{"TAYORI_CONTACT", c.Contact},
 		{"TAYORI_FEEDBACK_ID", c.FeedbackID},
+		{"TAYORI_BOUNCE_LABEL", c.BounceLabel},
 		{"TAYORI_DKIM_DOMAIN", c.DKIMDomain},
 		{"TAYORI_DKIM_SELECTOR", c.DKIMSelector},
 		{"TAYORI_DKIM_KEY_FILE", c.DKIMKeyFile},

@@ -238,6 +238,24 @@ func StartSMTP(tb testing.TB, opts ...SMTPOption) *SMTPServer {
 	}
 	s.ln = ln
 	s.addr = ln.Addr().String()
+	serve(tb, srv, ln)
+	return s
+}
+
+// ServeSMTP serves srv (a go-smtp server a test configured itself, for
+// faults StartSMTP does not offer) on a fresh 127.0.0.1 port until the
+// test ends, and returns its host:port.
+func ServeSMTP(tb testing.TB, srv *smtp.Server) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("testutil.ServeSMTP: listen: %v", err)
+	}
+	serve(tb, srv, ln)
+	return ln.Addr().String()
+}
+
+func serve(tb testing.TB, srv *smtp.Server, ln net.Listener) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -250,7 +268,6 @@ func StartSMTP(tb testing.TB, opts ...SMTPOption) *SMTPServer {
 		_ = ln.Close()
 		<-done
 	})
-	return s
 }
 
 // Addr returns the server's host:port.

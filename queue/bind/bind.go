@@ -11,6 +11,7 @@ import (
 
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/feedback"
 	"github.com/tayori-news/tayori/mailer"
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/subscribers"
@@ -130,6 +131,15 @@ type Sender struct {
 	Pool    *mailer.Pool
 	// EnvelopeFrom is MAIL FROM (the bounce address); default the From address.
 	EnvelopeFrom string
+	// Tagger, when set, names each newsletter copy for bounce and complaint
+	// correlation: MAIL FROM is its VERP return path
+	// (b+TOKEN@bounce.<domain>, instead of EnvelopeFrom) and its Message-ID
+	// carries the same sealed token. Test copies (no subscriber) keep
+	// EnvelopeFrom and get a random Message-ID.
+	Tagger *feedback.Tagger
+	// NoVERP keeps EnvelopeFrom as MAIL FROM even with a Tagger (only the
+	// Message-ID is tagged): for a relay that sets its own return path.
+	NoVERP bool
 
 	from atomic.Pointer[parsedFrom] // the last From parsed: it is the same for every copy
 	bufs sync.Pool                  // *sendBuffers, reused once a message is sent
@@ -266,6 +276,17 @@ func (s *Sender) build(m *queue.Message, sb *sendBuffers) (built mailer.Built, e
 		AnnounceOnly: m.ListID != "",
 		FeedbackID:   m.FeedbackID,
 	}
+	envelopeFrom = s.EnvelopeFrom
+	if envelopeFrom == "" {
+		envelopeFrom = from.Email
+	}
+	if s.Tagger != nil && m.SubscriberID != 0 {
+		ref := feedback.Ref{SendID: m.SendID, SubscriberID: m.SubscriberID}
+		msg.MessageID = s.Tagger.MessageID(ref)
+		if !s.NoVERP {
+			envelopeFrom = s.Tagger.ReturnPath(ref)
+		}
+	}
 	if m.ReplyTo != "" {
 		if msg.ReplyTo, err = address(m.ReplyTo); err != nil {
 			return mailer.Built{}, "", fmt.Errorf("reply-to: %w: %w", err, mailer.ErrInvalidMessage)
@@ -292,10 +313,6 @@ func (s *Sender) build(m *queue.Message, sb *sendBuffers) (built mailer.Built, e
 		return mailer.Built{}, "", err
 	}
 	sb.raw = built.Raw
-	envelopeFrom = s.EnvelopeFrom
-	if envelopeFrom == "" {
-		envelopeFrom = from.Email
-	}
 	return built, envelopeFrom, nil
 }
 

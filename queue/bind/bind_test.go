@@ -10,16 +10,19 @@ import (
 	"mime/multipart"
 	"net/mail"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/feedback"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/queue/bind"
+	"github.com/tayori-news/tayori/subscribers/token"
 	"github.com/tayori-news/tayori/templates"
 )
 
@@ -32,15 +35,7 @@ import (
 func TestSenderLayoutPath(t *testing.T) {
 	ctx := context.Background()
 	srv := testutil.StartSMTP(t)
-	relay, err := mailer.ParseSMTPURL(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := mailer.NewPool(relay, mailer.PoolOptions{HELO: "worker.example.go.jp"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := newPool(t, srv)
 	b, err := mailer.NewBuilder(mailer.BuilderOptions{
 		Now:       func() time.Time { return time.Date(2025, 12, 1, 9, 0, 0, 0, time.UTC) },
 		MessageID: func(d string) string { return "fixed-id@" + d },
@@ -128,4 +123,96 @@ func decodeParts(t *testing.T, raw []byte) []byte {
 		}
 		out = append(out, b...)
 	}
+}
+
+// TestSenderTagsCopies (checklist item 37): with a Tagger, a newsletter
+// copy leaves with a VERP return path on the bounce subdomain of the From
+// domain, and its Message-ID carries the same sealed reference, so a
+// bounce or a complaint names the copy; both read back to the send and
+// the reader. A test copy (no subscriber) keeps the plain envelope sender
+// and gets an untagged Message-ID. Checked on the SMTP server's envelope,
+// for the one-at-a-time and the pipelined paths.
+func TestSenderTagsCopies(t *testing.T) {
+	ctx := context.Background()
+	srv := testutil.StartSMTP(t)
+	pool := newPool(t, srv)
+	b, err := mailer.NewBuilder(mailer.BuilderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tagger, err := feedback.NewTaggerKeys([]token.Key{{ID: "k1", Secret: []byte("0123456789abcdef0123456789abcdef")}},
+		feedback.TaggerConfig{Domain: "news.example.go.jp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender := &bind.Sender{Builder: b, Pool: pool, Tagger: tagger}
+	msg := func(sendID, subID int64) *queue.Message {
+		return &queue.Message{From: "AI政策動向 <news@news.example.go.jp>", To: "reader@example.jp",
+			Subject: "11月号", Text: []byte("本文"), SendID: sendID, SubscriberID: subID}
+	}
+	if _, err := sender.Send(ctx, msg(7, 1234)); err != nil {
+		t.Fatal(err)
+	}
+	st := sender.Stream()
+	for i := range int64(3) {
+		st.Send(ctx, msg(8, 5000000000+i), func(_ string, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	st.Close(ctx)
+	if _, err := sender.Send(ctx, msg(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	got := srv.WaitFor(5, 10*time.Second)
+	verp := regexp.MustCompile(`^b\+[A-Za-z0-9_-]+@bounce\.news\.example\.go\.jp$`)
+	want := []feedback.Ref{{SendID: 7, SubscriberID: 1234}, {SendID: 8, SubscriberID: 5000000000},
+		{SendID: 8, SubscriberID: 5000000001}, {SendID: 8, SubscriberID: 5000000002}}
+	seen := map[string]bool{}
+	for i, w := range want {
+		if !verp.MatchString(got[i].From) {
+			t.Errorf("copy %d: MAIL FROM %q is not a VERP address on bounce.news.example.go.jp", i, got[i].From)
+		}
+		if ref, err := tagger.RefFromAddress(got[i].From); err != nil || ref != w {
+			t.Errorf("copy %d: return path gives %+v, %v; want %+v", i, ref, err, w)
+		}
+		m, err := mail.ReadMessage(bytes.NewReader(got[i].Raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := m.Header.Get("Message-ID")
+		if ref, err := tagger.RefFromMessageID(id); err != nil || ref != w {
+			t.Errorf("copy %d: Message-ID %s gives %+v, %v; want %+v", i, id, ref, err, w)
+		}
+		if seen[id] || !strings.HasSuffix(id, "@news.example.go.jp>") {
+			t.Errorf("copy %d: Message-ID %s repeated or not on the From domain", i, id)
+		}
+		seen[id] = true
+	}
+	if got[4].From != "news@news.example.go.jp" {
+		t.Errorf("test copy: MAIL FROM %q, want the From address", got[4].From)
+	}
+	m, err := mail.ReadMessage(bytes.NewReader(got[4].Raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tagger.RefFromMessageID(m.Header.Get("Message-ID")); err == nil {
+		t.Errorf("test copy's Message-ID %s reads as a copy reference", m.Header.Get("Message-ID"))
+	}
+}
+
+// newPool returns a mailer pool on srv, closed when the test ends.
+func newPool(t *testing.T, srv *testutil.SMTPServer) *mailer.Pool {
+	t.Helper()
+	relay, err := mailer.ParseSMTPURL(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := mailer.NewPool(relay, mailer.PoolOptions{HELO: "worker.example.go.jp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pool.Close() })
+	return pool
 }
