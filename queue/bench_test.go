@@ -138,6 +138,11 @@ func benchDB(b *testing.B, shape benchShape, n int) string {
 // acceptance, CPU per message of the worker and of Redis, the worker's
 // peak RSS and Redis memory at its peak.
 //
+// Knobs: TAYORI_BENCH_CONCURRENCY (batch tasks at once, 8),
+// TAYORI_BENCH_BATCH (readers per batch, 500), TAYORI_BENCH_PPROF (the
+// worker's CPU profile to this file), TAYORI_BENCH_WORKER_PROCS (the
+// worker's GOMAXPROCS).
+//
 // Targets on 2 cores: ≥ 6,000 msg/s (5KB), ≥ 4,000 msg/s (November),
 // ≤ 70 core-µs per message on the sending side, peak RSS ≤ 150 MB, Redis
 // ≤ 100 bytes per queued recipient.
@@ -191,6 +196,9 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int) {
 		"CHILD_CONCURRENCY="+strconv.Itoa(conc), "CHILD_SENDERS="+strconv.Itoa(conc),
 		"CHILD_BATCH="+strconv.Itoa(benchEnv("TAYORI_BENCH_BATCH", 500)),
 		"CHILD_PPROF="+os.Getenv("TAYORI_BENCH_PPROF"))
+	if v := os.Getenv("TAYORI_BENCH_WORKER_PROCS"); v != "" {
+		child.Env = append(child.Env, "GOMAXPROCS="+v) // the worker's only
+	}
 	child.Stdout, child.Stderr = os.Stderr, os.Stderr
 	if err := child.Start(); err != nil {
 		b.Fatal(err)

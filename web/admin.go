@@ -7,12 +7,14 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/feedback"
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/subscribers"
 	"github.com/tayori-news/tayori/templates"
@@ -268,14 +270,21 @@ func (s *server) handleAdminTestSend(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleAdminPlan is the confirmation step before a send: how many readers
-// of the list get which variant (a dry run that sends nothing).
+// of the list get which variant (a dry run that sends nothing), and the
+// state of the send gate.
 func (s *server) handleAdminPlan(w http.ResponseWriter, r *http.Request) {
 	is, err := s.deps.Store.Issue(r.Context(), r.PathValue("slug"))
 	if err != nil {
 		s.adminError(w, r, err)
 		return
 	}
-	list := r.PostForm.Get("list")
+	s.planPage(w, r, http.StatusOK, is, r.PostForm.Get("list"), r.PostForm.Get("at"), "")
+}
+
+// planPage shows the confirmation page of a send of is to list (at, when
+// set, is the schedule as the editor typed it). refused is the reason of
+// the send gate's refusal when the editor has just been refused.
+func (s *server) planPage(w http.ResponseWriter, r *http.Request, status int, is *StoredIssue, list, at, refused string) {
 	if list == "" {
 		list = s.cfg.List
 	}
@@ -296,8 +305,10 @@ func (s *server) handleAdminPlan(w http.ResponseWriter, r *http.Request) {
 		rows[i] = row{variantJSON: v, Label: prefsLabel(v.Example),
 			Preview: "/admin/issues/" + url.PathEscape(is.Slug) + "?" + prefsQuery(v.Example)}
 	}
-	s.adminPage(w, r, http.StatusOK, "admin_plan", map[string]any{
-		"Issue": is, "List": list, "Variants": rows, "Total": total, "Nothing": nothing, "At": r.PostForm.Get("at"),
+	gate := s.gateState(r)
+	s.adminPage(w, r, status, "admin_plan", map[string]any{
+		"Issue": is, "List": list, "Variants": rows, "Total": total, "Nothing": nothing, "At": at,
+		"Gate": gate, "Refused": refused, "GateClosed": refused != "" || (gate != nil && gate.Block),
 	})
 }
 
@@ -313,11 +324,15 @@ func prefsLabel(p audience.Prefs) string {
 }
 
 // handleAdminSend creates the send, now or at the scheduled time
-// (datetime-local in Asia/Tokyo), and shows its progress page.
+// (datetime-local in Config.Location), and shows its progress page, with
+// the send gate's warning if it gave one. A send the gate refuses shows
+// the confirmation page again with the reason and the box that overrides
+// the gate (ignore_gate=yes, logged).
 func (s *server) handleAdminSend(w http.ResponseWriter, r *http.Request) {
-	req := newSendRequest{Issue: r.PathValue("slug"), List: r.PostForm.Get("list")}
-	if at := strings.TrimSpace(r.PostForm.Get("at")); at != "" {
-		t, err := time.ParseInLocation("2006-01-02T15:04", at, jst)
+	req := newSendRequest{Issue: r.PathValue("slug"), List: r.PostForm.Get("list"), IgnoreGate: r.PostForm.Get("ignore_gate") == "yes"}
+	at := strings.TrimSpace(r.PostForm.Get("at"))
+	if at != "" {
+		t, err := time.ParseInLocation("2006-01-02T15:04", at, s.cfg.Location)
 		if err != nil {
 			s.adminError(w, r, wrapError(codeInvalid, "schedule time must look like 2026-12-01T09:00", err))
 			return
@@ -325,12 +340,28 @@ func (s *server) handleAdminSend(w http.ResponseWriter, r *http.Request) {
 		req.At = t
 	}
 	snd, err := s.createSend(r, req)
+	if reason, ok := queue.IsBlocked(err); ok {
+		is, ierr := s.deps.Store.Issue(r.Context(), req.Issue)
+		if ierr != nil {
+			s.adminError(w, r, err)
+			return
+		}
+		s.logError(r, err, http.StatusConflict)
+		s.planPage(w, r, http.StatusConflict, is, req.List, at, reason)
+		return
+	}
 	if err != nil {
 		s.adminError(w, r, err)
 		return
 	}
+	if snd.GateWarning != "" {
+		s.setFlash(w, flashKey(snd.ID), snd.GateWarning)
+	}
 	http.Redirect(w, r, fmt.Sprintf("/admin/sends/%d", snd.ID), http.StatusSeeOther)
 }
+
+// flashKey names the send page a flash is meant for.
+func flashKey(sendID int64) string { return "send-" + strconv.FormatInt(sendID, 10) }
 
 // ---- sends ----
 
@@ -423,7 +454,7 @@ func (s *server) handleAdminSendPage(w http.ResponseWriter, r *http.Request) {
 	case queue.Paused:
 		actions = []string{"resume", "cancel"}
 	}
-	data := map[string]any{"Send": snd, "P": s.progress(snd), "Actions": actions}
+	data := map[string]any{"Send": snd, "P": s.progress(snd), "Actions": actions, "GateWarning": s.takeFlash(w, r, flashKey(snd.ID))}
 	if s.deps.Failures != nil {
 		f, err := s.deps.Failures(r.Context(), snd.ID, 200)
 		if err != nil {
@@ -455,6 +486,97 @@ func (s *server) handleAdminSendAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, fmt.Sprintf("/admin/sends/%d", id), http.StatusSeeOther)
+}
+
+// ---- feedback ----
+
+// feedbackLimit caps the events /admin/feedback lists, newest first.
+const feedbackLimit = 200
+
+// gateView is the send gate as the console shows it.
+type gateView struct {
+	// Read is false when the figures could not be read (the gate is then
+	// closed: the queue refuses sends it cannot judge).
+	Read            bool
+	Block, Warn     bool
+	Reason          string
+	Figures         feedback.Figures
+	Auth            int64
+	Rate            string // the complaint rate, "0.12%"
+	WarnAt, BlockAt string // the thresholds, "0.1%"
+}
+
+// gateState reads the send gate; nil when the server has none. A gate
+// that cannot be read shows as closed (the error is logged here).
+func (s *server) gateState(r *http.Request) *gateView {
+	if s.deps.Gate == nil {
+		return nil
+	}
+	th := s.deps.Gate.Thresholds()
+	g := &gateView{WarnAt: pctText(th.Warn, 1), BlockAt: pctText(th.Block, 1)}
+	v, f, err := s.deps.Gate.Check(r.Context())
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "read the send gate", "err", err)
+		g.Block, g.Reason = true, "cannot read the complaint and refusal figures (see the server log): sends are refused"
+		return g
+	}
+	g.Read, g.Block, g.Warn, g.Reason, g.Figures = true, v.Block, v.Warn, v.Reason, f
+	g.Auth, g.Rate = f.AuthReports+f.AuthReplies, pctText(f.ComplaintRate(), 2)
+	return g
+}
+
+func pctText(rate float64, prec int) string {
+	return strconv.FormatFloat(100*rate, 'f', prec, 64) + "%"
+}
+
+// handleAdminFeedback shows the send gate with the window's figures and
+// the latest feedback events (?kind= keeps one kind), as `tayori feedback`
+// prints them.
+func (s *server) handleAdminFeedback(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	kind := r.URL.Query().Get("kind")
+	q := subscribers.FeedbackQuery{Limit: feedbackLimit}
+	if kind != "" {
+		if !slices.Contains(subscribers.FeedbackKinds, kind) {
+			s.adminError(w, r, newError(codeInvalid, "unknown kind "+strconv.Quote(kind)+" (want one of "+strings.Join(subscribers.FeedbackKinds, ", ")+")"))
+			return
+		}
+		q.Kinds = []string{kind}
+	}
+	events, err := s.deps.Subscribers.FeedbackEvents(ctx, q)
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	type row struct {
+		subscribers.FeedbackEvent
+		SubscriberPID string // "" when the reader is unknown or gone
+	}
+	rows := make([]row, len(events))
+	pids := map[int64]string{}
+	for i, e := range events {
+		rows[i].FeedbackEvent = e
+		if e.SubscriberID == 0 {
+			continue
+		}
+		pid, seen := pids[e.SubscriberID]
+		if !seen {
+			sub, err := s.deps.Subscribers.Get(ctx, e.SubscriberID)
+			switch {
+			case err == nil:
+				pid = sub.PublicID
+			case !errors.Is(err, subscribers.ErrNotFound):
+				s.adminError(w, r, err)
+				return
+			}
+			pids[e.SubscriberID] = pid
+		}
+		rows[i].SubscriberPID = pid
+	}
+	s.adminPage(w, r, http.StatusOK, "admin_feedback", map[string]any{
+		"Gate": s.gateState(r), "Events": rows, "Kinds": subscribers.FeedbackKinds, "Kind": kind,
+		"Limit": feedbackLimit, "Capped": len(events) == feedbackLimit,
+	})
 }
 
 // ---- subscribers ----
@@ -553,7 +675,7 @@ func (s *server) handleAdminImport(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) handleAdminExport(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", `attachment; filename="subscribers-`+s.now().In(jst).Format("20060102")+`.csv"`)
+	w.Header().Set("Content-Disposition", `attachment; filename="subscribers-`+s.now().In(s.cfg.Location).Format("20060102")+`.csv"`)
 	if _, err := s.deps.Subscribers.ExportCSV(r.Context(), w, subscribers.ExportQuery{}); err != nil {
 		s.log.ErrorContext(r.Context(), "export subscribers", "err", err)
 	}

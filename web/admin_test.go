@@ -460,3 +460,175 @@ func TestSendFailuresShowRelayReply(t *testing.T) {
 		t.Errorf("progress %s", body)
 	}
 }
+
+// recordFeedback stores feedback events as `tayori feedback ingest` would,
+// received an hour ago unless set.
+func (e *env) recordFeedback(events ...subscribers.FeedbackEvent) {
+	e.t.Helper()
+	for i := range events {
+		if events[i].ReceivedAt.IsZero() {
+			events[i].ReceivedAt = e.clock.Now().Add(-time.Hour)
+		}
+	}
+	if _, err := e.subs.RecordFeedback(e.ctx, events); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// authRefusal is a 5.7.26 refusal in a bounce report: it closes the gate.
+func authRefusal(key string) subscribers.FeedbackEvent {
+	return subscribers.FeedbackEvent{ReportKey: key, Kind: "policy", Status: "5.7.26", Auth: true, Domain: "outlook.com",
+		Detail: "550 5.7.26 unauthenticated mail", Action: "alert"}
+}
+
+// The feedback page shows the gate with its figures and the latest events
+// in the console's time zone, with links to the send and the reader, and
+// filters by kind.
+func TestConsoleFeedbackPage(t *testing.T) {
+	est := time.FixedZone("EST", -5*3600)
+	e := newEnv(t, envOpts{gate: true, cfg: web.Config{Location: est}})
+	c := e.browser()
+	e.login(c)
+
+	res, body := e.do(c, "GET", "/admin/feedback", nil)
+	if res.StatusCode != 200 || !strings.Contains(body, `id="gate" data-state="open"`) || !strings.Contains(body, "No feedback events") {
+		t.Fatalf("empty feedback page: %d\n%s", res.StatusCode, body)
+	}
+	if !strings.Contains(between(t, body, "<nav>", "</nav>"), `href="/admin/feedback"`) {
+		t.Error("the console navigation does not link the feedback page")
+	}
+
+	sub := e.addActive("bounced@example.jp")
+	hardAt := e.clock.Now().Add(-48 * time.Hour).Truncate(time.Minute) // two days old
+	e.recordFeedback(
+		subscribers.FeedbackEvent{ReportKey: "r-hard", Kind: "hard", Status: "5.1.1", Domain: "example.jp", SubscriberID: sub.ID,
+			SendID: 42, MatchedBy: "return-path", Action: "marked bounced", ReceivedAt: hardAt},
+		subscribers.FeedbackEvent{ReportKey: "r-complaint", Kind: "complaint", Status: "abuse", Domain: "gmail.com", SendID: 43,
+			Action: "recorded"},
+		authRefusal("r-auth"),
+	)
+	res, body = e.do(c, "GET", "/admin/feedback", nil)
+	if res.StatusCode != 200 {
+		t.Fatalf("feedback page: %d", res.StatusCode)
+	}
+	gate := between(t, body, `id="gate"`, "<h2>最近のイベント")
+	for _, want := range []string{`data-state="closed"`, "閉 closed", "1 authentication refusal in the last 7 days",
+		"fix SPF, DKIM and DMARC", "warn at 0.1%, 停止 block at 0.3%", "Copies sent<b>0</b>", "Complaints<b>1</b>", "Auth refusals<b>1</b>", "outlook.com 5.7.26"} {
+		if !strings.Contains(gate, want) {
+			t.Errorf("the gate card lacks %q:\n%s", want, gate)
+		}
+	}
+	events := between(t, body, `id="events"`, "</table>")
+	if n := strings.Count(events, "<tr><td>"); n != 3 {
+		t.Errorf("%d event rows, want 3:\n%s", n, events)
+	}
+	for _, want := range []string{
+		"<tr><td>" + hardAt.In(est).Format("2006-01-02 15:04") + " EST</td>",
+		`<code>5.1.1</code>`, `<a href="/admin/sends/42">#42</a>`, `<a href="/admin/subscribers/` + sub.PublicID + `">`,
+		"marked bounced", "gmail.com", `<a href="/admin/sends/43">`, "outlook.com", ">auth<",
+	} {
+		if !strings.Contains(events, want) {
+			t.Errorf("the events table lacks %q:\n%s", want, events)
+		}
+	}
+	if strings.Contains(body, "bounced@example.jp") {
+		t.Error("the feedback page shows an address")
+	}
+	// Newest first: the complaint and the refusal (an hour old) before the
+	// two-day-old bounce.
+	if strings.Index(events, "gmail.com") > strings.Index(events, "5.1.1") {
+		t.Error("events are not newest first")
+	}
+
+	_, body = e.do(c, "GET", "/admin/feedback?kind=complaint", nil)
+	events = between(t, body, `id="events"`, "</table>")
+	if strings.Count(events, "<tr><td>") != 1 || !strings.Contains(events, "gmail.com") || strings.Contains(events, "5.1.1") {
+		t.Errorf("kind=complaint:\n%s", events)
+	}
+	if !strings.Contains(body, `<option value="complaint" selected>`) {
+		t.Error("the filter does not keep the chosen kind")
+	}
+	if res, _ := e.do(c, "GET", "/admin/feedback?kind=bogus", nil); res.StatusCode != http.StatusBadRequest {
+		t.Errorf("kind=bogus: %d, want 400", res.StatusCode)
+	}
+}
+
+// The console's send: a gate warning goes along to the new send's page
+// once; a closed gate refuses with its reason on the confirmation page,
+// records nothing, and lets the editor override it with the box.
+func TestConsoleSendGate(t *testing.T) {
+	e := newEnv(t, envOpts{gate: true})
+	c := e.browser()
+	csrf := e.login(c)
+	e.addActive("reader@example.jp")
+	e.upload(c, csrf, "aisi-monthly-2025-11.txt", readTestdata(t, "aisi-monthly-2025-11.txt"))
+	issuePath := "/admin/issues/2025-11"
+	sendCount := func() int {
+		t.Helper()
+		list, err := e.svc.List(e.ctx, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(list)
+	}
+
+	// Open gate: no notice, no box.
+	_, body := e.postForm(c, issuePath+"/plan", url.Values{"csrf": {csrf}})
+	if strings.Contains(body, `id="gate-`) || strings.Contains(body, `id="ignore-gate"`) {
+		t.Errorf("open gate: the confirmation page shows a gate notice or the box:\n%s", body)
+	}
+
+	// A complaint with nothing sent in the window: a warning.
+	e.recordFeedback(subscribers.FeedbackEvent{ReportKey: "r-complaint", Kind: "complaint", Status: "abuse", Domain: "gmail.com"})
+	_, body = e.postForm(c, issuePath+"/plan", url.Values{"csrf": {csrf}})
+	if !strings.Contains(body, `id="gate-warning"`) || !strings.Contains(body, "no rate to judge") || strings.Contains(body, `id="ignore-gate"`) {
+		t.Errorf("warning gate: confirmation page:\n%s", body)
+	}
+	res, _ := e.postForm(c, issuePath+"/send", url.Values{"csrf": {csrf}, "list": {testList}})
+	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/admin/sends/") {
+		t.Fatalf("send with a warning: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	sendPath := res.Header.Get("Location")
+	_, body = e.do(c, "GET", sendPath, nil)
+	if w := between(t, body, `id="gate-warning"`, "</p>"); !strings.Contains(w, "1 complaint in the last 7 days but no copy sent in it") {
+		t.Errorf("send page warning %q", w)
+	}
+	if _, body = e.do(c, "GET", sendPath, nil); strings.Contains(body, `id="gate-warning"`) {
+		t.Error("the warning is shown again on reload")
+	}
+
+	// An authentication refusal closes the gate.
+	e.recordFeedback(authRefusal("r-auth"))
+	_, body = e.postForm(c, issuePath+"/plan", url.Values{"csrf": {csrf}})
+	if !strings.Contains(body, `id="gate-closed"`) || !strings.Contains(body, `name="ignore_gate" value="yes"`) {
+		t.Errorf("closed gate: confirmation page lacks the notice or the box:\n%s", body)
+	}
+	before := sendCount()
+	res, body = e.postForm(c, issuePath+"/send", url.Values{"csrf": {csrf}, "list": {testList}})
+	if res.StatusCode != http.StatusConflict {
+		t.Fatalf("send through a closed gate: %d, want 409", res.StatusCode)
+	}
+	refused := between(t, body, `id="gate-refused"`, "</div>")
+	if !strings.Contains(refused, "1 authentication refusal in the last 7 days") || !strings.Contains(refused, "fix SPF, DKIM and DMARC first") {
+		t.Errorf("the refusal does not give the reason:\n%s", refused)
+	}
+	if !strings.Contains(body, `id="plan-total">1<`) || !strings.Contains(body, `name="ignore_gate" value="yes"`) {
+		t.Errorf("the refusal page is not the confirmation page with the box:\n%s", body)
+	}
+	if n := sendCount(); n != before {
+		t.Errorf("a refused send was recorded: %d sends, want %d", n, before)
+	}
+
+	// Ticking the box sends anyway, and the page says the gate was ignored.
+	res, _ = e.postForm(c, issuePath+"/send", url.Values{"csrf": {csrf}, "list": {testList}, "ignore_gate": {"yes"}})
+	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/admin/sends/") || res.Header.Get("Location") == sendPath {
+		t.Fatalf("send ignoring the gate: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	if n := sendCount(); n != before+1 {
+		t.Errorf("%d sends after the override, want %d", n, before+1)
+	}
+	_, body = e.do(c, "GET", res.Header.Get("Location"), nil)
+	if w := between(t, body, `id="gate-warning"`, "</p>"); !strings.Contains(w, "gate ignored: 1 authentication refusal") {
+		t.Errorf("send page after the override: %q", w)
+	}
+}

@@ -56,12 +56,15 @@ type sendJSON struct {
 	Progress    progressJSON    `json:"progress"`
 	LastError   string          `json:"last_error,omitempty"`
 	PauseReason string          `json:"pause_reason,omitempty"`
+	// GateWarning is the send gate's warning, on the answer to the
+	// request that created the send (it is not stored).
+	GateWarning string `json:"gate_warning,omitempty"`
 }
 
 func (s *server) sendToJSON(snd *queue.Send) sendJSON {
 	out := sendJSON{ID: snd.ID, List: snd.List, Filter: snd.Filter, State: snd.State, ScheduledAt: snd.ScheduledAt,
 		StartedAt: snd.StartedAt, FinishedAt: snd.FinishedAt, Counts: snd.Counts, LastError: snd.LastError,
-		PauseReason: snd.PauseReason, Progress: s.progress(snd)}
+		PauseReason: snd.PauseReason, GateWarning: snd.GateWarning, Progress: s.progress(snd)}
 	if snd.Issue != nil {
 		out.Issue = snd.Issue.Slug
 	}
@@ -257,6 +260,9 @@ type newSendRequest struct {
 	List   string          `json:"list"`
 	Filter *audience.Prefs `json:"filter"`
 	At     time.Time       `json:"at"`
+	// IgnoreGate sends although the send gate is closed (logged with the
+	// editor's name).
+	IgnoreGate bool `json:"ignore_gate"`
 }
 
 func (s *server) apiCreateSend(w http.ResponseWriter, r *http.Request) {
@@ -291,11 +297,18 @@ func (s *server) createSend(r *http.Request, req newSendRequest) (*queue.Send, e
 	if !req.At.IsZero() && req.At.Before(s.now().Add(-time.Minute)) {
 		return nil, newError(codeInvalid, "at is in the past")
 	}
-	snd, err := s.deps.Sends.Create(r.Context(), queue.NewSend{Issue: is.Issue, List: req.List, Filter: req.Filter, At: req.At})
+	ed := editorFrom(r.Context()).Name
+	snd, err := s.deps.Sends.Create(r.Context(), queue.NewSend{Issue: is.Issue, List: req.List, Filter: req.Filter, At: req.At,
+		IgnoreGate: req.IgnoreGate})
 	if err != nil {
 		return nil, err
 	}
-	s.log.InfoContext(r.Context(), "send created", "send_id", snd.ID, "issue", is.Slug, "editor", editorFrom(r.Context()).Name)
+	if req.IgnoreGate {
+		s.log.WarnContext(r.Context(), "send created with the send gate ignored", "send_id", snd.ID, "issue", is.Slug, "editor", ed,
+			"gate_warning", snd.GateWarning)
+	} else {
+		s.log.InfoContext(r.Context(), "send created", "send_id", snd.ID, "issue", is.Slug, "editor", ed)
+	}
 	return snd, nil
 }
 

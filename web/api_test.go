@@ -242,3 +242,54 @@ func TestAPISubscribers(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// The API's sends and the gate: a warning rides on the created send as
+// gate_warning; a closed gate is 409 gate_closed with the reason and
+// records nothing; ignore_gate overrides it.
+func TestAPISendGate(t *testing.T) {
+	e := newEnv(t, envOpts{gate: true})
+	tok := e.apiToken()
+	e.addActive("reader@example.jp")
+	if res := e.api(tok, "POST", "/api/v1/issues?name=aisi-monthly-2025-11.txt", string(readTestdata(t, "aisi-monthly-2025-11.txt")), nil); res.StatusCode != 201 {
+		t.Fatalf("upload: %d", res.StatusCode)
+	}
+	type sendAnswer struct {
+		ID          int64  `json:"id"`
+		GateWarning string `json:"gate_warning"`
+	}
+	var snd sendAnswer
+	if res := e.api(tok, "POST", "/api/v1/sends", `{"issue": "2025-11"}`, &snd); res.StatusCode != 201 || snd.GateWarning != "" {
+		t.Fatalf("open gate: %d %+v", res.StatusCode, snd)
+	}
+	var raw map[string]any
+	e.api(tok, "GET", "/api/v1/sends/"+itoa(snd.ID), "", &raw)
+	if _, ok := raw["send"].(map[string]any)["gate_warning"]; ok {
+		t.Error("gate_warning present without a warning")
+	}
+
+	e.recordFeedback(subscribers.FeedbackEvent{ReportKey: "r-complaint", Kind: "complaint", Status: "abuse", Domain: "gmail.com"})
+	if res := e.api(tok, "POST", "/api/v1/sends", `{"issue": "2025-11"}`, &snd); res.StatusCode != 201 ||
+		!strings.Contains(snd.GateWarning, "1 complaint in the last 7 days but no copy sent in it") {
+		t.Fatalf("warning gate: %d %+v", res.StatusCode, snd)
+	}
+
+	e.recordFeedback(authRefusal("r-auth"))
+	var list struct{ Sends []struct{ ID int64 } }
+	e.api(tok, "GET", "/api/v1/sends", "", &list)
+	before := len(list.Sends)
+	var ae apiErr
+	res := e.api(tok, "POST", "/api/v1/sends", `{"issue": "2025-11"}`, &ae)
+	if res.StatusCode != 409 || ae.Error.Code != "gate_closed" ||
+		!strings.HasPrefix(ae.Error.Message, "send refused by the send gate: 1 authentication refusal in the last 7 days") {
+		t.Errorf("closed gate: %d %+v", res.StatusCode, ae)
+	}
+	e.api(tok, "GET", "/api/v1/sends", "", &list)
+	if len(list.Sends) != before {
+		t.Errorf("a refused send was recorded: %d sends, want %d", len(list.Sends), before)
+	}
+	snd = sendAnswer{}
+	if res := e.api(tok, "POST", "/api/v1/sends", `{"issue": "2025-11", "ignore_gate": true}`, &snd); res.StatusCode != 201 ||
+		snd.ID == 0 || !strings.HasPrefix(snd.GateWarning, "gate ignored: 1 authentication refusal") {
+		t.Errorf("ignore_gate: %d %+v", res.StatusCode, snd)
+	}
+}

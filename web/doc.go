@@ -22,6 +22,13 @@
 // passes net/http's CrossOriginProtection. API requests authenticate with
 // bearer tokens minted by `tayori editors token`.
 //
+// With [Deps].Gate the console shows the send gate of package feedback
+// (complaint rate and authentication refusals of the last 7 days) on
+// /admin/feedback, next to the latest bounce and complaint events, and on
+// the confirmation page of every send. A send the gate refuses is a 409
+// with the reason (code gate_closed in the API); the editor may tick
+// ignore_gate to send anyway, which is logged with their name.
+//
 //	store, _ := web.OpenStore(ctx, db, nil)
 //	h, err := web.NewServer(logger, web.Config{BaseURL: "https://news.example.jp", ...}, web.Deps{...})
 //	srv := &http.Server{Addr: ":8080", Handler: h}

@@ -28,6 +28,7 @@ const (
 	codeUnsupported   = "unsupported_media_type"
 	codeNothingToSend = "nothing_to_send"
 	codeLint          = "lint_errors"
+	codeGateClosed    = "gate_closed"
 )
 
 // httpError is an error the handlers raise themselves with a code and a
@@ -57,7 +58,8 @@ var errRateLimited = errors.New("too many requests")
 // errorTable maps errors to a code and an HTTP status: the first entry the
 // error matches (errors.Is) wins. It is the only place that knows which
 // domain error is which status. Order matters: the more specific token
-// sentinels come before token.ErrInvalid.
+// sentinels come before token.ErrInvalid, and queue.ErrBlocked before the
+// queue.ErrState it wraps.
 var errorTable = []struct {
 	target error
 	code   string
@@ -72,6 +74,7 @@ var errorTable = []struct {
 	{subscribers.ErrTransition, codeConflict, http.StatusConflict},
 	{subscribers.ErrInvalid, codeInvalid, http.StatusBadRequest},
 	{queue.ErrNotFound, codeNotFound, http.StatusNotFound},
+	{queue.ErrBlocked, codeGateClosed, http.StatusConflict}, // wraps ErrState
 	{queue.ErrState, codeConflict, http.StatusConflict},
 	{queue.ErrInvalid, codeInvalid, http.StatusBadRequest},
 	{compose.ErrTooLarge, codeTooLarge, http.StatusRequestEntityTooLarge},
@@ -101,6 +104,7 @@ var codeStatus = map[string]int{
 	codeUnavailable:   http.StatusServiceUnavailable,
 	codeNothingToSend: http.StatusUnprocessableEntity,
 	codeLint:          http.StatusUnprocessableEntity,
+	codeGateClosed:    http.StatusConflict,
 	codeInternal:      http.StatusInternalServerError,
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/feedback"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
@@ -80,6 +81,23 @@ type envOpts struct {
 	keys   []token.Key // token keys, newest first; default k1
 	db     string      // reuse this database file (key rotation)
 	smtp   []testutil.SMTPOption
+	gate   bool // the send gate of package feedback, in the queue and the console
+}
+
+// queueVolume gives the send gate the queue's record, as cmd/tayori does.
+type queueVolume struct{ o *queue.Outcomes }
+
+func (v queueVolume) SentBetween(ctx context.Context, since, until time.Time) (int64, error) {
+	return v.o.SentBetween(ctx, since, until)
+}
+
+func (v queueVolume) FailedReplies(ctx context.Context, since, until time.Time) ([]string, error) {
+	refs, err := v.o.Refusals(ctx, since, until, 0)
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = r.Reply
+	}
+	return out, err
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -134,10 +152,25 @@ func newEnv(t testing.TB, o envOpts) *env {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	qdeps := queue.Deps{Directory: bind.Directory{Store: e.subs}, Tokens: e.subs, Renderer: bind.Renderer{R: renderer},
+		Sender: &bind.Sender{Builder: b, Pool: pool}, Classify: bind.Classify}
+	var gate *feedback.Gate
+	if o.gate {
+		outcomes, err := queue.NewOutcomes(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gate, err = feedback.NewGate(feedback.GateConfig{Events: e.subs, Volume: queueVolume{outcomes}, Now: e.clock.Now}); err != nil {
+			t.Fatal(err)
+		}
+		qdeps.Gate = func(ctx context.Context) (queue.GateVerdict, error) {
+			v, _, err := gate.Check(ctx)
+			return queue.GateVerdict{Block: v.Block, Warn: v.Warn, Reason: v.Reason}, err
+		}
+	}
 	e.svc, err = queue.New(ctx, db, e.rdb, queue.Config{From: testFrom, BaseURL: base, FeedbackID: "jpaipol01",
 		RetryBase: 100 * time.Millisecond, RetryMax: 200 * time.Millisecond, PauseRecheck: 100 * time.Millisecond},
-		queue.Deps{Directory: bind.Directory{Store: e.subs}, Tokens: e.subs, Renderer: bind.Renderer{R: renderer},
-			Sender: &bind.Sender{Builder: b, Pool: pool}, Classify: bind.Classify}, logger)
+		qdeps, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,10 +186,14 @@ func newEnv(t testing.TB, o envOpts) *env {
 	e.cfg.SenderName = testSender
 	e.cfg.PostalAddress = "東京都港区六本木1-1-1"
 	e.cfg.Contact = "info@news.example.jp"
-	e.handler, err = web.NewServer(logger, e.cfg, web.Deps{
+	deps := web.Deps{
 		Subscribers: e.subs, Store: e.store, Sends: e.svc, Renderer: renderer, Redis: e.rdb, Now: e.clock.Now,
 		Failures: e.svc.Failures, Deliveries: e.svc.DeliveryHistory,
-	})
+	}
+	if gate != nil {
+		deps.Gate = gate
+	}
+	e.handler, err = web.NewServer(logger, e.cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // cspDefault allows no inline script or style and no framing.
@@ -173,6 +175,50 @@ func (s *server) setSessionCookie(w http.ResponseWriter, value string, maxAge in
 		Name: s.cookieName(), Value: value, Path: "/", MaxAge: maxAge,
 		HttpOnly: true, Secure: s.cfg.secure(), SameSite: http.SameSiteStrictMode,
 	})
+}
+
+// A flash is a one-time notice for the next console page, carried by a
+// short-lived cookie: set before a redirect, read and cleared by the page
+// it is keyed to (the send gate's warning, shown on the new send's page).
+func (s *server) flashName() string {
+	if s.cfg.secure() {
+		return "__Host-tayori_flash"
+	}
+	return "tayori_flash"
+}
+
+// maxFlash bounds a flash's text, in bytes, well inside a cookie.
+const maxFlash = 1500
+
+func (s *server) setFlash(w http.ResponseWriter, key, msg string) {
+	if len(msg) > maxFlash {
+		msg = strings.ToValidUTF8(msg[:maxFlash], "") + "…"
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: s.flashName(), Value: base64.RawURLEncoding.EncodeToString([]byte(key + "\n" + msg)), Path: "/", MaxAge: 300,
+		HttpOnly: true, Secure: s.cfg.secure(), SameSite: http.SameSiteStrictMode,
+	})
+}
+
+// takeFlash returns the flash keyed to key and clears it; "" if there is
+// none (or it is meant for another page, which keeps it).
+func (s *server) takeFlash(w http.ResponseWriter, r *http.Request, key string) string {
+	c, err := r.Cookie(s.flashName())
+	if err != nil {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c.Value)
+	k, msg, ok := strings.Cut(string(b), "\n")
+	if err == nil && ok && k != key {
+		return ""
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: s.flashName(), Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.cfg.secure(), SameSite: http.SameSiteStrictMode,
+	})
+	if err != nil || !ok || !utf8.ValidString(msg) {
+		return ""
+	}
+	return msg
 }
 
 func sessionFrom(ctx context.Context) Session {

@@ -22,32 +22,39 @@ type pageSet struct {
 	byName map[string]*template.Template
 }
 
-var pageFuncs = template.FuncMap{
-	"pct": func(a, b int64) int64 {
-		if b <= 0 {
-			return 0
-		}
-		return a * 100 / b
-	},
-	"fmtTime": func(t time.Time) string {
-		if t.IsZero() {
-			return "—"
-		}
-		return t.In(jst).Format("2006-01-02 15:04 MST")
-	},
-	"join": strings.Join,
-	"list": func(s ...string) []string { return s },
+// pageFuncs are the template functions; dates show in loc.
+func pageFuncs(loc *time.Location) template.FuncMap {
+	return template.FuncMap{
+		"pct": func(a, b int64) int64 {
+			if b <= 0 {
+				return 0
+			}
+			return a * 100 / b
+		},
+		"fmtTime": func(t time.Time) string {
+			if t.IsZero() {
+				return "—"
+			}
+			return t.In(loc).Format("2006-01-02 15:04 MST")
+		},
+		// zone names loc for labels ("JST"; "+07" where the zone has no
+		// abbreviation).
+		"zone": func() string { return time.Now().In(loc).Format("MST") },
+		"join": strings.Join,
+		"list": func(s ...string) []string { return s },
+	}
 }
 
-var jst = func() *time.Location {
+// tokyo is the default Config.Location.
+var tokyo = func() *time.Location {
 	if l, err := time.LoadLocation("Asia/Tokyo"); err == nil {
 		return l
 	}
 	return time.FixedZone("JST", 9*3600)
 }()
 
-func loadPages() (*pageSet, error) {
-	layout, err := template.New("layout.html").Funcs(pageFuncs).ParseFS(pagesFS, "pages/layout.html")
+func loadPages(loc *time.Location) (*pageSet, error) {
+	layout, err := template.New("layout.html").Funcs(pageFuncs(loc)).ParseFS(pagesFS, "pages/layout.html")
 	if err != nil {
 		return nil, fmt.Errorf("web: pages: %w", err)
 	}

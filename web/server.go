@@ -15,6 +15,7 @@ import (
 
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/feedback"
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/subscribers"
 	"github.com/tayori-news/tayori/subscribers/token"
@@ -54,6 +55,10 @@ type Config struct {
 	TestSendLimit int
 	// MaxUpload caps uploaded issue and CSV sizes in bytes. Default 8 MiB.
 	MaxUpload int64
+	// Location is the time zone of the dates the console shows and of
+	// the schedule times editors enter (TAYORI_TIMEZONE). Default
+	// Asia/Tokyo.
+	Location *time.Location
 }
 
 func (c *Config) fill() error {
@@ -92,6 +97,9 @@ func (c *Config) fill() error {
 	if c.MaxUpload <= 0 {
 		c.MaxUpload = 8 << 20
 	}
+	if c.Location == nil {
+		c.Location = tokyo
+	}
 	return nil
 }
 
@@ -118,6 +126,7 @@ type Subscribers interface {
 	Export(ctx context.Context, id int64) (subscribers.DataExport, error)
 	Import(ctx context.Context, r io.Reader, opts subscribers.ImportOptions) (subscribers.ImportResult, error)
 	ExportCSV(ctx context.Context, w io.Writer, q subscribers.ExportQuery) (int, error)
+	FeedbackEvents(ctx context.Context, q subscribers.FeedbackQuery) ([]subscribers.FeedbackEvent, error)
 }
 
 // Sends is the queue as the web uses it (implemented by *queue.Service).
@@ -134,6 +143,14 @@ type Sends interface {
 
 // Failure is a failed or retrying delivery, as package queue lists it.
 type Failure = queue.Failure
+
+// Gate is the send gate as the console shows it (implemented by
+// *feedback.Gate). The queue consults its own copy when a send is created;
+// this one only reports the state, on /admin/feedback and before a send.
+type Gate interface {
+	Check(ctx context.Context) (feedback.Verdict, feedback.Figures, error)
+	Thresholds() feedback.Thresholds
+}
 
 // Renderer renders issue variants (implemented by *templates.Renderer).
 type Renderer interface {
@@ -154,6 +171,10 @@ type Deps struct {
 	// Deliveries, when set, lists a subscriber's deliveries for their data
 	// export (implemented by (*queue.Service).DeliveryHistory).
 	Deliveries func(ctx context.Context, subscriberID int64) ([]queue.Delivered, error)
+	// Gate, when set, shows the send gate's state on /admin/feedback and
+	// on the send confirmation page; without it the console still lists
+	// feedback events and shows a refusal when the queue's gate refuses.
+	Gate Gate
 	// Redis backs the rate limiters (shared by every server process).
 	Redis redis.UniversalClient
 	// Ping checks the health of the backing services for /healthz; nil
@@ -190,7 +211,7 @@ func NewServer(logger *slog.Logger, cfg Config, deps Deps) (http.Handler, error)
 	if now == nil {
 		now = time.Now
 	}
-	pages, err := loadPages()
+	pages, err := loadPages(cfg.Location)
 	if err != nil {
 		return nil, err
 	}

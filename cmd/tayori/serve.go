@@ -51,8 +51,9 @@ Mail is queued for a worker: run ` + "`tayori worker`" + ` as well, or ` + "`tay
 }
 
 // webServer wires the web handler to the subscriber store, the queue, the
-// renderer and Redis, and returns an http.Server for TAYORI_HTTP_ADDR with
-// conservative timeouts. Both `serve` and `run` call it.
+// renderer, the send gate and Redis, and returns an http.Server for
+// TAYORI_HTTP_ADDR with conservative timeouts. Both `serve` and `run` call
+// it.
 func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 	db, err := a.openDB(ctx)
 	if err != nil {
@@ -79,12 +80,17 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	gate, err := sendGate(ctx, db, subs)
+	if err != nil {
+		return nil, err
+	}
 	h, err := web.NewServer(a.logger, web.Config{
 		BaseURL:           a.cfg.BaseURL,
 		SenderName:        tcfg.SenderName,
 		PostalAddress:     tcfg.PostalAddress,
 		Contact:           tcfg.Contact,
 		TrustForwardedFor: a.cfg.TrustProxy,
+		Location:          a.location(),
 	}, web.Deps{
 		Subscribers: subs,
 		Store:       store,
@@ -92,6 +98,7 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 		Renderer:    renderer,
 		Failures:    svc.Failures,
 		Deliveries:  svc.DeliveryHistory,
+		Gate:        gate,
 		Redis:       rdb,
 		Ping: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)

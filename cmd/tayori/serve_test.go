@@ -6,7 +6,9 @@ import (
 	"encoding/base64"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/mail"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -124,6 +126,21 @@ func TestServeEndToEnd(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 200 || !strings.Contains(string(body), "AI政策動向") {
 		t.Errorf("/subscribe: %d", res.StatusCode)
+	}
+
+	// The console's feedback page shows the send gate (wired from the
+	// feedback events and the queue's deliveries): open on a new database.
+	jar, _ := cookiejar.New(nil)
+	console := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	res, err = console.PostForm(base+"/admin/login", url.Values{"name": {"hanako"}, "password": {"correct horse battery staple"},
+		"next": {"/admin/feedback"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Request.URL.Path != "/admin/feedback" || !strings.Contains(string(body), `id="gate" data-state="open"`) {
+		t.Errorf("/admin/feedback after sign-in: %d %s\n%s", res.StatusCode, res.Request.URL.Path, body)
 	}
 
 	// Revoked tokens stop working.
