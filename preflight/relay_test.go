@@ -2,21 +2,10 @@ package preflight_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"errors"
-	"io"
-	"log"
-	"math/big"
 	"net"
+	"strconv"
 	"testing"
 	"time"
-
-	"github.com/emersion/go-smtp"
 
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
@@ -111,83 +100,18 @@ func TestRelayTLS(t *testing.T) {
 // mail.example.jp only, trusted, served at localhost: valid, but not for
 // the host Tayori connects to.
 func TestRelayTLSCertificateForOtherName(t *testing.T) {
-	cert, pool := certFor(t, "mail.example.jp")
-	addr := startTLSRelay(t, cert)
+	srv := testutil.StartSMTP(t, testutil.WithSTARTTLS(), testutil.WithCertificateFor("mail.example.jp"))
 	s := healthy(t)
-	_, port, _ := net.SplitHostPort(addr)
-	rc, err := mailer.ParseSMTPURL("smtp://localhost:" + port)
+	rc, err := mailer.ParseSMTPURL("smtp://localhost:" + strconv.Itoa(srv.Port()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.cfg.Relay, s.cfg.RootCAs = rc, pool
+	s.cfg.Relay, s.cfg.RootCAs = rc, srv.TLSClientConfig().RootCAs
 	r := s.checker(t).RelayTLS(context.Background())
 	t.Log(r)
 	want(t, r, preflight.Fail,
 		"certificate that does not verify", "valid for mail.example.jp, not localhost")
+	if n := len(srv.Messages()); n != 0 {
+		t.Errorf("preflight sent %d messages; it must send none", n)
+	}
 }
-
-// certFor returns a self-signed certificate for the DNS names and a pool
-// that trusts it.
-func certFor(t *testing.T, names ...string) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
-}
-
-// startTLSRelay serves SMTP with STARTTLS and cert on 127.0.0.1 until the
-// test ends, refusing every message.
-func startTLSRelay(t *testing.T, cert tls.Certificate) string {
-	t.Helper()
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return refuser{}, nil }))
-	srv.Domain = "relay.test.invalid"
-	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	srv.ErrorLog = log.New(io.Discard, "", 0)
-	return testutil.ServeSMTP(t, srv)
-}
-
-// TestRelayTLSClosedWithoutGreeting: a server that hangs up at once. (The
-// hint for port 465, "use smtps://", needs a listener on port 465 and is
-// not tested.)
-func TestRelayTLSClosedWithoutGreeting(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			c.Close() // no greeting
-		}
-	}()
-	r := relayChecker(t, "smtp://"+ln.Addr().String(), nil, false, time.Second).RelayTLS(context.Background())
-	want(t, r, preflight.Fail, "no SMTP greeting", "check that "+ln.Addr().String()+" is an SMTP relay")
-}
-
-// refuser is an SMTP session that refuses every message.
-type refuser struct{}
-
-func (refuser) Mail(string, *smtp.MailOptions) error { return errors.New("no mail here") }
-func (refuser) Rcpt(string, *smtp.RcptOptions) error { return errors.New("no mail here") }
-func (refuser) Data(io.Reader) error                 { return errors.New("no mail here") }
-func (refuser) Reset()                               {}
-func (refuser) Logout() error                        { return nil }

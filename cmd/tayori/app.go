@@ -4,10 +4,12 @@ import (
 	"database/sql"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tayori-news/tayori/internal/config"
+	"github.com/tayori-news/tayori/queue"
 )
 
 // app carries what every command needs: the effective configuration, the
@@ -22,7 +24,17 @@ type app struct {
 	stdout io.Writer
 	stderr io.Writer
 
-	db      *sql.DB
-	rdb     redis.UniversalClient
-	closers []func() error
+	db       *sql.DB
+	rdb      redis.UniversalClient
+	delivery *queue.Service // deliveryService's, opened once per run
+	closers  []func() error
+}
+
+// location is TAYORI_TIMEZONE (the configuration has checked that it
+// loads), or Local should it not.
+func (a *app) location() *time.Location {
+	if loc, err := time.LoadLocation(a.cfg.Timezone); err == nil {
+		return loc
+	}
+	return time.Local
 }

@@ -387,14 +387,6 @@ func (a *app) feedbackList(ctx context.Context, days, limit int, asJSON bool) er
 	return err
 }
 
-// location is TAYORI_TIMEZONE, or Local when it does not load.
-func (a *app) location() *time.Location {
-	if loc, err := time.LoadLocation(a.cfg.Timezone); err == nil {
-		return loc
-	}
-	return time.Local
-}
-
 func dash(s string) string {
 	if s == "" {
 		return "-"

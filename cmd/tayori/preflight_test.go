@@ -1,26 +1,15 @@
 package main
 
 import (
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"io"
-	"log"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/emersion/go-smtp"
 
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
@@ -66,50 +55,23 @@ func dkimKeyFile(t *testing.T) (string, string) {
 	return path, txt
 }
 
-// startTLSRelayWithCA serves SMTP with STARTTLS on 127.0.0.1 with a
-// self-signed certificate for 127.0.0.1, and returns its address and a PEM
-// file of the certificate for --relay-ca. It accepts no mail.
-func startTLSRelayWithCA(t *testing.T) (addr, caFile string) {
+// startTLSRelayWithCA starts an SMTP server with STARTTLS on 127.0.0.1
+// and returns it with a PEM file of its certificate for --relay-ca.
+func startTLSRelayWithCA(t *testing.T) (*testutil.SMTPServer, string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
+	srv := testutil.StartSMTP(t, testutil.WithSTARTTLS())
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, srv.CertificatePEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "relay"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile = filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return noMail{}, nil }))
-	srv.Domain = "relay.test.invalid"
-	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
-	srv.ErrorLog = log.New(io.Discard, "", 0)
-	return testutil.ServeSMTP(t, srv), caFile
+	return srv, caFile
 }
-
-// noMail is an SMTP session that refuses every message.
-type noMail struct{}
-
-func (noMail) Mail(string, *smtp.MailOptions) error { return errors.New("no mail here") }
-func (noMail) Rcpt(string, *smtp.RcptOptions) error { return errors.New("no mail here") }
-func (noMail) Data(io.Reader) error                 { return errors.New("no mail here") }
-func (noMail) Reset()                               {}
-func (noMail) Logout() error                        { return nil }
 
 func TestPreflightPasses(t *testing.T) {
 	keyFile, txt := dkimKeyFile(t)
 	zone := preflightZone(t, txt)
-	relay, ca := startTLSRelayWithCA(t)
+	srv, ca := startTLSRelayWithCA(t)
+	relay := srv.Addr()
 	getenv := testEnv(t, "TAYORI_SMTP_URL", "smtp://"+relay,
 		"TAYORI_DKIM_DOMAIN", "news.example.jp", "TAYORI_DKIM_SELECTOR", "nl", "TAYORI_DKIM_KEY_FILE", keyFile)
 
@@ -132,6 +94,9 @@ func TestPreflightPasses(t *testing.T) {
 		if !strings.HasPrefix(lines[i], w) {
 			t.Errorf("line %d = %q, want prefix %q", i+1, lines[i], w)
 		}
+	}
+	if n := len(srv.Messages()); n != 0 {
+		t.Errorf("preflight sent %d messages; it must send none", n)
 	}
 }
 

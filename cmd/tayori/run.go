@@ -60,12 +60,8 @@ them deliver. SIGTERM or SIGINT stops everything gracefully.`,
 				if err != nil {
 					return err
 				}
-				loc, err := time.LoadLocation(a.cfg.Timezone)
-				if err != nil {
-					return fmt.Errorf("TAYORI_TIMEZONE: %w", err)
-				}
 				sch := queue.Schedule{
-					Spec: monthly, Location: loc, List: monthlyList, NotAfter: notAfter,
+					Spec: monthly, Location: a.location(), List: monthlyList, NotAfter: notAfter,
 					Load: issueFromDir(issuesDir),
 				}
 				services = append(services, runService{name: "scheduler", run: func(ctx context.Context) error {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -33,8 +32,8 @@ import (
 // queue.Service, once per process. Everything it opens is closed when run
 // returns. The web server reuses it to enqueue confirmation mails.
 func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
-	if svc, ok := deliveryServices.Load(a); ok {
-		return svc.(*queue.Service), nil
+	if a.delivery != nil {
+		return a.delivery, nil
 	}
 	db, err := a.openDB(ctx)
 	if err != nil {
@@ -77,10 +76,7 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 		return nil, err
 	}
 	a.closers = append(a.closers, pool.Close)
-	bopts := mailer.BuilderOptions{AllowInsecureUnsubscribe: insecureLocalURL(a.cfg.BaseURL)}
-	if loc, err := time.LoadLocation(a.cfg.Timezone); err == nil {
-		bopts.Location = loc
-	}
+	bopts := mailer.BuilderOptions{AllowInsecureUnsubscribe: insecureLocalURL(a.cfg.BaseURL), Location: a.location()}
 	if a.cfg.DKIMDomain != "" && a.cfg.DKIMSelector != "" && a.cfg.DKIMKeyFile != "" {
 		if bopts.DKIM, err = mailer.NewDKIMSigner(mailer.DKIMConfig{
 			Domain: a.cfg.DKIMDomain, Selector: a.cfg.DKIMSelector, KeyFile: a.cfg.DKIMKeyFile,
@@ -114,8 +110,8 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	deliveryServices.Store(a, svc)
-	a.closers = append(a.closers, func() error { deliveryServices.Delete(a); return svc.Close() })
+	a.delivery = svc
+	a.closers = append(a.closers, svc.Close)
 	return svc, nil
 }
 
@@ -146,10 +142,6 @@ func (a *app) tagger(store *subscribers.Store) (*feedback.Tagger, error) {
 	}
 	return feedback.NewTagger(store.Keyring(), feedback.TaggerConfig{Domain: domain, BounceLabel: label})
 }
-
-// deliveryServices holds each app's queue.Service (opened once per run).
-// TODO(lead): replace with a `queue *queue.Service` field in app.
-var deliveryServices sync.Map
 
 // insecureLocalURL reports whether u is plain http on a loopback host (the
 // demo), where an http one-click unsubscribe URL is allowed.

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -94,6 +95,7 @@ type smtpConfig struct {
 	faults      []FaultFunc
 	okText      string
 	maxBytes    int64
+	certHosts   []string
 }
 
 // WithAuth makes the server offer AUTH PLAIN and refuse MAIL FROM until the
@@ -107,6 +109,13 @@ func WithAuth(user, pass string) SMTPOption {
 // only offered after STARTTLS.
 func WithSTARTTLS() SMTPOption {
 	return func(c *smtpConfig) { c.startTLS = true }
+}
+
+// WithCertificateFor makes the TLS certificate name hosts (IP addresses
+// or DNS names) instead of 127.0.0.1 and localhost: a certificate that is
+// trusted but not valid for the host a client dials.
+func WithCertificateFor(hosts ...string) SMTPOption {
+	return func(c *smtpConfig) { c.certHosts = hosts }
 }
 
 // WithImplicitTLS makes the server speak TLS from the first byte (smtps).
@@ -179,6 +188,7 @@ type SMTPServer struct {
 	ln       net.Listener
 	addr     string
 	certPool *x509.CertPool
+	certDER  []byte
 
 	conns    atomic.Int64
 	open     atomic.Int64
@@ -214,11 +224,15 @@ func StartSMTP(tb testing.TB, opts ...SMTPOption) *SMTPServer {
 
 	var tlsCfg *tls.Config
 	if s.cfg.startTLS || s.cfg.implicitTLS {
-		cert, pool, err := selfSignedCert()
+		hosts := s.cfg.certHosts
+		if len(hosts) == 0 {
+			hosts = []string{"127.0.0.1", "localhost"}
+		}
+		cert, pool, err := selfSignedCert(hosts)
 		if err != nil {
 			tb.Fatalf("testutil.StartSMTP: certificate: %v", err)
 		}
-		s.certPool = pool
+		s.certPool, s.certDER = pool, cert.Certificate[0]
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	// AUTH over plain TCP is fine on loopback unless the test asked for TLS.
@@ -238,24 +252,6 @@ func StartSMTP(tb testing.TB, opts ...SMTPOption) *SMTPServer {
 	}
 	s.ln = ln
 	s.addr = ln.Addr().String()
-	serve(tb, srv, ln)
-	return s
-}
-
-// ServeSMTP serves srv (a go-smtp server a test configured itself, for
-// faults StartSMTP does not offer) on a fresh 127.0.0.1 port until the
-// test ends, and returns its host:port.
-func ServeSMTP(tb testing.TB, srv *smtp.Server) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("testutil.ServeSMTP: listen: %v", err)
-	}
-	serve(tb, srv, ln)
-	return ln.Addr().String()
-}
-
-func serve(tb testing.TB, srv *smtp.Server, ln net.Listener) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -268,6 +264,7 @@ func serve(tb testing.TB, srv *smtp.Server, ln net.Listener) {
 		_ = ln.Close()
 		<-done
 	})
+	return s
 }
 
 // Addr returns the server's host:port.
@@ -318,6 +315,15 @@ func (s *SMTPServer) TLSClientConfig() *tls.Config {
 		return nil
 	}
 	return &tls.Config{RootCAs: s.certPool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+}
+
+// CertificatePEM returns the server's self-signed certificate in PEM form
+// (nil without TLS), for a client configured with a CA file.
+func (s *SMTPServer) CertificatePEM() []byte {
+	if s.certDER == nil {
+		return nil
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.certDER})
 }
 
 // Connections returns how many connections the server has accepted so far.
@@ -605,9 +611,9 @@ func (ss *smtpSession) Reset() {
 
 func (ss *smtpSession) Logout() error { return nil }
 
-// selfSignedCert makes an ECDSA certificate for 127.0.0.1 and localhost and
-// a pool that trusts it.
-func selfSignedCert() (tls.Certificate, *x509.CertPool, error) {
+// selfSignedCert makes an ECDSA certificate for hosts (IP addresses or DNS
+// names) and a pool that trusts it.
+func selfSignedCert(hosts []string) (tls.Certificate, *x509.CertPool, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, nil, err
@@ -621,8 +627,13 @@ func selfSignedCert() (tls.Certificate, *x509.CertPool, error) {
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:              []string{"localhost"},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
