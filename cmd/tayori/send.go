@@ -125,7 +125,7 @@ func (a *app) newsletterSender(builder *mailer.Builder, pool *mailer.Pool, store
 	if err != nil {
 		return nil, err
 	}
-	return &bind.Sender{Builder: builder, Pool: pool, Tagger: tagger, NoVERP: a.cfg.BounceLabel == "none"}, nil
+	return &bind.Sender{Builder: builder, Pool: pool, Tagger: tagger, NoVERP: a.cfg.BounceLabel == "none", Bulk: a.cfg.PrecedenceBulk}, nil
 }
 
 // tagger names copies for the sender and reads the names back for

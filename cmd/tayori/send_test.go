@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"path/filepath"
@@ -112,6 +113,10 @@ func TestSendCommands(t *testing.T) {
 			t.Errorf("copy to %v: MAIL FROM %q is not a VERP return path", m.To, m.From)
 		}
 		paths[m.From] = true
+		// TAYORI_PRECEDENCE_BULK's default.
+		if !bytes.Contains(m.Raw, []byte("\r\nPrecedence: bulk\r\n")) {
+			t.Errorf("copy to %v has no Precedence: bulk", m.To)
+		}
 	}
 	if len(paths) != 3 {
 		t.Errorf("%d distinct return paths for 3 readers", len(paths))

@@ -53,6 +53,11 @@ type Config struct {
 	// that sets its own (Amazon SES, SendGrid); Message-IDs still carry the
 	// token. TAYORI_BOUNCE_LABEL, default "bounce".
 	BounceLabel string `yaml:"bounce_label"`
+	// PrecedenceBulk adds "Precedence: bulk" to newsletter copies (those
+	// with a List-Id), which Exchange and most vacation responders honour
+	// besides Auto-Submitted (RFC 3834; checklist item 10).
+	// TAYORI_PRECEDENCE_BULK, default true.
+	PrecedenceBulk bool `yaml:"precedence_bulk"`
 	// DKIMDomain, DKIMSelector, DKIMKeyFile turn on DKIM signing when all
 	// three are set. TAYORI_DKIM_DOMAIN, TAYORI_DKIM_SELECTOR, TAYORI_DKIM_KEY_FILE.
 	DKIMDomain   string `yaml:"dkim_domain"`

@@ -22,7 +22,7 @@ func TestDefaultsLoadAndGenerateASecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DB != "sqlite:"+filepath.Join(dir, "tayori.db") || c.RedisURL != "redis://127.0.0.1:6379/0" || c.TrustProxy {
+	if c.DB != "sqlite:"+filepath.Join(dir, "tayori.db") || c.RedisURL != "redis://127.0.0.1:6379/0" || c.TrustProxy || !c.PrecedenceBulk {
 		t.Errorf("defaults: %+v", c)
 	}
 	if len(c.Secrets) != 1 {
@@ -37,12 +37,15 @@ func TestDefaultsLoadAndGenerateASecret(t *testing.T) {
 func TestEnvironmentOverridesFileOverridesDefaults(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "tayori.yaml")
-	if err := os.WriteFile(file, []byte("rate: 40\nsmtp_conns: 2\ntrust_proxy: true\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte("rate: 40\nsmtp_conns: 2\ntrust_proxy: true\nprecedence_bulk: false\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err := Load(env("TAYORI_DATA_DIR", dir, "TAYORI_RATE", "70", "TAYORI_TRUST_PROXY", "false"), file)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.PrecedenceBulk {
+		t.Error("precedence_bulk: false in the file left it on")
 	}
 	if c.RatePerSecond != 70 || c.SMTPConns != 2 || c.TrustProxy {
 		t.Errorf("rate %d (want 70, env), conns %d (want 2, file), trust proxy %v (want false, env)",
@@ -51,19 +54,19 @@ func TestEnvironmentOverridesFileOverridesDefaults(t *testing.T) {
 }
 
 func TestEveryProblemIsReportedAtOnceNamingItsVariable(t *testing.T) {
-	_, err := Load(env("TAYORI_DATA_DIR", t.TempDir(), "TAYORI_TRUST_PROXY", "perhaps",
+	_, err := Load(env("TAYORI_DATA_DIR", t.TempDir(), "TAYORI_TRUST_PROXY", "perhaps", "TAYORI_PRECEDENCE_BULK", "bulk",
 		"TAYORI_CONCURRENCY", "0", "TAYORI_SHUTDOWN_TIMEOUT", "soon"), "")
 	var ce *Error
 	if !errors.As(err, &ce) {
 		t.Fatalf("err = %v, want *config.Error", err)
 	}
-	for _, v := range []string{"TAYORI_TRUST_PROXY", "TAYORI_CONCURRENCY", "TAYORI_SHUTDOWN_TIMEOUT"} {
+	for _, v := range []string{"TAYORI_TRUST_PROXY", "TAYORI_PRECEDENCE_BULK", "TAYORI_CONCURRENCY", "TAYORI_SHUTDOWN_TIMEOUT"} {
 		if !strings.Contains(err.Error(), v) {
 			t.Errorf("error does not name %s:\n%v", v, err)
 		}
 	}
-	if len(ce.Problems) != 3 {
-		t.Errorf("%d problems, want 3: %q", len(ce.Problems), ce.Problems)
+	if len(ce.Problems) != 4 {
+		t.Errorf("%d problems, want 4: %q", len(ce.Problems), ce.Problems)
 	}
 }
 

@@ -78,6 +78,7 @@ func Defaults() Config {
 		PostalAddress:   "〒100-0000 東京都千代田区（設定してください）",
 		FeedbackID:      "tayori",
 		BounceLabel:     "bounce",
+		PrecedenceBulk:  true,
 		SMTPConns:       4,
 		Concurrency:     8,
 		ShutdownTimeout: 30 * time.Second,
@@ -147,14 +148,18 @@ func Load(getenv func(string) string, configFile string) (Config, error) {
 	str("TAYORI_TIMEZONE", &c.Timezone)
 	str("TAYORI_LOG_LEVEL", &c.LogLevel)
 	str("TAYORI_LOG_FORMAT", &c.LogFormat)
-	if v := getenv("TAYORI_TRUST_PROXY"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			bad("TAYORI_TRUST_PROXY", "want true or false, got %q", v)
-		} else {
-			c.TrustProxy = b
+	boolean := func(env string, dst *bool) {
+		if v := getenv(env); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				bad(env, "want true or false, got %q", v)
+				return
+			}
+			*dst = b
 		}
 	}
+	boolean("TAYORI_TRUST_PROXY", &c.TrustProxy)
+	boolean("TAYORI_PRECEDENCE_BULK", &c.PrecedenceBulk)
 	num("TAYORI_RATE", &c.RatePerSecond, 0)
 	num("TAYORI_SMTP_CONNS", &c.SMTPConns, 1)
 	num("TAYORI_SMTP_MAX_CONNS", &c.SMTPMaxConns, 0)
@@ -345,6 +350,7 @@ func (c Config) Redacted() [][2]string {
 		{"TAYORI_CONTACT", c.Contact},
 		{"TAYORI_FEEDBACK_ID", c.FeedbackID},
 		{"TAYORI_BOUNCE_LABEL", c.BounceLabel},
+		{"TAYORI_PRECEDENCE_BULK", strconv.FormatBool(c.PrecedenceBulk)},
 		{"TAYORI_DKIM_DOMAIN", c.DKIMDomain},
 		{"TAYORI_DKIM_SELECTOR", c.DKIMSelector},
 		{"TAYORI_DKIM_KEY_FILE", c.DKIMKeyFile},

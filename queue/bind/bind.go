@@ -140,6 +140,9 @@ type Sender struct {
 	// NoVERP keeps EnvelopeFrom as MAIL FROM even with a Tagger (only the
 	// Message-ID is tagged): for a relay that sets its own return path.
 	NoVERP bool
+	// Bulk adds "Precedence: bulk" to copies with a List-Id (newsletter
+	// and test copies; not confirmation mail).
+	Bulk bool
 
 	from atomic.Pointer[parsedFrom] // the last From parsed: it is the same for every copy
 	bufs sync.Pool                  // *sendBuffers, reused once a message is sent
@@ -274,6 +277,7 @@ func (s *Sender) build(m *queue.Message, sb *sendBuffers) (built mailer.Built, e
 		ListID:  m.ListID, ListName: m.ListName,
 		UnsubscribeURL: m.ListUnsubscribe, UnsubscribeMailto: m.ListUnsubscribeMailto,
 		AnnounceOnly: m.ListID != "",
+		Bulk:         s.Bulk && m.ListID != "",
 		FeedbackID:   m.FeedbackID,
 	}
 	envelopeFrom = s.EnvelopeFrom

@@ -134,12 +134,7 @@ func decodeParts(t *testing.T, raw []byte) []byte {
 // for the one-at-a-time and the pipelined paths.
 func TestSenderTagsCopies(t *testing.T) {
 	ctx := context.Background()
-	srv := testutil.StartSMTP(t)
-	pool := newPool(t, srv)
-	b, err := mailer.NewBuilder(mailer.BuilderOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, pool, b := senderParts(t)
 	tagger, err := feedback.NewTaggerKeys([]token.Key{{ID: "k1", Secret: []byte("0123456789abcdef0123456789abcdef")}},
 		feedback.TaggerConfig{Domain: "news.example.go.jp"})
 	if err != nil {
@@ -202,6 +197,19 @@ func TestSenderTagsCopies(t *testing.T) {
 	}
 }
 
+// senderParts starts an SMTP server and returns it with a pool on it and
+// a default Builder, the parts of a Sender.
+func senderParts(t *testing.T) (*testutil.SMTPServer, *mailer.Pool, *mailer.Builder) {
+	t.Helper()
+	srv := testutil.StartSMTP(t)
+	pool := newPool(t, srv)
+	b, err := mailer.NewBuilder(mailer.BuilderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, pool, b
+}
+
 // newPool returns a mailer pool on srv, closed when the test ends.
 func newPool(t *testing.T, srv *testutil.SMTPServer) *mailer.Pool {
 	t.Helper()
@@ -215,4 +223,44 @@ func newPool(t *testing.T, srv *testutil.SMTPServer) *mailer.Pool {
 	}
 	t.Cleanup(func() { pool.Close() })
 	return pool
+}
+
+// With Bulk, copies that carry a List-Id (newsletter and test copies) get
+// "Precedence: bulk"; a message without one (confirmation mail) does not,
+// and without Bulk no copy does.
+func TestSenderBulk(t *testing.T) {
+	ctx := context.Background()
+	srv, pool, b := senderParts(t)
+	msg := func(listID string) *queue.Message {
+		m := &queue.Message{From: "AI政策動向 <news@news.example.go.jp>", To: "reader@example.jp",
+			Subject: "11月号", Text: []byte("本文"), ListID: listID}
+		if listID != "" {
+			m.ListUnsubscribe = "https://news.example.go.jp/u/tok"
+		}
+		return m
+	}
+	bulk := &bind.Sender{Builder: b, Pool: pool, Bulk: true}
+	plain := &bind.Sender{Builder: b, Pool: pool}
+	for _, send := range []func() error{
+		func() error { _, err := bulk.Send(ctx, msg("monthly.news.example.go.jp")); return err },
+		func() error { _, err := bulk.Send(ctx, msg("")); return err },
+		func() error { _, err := plain.Send(ctx, msg("monthly.news.example.go.jp")); return err },
+	} {
+		if err := send(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := srv.WaitFor(3, 10*time.Second)
+	for i, want := range []string{"bulk", "", ""} {
+		m, err := mail.ReadMessage(bytes.NewReader(got[i].Raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := m.Header.Get("Precedence"); p != want {
+			t.Errorf("message %d: Precedence %q, want %q", i, p, want)
+		}
+		if m.Header.Get("Auto-Submitted") != "auto-generated" {
+			t.Errorf("message %d: no Auto-Submitted", i)
+		}
+	}
 }
