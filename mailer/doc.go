@@ -59,11 +59,11 @@
 // goroutine holds one Conn and sends many messages on it, one recipient per
 // transaction, with no NOOP or RSET on the happy path; MAIL, RCPT and DATA
 // are pipelined (RFC 2920) when the relay offers it. With CHUNKING (RFC 3030)
-// as well, Conn.Start goes further: it gathers up to PipelineWindow whole
-// transactions (RSET, MAIL, RCPT, "BDAT n LAST" and the message), writes
-// them at once, then reads their replies and hands each to its callback in
-// order; a bulk sender then pays a share of a write and of a read per
-// message rather than a round trip. A Conn re-dials after a connection failure. PoolOptions.Limiter and PoolOptions.Slots let the
+// as well, Conn.Start goes further: it gathers PipelineWindow whole
+// transactions (RSET, MAIL, RCPT, "BDAT n LAST" and the message) and writes
+// them at once; with two such windows out it reads the older one's replies
+// and hands each to its callback in order. A bulk sender then pays a share
+// of a write and of a read per message rather than a round trip. A Conn re-dials after a connection failure. PoolOptions.Limiter and PoolOptions.Slots let the
 // caller plug in a global rate limit and connection cap.
 //
 // # Outcomes

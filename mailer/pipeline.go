@@ -14,8 +14,9 @@ import (
 // "BDAT n LAST" carries its message's bytes with it, so no transaction
 // waits on a reply to go on. Conn.Start adds a transaction to the
 // connection's write buffer and returns; once PipelineWindow transactions
-// are gathered (or Wait is called) they leave in one write, and then their
-// replies are read, in order, and handed to each transaction's callback. A
+// are gathered (or Wait is called) they leave in one write, and once two
+// windows are out the older one's replies are read, in order, and handed to
+// each transaction's callback. A
 // message then costs a share of a write and of a read instead of a whole
 // round trip, which matters on loopback (system calls and wake-ups) and
 // far more on a relay across a network.
@@ -29,9 +30,18 @@ import (
 // *ConnError: those whose bytes reached the relay may have been delivered,
 // so a retry can duplicate at most the outstanding ones.
 
-// PipelineWindow is how many transactions Start gathers on a connection:
-// it writes them together and then reads all their replies.
+// PipelineWindow is how many transactions Start gathers on a connection
+// before it writes them together.
 const PipelineWindow = 16
+
+// MaxInFlight is how many transactions may be written and not yet
+// answered on a connection: two windows. Start reads the older window's
+// replies only after it has written the newer one, so the relay has had
+// the time it took to build a window to answer and the replies are
+// mostly waiting in the socket, rather than read one at a time, each
+// with its wake-up, as the relay writes them. It is also the most copies
+// a crash can leave sent but unanswered on a connection.
+const MaxInFlight = 2 * PipelineWindow
 
 // pipelinedReplies are the replies to a pipelined transaction, in order:
 // RSET, MAIL, RCPT and BDAT LAST, with the code each expects.
@@ -100,17 +110,21 @@ func (c *Conn) start(ctx context.Context, envelopeFrom, rcpt string, raw []byte,
 		return
 	}
 	// The transaction joins the write buffer; the buffer goes out in one
-	// write when the window is full (or it is large, or someone waits),
-	// and then every outstanding reply is read: a group of messages costs
-	// one write and, mostly, one read.
+	// write when a window is full (or it is large, or someone waits).
+	// Once two windows are out, the older one's replies are read: a group
+	// of messages costs one write and, mostly, one read.
 	w := appendChunkedCommands(append(c.wbuf, "RSET\r\n"...), envelopeFrom, rcpt, len(raw))
 	c.wbuf = append(w, raw...)
 	c.inflight = append(c.inflight, pending{done: done})
 	c.lastUsed = time.Now()
 	switch {
-	case len(c.inflight) >= PipelineWindow:
-		c.Wait(ctx)
-	case len(c.wbuf) >= maxWriteBuffer:
+	case len(c.inflight) >= MaxInFlight:
+		if !c.flush(ctx) {
+			return // every outstanding transaction has failed
+		}
+		for len(c.inflight) > MaxInFlight-PipelineWindow && c.next(ctx) {
+		}
+	case len(c.inflight)%PipelineWindow == 0 || len(c.wbuf) >= maxWriteBuffer:
 		c.flush(ctx)
 	}
 }

@@ -94,6 +94,53 @@ func TestStartPipelinesMessages(t *testing.T) {
 	}
 }
 
+// Start writes a window of PipelineWindow transactions at once and reads
+// replies one window behind: the first window is answered only when the
+// second has been written, and never more than MaxInFlight are unanswered.
+func TestStartReadsOneWindowBehind(t *testing.T) {
+	srv := testutil.StartSMTP(t)
+	p := newPool(t, srv.URL(), mailer.PoolOptions{})
+	ctx := context.Background()
+	c, err := p.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first copy on a connection from the pool goes synchronously.
+	calls := 0
+	start := func() {
+		c.Start(ctx, "newsletter@news.example.go.jp", "x@example.jp", buildFor(t, "x@example.jp"),
+			func(r mailer.Reply, err error) {
+				if err != nil || r.Code != 250 {
+					t.Errorf("copy %d: %v %v", calls, r, err)
+				}
+				calls++
+			})
+	}
+	start()
+	if calls != 1 {
+		t.Fatalf("%d callbacks after the first copy, want 1 (it goes synchronously)", calls)
+	}
+	for i := range mailer.MaxInFlight - 1 {
+		start()
+		if out := i + 1; out == mailer.PipelineWindow {
+			// A full window is written, and the relay can answer it.
+			srv.WaitFor(1+mailer.PipelineWindow, 5*time.Second)
+		}
+		if calls != 1 {
+			t.Fatalf("after %d pipelined Starts %d callbacks ran, want 1: replies read before two windows were out", i+1, calls)
+		}
+	}
+	start() // the MaxInFlight-th: both windows out, the first one's replies read
+	if want := 1 + mailer.PipelineWindow; calls != want {
+		t.Fatalf("with two windows out %d callbacks ran, want %d", calls, want)
+	}
+	c.Wait(ctx)
+	p.Put(c)
+	if want := 1 + mailer.MaxInFlight; calls != want || len(srv.Messages()) != want {
+		t.Errorf("%d callbacks and %d messages after Wait, want %d", calls, len(srv.Messages()), want)
+	}
+}
+
 // A refusal in the middle of a pipeline fails that message only: the RSET
 // that starts each transaction keeps the next MAIL FROM from meeting an
 // open transaction ("nested MAIL").

@@ -195,7 +195,7 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int) {
 		"CHILD_REDIS="+testutil.RedisDBURL(b, rdbN), "CHILD_SMTP="+sinkURL,
 		"CHILD_CONCURRENCY="+strconv.Itoa(conc), "CHILD_SENDERS="+strconv.Itoa(conc),
 		"CHILD_BATCH="+strconv.Itoa(benchEnv("TAYORI_BENCH_BATCH", 500)),
-		"CHILD_PPROF="+os.Getenv("TAYORI_BENCH_PPROF"))
+		"CHILD_PPROF="+os.Getenv("TAYORI_BENCH_PPROF"), "CHILD_FLUSH="+os.Getenv("TAYORI_BENCH_FLUSH"))
 	if v := os.Getenv("TAYORI_BENCH_WORKER_PROCS"); v != "" {
 		child.Env = append(child.Env, "GOMAXPROCS="+v) // the worker's only
 	}

@@ -69,9 +69,10 @@ func runChildWorker() error {
 	deps := testDeps(childTB{}, store, os.Getenv("CHILD_SMTP"), &pool, nil, nil, max(senders, 16))
 	conc, _ := strconv.Atoi(os.Getenv("CHILD_CONCURRENCY"))
 	batch, _ := strconv.Atoi(os.Getenv("CHILD_BATCH"))
+	flush, _ := time.ParseDuration(os.Getenv("CHILD_FLUSH"))
 	svc, err := queue.New(ctx, db, rdb, queue.Config{
 		From: testFrom, BaseURL: testBaseURL, FeedbackID: "jpaipol01", BatchSize: batch, Senders: senders,
-		RetryBase: 200 * time.Millisecond, RetryMax: 400 * time.Millisecond,
+		RetryBase: 200 * time.Millisecond, RetryMax: 400 * time.Millisecond, FlushInterval: flush,
 	}, deps, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return err
@@ -171,10 +172,10 @@ func TestWorkerKilledMidSendLosesNoneDuplicatesOnlyInFlight(t *testing.T) {
 		dups += max(n-1, 0)
 	}
 	// Per sending goroutine: the copies sent on its connection whose
-	// replies were not read yet (at most PipelineWindow), and about one
+	// replies were not read yet (at most MaxInFlight), and about one
 	// copy answered but not committed (a 5 ms group-commit window against
 	// a relay taking 5 ms a message).
-	bound := childConc * (mailer.PipelineWindow + 1)
+	bound := childConc * (mailer.MaxInFlight + 1)
 	t.Logf("%d duplicates (bound %d)", dups, bound)
 	if dups > bound {
 		t.Errorf("%d duplicates, more than the %d copies that can be in flight", dups, bound)

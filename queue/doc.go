@@ -24,7 +24,7 @@
 // row still open, so a finished row is never sent again by a re-run, a
 // stale run cannot overwrite the new run's records, and a re-run after a
 // crash resends at most the copies that were in flight: per connection,
-// those sent but not yet answered (at most mailer.PipelineWindow), and
+// those sent but not yet answered (at most mailer.MaxInFlight), and
 // those answered within the last group-commit window.
 //
 // The package owns neither the subscriber store, the renderer nor the SMTP

@@ -37,12 +37,17 @@ type Attempt struct {
 	At        time.Time
 }
 
+// qLastAttempts walks the sends newest first with a primary key seek into
+// deliveries for each (as qHistory does), stopping after n.
+const qLastAttempts = `SELECT d.send_id, d.status, d.permanent, d.reply, d.updated_at
+	FROM sends s CROSS JOIN deliveries d ON d.send_id = s.id AND d.subscriber_id = ?
+	WHERE d.status IN ('sent','failed') ORDER BY s.id DESC LIMIT ?`
+
 // LastAttempts returns the subscriber's last n copies that reached the
 // relay (sent or failed; not skipped, cancelled or still open), newest
 // send first.
 func (o *Outcomes) LastAttempts(ctx context.Context, subscriberID int64, n int) ([]Attempt, error) {
-	rows, err := o.db.QueryContext(ctx, `SELECT send_id, status, permanent, reply, updated_at FROM deliveries
-		WHERE subscriber_id = ? AND status IN ('sent','failed') ORDER BY send_id DESC LIMIT ?`, subscriberID, n)
+	rows, err := o.db.QueryContext(ctx, qLastAttempts, subscriberID, n)
 	if err != nil {
 		return nil, fmt.Errorf("queue: last attempts of subscriber %d: %w", subscriberID, err)
 	}

@@ -35,10 +35,15 @@ func (s *Service) DeliveryHistory(ctx context.Context, subscriberID int64) ([]De
 	return deliveryHistory(ctx, s.db, subscriberID)
 }
 
+// qHistory finds a subscriber's deliveries send by send, one primary key
+// seek each (CROSS JOIN keeps sends the outer loop): deliveries have no
+// index by subscriber (migration 0006).
+const qHistory = `SELECT d.send_id, s.issue_slug, s.list_key, d.variant, d.status, d.attempts, d.updated_at
+	FROM sends s CROSS JOIN deliveries d ON d.send_id = s.id AND d.subscriber_id = ?
+	ORDER BY s.id`
+
 func deliveryHistory(ctx context.Context, db *sql.DB, subscriberID int64) ([]Delivered, error) {
-	rows, err := db.QueryContext(ctx, `SELECT d.send_id, s.issue_slug, s.list_key, d.variant, d.status, d.attempts, d.updated_at
-		FROM deliveries d JOIN sends s ON s.id = d.send_id
-		WHERE d.subscriber_id = ? ORDER BY d.send_id`, subscriberID)
+	rows, err := db.QueryContext(ctx, qHistory, subscriberID)
 	if err != nil {
 		return nil, fmt.Errorf("queue: delivery history of subscriber %d: %w", subscriberID, err)
 	}

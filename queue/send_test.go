@@ -185,8 +185,8 @@ func TestSendPolicyRefusalPausesSend(t *testing.T) {
 	// Copies written before the refusal was read (several per round trip)
 	// may go out; nothing is written after it.
 	inFlight := len(e.smtp.Messages())
-	if inFlight > mailer.PipelineWindow {
-		t.Errorf("%d messages went out with the refused one, more than the %d a connection has in flight", inFlight, mailer.PipelineWindow)
+	if inFlight > mailer.MaxInFlight {
+		t.Errorf("%d messages went out with the refused one, more than the %d a connection has in flight", inFlight, mailer.MaxInFlight)
 	}
 	time.Sleep(500 * time.Millisecond)
 	if n := len(e.smtp.Messages()); n != inFlight {
