@@ -3,6 +3,8 @@ package queue_test
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"math/rand/v2"
 	"fmt"
 	"io"
 	"net"
@@ -215,6 +217,7 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int) {
 	for _, v := range vcs {
 		want += v.Readers
 	}
+	cpu0, mem0, sys0 := refWork()
 	memBase := redisInfoInt(b, rdb, "memory", "used_memory")
 	cpuBase := redisCPU(b, rdb)
 	peak := memBase
@@ -242,6 +245,7 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int) {
 	redisCPUUsed := redisCPU(b, rdb) - cpuBase
 	child.Process.Signal(syscall.SIGTERM)
 	child.Wait()
+	cpu1, mem1, sys1 := refWork()
 	s, err := svc.Get(ctx, snd.ID)
 	if err != nil {
 		b.Fatal(err)
@@ -256,9 +260,53 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int) {
 	b.ReportMetric(float64(rss)/(1<<20), "worker-peak-RSS-MB")
 	b.ReportMetric(float64(peak-memBase)/(1<<20), "redis-peak-MB")
 	b.ReportMetric(float64(st.Bytes)/float64(st.Messages), "bytes/msg")
+	ms := func(a, b time.Duration) float64 { return float64((a+b)/2) / float64(time.Millisecond) }
+	b.ReportMetric(ms(cpu0, cpu1), "ref-cpu-ms")
+	b.ReportMetric(ms(mem0, mem1), "ref-mem-ms")
+	b.ReportMetric(ms(sys0, sys1), "ref-sys-ms")
 	b.Logf("%s: %d messages in %v; worker CPU %v, Redis CPU %.2fs, worker peak RSS %d MB, Redis +%d KB at peak",
 		shape.name, n, elapsed.Round(time.Millisecond), childCPU.Round(time.Millisecond), redisCPUUsed, rss>>20, (peak-memBase)>>10)
 }
+
+// refWork times three fixed pieces of work, run before and after each
+// delivery run and reported as ref-cpu-ms (SHA-256 of 16 MiB), ref-mem-ms
+// (4 million dependent reads scattered over 64 MiB) and ref-sys-ms (200,000
+// getppid system calls). This machine's speed drifts with its host, which
+// does not report stolen time, so the same binary's CPU per message varies
+// from run to run and day to day; the references show how fast the machine
+// was when a figure was taken (lower is faster).
+func refWork() (cpu, mem, sys time.Duration) {
+	buf := make([]byte, 64<<10)
+	t := time.Now()
+	for range 256 {
+		sha256.Sum256(buf)
+	}
+	cpu = time.Since(t)
+	next := make([]uint32, 16<<20) // 64 MiB: one random cycle (Sattolo's shuffle)
+	for i := range next {
+		next[i] = uint32(i)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := len(next) - 1; i > 0; i-- {
+		k := r.IntN(i)
+		next[i], next[k] = next[k], next[i]
+	}
+	t = time.Now()
+	var j uint32
+	for range 4 << 20 {
+		j = next[j]
+	}
+	mem = time.Since(t)
+	refSink = j
+	t = time.Now()
+	for range 200_000 {
+		syscall.Getppid()
+	}
+	sys = time.Since(t)
+	return cpu, mem, sys
+}
+
+var refSink uint32
 
 func redisInfoInt(tb testing.TB, rdb *redis.Client, section, key string) int64 {
 	tb.Helper()
