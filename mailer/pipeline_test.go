@@ -12,6 +12,19 @@ import (
 	"github.com/tayori-news/tayori/mailer"
 )
 
+// pooledConn starts an SMTP server with opts and returns it, a pool on it
+// and a connection from the pool.
+func pooledConn(t *testing.T, opts ...testutil.SMTPOption) (*testutil.SMTPServer, *mailer.Pool, *mailer.Conn) {
+	t.Helper()
+	srv := testutil.StartSMTP(t, opts...)
+	p := newPool(t, srv.URL(), mailer.PoolOptions{})
+	c, err := p.Get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, p, c
+}
+
 type startResult struct {
 	i     int
 	reply mailer.Reply
@@ -44,12 +57,7 @@ func startAll(t *testing.T, c *mailer.Conn, rcpts []string) []startResult {
 // Messages started back to back on one connection all arrive, intact,
 // each with its own reply, callbacks in order.
 func TestStartPipelinesMessages(t *testing.T) {
-	srv := testutil.StartSMTP(t)
-	p := newPool(t, srv.URL(), mailer.PoolOptions{})
-	c, err := p.Get(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, p, c := pooledConn(t)
 	var rcpts []string
 	for i := range 25 {
 		rcpts = append(rcpts, fmt.Sprintf("reader%02d@example.jp", i))
@@ -69,7 +77,7 @@ func TestStartPipelinesMessages(t *testing.T) {
 	}
 	// Pipelined means Start returned before the replies were read: after
 	// the first (synchronous) message, callbacks lag behind.
-	c, err = p.Get(context.Background())
+	c, err := p.Get(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,13 +106,8 @@ func TestStartPipelinesMessages(t *testing.T) {
 // replies one window behind: the first window is answered only when the
 // second has been written, and never more than MaxInFlight are unanswered.
 func TestStartReadsOneWindowBehind(t *testing.T) {
-	srv := testutil.StartSMTP(t)
-	p := newPool(t, srv.URL(), mailer.PoolOptions{})
+	srv, p, c := pooledConn(t)
 	ctx := context.Background()
-	c, err := p.Get(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The first copy on a connection from the pool goes synchronously.
 	calls := 0
 	start := func() {
@@ -145,15 +148,10 @@ func TestStartReadsOneWindowBehind(t *testing.T) {
 // that starts each transaction keeps the next MAIL FROM from meeting an
 // open transaction ("nested MAIL").
 func TestStartRefusalMidPipeline(t *testing.T) {
-	srv := testutil.StartSMTP(t,
+	srv, p, c := pooledConn(t,
 		testutil.FailRcpt("gone@example.jp", testutil.Reply(550, "5.1.1", "no such user")),
 		testutil.FailRcpt("later@example.jp", testutil.Reply(451, "4.3.0", "try later")),
 		testutil.FailRcpt("strict@example.jp", testutil.Fault{Code: 554, Enhanced: "5.7.1", Text: "policy", AtData: true}))
-	p := newPool(t, srv.URL(), mailer.PoolOptions{})
-	c, err := p.Get(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
 	rcpts := []string{"a@example.jp", "b@example.jp", "gone@example.jp", "c@example.jp", "later@example.jp",
 		"d@example.jp", "strict@example.jp", "e@example.jp", "f@example.jp"}
 	got := startAll(t, c, rcpts)
@@ -190,12 +188,7 @@ func TestStartRefusalMidPipeline(t *testing.T) {
 // with a connection error (temporary: a retry may duplicate at most
 // those), and the next Start dials again.
 func TestStartConnectionLost(t *testing.T) {
-	srv := testutil.StartSMTP(t, testutil.FailRcpt("drop@example.jp", testutil.Drop()))
-	p := newPool(t, srv.URL(), mailer.PoolOptions{})
-	c, err := p.Get(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, p, c := pooledConn(t, testutil.FailRcpt("drop@example.jp", testutil.Drop()))
 	got := startAll(t, c, []string{"a@example.jp", "b@example.jp", "drop@example.jp", "c@example.jp", "d@example.jp"})
 	var ce *mailer.ConnError
 	for i, r := range got[:2] {
@@ -221,13 +214,8 @@ func TestStartConnectionLost(t *testing.T) {
 // A Conn returned to the pool with replies unread fails those messages
 // (their callbacks run) and is closed, not reused out of step.
 func TestPutWithOutstanding(t *testing.T) {
-	srv := testutil.StartSMTP(t)
-	p := newPool(t, srv.URL(), mailer.PoolOptions{})
+	_, p, c := pooledConn(t)
 	ctx := context.Background()
-	c, err := p.Get(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var errs []error
 	for _, rcpt := range []string{"a@example.jp", "b@example.jp", "c@example.jp"} {
 		c.Start(ctx, "newsletter@news.example.go.jp", rcpt, buildFor(t, rcpt), func(_ mailer.Reply, err error) { errs = append(errs, err) })
@@ -255,12 +243,7 @@ func TestPutWithOutstanding(t *testing.T) {
 // Large messages leave before the window is full (the write buffer is
 // bounded) and still arrive whole, each answered in turn.
 func TestStartLargeMessages(t *testing.T) {
-	srv := testutil.StartSMTP(t)
-	p := newPool(t, srv.URL(), mailer.PoolOptions{})
-	c, err := p.Get(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, p, c := pooledConn(t)
 	b := newBuilder(t, mailer.BuilderOptions{})
 	var rcpts []string
 	var sizes []int
