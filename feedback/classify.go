@@ -42,7 +42,7 @@ var Classes = []Class{Hard, Soft, Policy, Complaint, Delayed, Delivered, Unknown
 
 var (
 	enhancedRe = regexp.MustCompile(`\b([245])\.(\d{1,3})\.(\d{1,3})\b`)
-	basicRe    = regexp.MustCompile(`^\s*(?:[A-Za-z0-9-]+;\s*)?([245]\d\d)[\s-]`)
+	basicRe    = regexp.MustCompile(`^\s*(?:[A-Za-z0-9-]+;\s*)?([245]\d\d)[\s:-]`)
 )
 
 // code is a parsed enhanced status code.
@@ -95,6 +95,7 @@ func isAuthDetail(d int) bool { return d >= 20 && d <= 27 || d == 515 }
 var unknownUser = []string{
 	"user unknown", "unknown user", "no such user", "no such recipient", "unknown recipient",
 	"recipient not found", "mailbox not found", "does not exist", "doesn't have a", "invalid recipient",
+	"not a valid recipient",
 }
 
 // policyWords are phrases of code-less replies that blame the message or

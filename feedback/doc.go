@@ -13,7 +13,10 @@
 // Reported-Domain and Original-Rcpt-To (often redacted). From the returned
 // message (message/rfc822 or text/rfc822-headers) it keeps the Message-ID,
 // Feedback-ID, List-Id and CFBL-Feedback-ID, and from the report itself
-// the addresses it was delivered to. Bad input is an error, never a panic.
+// the addresses it was delivered to. Plain-text bounces (qmail's "failure
+// notice", Exim's default notices, code-only notices) are read by their
+// wording, conservatively, and marked PlainText. Bad input is an error,
+// never a panic.
 //
 // Classify turns a recipient's Action, Status and Diagnostic-Code into a
 // Class: Hard (5.1.x), Soft (4.x.x after the MTA gave up, 5.2.x mailbox

@@ -195,6 +195,37 @@ func ingestBytes(t *testing.T, in *feedback.Intake, b []byte) feedback.Result {
 // sends suppress the address; a send in between that drew no report (so
 // was delivered) breaks the streak; copies the relay refused temporarily
 // until retries ran out count as soft bounces too.
+// Plain-text bounces act like DSNs once their token matches: qmail's and
+// Exim's hard bounces mark their readers bounced; a delay changes nothing.
+func TestIngestPlainTextBounces(t *testing.T) {
+	store := openStore(t, 12)
+	h := newHistory()
+	h.sent(7, 10, 11, 12)
+	in := newIntake(t, store, h, false)
+	for _, c := range []struct {
+		file   string
+		reader int64
+		want   subscribers.Status
+	}{
+		{"qmail-5.1.1.eml", 10, subscribers.Bounced},
+		{"exim-5.1.1.eml", 11, subscribers.Bounced},
+		{"exim-delayed.eml", 12, subscribers.Active},
+	} {
+		out := ingestFile(t, in, c.file)
+		if len(out.Results) != 1 || out.Results[0].Ref.SubscriberID != c.reader || out.Results[0].MatchedBy != "return-path" {
+			t.Errorf("%s: %+v", c.file, out)
+		}
+		if got := status(t, store, c.reader).Status; got != c.want || suppressed(t, store, c.reader) != (c.want == subscribers.Bounced) {
+			t.Errorf("%s: reader %d is %s; want %s", c.file, c.reader, got, c.want)
+		}
+	}
+	// No token: recorded, nobody changed (MatchByAddress is off).
+	out := ingestFile(t, in, "plain-554-notvalid.eml")
+	if len(out.Results) != 1 || out.Results[0].Ref.SubscriberID != 0 {
+		t.Errorf("untokenised plain-text bounce: %+v", out)
+	}
+}
+
 func TestSoftBounceStreak(t *testing.T) {
 	tg := fixtureTagger(t)
 	t.Run("three in a row", func(t *testing.T) {

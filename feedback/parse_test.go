@@ -20,7 +20,7 @@ var update = flag.Bool("update", false, "rewrite the golden .json files of testd
 // result with its .json golden file (rewritten with -update).
 func TestParseGolden(t *testing.T) {
 	files, err := filepath.Glob("testdata/*.eml")
-	if err != nil || len(files) < 9 {
+	if err != nil || len(files) < 13 {
 		t.Fatalf("fixtures: %v, %d files", err, len(files))
 	}
 	for _, file := range files {
@@ -155,7 +155,9 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"empty", nil, feedback.ErrMalformed},
 		{"not a message", readFile(t, "testdata/bad/not-a-message.eml"), feedback.ErrMalformed},
-		{"plain-text bounce", readFile(t, "testdata/bad/plain-failure-notice.eml"), feedback.ErrNotReport},
+		{"out-of-office reply to the return path", readFile(t, "testdata/bad/out-of-office.eml"), feedback.ErrNotReport},
+		{"daemon notice with no reply code", []byte("From: MAILER-DAEMON@example.net\r\nSubject: Undelivered Mail\r\n\r\nYour mailbox is almost full.\r\n"), feedback.ErrNotReport},
+		{"plain text that is not a bounce", []byte("From: someone@example.net\r\nSubject: hello\r\n\r\n550 reasons to subscribe\r\n"), feedback.ErrNotReport},
 		{"truncated before the report part", readFile(t, "testdata/bad/truncated.eml"), feedback.ErrNotReport},
 		{"multipart without boundary", []byte("Content-Type: multipart/report; report-type=delivery-status\r\n\r\nx"), feedback.ErrMalformed},
 		{"delivery-status naming nobody", []byte("Content-Type: multipart/report; boundary=b\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; x\r\n--b--\r\n"), feedback.ErrMalformed},
@@ -218,4 +220,62 @@ func readFile(tb testing.TB, name string) []byte {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// TestParsePlainText reads the plain-text bounces of qmail, Exim and a
+// code-only notice: class, status, the failed address, and the tokens of
+// the bounce address and of the returned message's headers.
+func TestParsePlainText(t *testing.T) {
+	tg := fixtureTagger(t)
+	cases := []struct {
+		file, status, recipient string
+		class                   feedback.Class
+		ref                     feedback.Ref // by the bounce address; zero for none
+		original                bool         // the returned message's headers follow the notice
+	}{
+		{"qmail-5.1.1.eml", "5.1.1", "reader-10@example.net", feedback.Hard, feedback.Ref{SendID: 7, SubscriberID: 10}, true},
+		{"exim-5.1.1.eml", "5.1.1", "reader-11@example.org", feedback.Hard, feedback.Ref{SendID: 7, SubscriberID: 11}, true},
+		{"exim-delayed.eml", "4.3.0", "reader-12@example.org", feedback.Delayed, feedback.Ref{SendID: 7, SubscriberID: 12}, false},
+		{"plain-554-notvalid.eml", "", "someone@example.net", feedback.Hard, feedback.Ref{}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.file, func(t *testing.T) {
+			rep := mustParseFile(t, filepath.Join("testdata", c.file))
+			if rep.Type != feedback.DeliveryStatus || !rep.PlainText || len(rep.Recipients) != 1 {
+				t.Fatalf("type %q, plain text %v, %d recipients", rep.Type, rep.PlainText, len(rep.Recipients))
+			}
+			r := rep.Recipients[0]
+			if r.Class != c.class || r.Status != c.status || r.FinalRecipient != c.recipient || r.DiagnosticCode == "" {
+				t.Errorf("recipient %+v; want class %s, status %q, recipient %s", r, c.class, c.status, c.recipient)
+			}
+			var byAddr feedback.Ref
+			for _, a := range rep.SentTo {
+				if ref, err := tg.RefFromAddress(a); err == nil {
+					byAddr = ref
+				}
+			}
+			if byAddr != c.ref {
+				t.Errorf("bounce address %v gives %v, want %v", rep.SentTo, byAddr, c.ref)
+			}
+			if !c.original {
+				if rep.Original != (feedback.Original{}) {
+					t.Errorf("original %+v from a notice without the message", rep.Original)
+				}
+				return
+			}
+			if got, err := tg.RefFromMessageID(rep.Original.MessageID); err != nil || got != c.ref {
+				t.Errorf("returned Message-ID %q gives %v, %v; want %v", rep.Original.MessageID, got, err, c.ref)
+			}
+			if ref, err := tg.RefFromAddress(rep.Original.ReturnPath); err != nil || ref != c.ref {
+				t.Errorf("returned Return-Path %q gives %v, %v", rep.Original.ReturnPath, ref, err)
+			}
+			if rep.Original.ListID != "AI政策動向 <monthly.news.example.go.jp>" || rep.Original.FeedbackID == "" {
+				t.Errorf("original %+v", rep.Original)
+			}
+		})
+	}
+	// RFC 3464 reports are not plain text, even with a text/plain part.
+	if rep := mustParseFile(t, "testdata/postfix-4.4.1.eml"); rep.PlainText {
+		t.Error("a multipart/report DSN was read as a plain-text bounce")
+	}
 }

@@ -34,7 +34,8 @@ var (
 	// ErrTooLarge: the input is over MaxReportSize.
 	ErrTooLarge = errors.New("report too large")
 	// ErrNotReport: the input is a message but holds no delivery-status
-	// (RFC 3464) or feedback-report (RFC 5965) part.
+	// (RFC 3464) or feedback-report (RFC 5965) part, and is not a
+	// plain-text bounce either.
 	ErrNotReport = errors.New("not a delivery status or feedback report")
 	// ErrMalformed: the input is not a message, or its report part cannot
 	// be read.
@@ -76,8 +77,13 @@ type Report struct {
 	// ARF is a feedback report's machine-readable part.
 	ARF *ARF `json:"arf,omitempty"`
 	// Original holds the correlation headers of the returned message
-	// (message/rfc822 or text/rfc822-headers), where there was one.
+	// (message/rfc822 or text/rfc822-headers, or inline after a plain-text
+	// bounce's marker line), where there was one.
 	Original Original `json:"original"`
+	// PlainText: the report is a plain-text bounce (qmail, Exim and the
+	// like) read by its wording, not an RFC 3464 report; its Recipients
+	// have an Action, a DiagnosticCode and the Status found in it.
+	PlainText bool `json:"plain_text,omitempty"`
 }
 
 // Recipient is one per-recipient group of a DSN (RFC 3464 §2.3).
@@ -202,6 +208,8 @@ func parseBytes(raw []byte) (*Report, error) {
 		}
 	case rep.ARF != nil:
 		rep.Type = FeedbackReport
+	case p.parsePlain(p.text):
+		rep.Type = DeliveryStatus
 	default:
 		return nil, ErrNotReport
 	}
@@ -223,6 +231,7 @@ type parser struct {
 	parts        int
 	dsn          bool
 	haveOriginal bool
+	text         []byte // the first text/plain body, for parsePlain
 }
 
 func (p *parser) walk(h header, body []byte, depth int) error {
@@ -272,6 +281,10 @@ func (p *parser) walk(h header, body []byte, depth int) error {
 		return nil
 	}
 	switch mt {
+	case "text/plain":
+		if p.text == nil && depth <= 1 {
+			p.text = decodeBody(h, body)
+		}
 	case "message/delivery-status", "message/global-delivery-status":
 		p.parseDSN(decodeBody(h, body))
 	case "message/feedback-report":

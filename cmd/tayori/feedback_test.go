@@ -114,7 +114,7 @@ func TestFeedbackIngestAndList(t *testing.T) {
 		copyFile(t, filepath.Join(fixtureDir, f), filepath.Join(dsnDir, f))
 	}
 	copyFile(t, filepath.Join(fixtureDir, "bad", "not-a-message.eml"), filepath.Join(dsnDir, "broken.eml"))
-	copyFile(t, filepath.Join(fixtureDir, "bad", "plain-failure-notice.eml"), filepath.Join(dsnDir, "vacation.eml"))
+	copyFile(t, filepath.Join(fixtureDir, "bad", "out-of-office.eml"), filepath.Join(dsnDir, "vacation.eml"))
 
 	out, stderr, err := runCLI(t, getenv, "feedback", "ingest", dsnDir, maildir, filepath.Join(dsnDir, "missing.eml"))
 	if !errors.Is(err, errSilent) {
