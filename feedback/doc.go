@@ -70,7 +70,10 @@
 // window's figures (Gate reads them: complaints and authentication
 // refusals from the events, copies sent and relay refusals from the
 // queue): any authentication refusal, or a complaint rate at or above
-// 0.3%, blocks an editor's send; 0.1% warns.
+// 0.3%, blocks an editor's send; 0.1% warns. Only reports matched to a
+// copy count: one that matched none could be forged by anyone who can mail
+// the bounce address, so it is shown (Figures.Unmatched) but decides
+// nothing.
 //
 // Package feedback imports subscribers for its store's types; it does not
 // import queue, whose small adapters live in cmd/tayori.

@@ -37,6 +37,11 @@ type Figures struct {
 	AuthReports, AuthReplies int64
 	// AuthExample is one refusal's status and diagnostic, to show.
 	AuthExample string
+	// Unmatched counts complaints and authentication refusals in reports
+	// that matched no copy (no valid token). Anyone can mail such a report
+	// to the bounce address, so they are shown but do not count: a forger
+	// could otherwise close the gate.
+	Unmatched int64
 }
 
 // ComplaintRate is Complaints/Sent, or 0 when nothing was sent.
@@ -175,13 +180,14 @@ func (g *Gate) Figures(ctx context.Context) (Figures, error) {
 		return f, fmt.Errorf("send gate: %w", err)
 	}
 	f.Complaints, f.AuthReports = tot.ByKind[string(Complaint)], tot.Auth
+	f.Unmatched = tot.Unmatched[string(Complaint)] + tot.UnmatchedAuth
 	if f.AuthReports > 0 {
 		evs, err := g.cfg.Events.FeedbackEvents(ctx, subscribers.FeedbackQuery{Since: f.Since, Kinds: []string{string(Policy)}, Limit: 50})
 		if err != nil {
 			return f, fmt.Errorf("send gate: %w", err)
 		}
 		for _, e := range evs {
-			if e.Auth {
+			if e.Auth && e.MatchedBy != "" {
 				f.AuthExample = strings.TrimSpace(e.Domain + " " + e.Status + " (bounce report)")
 				break
 			}

@@ -67,18 +67,26 @@ func (v volume) FailedReplies(context.Context, time.Time, time.Time) ([]string, 
 }
 
 // TestGateReadsTheWindow: complaints from the store's events in the
-// trailing 7 days (not older), copies and refusals from the queue.
+// trailing 7 days (not older), copies and refusals from the queue; reports
+// that matched no copy are counted apart and decide nothing.
 func TestGateReadsTheWindow(t *testing.T) {
 	ctx := context.Background()
 	store := openStore(t, 0)
 	ev := func(key string, age time.Duration, kind string, auth bool) subscribers.FeedbackEvent {
-		return subscribers.FeedbackEvent{ReportKey: key, ReceivedAt: testNow.Add(-age), Kind: kind, Auth: auth, Status: "5.7.26", Domain: "gmail.com"}
+		return subscribers.FeedbackEvent{ReportKey: key, ReceivedAt: testNow.Add(-age), Kind: kind, Auth: auth, Status: "5.7.26", Domain: "gmail.com", MatchedBy: "return-path"}
+	}
+	forged := func(key, kind string, auth bool) subscribers.FeedbackEvent {
+		e := ev(key, time.Minute, kind, auth)
+		e.MatchedBy, e.Status, e.Domain = "", "5.7.27", "forged.example"
+		return e
 	}
 	if _, err := store.RecordFeedback(ctx, []subscribers.FeedbackEvent{
 		ev("c1", time.Hour, "complaint", false),
 		ev("c2", 6*24*time.Hour, "complaint", false),
 		ev("c3", 8*24*time.Hour, "complaint", false), // outside the window
 		ev("h1", time.Hour, "hard", false),
+		forged("f1", "complaint", false), forged("f2", "complaint", false), forged("f3", "complaint", false),
+		forged("f4", "policy", true),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -91,8 +99,8 @@ func TestGateReadsTheWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Complaints != 2 || f.Sent != 1000 || f.AuthReports != 0 || f.AuthReplies != 0 || !v.Warn || v.Block {
-		t.Fatalf("figures %+v, verdict %+v; want 2 complaints in 1000, a warning", f, v)
+	if f.Complaints != 2 || f.Sent != 1000 || f.AuthReports != 0 || f.AuthReplies != 0 || f.Unmatched != 4 || !v.Warn || v.Block {
+		t.Fatalf("figures %+v, verdict %+v; want 2 complaints in 1000 (4 unmatched reports apart), a warning", f, v)
 	}
 	vol.replies = append(vol.replies, "550 5.7.515 Access denied, sending domain [NEWS.EXAMPLE.GO.JP] does not meet the required authentication level.")
 	if v, f, _ = g.Check(ctx); !v.Block || f.AuthReplies != 1 || !strings.Contains(v.Reason, "5.7.515") {
@@ -102,7 +110,7 @@ func TestGateReadsTheWindow(t *testing.T) {
 	if _, err := store.RecordFeedback(ctx, []subscribers.FeedbackEvent{ev("a1", time.Minute, "policy", true)}); err != nil {
 		t.Fatal(err)
 	}
-	if v, f, _ = g.Check(ctx); !v.Block || f.AuthReports != 1 || !strings.Contains(v.Reason, "gmail.com 5.7.26") {
+	if v, f, _ = g.Check(ctx); !v.Block || f.AuthReports != 1 || !strings.Contains(v.Reason, "gmail.com 5.7.26") || strings.Contains(v.Reason, "forged") {
 		t.Errorf("a 5.7.26 report: %+v, %+v", v, f)
 	}
 }

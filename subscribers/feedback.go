@@ -59,8 +59,8 @@ const (
        COALESCE(subscriber_id, 0), COALESCE(send_id, 0), matched_by, action FROM feedback_events`
 	qSoftBouncedSends = `SELECT DISTINCT send_id FROM feedback_events
        WHERE subscriber_id = ? AND send_id IS NOT NULL AND kind = 'soft' ORDER BY send_id`
-	qFeedbackTotals = `SELECT kind, auth, count(*) FROM feedback_events
-       WHERE received_at >= ? AND received_at < ? GROUP BY kind, auth`
+	qFeedbackTotals = `SELECT kind, auth, matched_by <> '', count(*) FROM feedback_events
+       WHERE received_at >= ? AND received_at < ? GROUP BY kind, auth, matched_by <> ''`
 )
 
 // FeedbackSeen reports whether a report with this key was recorded.
@@ -210,15 +210,20 @@ func (s *Store) SoftBouncedSends(ctx context.Context, subscriberID int64) ([]int
 // FeedbackTotals counts the events received in [Since, Until).
 type FeedbackTotals struct {
 	Since, Until time.Time
-	// ByKind counts events of each kind.
+	// ByKind counts events of each kind matched to a copy (MatchedBy set).
 	ByKind map[string]int64
-	// Auth counts authentication refusals (policy events with Auth set).
+	// Auth counts matched authentication refusals (policy events with
+	// Auth set).
 	Auth int64
+	// Unmatched and UnmatchedAuth count the same for events that matched
+	// no copy: reports anyone could have mailed to the bounce address.
+	Unmatched     map[string]int64
+	UnmatchedAuth int64
 }
 
 // FeedbackTotals counts the events received in [since, until).
 func (s *Store) FeedbackTotals(ctx context.Context, since, until time.Time) (FeedbackTotals, error) {
-	t := FeedbackTotals{Since: since, Until: until, ByKind: map[string]int64{}}
+	t := FeedbackTotals{Since: since, Until: until, ByKind: map[string]int64{}, Unmatched: map[string]int64{}}
 	rows, err := s.db.QueryContext(ctx, qFeedbackTotals, fmtTime(since), fmtTime(until))
 	if err != nil {
 		return t, fmt.Errorf("feedback totals: %w", err)
@@ -226,16 +231,24 @@ func (s *Store) FeedbackTotals(ctx context.Context, since, until time.Time) (Fee
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			kind string
-			auth bool
-			n    int64
+			kind          string
+			auth, matched bool
+			n             int64
 		)
-		if err := rows.Scan(&kind, &auth, &n); err != nil {
+		if err := rows.Scan(&kind, &auth, &matched, &n); err != nil {
 			return t, fmt.Errorf("feedback totals: %w", err)
 		}
-		t.ByKind[kind] += n
-		if auth {
-			t.Auth += n
+		switch {
+		case matched:
+			t.ByKind[kind] += n
+			if auth {
+				t.Auth += n
+			}
+		default:
+			t.Unmatched[kind] += n
+			if auth {
+				t.UnmatchedAuth += n
+			}
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -17,10 +17,10 @@ func TestFeedbackEvents(t *testing.T) {
 	sub := mustActive(t, e.store, subscribers.NewSubscriber{Email: "fb@example.jp"})
 	now := e.clock.Now()
 	evs := []subscribers.FeedbackEvent{
-		{ReportKey: "r1", Seq: 0, ReceivedAt: now.Add(-8 * 24 * time.Hour), Kind: "soft", Status: "4.2.2", SubscriberID: sub.ID, SendID: 3},
-		{ReportKey: "r2", Seq: 0, ReceivedAt: now.Add(-2 * time.Hour), Kind: "soft", Status: "4.4.1", SubscriberID: sub.ID, SendID: 5},
-		{ReportKey: "r2", Seq: 1, ReceivedAt: now.Add(-2 * time.Hour), Kind: "policy", Status: "5.7.26", Auth: true, Domain: "gmail.com"},
-		{ReportKey: "r3", Kind: "complaint", Status: "abuse", SubscriberID: sub.ID, SendID: 5, Detail: strings.Repeat("長", 500)},
+		{ReportKey: "r1", Seq: 0, ReceivedAt: now.Add(-8 * 24 * time.Hour), Kind: "soft", Status: "4.2.2", SubscriberID: sub.ID, SendID: 3, MatchedBy: "return-path"},
+		{ReportKey: "r2", Seq: 0, ReceivedAt: now.Add(-2 * time.Hour), Kind: "soft", Status: "4.4.1", SubscriberID: sub.ID, SendID: 5, MatchedBy: "return-path"},
+		{ReportKey: "r2", Seq: 1, ReceivedAt: now.Add(-2 * time.Hour), Kind: "policy", Status: "5.7.26", Auth: true, Domain: "gmail.com"}, // matched no copy
+		{ReportKey: "r3", Kind: "complaint", Status: "abuse", SubscriberID: sub.ID, SendID: 5, Detail: strings.Repeat("長", 500), MatchedBy: "message-id"},
 	}
 	n, err := e.store.RecordFeedback(ctx, evs)
 	if err != nil || n != 4 {
@@ -67,7 +67,9 @@ func TestFeedbackEvents(t *testing.T) {
 		t.Errorf("SoftBouncedSends = %v, %v", sends, err)
 	}
 	tot, err := e.store.FeedbackTotals(ctx, now.Add(-7*24*time.Hour), now.Add(time.Second))
-	if err != nil || tot.ByKind["complaint"] != 1 || tot.ByKind["soft"] != 1 || tot.Auth != 1 || tot.ByKind["policy"] != 1 {
+	// Matched events and unmatched ones (r2's policy refusal) apart.
+	if err != nil || tot.ByKind["complaint"] != 1 || tot.ByKind["soft"] != 1 || tot.Auth != 0 || tot.ByKind["policy"] != 0 ||
+		tot.Unmatched["policy"] != 1 || tot.UnmatchedAuth != 1 || len(tot.Unmatched) != 1 {
 		t.Errorf("FeedbackTotals = %+v, %v", tot, err)
 	}
 }

@@ -477,7 +477,7 @@ func (e *env) recordFeedback(events ...subscribers.FeedbackEvent) {
 
 // authRefusal is a 5.7.26 refusal in a bounce report: it closes the gate.
 func authRefusal(key string) subscribers.FeedbackEvent {
-	return subscribers.FeedbackEvent{ReportKey: key, Kind: "policy", Status: "5.7.26", Auth: true, Domain: "outlook.com",
+	return subscribers.FeedbackEvent{ReportKey: key, Kind: "policy", Status: "5.7.26", Auth: true, Domain: "outlook.com", MatchedBy: "return-path",
 		Detail: "550 5.7.26 unauthenticated mail", Action: "alert"}
 }
 
@@ -503,7 +503,7 @@ func TestConsoleFeedbackPage(t *testing.T) {
 	e.recordFeedback(
 		subscribers.FeedbackEvent{ReportKey: "r-hard", Kind: "hard", Status: "5.1.1", Domain: "example.jp", SubscriberID: sub.ID,
 			SendID: 42, MatchedBy: "return-path", Action: "marked bounced", ReceivedAt: hardAt},
-		subscribers.FeedbackEvent{ReportKey: "r-complaint", Kind: "complaint", Status: "abuse", Domain: "gmail.com", SendID: 43,
+		subscribers.FeedbackEvent{ReportKey: "r-complaint", Kind: "complaint", Status: "abuse", Domain: "gmail.com", MatchedBy: "message-id", SendID: 43,
 			Action: "recorded"},
 		authRefusal("r-auth"),
 	)
@@ -551,6 +551,17 @@ func TestConsoleFeedbackPage(t *testing.T) {
 	if res, _ := e.do(c, "GET", "/admin/feedback?kind=bogus", nil); res.StatusCode != http.StatusBadRequest {
 		t.Errorf("kind=bogus: %d, want 400", res.StatusCode)
 	}
+	if strings.Contains(gate, "gate-unmatched") {
+		t.Error("a note on unmatched reports with none")
+	}
+	// A forged complaint (no valid token) is noted, not counted.
+	e.recordFeedback(subscribers.FeedbackEvent{ReportKey: "r-forged", Kind: "complaint", Status: "abuse", Domain: "forged.example"})
+	_, body = e.do(c, "GET", "/admin/feedback", nil)
+	gate = between(t, body, `id="gate"`, "<h2>最近のイベント")
+	if !strings.Contains(gate, "Complaints<b>1</b>") || !strings.Contains(gate, `id="gate-unmatched"`) ||
+		!strings.Contains(gate, "1 complaint or refusal reports matched no copy") {
+		t.Errorf("the gate card with a forged complaint:\n%s", gate)
+	}
 }
 
 // The console's send: a gate warning goes along to the new send's page
@@ -579,7 +590,7 @@ func TestConsoleSendGate(t *testing.T) {
 	}
 
 	// A complaint with nothing sent in the window: a warning.
-	e.recordFeedback(subscribers.FeedbackEvent{ReportKey: "r-complaint", Kind: "complaint", Status: "abuse", Domain: "gmail.com"})
+	e.recordFeedback(subscribers.FeedbackEvent{ReportKey: "r-complaint", Kind: "complaint", Status: "abuse", Domain: "gmail.com", MatchedBy: "message-id"})
 	_, body = e.postForm(c, issuePath+"/plan", url.Values{"csrf": {csrf}})
 	if !strings.Contains(body, `id="gate-warning"`) || !strings.Contains(body, "no rate to judge") || strings.Contains(body, `id="ignore-gate"`) {
 		t.Errorf("warning gate: confirmation page:\n%s", body)

@@ -267,7 +267,7 @@ func TestAPISendGate(t *testing.T) {
 		t.Error("gate_warning present without a warning")
 	}
 
-	e.recordFeedback(subscribers.FeedbackEvent{ReportKey: "r-complaint", Kind: "complaint", Status: "abuse", Domain: "gmail.com"})
+	e.recordFeedback(subscribers.FeedbackEvent{ReportKey: "r-complaint", Kind: "complaint", Status: "abuse", Domain: "gmail.com", MatchedBy: "message-id"})
 	if res := e.api(tok, "POST", "/api/v1/sends", `{"issue": "2025-11"}`, &snd); res.StatusCode != 201 ||
 		!strings.Contains(snd.GateWarning, "1 complaint in the last 7 days but no copy sent in it") {
 		t.Fatalf("warning gate: %d %+v", res.StatusCode, snd)

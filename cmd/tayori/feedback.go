@@ -358,6 +358,10 @@ func (a *app) feedbackList(ctx context.Context, days, limit int, asJSON bool) er
 		fig.Since.In(loc).Format("2006-01-02 15:04"), plural(fig.Sent, "copy", "copies"), plural(fig.Complaints, "complaint", "complaints"),
 		100*fig.ComplaintRate(), 100*th.Warn, 100*th.Block,
 		plural(fig.AuthReports+fig.AuthReplies, "authentication refusal", "authentication refusals"), fig.AuthReports, fig.AuthReplies)
+	if fig.Unmatched > 0 {
+		fmt.Fprintf(a.stdout, "Not counted: %s that matched no copy (no valid token; anyone can forge those)\n",
+			plural(fig.Unmatched, "complaint or refusal report", "complaint or refusal reports"))
+	}
 	switch {
 	case verdict.Block:
 		fmt.Fprintf(a.stdout, "Send gate: CLOSED: %s\n", verdict.Reason)

@@ -222,8 +222,17 @@ func TestSendGateRefusesSend(t *testing.T) {
 		events = append(events, subscribers.FeedbackEvent{ReportKey: fmt.Sprint("arf-", i), ReceivedAt: time.Now().Add(-time.Duration(i+1) * time.Hour),
 			Kind: "complaint", Status: "abuse", Domain: "yahoo.com", SendID: 1, MatchedBy: "return-path", Action: "marked complained"})
 	}
+	// Forged complaints (no valid token) are shown, not counted.
+	for i := range 10 {
+		events = append(events, subscribers.FeedbackEvent{ReportKey: fmt.Sprint("forged-", i), ReceivedAt: time.Now().Add(-time.Minute),
+			Kind: "complaint", Status: "abuse", Domain: "forged.example", Action: "recorded"})
+	}
 	if _, err := store.RecordFeedback(ctx, events); err != nil {
 		t.Fatal(err)
+	}
+	if out, _, err := runCLI(t, getenv, "feedback"); err != nil || !strings.Contains(out, "4 complaints (0.40%") ||
+		!strings.Contains(out, "Not counted: 10 complaint or refusal reports that matched no copy") {
+		t.Errorf("feedback with forged complaints: %v\n%s", err, out)
 	}
 	issue := filepath.Join("..", "..", "testdata", "aisi-monthly-2025-11.txt")
 
