@@ -130,6 +130,10 @@ type FeedbackQuery struct {
 	SubscriberID int64
 	// Kinds keeps these kinds; empty means all.
 	Kinds []string
+	// BeforeID keeps the events listed after the event with this id,
+	// newest first (received earlier, or at the same time with a smaller
+	// id): the page after one that ended with it. 0 means from the newest.
+	BeforeID int64
 	// Limit caps the result (newest first). Default 100.
 	Limit int
 }
@@ -154,6 +158,10 @@ func (s *Store) FeedbackEvents(ctx context.Context, q FeedbackQuery) ([]Feedback
 		for _, k := range q.Kinds {
 			args = append(args, k)
 		}
+	}
+	if q.BeforeID != 0 {
+		where = append(where, "(received_at, id) < (SELECT received_at, id FROM feedback_events WHERE id = ?)")
+		args = append(args, q.BeforeID)
 	}
 	query := feedbackCols
 	if len(where) > 0 {

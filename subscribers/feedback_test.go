@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +53,29 @@ func TestFeedbackEvents(t *testing.T) {
 	}
 	if all[0].ReceivedAt != now || len(all[0].Detail) > 1000 || !strings.HasPrefix(all[0].Detail, "長長") {
 		t.Errorf("defaults: received %v, detail %d bytes", all[0].ReceivedAt, len(all[0].Detail))
+	}
+	// Paging: each page goes on after the last event of the one before,
+	// in the same order, until every event was listed once.
+	var paged []string
+	for q := (subscribers.FeedbackQuery{Limit: 3}); ; {
+		page, err := e.store.FeedbackEvents(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range page {
+			paged = append(paged, ev.ReportKey+"/"+strconv.Itoa(ev.Seq))
+		}
+		if len(page) < q.Limit {
+			break
+		}
+		q.BeforeID = page[len(page)-1].ID
+	}
+	var whole []string
+	for _, ev := range all {
+		whole = append(whole, ev.ReportKey+"/"+strconv.Itoa(ev.Seq))
+	}
+	if !slices.Equal(paged, whole) {
+		t.Errorf("pages of 3 list %v; want %v", paged, whole)
 	}
 	pol, _ := e.store.FeedbackEvents(ctx, subscribers.FeedbackQuery{Kinds: []string{"policy"}})
 	if len(pol) != 1 || !pol[0].Auth || pol[0].SubscriberID != 0 || pol[0].Domain != "gmail.com" {

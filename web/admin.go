@@ -490,7 +490,7 @@ func (s *server) handleAdminSendAction(w http.ResponseWriter, r *http.Request) {
 
 // ---- feedback ----
 
-// feedbackLimit caps the events /admin/feedback lists, newest first.
+// feedbackLimit is the events a page of /admin/feedback lists, newest first.
 const feedbackLimit = 200
 
 // gateView is the send gate as the console shows it.
@@ -531,11 +531,12 @@ func pctText(rate float64, prec int) string {
 
 // handleAdminFeedback shows the send gate with the window's figures and
 // the latest feedback events (?kind= keeps one kind), as `tayori feedback`
-// prints them.
+// prints them, feedbackLimit a page (?before= the last event's id pages on).
 func (s *server) handleAdminFeedback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	kind := r.URL.Query().Get("kind")
 	q := subscribers.FeedbackQuery{Limit: feedbackLimit}
+	q.BeforeID, _ = strconv.ParseInt(r.URL.Query().Get("before"), 10, 64)
 	if kind != "" {
 		if !slices.Contains(subscribers.FeedbackKinds, kind) {
 			s.adminError(w, r, newError(codeInvalid, "unknown kind "+strconv.Quote(kind)+" (want one of "+strings.Join(subscribers.FeedbackKinds, ", ")+")"))
@@ -573,10 +574,17 @@ func (s *server) handleAdminFeedback(w http.ResponseWriter, r *http.Request) {
 		}
 		rows[i].SubscriberPID = pid
 	}
-	s.adminPage(w, r, http.StatusOK, "admin_feedback", map[string]any{
-		"Gate": s.gateState(r), "Events": rows, "Kinds": subscribers.FeedbackKinds, "Kind": kind,
-		"Limit": feedbackLimit, "Capped": len(events) == feedbackLimit,
-	})
+	data := map[string]any{
+		"Gate": s.gateState(r), "Events": rows, "Kinds": subscribers.FeedbackKinds, "Kind": kind, "Paged": q.BeforeID != 0,
+	}
+	if len(events) == feedbackLimit {
+		v := url.Values{"before": {strconv.FormatInt(events[len(events)-1].ID, 10)}}
+		if kind != "" {
+			v.Set("kind", kind)
+		}
+		data["Next"] = "/admin/feedback?" + v.Encode()
+	}
+	s.adminPage(w, r, http.StatusOK, "admin_feedback", data)
 }
 
 // ---- subscribers ----

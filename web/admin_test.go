@@ -3,6 +3,8 @@ package web_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"html"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -22,7 +24,10 @@ import (
 
 const editorPassword = "correct horse battery staple"
 
-var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+var (
+	csrfRE  = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+	olderRE = regexp.MustCompile(`<a href="([^"]+)" id="older">`)
+)
 
 // login creates an editor and signs a cookie-keeping client in; it returns
 // the session's CSRF token.
@@ -551,8 +556,8 @@ func TestConsoleFeedbackPage(t *testing.T) {
 	if res, _ := e.do(c, "GET", "/admin/feedback?kind=bogus", nil); res.StatusCode != http.StatusBadRequest {
 		t.Errorf("kind=bogus: %d, want 400", res.StatusCode)
 	}
-	if strings.Contains(gate, "gate-unmatched") {
-		t.Error("a note on unmatched reports with none")
+	if strings.Contains(gate, "gate-unmatched") || strings.Contains(body, `id="older"`) {
+		t.Error("a note on unmatched reports with none, or a next page with three events")
 	}
 	// A forged complaint (no valid token) is noted, not counted.
 	e.recordFeedback(subscribers.FeedbackEvent{ReportKey: "r-forged", Kind: "complaint", Status: "abuse", Domain: "forged.example"})
@@ -561,6 +566,35 @@ func TestConsoleFeedbackPage(t *testing.T) {
 	if !strings.Contains(gate, "Complaints<b>1</b>") || !strings.Contains(gate, `id="gate-unmatched"`) ||
 		!strings.Contains(gate, "1 complaint or refusal reports matched no copy") {
 		t.Errorf("the gate card with a forged complaint:\n%s", gate)
+	}
+}
+
+// The feedback page lists 200 events a page, newest first; "older" goes on
+// after the last one shown and keeps the kind filter.
+func TestConsoleFeedbackPaging(t *testing.T) {
+	e := newEnv(t, envOpts{gate: true})
+	c := e.browser()
+	e.login(c)
+	var evs []subscribers.FeedbackEvent
+	for i := range 205 {
+		evs = append(evs, subscribers.FeedbackEvent{ReportKey: fmt.Sprintf("r%03d", i), Kind: "soft", Status: "4.2.2",
+			Domain: fmt.Sprintf("d%03d.example", i), ReceivedAt: e.clock.Now().Add(-time.Duration(205-i) * time.Minute)})
+	}
+	e.recordFeedback(evs...)
+	_, body := e.do(c, "GET", "/admin/feedback?kind=soft", nil)
+	events := between(t, body, `id="events"`, "</table>")
+	if n := strings.Count(events, "<tr><td>"); n != 200 || !strings.Contains(events, "d204.example") || strings.Contains(events, "d004.example") {
+		t.Fatalf("first page: %d rows", n)
+	}
+	m := olderRE.FindStringSubmatch(body)
+	if m == nil || !strings.Contains(m[1], "kind=soft") {
+		t.Fatalf("older link %v missing or without the filter", m)
+	}
+	_, body = e.do(c, "GET", html.UnescapeString(m[1]), nil)
+	events = between(t, body, `id="events"`, "</table>")
+	if n := strings.Count(events, "<tr><td>"); n != 5 || !strings.Contains(events, "d004.example") || !strings.Contains(events, "d000.example") ||
+		strings.Contains(events, "d005.example") || strings.Contains(body, `id="older"`) || !strings.Contains(body, "Newest") {
+		t.Errorf("second page: %d rows\n%s", n, events)
 	}
 }
 
