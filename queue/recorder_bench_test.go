@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -48,7 +49,7 @@ func BenchmarkRecord(b *testing.B) {
 					bt := first + r
 					id := int64(bt*batchSize + k + 1)
 					order = append(order, outcome{sendID: 1, subID: id, claim: "claim-" + strconv.Itoa(bt), status: "sent",
-						reply: "2.0.0 Ok: queued as " + strconv.FormatInt(id*7919, 36)})
+						reply: fmt.Sprintf("250 2.0.0 Ok: queued as 4ZqN8b1k%07d", id)}) // as Postfix answers
 				}
 			}
 		}

@@ -46,6 +46,7 @@ type Sink struct {
 	conns atomic.Int64
 	first atomic.Int64 // UnixNano, 0 = none
 	last  atomic.Int64
+	epoch int64 // start time, for queue ids
 }
 
 // New returns a sink. logger may be nil.
@@ -53,7 +54,7 @@ func New(logger *slog.Logger) *Sink {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Sink{log: logger}
+	s := &Sink{log: logger, epoch: time.Now().UnixNano()}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &session{s: s}, nil
 	}))
@@ -131,15 +132,16 @@ func (s *Sink) Handler() http.Handler {
 	return mux
 }
 
-func (s *Sink) accepted(n int64) {
+// accepted counts a message of n bytes and returns its number.
+func (s *Sink) accepted(n int64) int64 {
 	now := time.Now().UnixNano()
 	s.bytes.Add(n)
-	s.msgs.Add(1)
+	seq := s.msgs.Add(1)
 	s.first.CompareAndSwap(0, now)
 	for {
 		last := s.last.Load()
 		if now <= last || s.last.CompareAndSwap(last, now) {
-			return
+			return seq
 		}
 	}
 }
@@ -151,13 +153,37 @@ func (ss *session) Rcpt(string, *smtp.RcptOptions) error { ss.s.rcpts.Add(1); re
 func (ss *session) Reset()                               {}
 func (ss *session) Logout() error                        { return nil }
 
+// Data counts the message and answers as Postfix does, with a queue id
+// of its own ("250 2.0.0 Ok: queued as 4ZqN8b1kXvz3HdQ"), so that a
+// sender that keeps the relay's reply stores as much as it would in use.
 func (ss *session) Data(r io.Reader) error {
 	n, err := io.Copy(io.Discard, r)
 	if err != nil {
 		return err
 	}
-	ss.s.accepted(n)
-	return nil
+	seq := ss.s.accepted(n)
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + queueID(ss.s.epoch, seq)}
+}
+
+// queueID is a Postfix-style long queue id: 15 base-62 characters, 11
+// from a mix (splitmix64) of the sink's start time and the message's
+// number, 4 from the number.
+func queueID(epoch, seq int64) string {
+	const digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	z := uint64(epoch) + uint64(seq)*0x9e3779b97f4a7c15
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	z ^= z >> 31
+	var b [15]byte
+	for i := 10; i >= 0; i-- {
+		b[i] = digits[z%62]
+		z /= 62
+	}
+	for i, v := 14, uint64(seq); i >= 11; i-- {
+		b[i] = digits[v%62]
+		v /= 62
+	}
+	return string(b[:])
 }
 
 type countingListener struct {

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/smtp"
+	"net/textproto"
+	"strings"
 	"testing"
 
 	"github.com/tayori-news/tayori/internal/smtpsink"
@@ -84,5 +86,49 @@ func TestSinkCounts(t *testing.T) {
 	resp.Body.Close()
 	if st := sink.Stats(); st.Messages != 0 || !st.First.IsZero() {
 		t.Errorf("after reset %+v", st)
+	}
+}
+
+// The sink answers each message as Postfix does, with its own queue id.
+func TestSinkRepliesWithQueueIDs(t *testing.T) {
+	sink := smtpsink.New(nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go sink.Serve(ctx, ln)
+	conn, err := textproto.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	step := func(code int, format string, args ...any) string {
+		t.Helper()
+		if format != "" {
+			if err := conn.PrintfLine(format, args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, msg, err := conn.ReadResponse(code)
+		if err != nil {
+			t.Fatalf("%q: %v", format, err)
+		}
+		return msg
+	}
+	step(220, "")
+	step(250, "EHLO client.example.jp")
+	ids := map[string]bool{}
+	for i := range 2 {
+		step(250, "MAIL FROM:<a@example.jp>")
+		step(250, "RCPT TO:<r%d@example.jp>", i)
+		step(354, "DATA")
+		msg := step(250, "Subject: x\r\n\r\nbody\r\n.")
+		id, ok := strings.CutPrefix(msg, "2.0.0 Ok: queued as ")
+		if !ok || len(id) != 15 || ids[id] {
+			t.Errorf("reply %q: want 2.0.0 Ok: queued as and a new 15-character id", msg)
+		}
+		ids[id] = true
 	}
 }
