@@ -15,7 +15,9 @@ import (
 	"github.com/tayori-news/tayori/internal/smtpsink"
 )
 
-func TestSinkCounts(t *testing.T) {
+// startSink serves a sink on a loopback port until the test ends.
+func startSink(t *testing.T) (*smtpsink.Sink, net.Listener) {
+	t.Helper()
 	sink := smtpsink.New(nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -30,6 +32,11 @@ func TestSinkCounts(t *testing.T) {
 			t.Error(err)
 		}
 	})
+	return sink, ln
+}
+
+func TestSinkCounts(t *testing.T) {
+	sink, ln := startSink(t)
 
 	c, err := smtp.Dial(ln.Addr().String())
 	if err != nil {
@@ -91,14 +98,7 @@ func TestSinkCounts(t *testing.T) {
 
 // The sink answers each message as Postfix does, with its own queue id.
 func TestSinkRepliesWithQueueIDs(t *testing.T) {
-	sink := smtpsink.New(nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go sink.Serve(ctx, ln)
+	_, ln := startSink(t)
 	conn, err := textproto.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
