@@ -26,6 +26,9 @@
 // and MarkComplained suppress the address; Erase removes personal data and
 // keeps only the suppression entry. Nothing but a fresh double opt-in
 // brings back an unsubscribed, bounced, complained or erased address.
+// Suppression entries are keyed hashes under the ring's newest key;
+// RekeySuppressions moves older keys' entries to it where the address is
+// still known, and counts those that cannot move (erasures).
 //
 // # Sending
 //

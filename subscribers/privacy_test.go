@@ -146,6 +146,49 @@ func TestSuppressionSurvivesRotation(t *testing.T) {
 	}
 }
 
+// Retiring a key: RekeySuppressions moves the entries whose address the
+// store still has (bounced and complained readers) to the newest key and
+// counts what stays under the old one (erased addresses, report-only
+// addresses); after the old key leaves the ring, the moved entries still
+// hold and only the counted ones are lost.
+func TestRekeySuppressions(t *testing.T) {
+	e := newEnv(t, testKeys[1]) // k1 only
+	bounced := mustActive(t, e.store, subscribers.NewSubscriber{Email: "Bounced@Example.jp"})
+	complained := mustActive(t, e.store, subscribers.NewSubscriber{Email: "complained@example.jp"})
+	erased := mustActive(t, e.store, subscribers.NewSubscriber{Email: "erased@example.jp"})
+	if err := e.store.MarkBounced(ctx, bounced.ID, "5.1.1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.MarkComplained(ctx, complained.ID, "ARF"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Erase(ctx, erased.ID, "request"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Suppress(ctx, "report-only@example.jp", subscribers.ReasonBounced); err != nil {
+		t.Fatal(err)
+	}
+
+	rotated := e.reopen(t, testKeys[0], testKeys[1]) // k2 new, k1 old
+	res, err := rotated.RekeySuppressions(ctx)
+	if err != nil || res.Key != "k2" || res.Rekeyed != 2 || len(res.Remaining) != 1 || res.Remaining["k1"] != 2 {
+		t.Fatalf("RekeySuppressions = %+v, %v; want 2 moved to k2 and 2 left under k1", res, err)
+	}
+	if again, err := rotated.RekeySuppressions(ctx); err != nil || again.Rekeyed != 0 || again.Remaining["k1"] != 2 {
+		t.Errorf("second run = %+v, %v; want nothing moved", again, err)
+	}
+
+	retired := e.reopen(t, testKeys[0]) // k1 gone
+	for addr, want := range map[string]bool{
+		"bounced@example.jp": true, "complained@example.jp": true, // moved
+		"erased@example.jp": false, "report-only@example.jp": false, // lost with k1, as counted
+	} {
+		if got, err := retired.IsSuppressed(ctx, addr); err != nil || got != want {
+			t.Errorf("IsSuppressed(%s) after retiring k1 = %v, %v; want %v", addr, got, err, want)
+		}
+	}
+}
+
 // Checklist 33: a data export has the profile, preferences, consent
 // records and status history, in a fixed JSON structure.
 func TestExportJSON(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql"
 	"fmt"
 	"hash"
 	"sync"
@@ -116,4 +117,93 @@ func (s *Store) Suppress(ctx context.Context, email string, reason Reason) error
 		return fieldErr("reason", "%q is not one of erased, bounced, complained", reason)
 	}
 	return s.suppress(ctx, s.db, e, reason)
+}
+
+// RekeyResult is what RekeySuppressions did.
+type RekeyResult struct {
+	// Key is the ring's newest key, which entries were moved to.
+	Key string `json:"key"`
+	// Rekeyed counts entries moved from an older key.
+	Rekeyed int `json:"rekeyed"`
+	// Remaining counts, per older key id, the entries still under it:
+	// erased addresses and addresses known only from a report, whose
+	// address the store no longer has. They hold only while that key stays
+	// in the ring.
+	Remaining map[string]int64 `json:"remaining"`
+}
+
+// qSuppressionKeys counts entries per key.
+const qSuppressionKeys = `SELECT key_id, count(*) FROM suppressions GROUP BY key_id`
+
+// RekeySuppressions moves suppression entries written under older keys of
+// the ring to its newest key, wherever the store still has the address:
+// the bounced and complained subscribers. Erased addresses cannot be moved
+// (their hash is all that is left), so it reports how many entries each
+// older key still holds: retire a key from TAYORI_SECRET only when its
+// count is 0, or when losing those erasures' suppression is acceptable.
+// Running it again moves nothing more.
+func (s *Store) RekeySuppressions(ctx context.Context) (RekeyResult, error) {
+	res := RekeyResult{Key: s.supp[0].id, Remaining: map[string]int64{}}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT email FROM subscribers
+			WHERE email IS NOT NULL AND status IN ('bounced', 'complained')`)
+		if err != nil {
+			return err
+		}
+		var emails []string
+		for rows.Next() {
+			var e string
+			if err := rows.Scan(&e); err != nil {
+				rows.Close()
+				return err
+			}
+			emails = append(emails, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		newest := s.supp[0]
+		for _, e := range emails {
+			for _, k := range s.supp[1:] {
+				old := k.sum(e)
+				var reason, created string
+				err := tx.QueryRowContext(ctx, `SELECT reason, created_at FROM suppressions WHERE hash = ? AND key_id = ?`, old, k.id).
+					Scan(&reason, &created)
+				if isNoRows(err) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, qSuppressionInsert, newest.sum(e), newest.id, reason, created); err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, qSuppressionDelete, old); err != nil {
+					return err
+				}
+				res.Rekeyed++
+			}
+		}
+		counts, err := tx.QueryContext(ctx, qSuppressionKeys)
+		if err != nil {
+			return err
+		}
+		defer counts.Close()
+		for counts.Next() {
+			var id string
+			var n int64
+			if err := counts.Scan(&id, &n); err != nil {
+				return err
+			}
+			if id != newest.id {
+				res.Remaining[id] = n
+			}
+		}
+		return counts.Err()
+	})
+	if err != nil {
+		return RekeyResult{}, fmt.Errorf("rekey suppressions: %w", err)
+	}
+	return res, nil
 }

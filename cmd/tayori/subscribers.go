@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -62,6 +64,7 @@ A subscriber is named by id, e-mail address or public id.`,
 		a.subsEraseCmd(),
 		a.subsListsCmd(),
 		a.subsPurgeCmd(),
+		a.subsRekeyCmd(),
 	)
 	return c
 }
@@ -466,12 +469,7 @@ func (a *app) subsListsCmd() *cobra.Command {
 		Use:   "lists",
 		Short: "Show the lists with their member counts",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			store, err := a.subscriberStore(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.storeRun(func(ctx context.Context, store *subscribers.Store) error {
 			lists, err := store.Lists(ctx)
 			if err != nil {
 				return err
@@ -482,7 +480,7 @@ func (a *app) subsListsCmd() *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", l.Key, l.Name, l.Active, l.Total)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	c.AddCommand(&cobra.Command{
 		Use:   "create KEY NAME",
@@ -513,6 +511,50 @@ func purge(ctx context.Context, store *subscribers.Store, pendingAfter time.Dura
 	}
 	consents, err = store.PurgeConsents(ctx)
 	return pending, consents, err
+}
+
+func (a *app) subsRekeyCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rekey",
+		Short: "Move suppression entries to the newest key, before retiring an old one",
+		Long: `Move the suppression list's entries written under older keys of TAYORI_SECRET
+to its newest key, wherever the address is still known (bounced and
+complained subscribers), and say how many entries each older key still
+holds. Those are erased addresses and addresses known only from a bounce
+or complaint report: only their keyed hash is left, so they cannot move.
+Retire a key from TAYORI_SECRET when its count is 0, or when it is
+acceptable that those addresses could be imported or added again.
+Running it again moves nothing more.`,
+		Args: cobra.NoArgs,
+		RunE: a.storeRun(func(ctx context.Context, store *subscribers.Store) error {
+			res, err := store.RekeySuppressions(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "moved %s to key %s\n", plural(res.Rekeyed, "suppression entry", "suppression entries"), res.Key)
+			ids := slices.Sorted(maps.Keys(res.Remaining))
+			for _, id := range ids {
+				fmt.Fprintf(a.stdout, "key %s still holds %s (erased or report-only addresses): keep it in TAYORI_SECRET while they must stay suppressed\n",
+					id, plural(res.Remaining[id], "entry", "entries"))
+			}
+			if len(ids) == 0 {
+				fmt.Fprintln(a.stdout, "no entry is under an older key: older keys can be retired as far as the suppression list goes")
+			}
+			return nil
+		}),
+	}
+}
+
+// storeRun is a RunE for a command without arguments that needs the
+// subscriber store.
+func (a *app) storeRun(fn func(ctx context.Context, store *subscribers.Store) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		store, err := a.subscriberStore(cmd.Context())
+		if err != nil {
+			return err
+		}
+		return fn(cmd.Context(), store)
+	}
 }
 
 // defaultPendingAfter is how long an unconfirmed signup is kept.

@@ -168,4 +168,18 @@ func TestSubscribersCommands(t *testing.T) {
 	if _, _, err := runCLI(t, env, "subscribers", "show", "pending@example.jp"); err == nil {
 		t.Error("purged pending signup still there")
 	}
+
+	// rekey: nothing under an older key, then after a rotation the erased
+	// address's entry stays under t1 (only its hash is left) and is counted.
+	if out := must("subscribers", "rekey"); !strings.Contains(out, "moved 0 suppression entries to key t1") ||
+		!strings.Contains(out, "no entry is under an older key") {
+		t.Errorf("rekey: %q", out)
+	}
+	rotated := testEnv(t, "TAYORI_DATA_DIR", env("TAYORI_DATA_DIR"),
+		"TAYORI_SECRET", "t2:fedcba9876543210fedcba9876543210,t1:0123456789abcdef0123456789abcdef")
+	out, errOut, err = runCLI(t, rotated, "subscribers", "rekey")
+	if err != nil || !strings.Contains(out, "moved 0 suppression entries to key t2") ||
+		!strings.Contains(out, "key t1 still holds 1 entry (erased or report-only addresses)") {
+		t.Errorf("rekey after rotation: %v\n%s%s", err, out, errOut)
+	}
 }
