@@ -109,5 +109,5 @@ cat <<MSG
   (or run 'make demo-stop' from another terminal).
 MSG
 if [ -n "${DEMO_DETACH:-}" ]; then trap - INT TERM; exit 0; fi
-while kill -0 "$(cat "$run/mailpit.pid")" 2>/dev/null; do sleep 1; done
+while kill -0 "$(cat "$run/mailpit.pid" 2>/dev/null)" 2>/dev/null; do sleep 1; done
 stop_all
