@@ -16,9 +16,9 @@ import (
 // message must come from a mailer daemon or carry a bounce's subject (an
 // out-of-office answer, which also goes to the return path, does
 // neither), and its text must hold an SMTP reply code or say the message
-// is delayed. Such a report is marked PlainText; it is
-// matched to a copy like any other, by the token of the address it was
-// sent to or of the returned message's headers.
+// is delayed. Such a report is marked PlainText; it is matched to a copy
+// like any other, by the token of the address it was sent to or of the
+// returned message's headers.
 
 var (
 	daemonFromRe    = regexp.MustCompile(`(?i)^(mailer-daemon|mail-daemon|postmaster|mdaemon|mailerdaemon)@`)

@@ -63,8 +63,10 @@
 // transactions (RSET, MAIL, RCPT, "BDAT n LAST" and the message) and writes
 // them at once; with two such windows out it reads the older one's replies
 // and hands each to its callback in order. A bulk sender then pays a share
-// of a write and of a read per message rather than a round trip. A Conn re-dials after a connection failure. PoolOptions.Limiter and PoolOptions.Slots let the
-// caller plug in a global rate limit and connection cap.
+// of a write and of a read per message rather than a round trip. A Conn
+// re-dials after a connection failure. PoolOptions.Limiter and
+// PoolOptions.Slots let the caller plug in a global rate limit and
+// connection cap.
 //
 // # Outcomes
 //

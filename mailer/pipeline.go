@@ -16,10 +16,9 @@ import (
 // connection's write buffer and returns; once PipelineWindow transactions
 // are gathered (or Wait is called) they leave in one write, and once two
 // windows are out the older one's replies are read, in order, and handed to
-// each transaction's callback. A
-// message then costs a share of a write and of a read instead of a whole
-// round trip, which matters on loopback (system calls and wake-ups) and
-// far more on a relay across a network.
+// each transaction's callback. A message then costs a share of a write and
+// of a read instead of a whole round trip, which matters on loopback
+// (system calls and wake-ups) and far more on a relay across a network.
 //
 // Each pipelined transaction begins with RSET, which the relay answers
 // whatever the state: a transaction refused half way (RCPT refused, then

@@ -106,6 +106,11 @@ const (
 	qSuppressionExists = `SELECT 1 FROM suppressions WHERE hash = ?`
 	qSuppressionInsert = `INSERT INTO suppressions (hash, key_id, reason, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
 	qSuppressionDelete = `DELETE FROM suppressions WHERE hash = ?`
+	qSuppressionUnder  = `SELECT reason, created_at FROM suppressions WHERE hash = ? AND key_id = ?`
+	qSuppressionKeys   = `SELECT key_id, count(*) FROM suppressions GROUP BY key_id`
+	// qSuppressedReaders are the readers whose suppression entries can be
+	// re-keyed: their address is still stored.
+	qSuppressedReaders = `SELECT email FROM subscribers WHERE email IS NOT NULL AND status IN ('bounced', 'complained')`
 	// qSuppressedAmong is completed with "(?, ?, …)".
 	qSuppressedAmong = `SELECT hash FROM suppressions WHERE hash IN `
 

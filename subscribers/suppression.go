@@ -132,9 +132,6 @@ type RekeyResult struct {
 	Remaining map[string]int64 `json:"remaining"`
 }
 
-// qSuppressionKeys counts entries per key.
-const qSuppressionKeys = `SELECT key_id, count(*) FROM suppressions GROUP BY key_id`
-
 // RekeySuppressions moves suppression entries written under older keys of
 // the ring to its newest key, wherever the store still has the address:
 // the bounced and complained subscribers. Erased addresses cannot be moved
@@ -145,8 +142,7 @@ const qSuppressionKeys = `SELECT key_id, count(*) FROM suppressions GROUP BY key
 func (s *Store) RekeySuppressions(ctx context.Context) (RekeyResult, error) {
 	res := RekeyResult{Key: s.supp[0].id, Remaining: map[string]int64{}}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT email FROM subscribers
-			WHERE email IS NOT NULL AND status IN ('bounced', 'complained')`)
+		rows, err := tx.QueryContext(ctx, qSuppressedReaders)
 		if err != nil {
 			return err
 		}
@@ -168,8 +164,7 @@ func (s *Store) RekeySuppressions(ctx context.Context) (RekeyResult, error) {
 			for _, k := range s.supp[1:] {
 				old := k.sum(e)
 				var reason, created string
-				err := tx.QueryRowContext(ctx, `SELECT reason, created_at FROM suppressions WHERE hash = ? AND key_id = ?`, old, k.id).
-					Scan(&reason, &created)
+				err := tx.QueryRowContext(ctx, qSuppressionUnder, old, k.id).Scan(&reason, &created)
 				if isNoRows(err) {
 					continue
 				}

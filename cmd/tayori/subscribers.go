@@ -573,19 +573,14 @@ func (a *app) subsPurgeCmd() *cobra.Command {
     month ago are deleted, unless the subscriber is under legal hold
     (特定電子メール法 施行規則 Art. 4 asks for one month after the last send).`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			store, err := a.subscriberStore(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: a.storeRun(func(ctx context.Context, store *subscribers.Store) error {
 			pending, consents, err := purge(ctx, store, pendingAfter)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "purged %d unconfirmed signups and %d consent records\n", pending, consents)
 			return nil
-		},
+		}),
 	}
 	c.Flags().DurationVar(&pendingAfter, "pending-after", defaultPendingAfter, "delete signups unconfirmed for this long")
 	return c
