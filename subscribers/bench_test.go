@@ -32,21 +32,37 @@ var regionSets = []string{"jp", "jp,us", "eu", "us,eu,asia", "jp,us,eu,asia,intl
 var topicSets = []string{"policy", "activities,policy,reports", "reports", "policy,reports", "activities"}
 
 // csvReader generates n subscriber rows as CSV without holding them in
-// memory.
+// memory. Addresses are user<i>@…, in file order, unless shuffled: then
+// the local part is a 64-bit mix of i (still unique), so that addresses
+// arrive in no order at all, as in a file sorted by anything but address.
 type csvReader struct {
-	n, i int
-	buf  []byte
+	n, i     int
+	shuffled bool
+	buf      []byte
 }
 
 func newCSV(n int) *csvReader {
 	return &csvReader{n: n, buf: []byte("email,name,regions,topics,consent_at,consent_method,consent_version,consent_text_sha256\n")}
 }
 
+// mix is a bijection on uint64 (splitmix64's finaliser).
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
 func (c *csvReader) Read(p []byte) (int, error) {
 	for len(c.buf) < len(p) && c.i < c.n {
 		i := c.i
+		local := uint64(i)
+		if c.shuffled {
+			local = mix(local)
+		}
 		c.buf = fmt.Appendf(c.buf, "user%d@example%d.jp,利用者 %d,\"%s\",\"%s\",2025-12-01T09:00:00+09:00,import,legacy-2025,%s\n",
-			i, i%97, i, regionSets[i%len(regionSets)], topicSets[i%len(topicSets)], "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
+			local, i%97, i, regionSets[i%len(regionSets)], topicSets[i%len(topicSets)], "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
 		c.i++
 	}
 	if len(c.buf) == 0 {
@@ -59,15 +75,29 @@ func (c *csvReader) Read(p []byte) (int, error) {
 
 // BenchmarkImport imports benchRows generated rows (with consent, so every
 // row writes a subscriber, a membership, a consent record and a history
-// entry) into a fresh database. Target: ≥ 100,000 rows/s.
+// entry) into a fresh database. Target: ≥ 100,000 rows/s. The addresses
+// come in file order (order=file) or in no order (order=shuffled), which
+// costs more: each lands at a random place in the address index.
 func BenchmarkImport(b *testing.B) {
+	for _, shuffled := range []bool{false, true} {
+		name := "order=file"
+		if shuffled {
+			name = "order=shuffled"
+		}
+		b.Run(name, func(b *testing.B) { benchImport(b, shuffled) })
+	}
+}
+
+func benchImport(b *testing.B, shuffled bool) {
 	n := benchRows(b)
 	for b.Loop() {
 		b.StopTimer()
 		e := newEnv(b)
+		csv := newCSV(n)
+		csv.shuffled = shuffled
 		b.StartTimer()
 		start, cpu0 := time.Now(), cpuTime()
-		res, err := e.store.Import(context.Background(), newCSV(n), subscribers.ImportOptions{})
+		res, err := e.store.Import(context.Background(), csv, subscribers.ImportOptions{BatchSize: benchEnvInt(b, "TAYORI_BENCH_IMPORT_BATCH"), CacheMiB: benchEnvInt(b, "TAYORI_BENCH_IMPORT_CACHE")})
 		cpu := cpuTime() - cpu0
 		if err != nil {
 			b.Fatal(err)
@@ -84,6 +114,21 @@ func BenchmarkImport(b *testing.B) {
 	reportMem(b)
 }
 
+// benchEnvInt reads one of BenchmarkImport's knobs for experiments
+// (TAYORI_BENCH_IMPORT_BATCH and _CACHE set ImportOptions' BatchSize
+// and CacheMiB); 0, the default, when unset.
+func benchEnvInt(b *testing.B, name string) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
 // BenchmarkImportFloor is the bound under BenchmarkImport: SQLite alone
 // writing what an import of benchRows readers writes (a subscriber with a
 // random public id and its address, a list membership, a consent record
@@ -97,8 +142,8 @@ func BenchmarkImportFloor(b *testing.B) {
 	const batch = 20_000
 	const gen = `WITH RECURSIVE seq(x) AS (SELECT ?1 UNION ALL SELECT x + 1 FROM seq WHERE x < ?2) `
 	tables := []struct{ name, q string }{
-		{"subscribers", gen + `INSERT INTO subscribers (id, public_id, email, email_key, name, status, regions, topics, created_at, updated_at, status_at)
-			SELECT x, hex(randomblob(11)), 'user' || x || '@example' || (x % 97) || '.jp', 'user' || x || '@example' || (x % 97) || '.jp',
+		{"subscribers", gen + `INSERT INTO subscribers (id, email, email_key, name, status, regions, topics, created_at, updated_at, status_at)
+			SELECT x, 'user' || x || '@example' || (x % 97) || '.jp', 'user' || x || '@example' || (x % 97) || '.jp',
 			       '利用者 ' || x, 'active', 1 + (x * 7) % 31, 1 + (x * 3) % 7, ?3, ?3, ?3 FROM seq`},
 		{"memberships", gen + `INSERT INTO memberships (list_id, subscriber_id, subscribed, created_at, updated_at) SELECT 1, x, 1, ?3, ?3 FROM seq`},
 		{"consents", gen + `INSERT INTO consents (subscriber_id, consented_at, method, form_version, text_sha256, ip, user_agent, lists, prefs, recorded_at)
@@ -170,8 +215,8 @@ func populate(b *testing.B, e *env, n int) {
 	b.Helper()
 	for _, q := range []string{
 		`WITH RECURSIVE seq(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM seq WHERE x < ?)
-		 INSERT INTO subscribers (id, public_id, email, email_key, name, status, regions, topics, created_at, updated_at, status_at)
-		 SELECT x, 'pid' || x, 'user' || x || '@example.jp', 'user' || x || '@example.jp', '利用者 ' || x,
+		 INSERT INTO subscribers (id, email, email_key, name, status, regions, topics, created_at, updated_at, status_at)
+		 SELECT x, 'user' || x || '@example.jp', 'user' || x || '@example.jp', '利用者 ' || x,
 		        CASE WHEN x % 10 = 0 THEN 'unsubscribed' ELSE 'active' END,
 		        1 + (x * 7) % 31, 1 + (x * 3) % 7, '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z'
 		 FROM seq`,

@@ -2,6 +2,7 @@ package subscribers_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -371,6 +372,16 @@ func TestImportSetBasedFields(t *testing.T) {
 			(cs[0].FormVersion != `v"1"` || cs[0].IP != "192.0.2.1" || cs[0].UserAgent != `Mozilla/5.0 ("x") \\` || cs[0].Prefs.Key() != "jp|policy,gpu") {
 			t.Errorf("q1's consent = %+v", cs[0])
 		}
+		// q2 shares q1's batch but not its form version or address.
+		if c.email == "q2@example.jp" && len(cs) == 1 &&
+			(cs[0].FormVersion != "" || cs[0].IP != "" || cs[0].UserAgent != "" || cs[0].Method != subscribers.Imported ||
+				cs[0].At.Format("2006-01-02") != "2026-01-03" || cs[0].Prefs.Key() != c.prefs) {
+			t.Errorf("q2's consent = %+v", cs[0])
+		}
+		// A complained reader leaves every list; the others join it.
+		if want := c.status != subscribers.Complained; slices.Contains(s.Lists, "monthly") != want {
+			t.Errorf("%s: lists %v, want member = %v", c.email, s.Lists, want)
+		}
 		h, _ := e.store.History(ctx, s.ID)
 		if len(h) != 1 || h[0].To != c.status || h[0].Cause != `import "q".csv` {
 			t.Errorf("%s: history %+v", c.email, h)
@@ -384,5 +395,78 @@ func TestImportSetBasedFields(t *testing.T) {
 	n, err := e.store.Add(ctx, subscribers.NewSubscriber{Email: "after@example.jp"})
 	if err != nil || ids[n.ID] {
 		t.Errorf("Add after import: id %d, %v", n.ID, err)
+	}
+}
+
+// Suppressed addresses are skipped whichever way the import looks them
+// up: by reading the whole suppression list when it is no longer than the
+// batch's hashes, or by looking each hash up when it is longer.
+func TestImportSkipsSuppressedBothWays(t *testing.T) {
+	e := newEnv(t)
+	for i := range 5 {
+		s := mustActive(t, e.store, subscribers.NewSubscriber{Email: fmt.Sprintf("gone%d@example.jp", i)})
+		if err := e.store.Erase(ctx, s.ID, "request"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One row: two hashes (one per key) against five entries: looked up.
+	res := importString(t, e.store, "email,consent_at\nGone0@Example.JP,2026-01-01\n", subscribers.ImportOptions{})
+	if res.Added != 0 || res.Skipped != 1 || len(res.Skips) != 1 || res.Skips[0].Row != 2 {
+		t.Errorf("lookup path: %+v skips %v", res, problems(res.Skips))
+	}
+	// Eleven rows: 22 hashes against five entries: the list is read.
+	csv := "email,consent_at\n"
+	for i := range 10 {
+		csv += fmt.Sprintf("new%d@example.jp,2026-01-01\n", i)
+	}
+	csv += "gone3@example.jp,2026-01-01\n"
+	res = importString(t, e.store, csv, subscribers.ImportOptions{})
+	if res.Added != 10 || res.Skipped != 1 || len(res.Skips) != 1 || res.Skips[0].Row != 12 {
+		t.Errorf("scan path: %+v skips %v", res, problems(res.Skips))
+	}
+	for _, a := range []string{"gone0@example.jp", "gone3@example.jp"} {
+		if _, err := e.store.FindByEmail(ctx, a); !errors.Is(err, subscribers.ErrNotFound) {
+			t.Errorf("%s came back: %v", a, err)
+		}
+	}
+}
+
+// Each batch commits; an import stopped midway keeps the committed
+// batches, counts only them, and a second run completes it.
+func TestImportStoppedMidwayCountsWhatCommitted(t *testing.T) {
+	e := newEnv(t)
+	csv := "email,consent_at\n"
+	for i := range 10 {
+		csv += fmt.Sprintf("c%d@example.jp,2026-01-01\n", i)
+	}
+	count := func() int {
+		var n int
+		if err := e.db.QueryRow(`SELECT count(*) FROM subscribers`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var seen []int
+	res, err := e.store.Import(cctx, strings.NewReader(csv), subscribers.ImportOptions{BatchSize: 2,
+		OnBatch: func(rows int) {
+			seen = append(seen, count())
+			if rows == 4 {
+				cancel()
+			}
+		}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("import cancelled midway: err = %v, want context.Canceled", err)
+	}
+	if want := []int{2, 4}; !slices.Equal(seen, want) {
+		t.Errorf("subscribers committed after each batch: %v, want %v", seen, want)
+	}
+	if n := count(); res.Added != 4 || n != 4 {
+		t.Errorf("after cancelling: result says %d added, database holds %d; want 4 and 4", res.Added, n)
+	}
+	res = importString(t, e.store, csv, subscribers.ImportOptions{BatchSize: 2})
+	if res.Added != 6 || res.Unchanged != 4 || count() != 10 {
+		t.Errorf("second run: %+v, %d in the database", res, count())
 	}
 }

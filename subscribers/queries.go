@@ -11,7 +11,8 @@ import (
 // ON CONFLICT, bitwise '&'. The exceptions are marked: group_concat
 // (string_agg in PostgreSQL).
 
-const subscriberCols = `SELECT s.id, s.public_id, COALESCE(s.email, ''), s.name, s.status, s.regions, s.topics,
+// subscriberCols: a NULL public_id is derived from the id (publicIDs).
+const subscriberCols = `SELECT s.id, COALESCE(s.public_id, ''), COALESCE(s.email, ''), s.name, s.status, s.regions, s.topics,
        s.confirm_seq, s.legal_hold, s.created_at, s.updated_at, COALESCE(s.erased_at, ''),
        COALESCE((SELECT group_concat(l.key) FROM memberships m JOIN lists l ON l.id = m.list_id
                  WHERE m.subscriber_id = s.id AND m.subscribed = 1), ''),
@@ -21,29 +22,38 @@ const subscriberCols = `SELECT s.id, s.public_id, COALESCE(s.email, ''), s.name,
 const (
 	qGetByID       = subscriberCols + ` WHERE s.id = ?`
 	qGetByPublicID = subscriberCols + ` WHERE s.public_id = ?`
-	qGetByEmail    = subscriberCols + ` WHERE s.email_key = ?`
+	// A derived public id names only a subscriber that stores none.
+	qGetByDerivedID = subscriberCols + ` WHERE s.id = ? AND s.public_id IS NULL`
+	qGetByEmail     = subscriberCols + ` WHERE s.email_key = ?`
 	// qGetMany is completed with "(?, ?, …)".
 	qGetMany = subscriberCols + ` WHERE s.id IN `
 	// qListPage is completed by listPageQuery.
 	qListPage = subscriberCols
 
 	qInsertSubscriber = `INSERT INTO subscribers
-       (public_id, email, email_key, name, status, regions, topics, created_at, updated_at, status_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+       (email, email_key, name, status, regions, topics, created_at, updated_at, status_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
 	// The import's set-based inserts take a JSON array of rows (see
 	// Store.bulkInsert). SQLite's json_each; PostgreSQL would use
 	// jsonb_array_elements with the same shape.
 	qInsertSubscribersJSON = `INSERT INTO subscribers
-       (id, public_id, email, email_key, name, status, regions, topics, created_at, updated_at, status_at)
-       SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, ?2, ?2, ?2
+       (id, email, email_key, name, status, regions, topics, created_at, updated_at, status_at)
+       SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, ?2, ?2, ?2
          FROM jsonb_each(?1)`
-	qInsertHistoryJSON = `INSERT INTO status_history (subscriber_id, at, from_status, to_status, list, cause)
-       SELECT value ->> 0, ?2, '', value ->> 5, '', ?3 FROM jsonb_each(?1)`
-	qJoinListJSON = `INSERT INTO memberships (list_id, subscriber_id, subscribed, created_at, updated_at)
-       SELECT ?1, value, 1, ?3, ?3 FROM json_each(?2) WHERE true ON CONFLICT DO NOTHING`
+	// The history entries and memberships of an import's new subscribers
+	// are read back from their rows, by the batch's range of ids, rather
+	// than parsed from JSON again.
+	qInsertHistoryRange = `INSERT INTO status_history (subscriber_id, at, from_status, to_status, list, cause)
+       SELECT id, ?3, '', status, '', ?4 FROM subscribers WHERE id BETWEEN ?1 AND ?2`
+	qJoinListRange = `INSERT INTO memberships (list_id, subscriber_id, subscribed, created_at, updated_at)
+       SELECT ?1, id, 1, ?4, ?4 FROM subscribers
+        WHERE id BETWEEN ?2 AND ?3 AND status NOT IN ('unsubscribed', 'complained') ON CONFLICT DO NOTHING`
+	// The rows of one statement share method, form version and text hash
+	// (a file usually has one of each), bound once instead of repeated in
+	// every row's JSON.
 	qInsertConsentsJSON = `INSERT INTO consents
        (subscriber_id, consented_at, method, form_version, text_sha256, ip, user_agent, lists, prefs, recorded_at)
-       SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, ?2, value ->> 7, ?3
+       SELECT value ->> 0, value ->> 1, ?4, ?5, ?6, value ->> 2, value ->> 3, ?2, value ->> 4, ?3
          FROM jsonb_each(?1)`
 	qSetStatus       = `UPDATE subscribers SET status = ?, status_at = ?, updated_at = ? WHERE id = ?`
 	qSetName         = `UPDATE subscribers SET name = ?, updated_at = ? WHERE id = ?`
@@ -112,7 +122,9 @@ const (
 	// re-keyed: their address is still stored.
 	qSuppressedReaders = `SELECT email FROM subscribers WHERE email IS NOT NULL AND status IN ('bounced', 'complained')`
 	// qSuppressedAmong is completed with "(?, ?, …)".
-	qSuppressedAmong = `SELECT hash FROM suppressions WHERE hash IN `
+	qSuppressedAmong   = `SELECT hash FROM suppressions WHERE hash IN `
+	qCountSuppressions = `SELECT count(*) FROM suppressions`
+	qAllSuppressions   = `SELECT hash FROM suppressions`
 
 	// qExistingAmong is completed with "(?, ?, …)" (import).
 	qExistingAmong = `SELECT s.id, s.email_key, s.name, s.status, s.regions, s.topics,
@@ -128,7 +140,7 @@ const (
 // of the list.
 func recipientsQuery(upTo, byRegion, byTopic bool, customTags int) string {
 	var b strings.Builder
-	b.WriteString(`SELECT s.id, s.public_id, s.email, s.name, s.regions, s.topics
+	b.WriteString(`SELECT s.id, COALESCE(s.public_id, ''), s.email, s.name, s.regions, s.topics
   FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id
  WHERE m.list_id = ? AND m.subscriber_id > ? AND m.subscribed = 1 AND s.status = 'active'`)
 	if upTo {

@@ -11,7 +11,8 @@ import (
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanSubscriber(sc scanner) (Subscriber, error) {
+// scanSubscriber scans a row of subscriberCols.
+func (s *Store) scanSubscriber(sc scanner) (Subscriber, error) {
 	var (
 		sub                        Subscriber
 		status                     string
@@ -22,6 +23,9 @@ func scanSubscriber(sc scanner) (Subscriber, error) {
 	if err := sc.Scan(&sub.ID, &sub.PublicID, &sub.Email, &sub.Name, &status, &regions, &topics,
 		&seq, &hold, &created, &updated, &erased, &lists, &tags); err != nil {
 		return Subscriber{}, err
+	}
+	if sub.PublicID == "" {
+		sub.PublicID = s.pids.of(sub.ID)
 	}
 	sub.Status = Status(status)
 	sub.Prefs = prefsOf(regions, topics, splitList(tags))
@@ -36,7 +40,7 @@ func scanSubscriber(sc scanner) (Subscriber, error) {
 }
 
 func (s *Store) getOne(ctx context.Context, q dbtx, query string, arg any) (Subscriber, error) {
-	sub, err := scanSubscriber(q.QueryRowContext(ctx, query, arg))
+	sub, err := s.scanSubscriber(q.QueryRowContext(ctx, query, arg))
 	if isNoRows(err) {
 		return Subscriber{}, ErrNotFound
 	}
@@ -60,11 +64,20 @@ func (s *Store) GetByPublicID(ctx context.Context, publicID string) (Subscriber,
 	if publicID == "" || len(publicID) > 64 {
 		return Subscriber{}, fmt.Errorf("get subscriber: %w", ErrNotFound)
 	}
-	sub, err := s.getOne(ctx, s.db, qGetByPublicID, publicID)
+	sub, err := s.getByPublicID(ctx, s.db, publicID)
 	if err != nil {
 		return Subscriber{}, fmt.Errorf("get subscriber by public id: %w", err)
 	}
 	return sub, nil
+}
+
+// getByPublicID finds a subscriber by a derived public id or, for one
+// created before migration 3, by the id it stored.
+func (s *Store) getByPublicID(ctx context.Context, q dbtx, publicID string) (Subscriber, error) {
+	if id, ok := s.pids.id(publicID); ok {
+		return s.getOne(ctx, q, qGetByDerivedID, id)
+	}
+	return s.getOne(ctx, q, qGetByPublicID, publicID)
 }
 
 // FindByEmail normalises email and returns its subscriber, or ErrNotFound
@@ -103,7 +116,7 @@ func (s *Store) GetMany(ctx context.Context, ids []int64) (map[int64]Subscriber,
 			return nil, fmt.Errorf("get subscribers: %w", err)
 		}
 		for rows.Next() {
-			sub, err := scanSubscriber(rows)
+			sub, err := s.scanSubscriber(rows)
 			if err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("get subscribers: %w", err)
@@ -176,7 +189,7 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]Subscriber, error) {
 	defer rows.Close()
 	var out []Subscriber
 	for rows.Next() {
-		sub, err := scanSubscriber(rows)
+		sub, err := s.scanSubscriber(rows)
 		if err != nil {
 			return nil, fmt.Errorf("list subscribers: %w", err)
 		}

@@ -2,10 +2,8 @@ package subscribers
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"embed"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -53,6 +51,7 @@ type Options struct {
 // packages define the small interfaces they need over it.
 type Store struct {
 	db        *sql.DB
+	pids      publicIDs
 	ring      *token.Keyring
 	supp      []suppKey
 	now       func() time.Time
@@ -85,10 +84,14 @@ func Open(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := sqlitedb.Migrate(ctx, db, sub, VersionTable); err != nil {
+	if err := sqlitedb.Migrate(ctx, db, sub, VersionTable, goMigrations()...); err != nil {
 		return nil, fmt.Errorf("subscribers: %w", err)
 	}
-	s := &Store{db: db, ring: opts.Keyring, now: opts.Now, log: opts.Logger, opts: opts}
+	pids, err := initPublicIDKey(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("subscribers: %w", err)
+	}
+	s := &Store{db: db, pids: pids, ring: opts.Keyring, now: opts.Now, log: opts.Logger, opts: opts}
 	s.supp = suppressionKeys(opts.Keyring)
 	if err := db.QueryRowContext(ctx, qListIDByKey, DefaultList).Scan(&s.defListID); err != nil {
 		return nil, fmt.Errorf("subscribers: default list %q: %w", DefaultList, err)
@@ -140,13 +143,6 @@ func parseTime(s string) time.Time {
 }
 
 func (s *Store) nowText() string { return fmtTime(s.now()) }
-
-// newPublicID returns 128 random bits, base64url (22 characters).
-func newPublicID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
 
 // ---- preference bitmasks ----
 

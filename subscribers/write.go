@@ -235,7 +235,7 @@ func (s *Store) insert(ctx context.Context, tx dbtx, email, name string, status 
 	now := s.nowText()
 	regions, topics, custom := maskOf(prefs)
 	var id int64
-	if err := tx.QueryRowContext(ctx, qInsertSubscriber, newPublicID(), email, emailKey(email), name, string(status),
+	if err := tx.QueryRowContext(ctx, qInsertSubscriber, email, emailKey(email), name, string(status),
 		regions, topics, now, now, now).Scan(&id); err != nil {
 		return 0, fmt.Errorf("insert subscriber: %w", err)
 	}
@@ -418,7 +418,7 @@ func (s *Store) Confirm(ctx context.Context, tok string, c Consent) (Subscriber,
 	}
 	var id int64
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		sub, err := s.getOne(ctx, tx, qGetByPublicID, claims.Subject)
+		sub, err := s.getByPublicID(ctx, tx, claims.Subject)
 		if err != nil {
 			return err
 		}

@@ -109,7 +109,11 @@ func IsBusy(err error) bool {
 // `tayori send` started together on a fresh database): each migration
 // runs in its own transaction, so the loser of such a race fails without
 // a trace and, trying again, finds the migration applied.
-func Migrate(ctx context.Context, db *sql.DB, fsys fs.FS, table string) error {
+//
+// goMigrations are applied with the files, in version order. One that
+// runs outside a transaction (goose.GoFunc.RunDB) must be safe to run
+// twice, since two processes may both run it before either records it.
+func Migrate(ctx context.Context, db *sql.DB, fsys fs.FS, table string, goMigrations ...*goose.Migration) error {
 	var err error
 	for attempt := range migrateAttempts {
 		if attempt > 0 {
@@ -119,7 +123,7 @@ func Migrate(ctx context.Context, db *sql.DB, fsys fs.FS, table string) error {
 			case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
 			}
 		}
-		if err = migrateOnce(ctx, db, fsys, table); err == nil {
+		if err = migrateOnce(ctx, db, fsys, table, goMigrations); err == nil {
 			return nil
 		}
 	}
@@ -128,12 +132,13 @@ func Migrate(ctx context.Context, db *sql.DB, fsys fs.FS, table string) error {
 
 const migrateAttempts = 5
 
-func migrateOnce(ctx context.Context, db *sql.DB, fsys fs.FS, table string) error {
+func migrateOnce(ctx context.Context, db *sql.DB, fsys fs.FS, table string, goMigrations []*goose.Migration) error {
 	store, err := database.NewStore(goose.DialectSQLite3, table)
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", table, err)
 	}
-	p, err := goose.NewProvider("", db, fsys, goose.WithStore(store), goose.WithDisableGlobalRegistry(true))
+	p, err := goose.NewProvider("", db, fsys, goose.WithStore(store), goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations(goMigrations...))
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", table, err)
 	}
