@@ -123,6 +123,7 @@ var importColumns = map[string]string{
 type importRow struct {
 	row      int
 	email    string
+	key      string // emailKey(email)
 	name     string
 	hasName  bool
 	regions  []audience.Region // nil: not given
@@ -326,7 +327,8 @@ func (s *Store) readImportRows(ctx context.Context, cr *csv.Reader, cols []strin
 		res.Rows++
 		row := parseImportRow(line, rec, cols, nHeader)
 		if row.email != "" {
-			h := maphash.String(seed, emailKey(row.email))
+			row.key = emailKey(row.email)
+			h := maphash.String(seed, row.key)
 			if first, dup := seen[h]; dup {
 				row.problems = append(row.problems, &FieldError{Row: line, Field: "email", Reason: fmt.Sprintf("same address as row %d", first)})
 			} else if len(row.problems) == 0 {
@@ -567,7 +569,7 @@ func (s *Store) importBatch(ctx context.Context, tx *sql.Tx, listID int64, opts 
 	}
 	var fresh []*importRow
 	for _, row := range batch {
-		if _, ok := existing[emailKey(row.email)]; !ok {
+		if _, ok := existing[row.key]; !ok {
 			fresh = append(fresh, row)
 		}
 	}
@@ -577,7 +579,7 @@ func (s *Store) importBatch(ctx context.Context, tx *sql.Tx, listID int64, opts 
 	}
 	var inserts []*importRow
 	for _, row := range batch {
-		if ex, ok := existing[emailKey(row.email)]; ok {
+		if ex, ok := existing[row.key]; ok {
 			outcome, reason, err := s.importExisting(ctx, tx, listID, opts, row, ex)
 			if err != nil {
 				return fmt.Errorf("row %d: %w", row.row, err)
@@ -601,6 +603,10 @@ func (s *Store) importBatch(ctx context.Context, tx *sql.Tx, listID int64, opts 
 		}
 		inserts = append(inserts, row)
 	}
+	// New rows get their ids in address order: then both the table and
+	// the address index take each batch's rows in ascending order, each
+	// page's in one visit, however the file was sorted.
+	slices.SortFunc(inserts, func(a, b *importRow) int { return strings.Compare(a.key, b.key) })
 	if err := s.bulkInsert(ctx, tx, listID, opts, inserts); err != nil {
 		return err
 	}
@@ -614,7 +620,7 @@ func (s *Store) existingAmong(ctx context.Context, tx *sql.Tx, listID int64, bat
 		args := make([]any, 0, len(chunk)+1)
 		args = append(args, listID)
 		for _, r := range chunk {
-			args = append(args, emailKey(r.email))
+			args = append(args, r.key)
 		}
 		rows, err := tx.QueryContext(ctx, qExistingAmong+placeholders(len(chunk)), args...)
 		if err != nil {
@@ -861,7 +867,7 @@ func (s *Store) bulkInsert(ctx context.Context, tx *sql.Tx, listID int64, opts I
 		}
 		subs = append(subs, '[')
 		subs = strconv.AppendInt(subs, id, 10)
-		subs = appendJSONStrings(subs, r.email, emailKey(r.email), r.name, string(st))
+		subs = appendJSONStrings(subs, r.email, r.key, r.name, string(st))
 		subs = append(subs, ',')
 		subs = strconv.AppendInt(subs, regions, 10)
 		subs = append(subs, ',')
