@@ -131,8 +131,10 @@ const DefaultList = "monthly"
 type Subscriber struct {
 	// ID is the internal id; it never appears in a URL.
 	ID int64 `json:"id"`
-	// PublicID is random (128 bits, base64url) and names the subscriber in
-	// tokens and URLs.
+	// PublicID names the subscriber in tokens and URLs: 128 bits,
+	// base64url, derived from ID with a keyed block cipher (see publicIDs)
+	// or, for subscribers created before migration 3, random and stored.
+	// Neither reveals ID or can be guessed.
 	PublicID string `json:"public_id"`
 	// Email is the normalised address; empty once erased.
 	Email string `json:"email"`
