@@ -35,9 +35,13 @@ func goMigrations() []*goose.Migration {
 // the old table would cascade into memberships, consents, history and
 // tags.
 
-const subscribersV3 = `CREATE TABLE subscribers_v3 (
+// subscribersTable is the CREATE TABLE of subscribers, under name, with
+// public_id declared as publicID: "TEXT" from version 3 on, "TEXT NOT
+// NULL UNIQUE" before. The rest is 0001_init.sql's.
+func subscribersTable(name, publicID string) string {
+	return `CREATE TABLE ` + name + ` (
     id          INTEGER PRIMARY KEY,
-    public_id   TEXT,                         -- NULL: derived from id (publicIDs); set for subscribers created before version 3
+    public_id   ` + publicID + `,
     email       TEXT,
     email_key   TEXT    UNIQUE,
     name        TEXT    NOT NULL DEFAULT '',
@@ -51,23 +55,7 @@ const subscribersV3 = `CREATE TABLE subscribers_v3 (
     status_at   TEXT    NOT NULL,
     erased_at   TEXT
 )`
-
-const subscribersV2 = `CREATE TABLE subscribers_v2 (
-    id          INTEGER PRIMARY KEY,
-    public_id   TEXT    NOT NULL UNIQUE,
-    email       TEXT,
-    email_key   TEXT    UNIQUE,
-    name        TEXT    NOT NULL DEFAULT '',
-    status      TEXT    NOT NULL CHECK (status IN ('pending', 'active', 'unsubscribed', 'bounced', 'complained')),
-    regions     INTEGER NOT NULL,
-    topics      INTEGER NOT NULL,
-    confirm_seq INTEGER NOT NULL DEFAULT 0,
-    legal_hold  INTEGER NOT NULL DEFAULT 0,
-    created_at  TEXT    NOT NULL,
-    updated_at  TEXT    NOT NULL,
-    status_at   TEXT    NOT NULL,
-    erased_at   TEXT
-)`
+}
 
 const subscriberColumns = `id, public_id, email, email_key, name, status, regions, topics, confirm_seq, legal_hold,
     created_at, updated_at, status_at, erased_at`
@@ -80,7 +68,8 @@ func derivePublicIDsUp(ctx context.Context, db *sql.DB) error {
 ) WITHOUT ROWID`); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, subscribersV3); err != nil {
+		// public_id NULL: derived from id (publicIDs).
+		if _, err := tx.ExecContext(ctx, subscribersTable("subscribers_v3", "TEXT")); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO subscribers_v3 (`+subscriberColumns+`) SELECT `+subscriberColumns+` FROM subscribers`); err != nil {
@@ -130,7 +119,7 @@ func derivePublicIDsDown(ctx context.Context, db *sql.DB) error {
 			}
 		}
 		for _, q := range []string{
-			subscribersV2,
+			subscribersTable("subscribers_v2", "TEXT NOT NULL UNIQUE"),
 			`INSERT INTO subscribers_v2 (` + subscriberColumns + `) SELECT ` + subscriberColumns + ` FROM subscribers`,
 			`DROP TABLE subscribers`,
 			`ALTER TABLE subscribers_v2 RENAME TO subscribers`,

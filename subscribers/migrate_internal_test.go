@@ -2,6 +2,7 @@ package subscribers
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io/fs"
 	"path/filepath"
@@ -17,16 +18,23 @@ import (
 	"github.com/tayori-news/tayori/subscribers/token"
 )
 
-func TestPublicIDs(t *testing.T) {
-	ctx := context.Background()
-	db, err := sqlitedb.Open(ctx, filepath.Join(t.TempDir(), "t.db"))
+// openKeyDB opens a fresh database holding only the store_keys table.
+func openKeyDB(t *testing.T) *sql.DB {
+	t.Helper()
+	db, err := sqlitedb.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	if _, err := db.Exec(`CREATE TABLE store_keys (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID`); err != nil {
 		t.Fatal(err)
 	}
+	return db
+}
+
+func TestPublicIDs(t *testing.T) {
+	ctx := context.Background()
+	db := openKeyDB(t)
 	p, err := initPublicIDKey(ctx, db)
 	if err != nil {
 		t.Fatal(err)
@@ -70,13 +78,7 @@ func TestPublicIDs(t *testing.T) {
 		}
 	}
 	// Another database's key does not resolve this one's ids.
-	db2, err := sqlitedb.Open(ctx, filepath.Join(t.TempDir(), "u.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db2.Close()
-	db2.Exec(`CREATE TABLE store_keys (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID`)
-	other, err := initPublicIDKey(ctx, db2)
+	other, err := initPublicIDKey(ctx, openKeyDB(t))
 	if err != nil {
 		t.Fatal(err)
 	}
