@@ -19,15 +19,15 @@ import (
 )
 
 // openKeyDB opens a fresh database holding only the store_keys table.
-func openKeyDB(t *testing.T) *sql.DB {
-	t.Helper()
-	db, err := sqlitedb.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"))
+func openKeyDB(tb testing.TB) *sql.DB {
+	tb.Helper()
+	db, err := sqlitedb.Open(context.Background(), filepath.Join(tb.TempDir(), "t.db"))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
+	tb.Cleanup(func() { db.Close() })
 	if _, err := db.Exec(`CREATE TABLE store_keys (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID`); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return db
 }
@@ -240,4 +240,75 @@ func TestMigrationDerivesPublicIDs(t *testing.T) {
 	if memberships != 2 {
 		t.Errorf("memberships after down: %d, want 2", memberships)
 	}
+}
+
+// Processes opening a fresh database together (`tayori worker` and
+// `tayori send` started at once) all migrate it, including migration 3
+// run outside a transaction, and agree on one public-id key.
+func TestConcurrentOpensAgreeOnPublicIDs(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "race.db")
+	ring, err := token.NewKeyring(time.Now, token.Key{ID: "k1", Secret: []byte("secret-0123456789abcdef-0123456")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 4
+	stores := make([]*Store, n)
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for i := range n {
+		db, err := sqlitedb.Open(ctx, path) // one handle each, as separate processes have
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		go func() {
+			<-start
+			var err error
+			stores[i], err = Open(ctx, db, Options{Keyring: ring})
+			errs <- err
+		}()
+	}
+	close(start)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	added, err := stores[0].Add(ctx, NewSubscriber{Email: "race@example.jp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range stores {
+		got, err := s.GetByPublicID(ctx, added.PublicID)
+		if err != nil || got.ID != added.ID || got.PublicID != added.PublicID {
+			t.Errorf("store %d: GetByPublicID = %+v, %v", i, got, err)
+		}
+	}
+	var notNull int
+	stores[0].db.QueryRow(`SELECT "notnull" FROM pragma_table_info('subscribers') WHERE name = 'public_id'`).Scan(&notNull)
+	if notNull != 0 {
+		t.Error("public_id still NOT NULL after concurrent migrations")
+	}
+}
+
+// A public id comes from a URL: any string is refused or names exactly
+// one id, whose public id is that same string.
+func FuzzPublicID(f *testing.F) {
+	p, err := initPublicIDKey(context.Background(), openKeyDB(f))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{p.of(1), p.of(1 << 40), "", "AAAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAB", "LegacyPublicId0123456_", "=="} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		id, ok := p.id(s)
+		if !ok {
+			return
+		}
+		if id <= 0 || p.of(id) != s {
+			t.Fatalf("id(%q) = %d, whose public id is %q", s, id, p.of(id))
+		}
+	})
 }
