@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tayori-news/tayori/internal/sqlitedb"
 )
 
 // This file serves the feedback loop (package feedback, wired by
@@ -74,21 +76,8 @@ func (o *Outcomes) LastAttempts(ctx context.Context, subscriberID int64, n int) 
 // sendsIn returns the sends that may have deliveries updated in
 // [since, until): created before until and not finished before since.
 func (o *Outcomes) sendsIn(ctx context.Context, since, until time.Time) ([]int64, error) {
-	rows, err := o.db.QueryContext(ctx, `SELECT id FROM sends WHERE created_at < ? AND (finished_at IS NULL OR finished_at >= ?)`,
+	return sqlitedb.QueryColumn[int64](ctx, o.db, `SELECT id FROM sends WHERE created_at < ? AND (finished_at IS NULL OR finished_at >= ?)`,
 		until.UnixMilli(), since.UnixMilli())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
 }
 
 // SentBetween counts the copies the relay accepted in [since, until).

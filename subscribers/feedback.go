@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/tayori-news/tayori/internal/sqlitedb"
 )
 
 // FeedbackEvent is one recipient's result in a bounce (RFC 3464) or
@@ -196,20 +198,8 @@ func (s *Store) FeedbackEvents(ctx context.Context, q FeedbackQuery) ([]Feedback
 // SoftBouncedSends returns the ids of the sends on which the subscriber
 // soft-bounced (by report), in ascending order.
 func (s *Store) SoftBouncedSends(ctx context.Context, subscriberID int64) ([]int64, error) {
-	rows, err := s.db.QueryContext(ctx, qSoftBouncedSends, subscriberID)
+	out, err := sqlitedb.QueryColumn[int64](ctx, s.db, qSoftBouncedSends, subscriberID)
 	if err != nil {
-		return nil, fmt.Errorf("soft-bounced sends of subscriber %d: %w", subscriberID, err)
-	}
-	defer rows.Close()
-	var out []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("soft-bounced sends of subscriber %d: %w", subscriberID, err)
-		}
-		out = append(out, id)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("soft-bounced sends of subscriber %d: %w", subscriberID, err)
 	}
 	return out, nil

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/internal/jsonw"
+	"github.com/tayori-news/tayori/internal/sqlitedb"
 )
 
 // ImportOptions configure Store.Import.
@@ -246,25 +247,23 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Im
 		}
 	}()
 	var werr error
-	// pending counts what the open transaction did; it joins res when the
-	// transaction commits (or at once in a dry run) and is dropped with a
-	// rollback, so res counts only what is in the database.
-	var pending ImportResult
 	for b := range batches {
 		if werr != nil {
 			continue // drain, so the reader finishes
 		}
 		if tx == nil {
 			if tx, werr = conn.BeginTx(ctx, nil); werr != nil {
-				tx = nil
 				stop()
 				continue
 			}
 		}
-		if werr = s.importBatch(ctx, tx, listID, opts, b.rows, &pending); werr != nil {
+		// batch counts what this batch did; it joins res once the batch
+		// commits (at once in a dry run), so res counts only what is in
+		// the database.
+		var batch ImportResult
+		if werr = s.importBatch(ctx, tx, listID, opts, b.rows, &batch); werr != nil {
 			tx.Rollback()
 			tx = nil
-			pending = ImportResult{}
 			stop()
 			continue
 		}
@@ -272,13 +271,11 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Im
 			werr = tx.Commit()
 			tx = nil
 			if werr != nil {
-				pending = ImportResult{}
 				stop()
 				continue
 			}
 		}
-		res.merge(&pending)
-		pending = ImportResult{}
+		res.merge(&batch)
 		if opts.OnBatch != nil {
 			opts.OnBatch(b.read)
 		}
@@ -650,7 +647,12 @@ func (s *Store) suppressedAmong(ctx context.Context, tx *sql.Tx, rows []*importR
 	if len(rows) == 0 {
 		return out, nil
 	}
-	perRow := len(s.supp)
+	owner := make(map[string]string, len(rows)*len(s.supp)) // hash → address
+	for _, r := range rows {
+		for _, h := range r.suppHashes {
+			owner[string(h)] = r.email
+		}
+	}
 	// When the suppression list is no longer than the hashes to look up,
 	// reading all of it is cheaper than binding every hash into IN
 	// queries (2.4 µs a row at 1,000,000 rows with two keys).
@@ -658,55 +660,31 @@ func (s *Store) suppressedAmong(ctx context.Context, tx *sql.Tx, rows []*importR
 	if err := tx.QueryRowContext(ctx, qCountSuppressions).Scan(&n); err != nil {
 		return nil, err
 	}
-	if n <= len(rows)*perRow {
-		owner := make(map[string]string, len(rows)*perRow)
-		for _, r := range rows {
-			for _, h := range r.suppHashes {
-				owner[string(h)] = r.email
-			}
-		}
-		res, err := tx.QueryContext(ctx, qAllSuppressions)
+	var found [][]byte
+	if n <= len(owner) {
+		all, err := sqlitedb.QueryColumn[[]byte](ctx, tx, qAllSuppressions)
 		if err != nil {
 			return nil, err
 		}
-		defer res.Close()
-		var h []byte
-		for res.Next() {
-			if err := res.Scan(&h); err != nil {
+		found = all
+	} else {
+		for chunk := range slices.Chunk(rows, max(1, maxInArgs/len(s.supp))) {
+			var args []any
+			for _, r := range chunk {
+				for _, h := range r.suppHashes {
+					args = append(args, h)
+				}
+			}
+			hs, err := sqlitedb.QueryColumn[[]byte](ctx, tx, qSuppressedAmong+placeholders(len(args)), args...)
+			if err != nil {
 				return nil, err
 			}
-			if email, ok := owner[string(h)]; ok {
-				out[email] = true
-			}
+			found = append(found, hs...)
 		}
-		return out, res.Err()
 	}
-	chunkRows := max(1, maxInArgs/perRow)
-	for chunk := range slices.Chunk(rows, chunkRows) {
-		args := make([]any, 0, len(chunk)*perRow)
-		owner := make(map[string]string, len(chunk)*perRow)
-		for _, r := range chunk {
-			for _, h := range r.suppHashes {
-				args = append(args, h)
-				owner[string(h)] = r.email
-			}
-		}
-		res, err := tx.QueryContext(ctx, qSuppressedAmong+placeholders(len(args)), args...)
-		if err != nil {
-			return nil, err
-		}
-		for res.Next() {
-			var h []byte
-			if err := res.Scan(&h); err != nil {
-				res.Close()
-				return nil, err
-			}
-			out[owner[string(h)]] = true
-		}
-		err = res.Err()
-		res.Close()
-		if err != nil {
-			return nil, err
+	for _, h := range found {
+		if email, ok := owner[string(h)]; ok {
+			out[email] = true
 		}
 	}
 	return out, nil

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/pressly/goose/v3"
+
+	"github.com/tayori-news/tayori/internal/sqlitedb"
 )
 
 // goMigrations are the migrations SQL alone cannot express. They are
@@ -57,6 +59,7 @@ func subscribersTable(name, publicID string) string {
 )`
 }
 
+// subscriberColumns are the columns a rebuild copies.
 const subscriberColumns = `id, public_id, email, email_key, name, status, regions, topics, confirm_seq, legal_hold,
     created_at, updated_at, status_at, erased_at`
 
@@ -95,21 +98,8 @@ func derivePublicIDsDown(ctx context.Context, db *sql.DB) error {
 			return err
 		}
 		if pids.block != nil {
-			rows, err := tx.QueryContext(ctx, `SELECT id FROM subscribers WHERE public_id IS NULL`)
+			ids, err := sqlitedb.QueryColumn[int64](ctx, tx, `SELECT id FROM subscribers WHERE public_id IS NULL`)
 			if err != nil {
-				return err
-			}
-			var ids []int64
-			for rows.Next() {
-				var id int64
-				if err := rows.Scan(&id); err != nil {
-					rows.Close()
-					return err
-				}
-				ids = append(ids, id)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
 				return err
 			}
 			for _, id := range ids {

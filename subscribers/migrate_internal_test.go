@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -62,7 +63,11 @@ func TestPublicIDs(t *testing.T) {
 		// Any change to the id is refused, not mapped to another reader.
 		for i := range pid {
 			b := []byte(pid)
-			b[i] = "AB"[map[bool]int{true: 1, false: 0}[b[i] == 'A']]
+			if b[i] == 'A' {
+				b[i] = 'B'
+			} else {
+				b[i] = 'A'
+			}
 			if got, ok := p.id(string(b)); ok {
 				t.Errorf("tampered %q (from %q) accepted as id %d", b, pid, got)
 			}
@@ -128,11 +133,11 @@ func TestMigrationDerivesPublicIDs(t *testing.T) {
 		for _, tbl := range []string{"subscribers", "memberships", "consents", "status_history", "subscriber_tags"} {
 			var n int
 			db.QueryRow(`SELECT count(*) FROM ` + tbl).Scan(&n)
-			b.WriteString(tbl + "=" + string(rune('0'+n)) + " ")
+			fmt.Fprintf(&b, "%s=%d ", tbl, n)
 		}
 		var fb int
 		db.QueryRow(`SELECT count(*) FROM feedback_events WHERE subscriber_id = 1`).Scan(&fb)
-		b.WriteString("feedback(1)=" + string(rune('0'+fb)))
+		fmt.Fprintf(&b, "feedback(1)=%d", fb)
 		return b.String()
 	}
 	before := counts()

@@ -40,6 +40,15 @@ func (p publicIDs) of(id int64) string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// forRow is the public id of the row with id whose public_id column
+// holds stored: stored if set (created before migration 3), else derived.
+func (p publicIDs) forRow(id int64, stored string) string {
+	if stored != "" {
+		return stored
+	}
+	return p.of(id)
+}
+
 // id returns the internal id that pid was derived from, or false if pid
 // was not derived under this key (a stored id from before version 3, or
 // a forgery).

@@ -24,9 +24,7 @@ func (s *Store) scanSubscriber(sc scanner) (Subscriber, error) {
 		&seq, &hold, &created, &updated, &erased, &lists, &tags); err != nil {
 		return Subscriber{}, err
 	}
-	if sub.PublicID == "" {
-		sub.PublicID = s.pids.of(sub.ID)
-	}
+	sub.PublicID = s.pids.forRow(sub.ID, sub.PublicID)
 	sub.Status = Status(status)
 	sub.Prefs = prefsOf(regions, topics, splitList(tags))
 	sub.Lists = splitList(lists)

@@ -138,9 +138,7 @@ func (s *Store) readBatch(ctx context.Context, stmt *sql.Stmt, args []any, out *
 		if err := rows.Scan(&r.ID, &r.PublicID, &r.Email, &r.Name, &regions, &topics); err != nil {
 			return err
 		}
-		if r.PublicID == "" {
-			r.PublicID = s.pids.of(r.ID)
-		}
+		r.PublicID = s.pids.forRow(r.ID, r.PublicID)
 		r.Prefs = prefsOf(regions, topics, nil)
 		*out = append(*out, r)
 	}

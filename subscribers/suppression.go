@@ -9,6 +9,7 @@ import (
 	"hash"
 	"sync"
 
+	"github.com/tayori-news/tayori/internal/sqlitedb"
 	"github.com/tayori-news/tayori/subscribers/token"
 )
 
@@ -142,21 +143,8 @@ type RekeyResult struct {
 func (s *Store) RekeySuppressions(ctx context.Context) (RekeyResult, error) {
 	res := RekeyResult{Key: s.supp[0].id, Remaining: map[string]int64{}}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, qSuppressedReaders)
+		emails, err := sqlitedb.QueryColumn[string](ctx, tx, qSuppressedReaders)
 		if err != nil {
-			return err
-		}
-		var emails []string
-		for rows.Next() {
-			var e string
-			if err := rows.Scan(&e); err != nil {
-				rows.Close()
-				return err
-			}
-			emails = append(emails, e)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		newest := s.supp[0]

@@ -147,3 +147,26 @@ func migrateOnce(ctx context.Context, db *sql.DB, fsys fs.FS, table string, goMi
 	}
 	return nil
 }
+
+// Querier is what *sql.DB, *sql.Conn and *sql.Tx share for reading.
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// QueryColumn runs a query that returns one column and collects it.
+func QueryColumn[T any](ctx context.Context, q Querier, query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var v T
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

@@ -81,3 +81,30 @@ func TestConcurrentMigrationsOfOneFile(t *testing.T) {
 		}
 	}
 }
+
+func TestQueryColumn(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlitedb.Open(ctx, filepath.Join(t.TempDir(), "q.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO t (name) VALUES ('甲'), ('乙'), (NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := sqlitedb.QueryColumn[int64](ctx, db, `SELECT id FROM t WHERE id >= ? ORDER BY id`, 2)
+	if err != nil || len(ids) != 2 || ids[0] != 2 || ids[1] != 3 {
+		t.Errorf("ids = %v, %v; want [2 3]", ids, err)
+	}
+	names, err := sqlitedb.QueryColumn[string](ctx, db, `SELECT name FROM t WHERE name IS NOT NULL ORDER BY id`)
+	if err != nil || len(names) != 2 || names[0] != "甲" || names[1] != "乙" {
+		t.Errorf("names = %q, %v", names, err)
+	}
+	// A NULL cannot go into a string: the error is returned, not a partial list.
+	if got, err := sqlitedb.QueryColumn[string](ctx, db, `SELECT name FROM t ORDER BY id`); err == nil {
+		t.Errorf("NULL into string: %q, no error", got)
+	}
+	if _, err := sqlitedb.QueryColumn[int64](ctx, db, `SELECT nope FROM t`); err == nil {
+		t.Error("bad query: no error")
+	}
+}
