@@ -4,6 +4,12 @@ GO ?= go
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# SQLITE=cgo builds with the C SQLite library (github.com/mattn/go-sqlite3,
+# needs a C compiler) instead of the pure Go default: about 1.8 times the
+# write speed, for imports of millions of readers. Same files, same SQL.
+SQLITE ?=
+TAGS := $(if $(filter cgo,$(SQLITE)),sqlite_cgo,)
+export TAGS
 
 .PHONY: help build test test-short bench fuzz lint demo demo-stop redis redis-stop email-png web-png load-web clean
 
@@ -11,17 +17,19 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
 
 build: ## build bin/tayori with the version from git
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/tayori ./cmd/tayori
+	$(GO) build -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o bin/tayori ./cmd/tayori
 
 test: ## go vet and every test with the race detector, against a real Redis (found or started)
 	$(GO) vet ./...
 	scripts/chromium.sh >/dev/null
 	scripts/redis.sh run $(GO) test -race -count=1 -timeout 14m ./...
+	@echo "== the database packages again on the C SQLite engine (-tags sqlite_cgo)"
+	scripts/redis.sh run $(GO) test -tags sqlite_cgo -count=1 -timeout 5m ./internal/sqlitedb/ ./subscribers/... ./queue/... ./cmd/tayori/
 
 test-short: ## every test without the race detector (quicker while developing)
 	scripts/redis.sh run $(GO) test -count=1 ./...
 
-bench: ## the benchmarks behind the README's figures (several minutes)
+bench: ## the benchmarks behind the README's figures (several minutes; SQLITE=cgo for the C engine)
 	scripts/redis.sh run scripts/bench.sh
 
 fuzz: ## a short run of every fuzz target (FUZZTIME per target, default 10s)

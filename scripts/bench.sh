@@ -9,6 +9,7 @@
 #   TAYORI_BENCH_RECIPIENTS   recipients of a delivery benchmark (default 100000)
 #   TAYORI_BENCH_ROWS         rows of the subscriber import benchmark (default 100000;
 #                             the README quotes 1000000)
+#   TAGS                      build tags (the Makefile sets sqlite_cgo for SQLITE=cgo)
 #   BENCH_ONLY                a regular expression of sections to run:
 #                             compose|templates|mailer|token|subscribers|deliver|redis
 set -euo pipefail
@@ -28,10 +29,11 @@ section() { # section NAME: whether BENCH_ONLY selects NAME
 bench() { # bench NAME go-test-args...: run, keep the raw output, print medians
   local name=$1; shift
   section "$name" || return 0
-  printf '\n\033[1m== %s: go test %s\033[0m\n' "$name" "$*"
-  "$GO" test -run '^$' "$@" | tee "$out/$name.txt" | grep -E '^(Benchmark|ok|FAIL|---)' >&2 || true
-  if grep -q '^FAIL' "$out/$name.txt"; then echo "bench.sh: $name failed (see $out/$name.txt)" >&2; exit 1; fi
-  $benchstat "$out/$name.txt"
+  local raw="$out/$name${TAGS:+-$TAGS}.txt"
+  printf '\n\033[1m== %s: go test -tags "%s" %s\033[0m\n' "$name" "${TAGS:-}" "$*"
+  "$GO" test -tags "${TAGS:-}" -run '^$' "$@" | tee "$raw" | grep -E '^(Benchmark|ok|FAIL|---)' >&2 || true
+  if grep -q '^FAIL' "$raw"; then echo "bench.sh: $name failed (see $raw)" >&2; exit 1; fi
+  $benchstat "$raw"
 }
 
 bench compose ./compose/ -bench . -benchmem -count 5

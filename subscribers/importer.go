@@ -134,6 +134,32 @@ type importRow struct {
 	problems []*FieldError
 	// suppHashes are the address's suppression hashes under every key.
 	suppHashes [][]byte
+
+	// Set by prepare, in the reading goroutine, for bulkInsert: what a
+	// new subscriber from this row would be, and the rows' JSON after
+	// the id, so that the database goroutine only adds ids.
+	st       Status
+	custom   []string
+	subTail  []byte // ,"email","key","name","status",regions,topics]
+	consTail []byte // ,"consented_at","ip","user_agent","prefs"] (nil without consent)
+}
+
+// prepare computes what bulkInsert needs of a good row.
+func (r *importRow) prepare() {
+	r.st = r.initialStatus()
+	p := r.prefs()
+	regions, topics, custom := maskOf(p)
+	r.custom = custom
+	b := make([]byte, 0, 32+len(r.email)+len(r.key)+len(r.name))
+	b = appendJSONStrings(b, r.email, r.key, r.name, string(r.st))
+	b = strconv.AppendInt(append(b, ','), regions, 10)
+	b = strconv.AppendInt(append(b, ','), topics, 10)
+	r.subTail = append(b, ']')
+	if c := r.consent; c != nil {
+		b := make([]byte, 0, 64+len(c.IP)+len(c.UserAgent))
+		b = appendJSONStrings(b, fmtTime(c.At), c.IP, c.UserAgent, p.Key())
+		r.consTail = append(b, ']')
+	}
 }
 
 // Import reads subscribers from CSV (UTF-8, with or without a BOM; the
@@ -179,25 +205,39 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Im
 	if err != nil {
 		return res, fmt.Errorf("import: %w", err)
 	}
-	// One connection for the whole import, with a larger page cache and
-	// rarer WAL checkpoints: the address and public-id indexes are written
-	// in random order, and a cache that holds them turns page reads and
-	// repeated checkpoint writes into memory work. Restored afterwards.
+	// One connection for the whole import, with a larger page cache: the
+	// address index is written in random order when the file is, and a
+	// cache that holds it turns page reads into memory work. Restored
+	// afterwards.
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return res, fmt.Errorf("import: %w", err)
 	}
 	defer conn.Close()
 	if opts.CacheMiB > 0 {
-		var prevCache, prevCkpt int64
+		var prevCache int64
 		if err := conn.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&prevCache); err == nil {
 			conn.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", opts.CacheMiB*1024))
 			defer conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA cache_size = %d", prevCache))
 		}
-		if err := conn.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&prevCkpt); err == nil {
-			conn.ExecContext(ctx, fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", opts.CacheMiB*256))
-			defer conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", prevCkpt))
+	}
+	// The import's commits do not checkpoint the WAL themselves: a
+	// checkpointer on another connection copies it into the database file
+	// while the next batch is written (see checkpointer).
+	var ckpt *checkpointer
+	if !opts.DryRun {
+		var prevCkpt int64
+		if err := conn.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&prevCkpt); err != nil {
+			return res, fmt.Errorf("import: %w", err)
 		}
+		if ckpt, err = startCheckpointer(ctx, s.db, s.log); err != nil {
+			return res, fmt.Errorf("import: %w", err)
+		}
+		defer ckpt.stop()
+		if _, err := conn.ExecContext(ctx, "PRAGMA wal_autocheckpoint = 0"); err != nil {
+			return res, fmt.Errorf("import: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", prevCkpt))
 	}
 	cr := csv.NewReader(&lineLimiter{r: r, max: MaxImportLine})
 	cr.FieldsPerRecord = -1
@@ -274,10 +314,18 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Im
 				stop()
 				continue
 			}
+			ckpt.committed()
 		}
 		res.merge(&batch)
 		if opts.OnBatch != nil {
 			opts.OnBatch(b.read)
+		}
+	}
+	// The last batches' WAL goes into the database file before the import
+	// returns, so that the next writer starts the WAL afresh.
+	if ckpt != nil && werr == nil {
+		if err := ckpt.sync(); err != nil {
+			s.log.WarnContext(ctx, "import: final checkpoint", "err", err)
 		}
 	}
 	// The reader has finished: its counts are ours now.
@@ -338,6 +386,7 @@ func (s *Store) readImportRows(ctx context.Context, cr *csv.Reader, cols []strin
 			continue
 		}
 		row.suppHashes = s.suppressionHashes(row.email)
+		row.prepare()
 		batch = append(batch, row)
 		if len(batch) >= size {
 			if !emit(batch) {
@@ -493,7 +542,7 @@ func parseImportRow(line int, rec []string, cols []string, nHeader int) *importR
 			}
 		case "consent_text_sha256":
 			if v != "" {
-				if !hexSHA256.MatchString(strings.ToLower(v)) {
+				if !isHexSHA256(strings.ToLower(v)) {
 					add("consent_text_sha256", "not 64 hex digits")
 					continue
 				}
@@ -611,35 +660,38 @@ func (s *Store) importBatch(ctx context.Context, tx *sql.Tx, listID int64, opts 
 	return nil
 }
 
+// existingAmong finds the batch's addresses that already have a
+// subscriber, in one query: the keys go to SQLite as one JSON array
+// rather than as thousands of parameters in chunks, each chunk a
+// statement to compile.
 func (s *Store) existingAmong(ctx context.Context, tx *sql.Tx, listID int64, batch []*importRow) (map[string]existingRow, error) {
 	out := make(map[string]existingRow)
-	for chunk := range slices.Chunk(batch, maxInArgs) {
-		args := make([]any, 0, len(chunk)+1)
-		args = append(args, listID)
-		for _, r := range chunk {
-			args = append(args, r.key)
-		}
-		rows, err := tx.QueryContext(ctx, qExistingAmong+placeholders(len(chunk)), args...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var e existingRow
-			var email, status string
-			if err := rows.Scan(&e.id, &email, &e.name, &status, &e.regions, &e.topics, &e.tags, &e.membership); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			e.status = Status(status)
-			out[email] = e
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, err
-		}
+	if len(batch) == 0 {
+		return out, nil
 	}
-	return out, nil
+	keys := make([]byte, 0, len(batch)*32)
+	for i, r := range batch {
+		if i > 0 {
+			keys = append(keys, ',')
+		}
+		keys = jsonw.AppendString(keys, r.key)
+	}
+	keys = append(append([]byte{'['}, keys...), ']')
+	rows, err := tx.QueryContext(ctx, qExistingAmong, listID, string(keys))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e existingRow
+		var email, status string
+		if err := rows.Scan(&e.id, &email, &e.name, &status, &e.regions, &e.topics, &e.tags, &e.membership); err != nil {
+			return nil, err
+		}
+		e.status = Status(status)
+		out[email] = e
+	}
+	return out, rows.Err()
 }
 
 func (s *Store) suppressedAmong(ctx context.Context, tx *sql.Tx, rows []*importRow) (map[string]bool, error) {
@@ -837,20 +889,11 @@ func (s *Store) bulkInsert(ctx context.Context, tx *sql.Tx, listID int64, opts I
 	var extras []extra
 	for i, r := range rows {
 		id := maxID + 1 + int64(i)
-		st := r.initialStatus()
-		p := r.prefs()
-		regions, topics, custom := maskOf(p)
 		if i > 0 {
 			subs = append(subs, ',')
 		}
-		subs = append(subs, '[')
-		subs = strconv.AppendInt(subs, id, 10)
-		subs = appendJSONStrings(subs, r.email, r.key, r.name, string(st))
-		subs = append(subs, ',')
-		subs = strconv.AppendInt(subs, regions, 10)
-		subs = append(subs, ',')
-		subs = strconv.AppendInt(subs, topics, 10)
-		subs = append(subs, ']')
+		subs = strconv.AppendInt(append(subs, '['), id, 10)
+		subs = append(subs, r.subTail...)
 		if c := r.consent; c != nil {
 			g := consentGroup{string(c.Method), c.FormVersion, c.TextSHA256}
 			b, ok := cons[g]
@@ -861,13 +904,11 @@ func (s *Store) bulkInsert(ctx context.Context, tx *sql.Tx, listID int64, opts I
 				b = make([]byte, 0, len(rows)*64)
 				b = append(b, '[')
 			}
-			b = append(b, '[')
-			b = strconv.AppendInt(b, id, 10)
-			b = appendJSONStrings(b, fmtTime(c.At), c.IP, c.UserAgent, p.Key())
-			cons[g] = append(b, ']')
+			b = strconv.AppendInt(append(b, '['), id, 10)
+			cons[g] = append(b, r.consTail...)
 		}
-		if len(custom) > 0 || st == Bounced || st == Complained {
-			extras = append(extras, extra{id: id, row: r, custom: custom, st: st})
+		if len(r.custom) > 0 || r.st == Bounced || r.st == Complained {
+			extras = append(extras, extra{id: id, row: r, custom: r.custom, st: r.st})
 		}
 	}
 	subs = append(subs, ']')

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -468,5 +469,40 @@ func TestImportStoppedMidwayCountsWhatCommitted(t *testing.T) {
 	res = importString(t, e.store, csv, subscribers.ImportOptions{BatchSize: 2})
 	if res.Added != 6 || res.Unchanged != 4 || count() != 10 {
 		t.Errorf("second run: %+v, %d in the database", res, count())
+	}
+}
+
+// The import checkpoints on a connection of its own and, every few
+// batches, waits until everything it committed is in the database file,
+// so that its next commit starts the WAL afresh. Without those waits the
+// WAL would grow by every batch of the file.
+func TestImportKeepsWALShort(t *testing.T) {
+	e := newEnv(t)
+	const batches, size = 40, 500
+	var first, peak int64
+	res, err := e.store.Import(context.Background(), newCSV(batches*size), subscribers.ImportOptions{
+		BatchSize: size,
+		OnBatch: func(int) {
+			fi, err := os.Stat(e.path + "-wal")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if first == 0 {
+				first = fi.Size()
+			}
+			peak = max(peak, fi.Size())
+		},
+	})
+	if err != nil || res.Added != batches*size {
+		t.Fatalf("import: %+v, %v", res, err)
+	}
+	t.Logf("WAL after the first batch %d bytes, at most %d", first, peak)
+	if first == 0 || peak > 8*first {
+		t.Errorf("WAL reached %d bytes, %.1f batches' worth (first batch %d bytes): it is not restarted", peak, float64(peak)/float64(first), first)
+	}
+	var n int
+	if err := e.db.QueryRow(`SELECT count(*) FROM subscribers`).Scan(&n); err != nil || n != batches*size {
+		t.Errorf("%d subscribers, %v", n, err)
 	}
 }

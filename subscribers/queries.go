@@ -126,11 +126,12 @@ const (
 	qCountSuppressions = `SELECT count(*) FROM suppressions`
 	qAllSuppressions   = `SELECT hash FROM suppressions`
 
-	// qExistingAmong is completed with "(?, ?, …)" (import).
+	// qExistingAmong: ?2 is a JSON array of address keys (import). A
+	// PostgreSQL store would bind an array: email_key = ANY($2).
 	qExistingAmong = `SELECT s.id, s.email_key, s.name, s.status, s.regions, s.topics,
        COALESCE((SELECT group_concat(t.tag) FROM subscriber_tags t WHERE t.subscriber_id = s.id), ''),
-       COALESCE((SELECT m.subscribed FROM memberships m WHERE m.subscriber_id = s.id AND m.list_id = ?), -1)
-  FROM subscribers s WHERE s.email_key IN `
+       COALESCE((SELECT m.subscribed FROM memberships m WHERE m.subscriber_id = s.id AND m.list_id = ?1), -1)
+  FROM subscribers s WHERE s.email_key IN (SELECT value FROM json_each(?2))`
 )
 
 // recipientsQuery is the delivery hot path: active members of a list after

@@ -1,6 +1,9 @@
 package subscribers
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestAllowed is the status state machine as a table: rows are the current
 // status, columns the target, for an ordinary change and for a fresh
@@ -38,6 +41,28 @@ func TestPrefsMaskRoundTrip(t *testing.T) {
 			if gr != int64(r) || gt != int64(tp) || len(custom) != 2 || custom[0] != "gpu" {
 				t.Fatalf("masks %d,%d → %v → %d,%d,%v", r, tp, p, gr, gt, custom)
 			}
+		}
+	}
+}
+
+func TestIsHexSHA256(t *testing.T) {
+	ok := strings.Repeat("0123456789abcdef", 4)
+	for s, want := range map[string]bool{
+		ok:                      true,
+		strings.ToUpper(ok):     false, // the import lower-cases first; the API does not
+		ok[:63]:                 false,
+		ok + "0":                false,
+		ok[:63] + "g":           false,
+		ok[:63] + "/":           false, // just below '0'
+		ok[:63] + ":":           false, // just above '9'
+		ok[:63] + "`":           false, // just below 'a'
+		ok[:62] + "é":           false, // two bytes, same length
+		"":                      false,
+		strings.Repeat("f", 64): true,
+		strings.Repeat("0", 64): true,
+	} {
+		if got := isHexSHA256(s); got != want {
+			t.Errorf("isHexSHA256(%q) = %v, want %v", s, got, want)
 		}
 	}
 }

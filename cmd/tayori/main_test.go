@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tayori-news/tayori/internal/sqlitedb"
 	"github.com/tayori-news/tayori/internal/testutil"
 )
 
@@ -40,6 +41,9 @@ func TestVersion(t *testing.T) {
 	out, _, err := runCLI(t, testEnv(t), "version")
 	if err != nil || !strings.HasPrefix(out, "tayori ") {
 		t.Fatalf("version: %q, %v", out, err)
+	}
+	if !strings.Contains(out, "SQLite engine: "+sqlitedb.Engine+"\n") {
+		t.Errorf("version does not name the SQLite engine: %q", out)
 	}
 	// version works even when the configuration is broken.
 	if _, _, err := runCLI(t, testEnv(t, "TAYORI_REDIS_URL", "nonsense"), "version"); err != nil {

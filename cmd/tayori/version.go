@@ -6,6 +6,8 @@ import (
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tayori-news/tayori/internal/sqlitedb"
 )
 
 // version and commit are set at build time with -ldflags "-X main.version=… -X main.commit=…".
@@ -36,6 +38,7 @@ func newVersionCmd(a *app) *cobra.Command {
 				c = "unknown"
 			}
 			fmt.Fprintf(a.stdout, "tayori %s (commit %s, %s %s/%s)\n", version, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintf(a.stdout, "SQLite engine: %s\n", sqlitedb.Engine)
 			return nil
 		},
 	}

@@ -1,5 +1,12 @@
-// Package sqlitedb opens Tayori's embedded SQLite database (pure Go driver,
-// WAL mode) and applies a package's embedded migrations with goose.
+// Package sqlitedb opens Tayori's embedded SQLite database (WAL mode) and
+// applies a package's embedded migrations with goose.
+//
+// The engine is chosen at build time. The default is modernc.org/sqlite,
+// SQLite translated to Go: no C toolchain, cross-compiles anywhere. Built
+// with -tags sqlite_cgo it is github.com/mattn/go-sqlite3, the C library
+// through cgo: the same SQL, files and behaviour, about 1.8 times the
+// write speed (see the README's import figures). Engine names the one in
+// this binary.
 //
 // Several packages keep tables in the same database file (subscribers,
 // queue, web). Each owns its migrations and records them in its own goose
@@ -20,8 +27,6 @@ import (
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/database"
-	"modernc.org/sqlite" // registers the "sqlite" driver
-	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // ErrUnsupported is returned for a database URL this build cannot open.
@@ -58,24 +63,7 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 			return nil, fmt.Errorf("open database: %w", err)
 		}
 	}
-	q := url.Values{}
-	for _, p := range []string{
-		"busy_timeout(10000)",
-		"journal_mode(WAL)",
-		"synchronous(NORMAL)",
-		"foreign_keys(ON)",
-		"temp_store(MEMORY)",
-		// 8 MB of page cache per connection. A worker holds several
-		// connections; at 32 MB each its RSS grew from 59 MB at 100,000
-		// readers to 114 MB at 1,000,000, at 8 MB it stays near 68 MB,
-		// with the same CPU per message and the same import speed (the
-		// operating system's cache serves the rest).
-		"cache_size(-8000)",
-	} {
-		q.Add("_pragma", p)
-	}
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	db, err := openDB(path)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
@@ -95,11 +83,24 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 	}
 }
 
-// IsBusy reports whether err is SQLite's SQLITE_BUSY (any extended code):
-// another connection holds a lock that did not clear in time.
-func IsBusy(err error) bool {
-	var se *sqlite.Error
-	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+// IsBusy reports whether err is SQLITE_BUSY (any extended code): another
+// connection holds a lock that did not clear in time.
+func IsBusy(err error) bool { return isBusy(err) }
+
+// pragmas are set on every connection, by whichever engine this build
+// links (driver_*.go).
+var pragmas = []string{
+	"busy_timeout(10000)",
+	"journal_mode(WAL)",
+	"synchronous(NORMAL)",
+	"foreign_keys(ON)",
+	"temp_store(MEMORY)",
+	// 8 MB of page cache per connection. A worker holds several
+	// connections; at 32 MB each its RSS grew from 59 MB at 100,000
+	// readers to 114 MB at 1,000,000, at 8 MB it stays near 68 MB, with
+	// the same CPU per message and the same import speed (the operating
+	// system's cache serves the rest).
+	"cache_size(-8000)",
 }
 
 // Migrate applies the migrations in fsys (files like "0001_init.sql" at its

@@ -2,8 +2,10 @@ package sqlitedb_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -106,5 +108,75 @@ func TestQueryColumn(t *testing.T) {
 	}
 	if _, err := sqlitedb.QueryColumn[int64](ctx, db, `SELECT nope FROM t`); err == nil {
 		t.Error("bad query: no error")
+	}
+}
+
+// Every connection of either engine (the default, and -tags sqlite_cgo)
+// gets the same settings: WAL, NORMAL sync, foreign keys, the busy
+// timeout, and write transactions that take the lock at BEGIN, so that
+// a second writer waits or gets SQLITE_BUSY there, never halfway.
+func TestConnectionSettings(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlitedb.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	t.Logf("engine: %s", sqlitedb.Engine)
+	c1, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	c2, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	for _, c := range []*sql.Conn{c1, c2} {
+		for pragma, want := range map[string]string{
+			"journal_mode": "wal", "synchronous": "1", "foreign_keys": "1", "busy_timeout": "10000",
+			"temp_store": "2", "cache_size": "-8000",
+		} {
+			var got string
+			if err := c.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil || got != want {
+				t.Errorf("PRAGMA %s = %q, %v; want %q", pragma, got, err, want)
+			}
+		}
+	}
+	if _, err := c1.ExecContext(ctx, `CREATE TABLE t (x TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	tx1, err := c1.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx1.Rollback()
+	if _, err := c2.ExecContext(ctx, "PRAGMA busy_timeout = 50"); err != nil {
+		t.Fatal(err)
+	}
+	defer c2.ExecContext(ctx, "PRAGMA busy_timeout = 10000")
+	tx2, err := c2.BeginTx(ctx, nil)
+	if err == nil {
+		tx2.Rollback()
+		t.Fatal("a second BEGIN succeeded while the first transaction was open: transactions are not IMMEDIATE")
+	}
+	if !sqlitedb.IsBusy(err) {
+		t.Fatalf("second BEGIN: %v, IsBusy = false", err)
+	}
+	// Text survives byte for byte, and a foreign key is enforced.
+	const ja = "便り 🗾 \u3099"
+	if _, err := tx1.ExecContext(ctx, `INSERT INTO t (x) VALUES (?)`, ja); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := tx1.QueryRowContext(ctx, `SELECT x FROM t`).Scan(&got); err != nil || got != ja {
+		t.Errorf("read back %q, %v; want %q", got, err, ja)
+	}
+	if _, err := tx1.ExecContext(ctx, `CREATE TABLE p (id INTEGER PRIMARY KEY); CREATE TABLE c (p INTEGER REFERENCES p (id))`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx1.ExecContext(ctx, `INSERT INTO c (p) VALUES (42)`); err == nil || !strings.Contains(err.Error(), "FOREIGN KEY constraint failed") {
+		t.Errorf("insert with a dangling foreign key: %v", err)
 	}
 }
