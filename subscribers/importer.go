@@ -28,10 +28,10 @@ type ImportOptions struct {
 	// BatchSize is the number of rows per transaction. Default 20,000.
 	// When addresses come in no particular order, each batch touches pages
 	// all over the address index and writes each one it touched: at
-	// 1,000,000 shuffled rows, batches of 5000 imported 21,000 rows/s, of
-	// 20,000 about 30,000. In file order 5000 and 20,000 are alike
-	// (57,000–60,000), and 50,000 or more only cost memory
-	// (BenchmarkImport with TAYORI_BENCH_IMPORT_BATCH).
+	// 1,000,000 shuffled rows on the pure-Go engine, batches of 5000
+	// imported 21,000 rows/s, of 20,000 about 30,000. In file order 5000
+	// and 20,000 are alike (57,000–60,000), and 50,000 or more only cost
+	// memory (BenchmarkImport with TAYORI_BENCH_IMPORT_BATCH).
 	BatchSize int
 	// Cause goes into each imported subscriber's status history
 	// ("import subscribers-2026-01.csv"). Default "import".
