@@ -163,27 +163,10 @@ func BenchmarkImportFloor(b *testing.B) {
 		if _, err := conn.ExecContext(ctx, "PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0"); err != nil {
 			b.Fatal(err)
 		}
-		ckConn, err := e.db.Conn(ctx)
+		ckpt, err := subscribers.StartCheckpointer(ctx, e.db)
 		if err != nil {
 			b.Fatal(err)
 		}
-		// The import's checkpointer: a passive checkpoint after each
-		// commit on the second connection, and every 4 batches a wait for
-		// one, so that the WAL restarts.
-		kick := make(chan chan struct{}, 1)
-		ckDone := make(chan struct{})
-		go func() {
-			defer close(ckDone)
-			for reply := range kick {
-				if _, err := ckConn.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
-					b.Error(err)
-				}
-				if reply != nil {
-					close(reply)
-				}
-			}
-		}()
-		syncCkpt := func() { reply := make(chan struct{}); kick <- reply; <-reply }
 		b.StartTimer()
 		per := make([]time.Duration, len(tables))
 		start := time.Now()
@@ -202,20 +185,13 @@ func BenchmarkImportFloor(b *testing.B) {
 			if err := tx.Commit(); err != nil {
 				b.Fatal(err)
 			}
-			if (lo/batch)%4 == 3 {
-				syncCkpt()
-			} else {
-				select {
-				case kick <- nil:
-				default:
-				}
-			}
+			ckpt.Committed()
 		}
-		syncCkpt()
+		if err := ckpt.Sync(); err != nil {
+			b.Fatal(err)
+		}
 		el := time.Since(start)
-		close(kick)
-		<-ckDone
-		ckConn.Close()
+		ckpt.Stop()
 		b.StopTimer()
 		// The figures count only if every table got every reader.
 		for _, t := range tables {

@@ -669,14 +669,15 @@ func (s *Store) existingAmong(ctx context.Context, tx *sql.Tx, listID int64, bat
 	if len(batch) == 0 {
 		return out, nil
 	}
-	keys := make([]byte, 0, len(batch)*32)
+	keys := make([]byte, 1, 2+len(batch)*32)
+	keys[0] = '['
 	for i, r := range batch {
 		if i > 0 {
 			keys = append(keys, ',')
 		}
 		keys = jsonw.AppendString(keys, r.key)
 	}
-	keys = append(append([]byte{'['}, keys...), ']')
+	keys = append(keys, ']')
 	rows, err := tx.QueryContext(ctx, qExistingAmong, listID, string(keys))
 	if err != nil {
 		return nil, err
@@ -880,11 +881,10 @@ func (s *Store) bulkInsert(ctx context.Context, tx *sql.Tx, listID int64, opts I
 	type consentGroup struct{ method, form, sha string }
 	cons := map[consentGroup][]byte{}
 	var groups []consentGroup // in first-seen order
+	// extra: a new row with custom tags or a bounced or complained status.
 	type extra struct {
-		id     int64
-		row    *importRow
-		custom []string
-		st     Status
+		id  int64
+		row *importRow
 	}
 	var extras []extra
 	for i, r := range rows {
@@ -908,7 +908,7 @@ func (s *Store) bulkInsert(ctx context.Context, tx *sql.Tx, listID int64, opts I
 			cons[g] = append(b, r.consTail...)
 		}
 		if len(r.custom) > 0 || r.st == Bounced || r.st == Complained {
-			extras = append(extras, extra{id: id, row: r, custom: r.custom, st: r.st})
+			extras = append(extras, extra{id: id, row: r})
 		}
 	}
 	subs = append(subs, ']')
@@ -929,14 +929,14 @@ func (s *Store) bulkInsert(ctx context.Context, tx *sql.Tx, listID int64, opts I
 		}
 	}
 	for _, x := range extras {
-		for _, t := range x.custom {
+		for _, t := range x.row.custom {
 			if _, err := tx.ExecContext(ctx, qInsertTag, x.id, t); err != nil {
 				return fmt.Errorf("row %d: tag: %w", x.row.row, err)
 			}
 		}
-		if x.st == Bounced || x.st == Complained {
+		if st := x.row.st; st == Bounced || st == Complained {
 			reason := ReasonBounced
-			if x.st == Complained {
+			if st == Complained {
 				reason = ReasonComplained
 			}
 			if err := s.suppress(ctx, tx, x.row.email, reason); err != nil {
