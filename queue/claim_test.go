@@ -12,6 +12,9 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/database"
+
 	"github.com/tayori-news/tayori/internal/sqlitedb"
 )
 
@@ -60,7 +63,7 @@ func TestClaimAndRecord(t *testing.T) {
 	}
 	row := func(id int64) (status, reply string, attempts int) {
 		t.Helper()
-		if err := db.QueryRowContext(ctx, `SELECT status, reply, attempts FROM deliveries WHERE send_id = 1 AND subscriber_id = ?`, id).
+		if err := db.QueryRowContext(ctx, `SELECT status, reply, attempts FROM delivery_state WHERE send_id = 1 AND subscriber_id = ?`, id).
 			Scan(&status, &reply, &attempts); err != nil {
 			t.Fatal(err)
 		}
@@ -136,6 +139,15 @@ func TestStatusQueriesUseIndexes(t *testing.T) {
 		{"claim", qClaimRows, []any{1, 1, 2, 0}, "SEARCH deliveries USING PRIMARY KEY (send_id=? AND subscriber_id>? AND subscriber_id<?)", false},
 		{"history", qHistory, []any{1}, "SEARCH d USING PRIMARY KEY (send_id=? AND subscriber_id=?)", true},
 		{"last attempts", qLastAttempts, []any{1, 5}, "SEARCH d USING PRIMARY KEY (send_id=? AND subscriber_id=?)", true},
+		// batch_sent (migration 0007): found by send or batch, and a copy's
+		// row by its key.
+		{"record sent", qRecordSent, []any{"[]", 1}, "SEARCH b EXISTS USING PRIMARY KEY (send_id=? AND batch=?)", false},
+		{"sent of a batch", qBatchSentIDs, []any{1, 0}, "SEARCH bs USING INDEX batch_sent_batch (send_id=? AND batch=?)", false},
+		{"sent count", qSentCount, []any{1}, "SEARCH batch_sent USING COVERING INDEX batch_sent_batch (send_id=?)", false},
+		{"raced cancel", qRacedCancel, []any{1}, "SEARCH d USING PRIMARY KEY (send_id=? AND subscriber_id=?)", false},
+		{"batch done, sent copies", qBatchDone, []any{1, 0, "c", 1, 2}, "SEARCH bs USING INDEX batch_sent_batch (send_id=? AND batch=?)", false},
+		{"cancel, sent copies", qCancelOpen, []any{1, 1}, "SEARCH bs USING INDEX batch_sent_batch (send_id=?)", false},
+		{"history, sent copy", qHistory, []any{1}, "SEARCH bs USING INDEX batch_sent_batch (send_id=? AND batch=?)", true},
 	} {
 		rows, err := db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+c.q, c.args...)
 		if err != nil {
@@ -153,6 +165,7 @@ func TestStatusQueriesUseIndexes(t *testing.T) {
 		rows.Close()
 		all := strings.Join(plan, "\n")
 		if !strings.Contains(all, c.want) || strings.Contains(all, "SCAN deliveries") || slices.Contains(plan, "SCAN d") ||
+			slices.Contains(plan, "SCAN bs") || strings.Contains(all, "MATERIALIZE") ||
 			c.noSort && strings.Contains(all, "TEMP B-TREE") {
 			t.Errorf("%s: plan\n%s\nwant %q", c.name, all, c.want)
 		}
@@ -223,7 +236,7 @@ func TestBatchDone(t *testing.T) {
 		t.Fatalf("send is %s with a batch open, want sending", st)
 	}
 	b1 := &BatchPayload{SendID: 1, Batch: 1, IDs: []int64{3, 4}}
-	if err := s.finishBatch(ctx, b1, "old"); err != nil {
+	if err := s.finishBatch(ctx, b1, "old", false); err != nil {
 		t.Fatal(err)
 	}
 	if _, done := state(); done != 2 {
@@ -231,13 +244,13 @@ func TestBatchDone(t *testing.T) {
 	}
 	mustExec(`UPDATE batch_claims SET claim = 'new' WHERE send_id = 1 AND batch = 1`)
 	mustExec(`UPDATE deliveries SET status = 'sent' WHERE send_id = 1 AND subscriber_id = 4`)
-	if err := s.finishBatch(ctx, b1, "old"); err != nil {
+	if err := s.finishBatch(ctx, b1, "old", false); err != nil {
 		t.Fatal(err)
 	}
 	if _, done := state(); done != 2 {
 		t.Fatal("a stale run marked the batch done")
 	}
-	if err := s.finishBatch(ctx, b1, "new"); err != nil {
+	if err := s.finishBatch(ctx, b1, "new", false); err != nil {
 		t.Fatal(err)
 	}
 	if _, done := state(); done != 3 {
@@ -248,5 +261,168 @@ func TestBatchDone(t *testing.T) {
 	}
 	if st, _ := state(); st != "done" {
 		t.Fatalf("send is %s, want done", st)
+	}
+}
+
+// First copies that were sent go to batch_sent (migration 0007), not to
+// their rows: delivery_state, the claim, the counts, the batch's end, a
+// cancel racing copies in flight and the history all read them, a stale
+// run cannot add any, and migrating down writes them into the rows.
+func TestFirstCopiesInBatchSent(t *testing.T) {
+	ctx := context.Background()
+	db := migratedDB(t)
+	now := time.Now().UnixMilli()
+	mustExec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustExec(`INSERT INTO sends (id, uid, issue_slug, issue_json, list_key, state, scheduled_at, created_at, updated_at)
+		VALUES (1, 'u1', 'x', '{}', 'monthly', 'sending', ?, ?, ?)`, now, now, now)
+	for id := 10; id < 15; id++ {
+		mustExec(`INSERT INTO deliveries (send_id, subscriber_id, batch, variant, updated_at) VALUES (1, ?, 0, 'v', ?)`, id, now)
+	}
+	mustExec(`INSERT INTO deliveries (send_id, subscriber_id, batch, variant, updated_at) VALUES (1, 15, 1, 'v', ?)`, now)
+	mustExec(`INSERT INTO batch_claims (send_id, batch, claim, claimed_at) VALUES (1, 0, '', 0), (1, 1, '', 0)`)
+	s := &Service{db: db, cfg: Config{Now: time.Now}}
+	rec := newRecorder(db, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer rec.close()
+	flush := func(os ...outcome) {
+		t.Helper()
+		if err := rec.flushOnce(os); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent := func(id int64, claim, reply string) outcome {
+		return outcome{sendID: 1, subID: id, batch: 0, claim: claim, status: "sent", reply: reply, first: true}
+	}
+	type state struct {
+		raw, status, reply string
+		attempts           int
+	}
+	get := func(id int64) (st state) {
+		t.Helper()
+		if err := db.QueryRowContext(ctx, `SELECT d.status, s.status, s.reply, s.attempts FROM deliveries d
+			JOIN delivery_state s USING (send_id, subscriber_id) WHERE send_id = 1 AND subscriber_id = ?`, id).
+			Scan(&st.raw, &st.status, &st.reply, &st.attempts); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	counts := func(want Counts) {
+		t.Helper()
+		c, err := liveCounts(ctx, db, 1)
+		if err != nil || c != want {
+			t.Errorf("counts %+v (%v), want %+v", c, err, want)
+		}
+	}
+	batchDone := func() (done bool) {
+		t.Helper()
+		if err := db.QueryRowContext(ctx, `SELECT done FROM batch_claims WHERE send_id = 1 AND batch = 0`).Scan(&done); err != nil {
+			t.Fatal(err)
+		}
+		return done
+	}
+	p := &BatchPayload{SendID: 1, Batch: 0, IDs: []int64{10, 11, 12, 13, 14}}
+
+	if a, err := s.claim(ctx, p, "run-a"); err != nil || len(a) != 5 {
+		t.Fatalf("claim by run a: %v, %v", a, err)
+	}
+	// Two first copies sent and one retry in one group: one transaction,
+	// one batch_sent row, the retry in its row.
+	flush(sent(10, "run-a", "250 2.0.0 Ok: queued as 受付A \xff"),
+		outcome{sendID: 1, subID: 11, batch: 0, claim: "run-a", status: "retry", reply: "451 later", first: true},
+		sent(12, "run-a", "250 ok 12"))
+	if st := get(10); st != (state{"queued", "sent", "250 2.0.0 Ok: queued as 受付A \uFFFD", 1}) {
+		t.Errorf("reader 10: %+v", st)
+	}
+	if st := get(11); st != (state{"retry", "retry", "451 later", 1}) {
+		t.Errorf("reader 11: %+v", st)
+	}
+	var rows, n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*), sum(n) FROM batch_sent`).Scan(&rows, &n); err != nil || rows != 1 || n != 2 {
+		t.Errorf("batch_sent: %d rows holding %d copies (%v), want 1 holding 2", rows, n, err)
+	}
+	counts(Counts{Planned: 6, Sent: 2, Retrying: 1, Queued: 3})
+
+	// Run b takes over: the copies in batch_sent are done, and run a can
+	// add no more.
+	b, err := s.claim(ctx, p, "run-b")
+	if err != nil || len(b) != 3 || b[0].subID != 11 || b[0].attempts != 1 || b[1].subID != 13 || b[2].subID != 14 {
+		t.Fatalf("claim by run b: %+v, %v", b, err)
+	}
+	flush(sent(13, "run-a", "250 stale"))
+	if st := get(13); st.status != "queued" {
+		t.Errorf("reader 13 after a stale run's copy: %+v", st)
+	}
+	flush(sent(13, "run-b", "250 ok 13"),
+		outcome{sendID: 1, subID: 11, batch: 0, claim: "run-b", status: "sent", reply: "250 ok 11"})
+	if st := get(11); st != (state{"sent", "sent", "250 ok 11", 2}) {
+		t.Errorf("reader 11, sent on its second attempt: %+v", st)
+	}
+	if err := s.finishBatch(ctx, p, "run-b", false); err != nil || batchDone() {
+		t.Errorf("batch done with reader 14 open (%v)", err)
+	}
+	counts(Counts{Planned: 6, Sent: 4, Queued: 2})
+
+	// A cancel leaves the sent copies' rows alone; a copy in flight then
+	// is sent, and counted once.
+	if _, err := db.ExecContext(ctx, qCancelOpen, now, 1); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[int64]string{10: "queued", 12: "queued", 13: "queued", 14: "cancelled", 15: "cancelled"} {
+		if st := get(id); st.raw != want {
+			t.Errorf("reader %d's row after the cancel: %s, want %s", id, st.raw, want)
+		}
+	}
+	counts(Counts{Planned: 6, Sent: 4, Cancelled: 2})
+	flush(sent(14, "run-b", "250 ok 14"))
+	if st := get(14); st != (state{"cancelled", "sent", "250 ok 14", 1}) {
+		t.Errorf("reader 14, in flight during the cancel: %+v", st)
+	}
+	counts(Counts{Planned: 6, Sent: 5, Cancelled: 1})
+	// A run that gave every claimed row a final outcome marks the batch
+	// done without reading its rows, but only under the current claim.
+	if err := s.finishBatch(ctx, p, "run-a", true); err != nil || batchDone() {
+		t.Errorf("batch done by a stale run (%v)", err)
+	}
+	if err := s.finishBatch(ctx, p, "run-b", false); err != nil || !batchDone() {
+		t.Errorf("batch not done with every copy sent (%v)", err)
+	}
+	if h, err := deliveryHistory(ctx, db, 12); err != nil || len(h) != 1 || h[0].Status != "sent" || h[0].Attempts != 1 {
+		t.Errorf("history of reader 12: %+v, %v", h, err)
+	}
+	o := &Outcomes{db: db}
+	if a, err := o.LastAttempts(ctx, 13, 5); err != nil || len(a) != 1 || !a[0].Sent || a[0].Reply != "250 ok 13" {
+		t.Errorf("last attempts of reader 13: %+v, %v", a, err)
+	}
+	if n, err := o.SentBetween(ctx, time.UnixMilli(now-1000), time.Now().Add(time.Minute)); err != nil || n != 5 {
+		t.Errorf("sent between: %d, %v, want 5", n, err)
+	}
+
+	// Down to 0006: the copies are written into their rows.
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := database.NewStore(goose.DialectSQLite3, "queue_migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := goose.NewProvider("", db, sub, goose.WithStore(store), goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pr.DownTo(ctx, 6); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[int64]string{10: "250 2.0.0 Ok: queued as 受付A \uFFFD", 12: "250 ok 12", 13: "250 ok 13", 14: "250 ok 14"} {
+		var status, reply string
+		var attempts int
+		if err := db.QueryRowContext(ctx, `SELECT status, reply, attempts FROM deliveries WHERE send_id = 1 AND subscriber_id = ?`, id).
+			Scan(&status, &reply, &attempts); err != nil || status != "sent" || reply != want || attempts != 1 {
+			t.Errorf("reader %d after migrating down: %s %q %d (%v)", id, status, reply, attempts, err)
+		}
 	}
 }

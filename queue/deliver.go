@@ -18,6 +18,7 @@ import (
 
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/internal/sqlitedb"
 )
 
 // sendCache keeps what does not change during a send: its issue and
@@ -145,11 +146,28 @@ func (s *Service) claim(ctx context.Context, p *BatchPayload, token string) ([]c
 	if err := rows.Err(); err != nil {
 		return nil, wrap(err)
 	}
+	// Copies an earlier run sent on their first attempt are in batch_sent,
+	// their rows still queued: they are done.
+	sent, err := sqlitedb.QueryColumn[int64](ctx, tx, qBatchSentIDs, p.SendID, p.Batch)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	if len(sent) > 0 {
+		done := make(map[int64]bool, len(sent))
+		for _, id := range sent {
+			done[id] = true
+		}
+		out = slices.DeleteFunc(out, func(c claimed) bool { return done[c.subID] })
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, wrap(err)
 	}
 	return out, nil
 }
+
+// qBatchSentIDs lists the readers of a batch whose copies are in
+// batch_sent.
+const qBatchSentIDs = `SELECT subscriber_id FROM sent_copies WHERE send_id = ? AND batch = ?`
 
 func newToken() string {
 	var b [12]byte
@@ -193,7 +211,7 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	if len(rows) == 0 {
-		if err := s.finishBatch(ctx, &p, token); err != nil {
+		if err := s.finishBatch(ctx, &p, token, false); err != nil {
 			return err
 		}
 		return s.maybeFinish(ctx, p.SendID)
@@ -221,6 +239,8 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 	}
 	var (
 		last       uint64
+		final      int // rows given a final outcome (not retry)
+		fails0     = s.rec.failures()
 		temp       int
 		policy     string
 		lastCheck  = time.Now()
@@ -228,7 +248,11 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 	)
 	// Rows never recorded (a stop part way) stay queued for the re-run.
 	record := func(c claimed, status string, perm bool, reply string) {
-		last = s.rec.add(outcome{sendID: p.SendID, subID: c.subID, claim: token, status: status, permanent: perm, reply: reply})
+		if status != "retry" {
+			final++
+		}
+		last = s.rec.add(outcome{sendID: p.SendID, subID: c.subID, batch: p.Batch, claim: token, status: status,
+			permanent: perm, reply: reply, first: c.attempts == 0})
 	}
 	// handle records the relay's answer for one copy.
 	handle := func(c claimed, r *Recipient, reply string, err error) {
@@ -344,6 +368,11 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 	if err := s.rec.wait(context.WithoutCancel(ctx), last); err != nil {
 		return fmt.Errorf("queue: batch %d of send %d: %w", p.Batch, p.SendID, err)
 	}
+	if s.rec.failures() != fails0 {
+		// A group commit failed meanwhile, perhaps with some of this run's
+		// outcomes: the re-run finds their rows still open.
+		return fmt.Errorf("queue: batch %d of send %d: some outcomes may not have been recorded, will run again", p.Batch, p.SendID)
+	}
 	if policy != "" {
 		reason := "relay refused a message for policy or authentication reasons (5.7.x): " + policy
 		if err := s.pause(context.WithoutCancel(ctx), p.SendID, reason); err != nil && !errors.Is(err, ErrState) {
@@ -358,7 +387,7 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 	if temp > 0 {
 		return fmt.Errorf("batch %d of send %d: %d temporary failures, will retry", p.Batch, p.SendID, temp)
 	}
-	if err := s.finishBatch(context.WithoutCancel(ctx), &p, token); err != nil {
+	if err := s.finishBatch(context.WithoutCancel(ctx), &p, token, final == len(rows)); err != nil {
 		return err
 	}
 	return s.maybeFinish(ctx, p.SendID)

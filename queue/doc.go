@@ -13,15 +13,21 @@
 // handler claims its batch (its row in batch_claims) and reads the
 // batch's unfinished deliveries, re-reads the subscribers, renders each
 // variant once per process, hands the Sender the variant and the reader's
-// values, and records each outcome through a group-commit writer that
-// applies a group with one statement. A Sender that offers a [Stream]
+// values, and records each outcome through a group-commit writer. A copy
+// sent on its first attempt, nearly every copy, is not written into its
+// delivery row: each commit appends one batch_sent row per batch holding
+// that batch's accepted copies and the relay's replies (migration 0007),
+// and delivery_state reads a delivery as its row overridden by such an
+// entry. Other outcomes (skips, retries, failures, a retried copy's
+// success) update their rows. A Sender that offers a [Stream]
 // sends the whole batch on one connection, several copies per round trip.
 // A batch none of whose deliveries is open is marked done; the send is
 // done when every batch is.
 //
 // Asynq is at-least-once. The claim in SQLite is the real guard: an
 // outcome is recorded only under the batch's current claim and only for a
-// row still open, so a finished row is never sent again by a re-run, a
+// row still open (a claim leaves out the copies in batch_sent), so a
+// finished delivery is never sent again by a re-run, a
 // stale run cannot overwrite the new run's records, and a re-run after a
 // crash resends at most the copies that were in flight: per connection,
 // those sent but not yet answered (at most mailer.MaxInFlight), and

@@ -40,9 +40,10 @@ type Attempt struct {
 }
 
 // qLastAttempts walks the sends newest first with a primary key seek into
-// deliveries for each (as qHistory does), stopping after n.
+// deliveries for each (as qHistory does), stopping after n; delivery_state
+// adds a first copy's batch_sent entry (migration 0007).
 const qLastAttempts = `SELECT d.send_id, d.status, d.permanent, d.reply, d.updated_at
-	FROM sends s CROSS JOIN deliveries d ON d.send_id = s.id AND d.subscriber_id = ?
+	FROM sends s CROSS JOIN delivery_state d ON d.send_id = s.id AND d.subscriber_id = ?
 	WHERE d.status IN ('sent','failed') ORDER BY s.id DESC LIMIT ?`
 
 // LastAttempts returns the subscriber's last n copies that reached the
@@ -90,8 +91,11 @@ func (o *Outcomes) SentBetween(ctx context.Context, since, until time.Time) (int
 	var total int64
 	for _, id := range ids {
 		var n int64
-		if err := o.db.QueryRowContext(ctx, `SELECT count(*) FROM deliveries
-			WHERE send_id = ? AND status = 'sent' AND updated_at >= ? AND updated_at < ?`,
+		// Rows rewritten with their outcome, and first copies recorded
+		// in batch_sent (migration 0007).
+		if err := o.db.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM deliveries
+			WHERE send_id = ?1 AND status = 'sent' AND updated_at >= ?2 AND updated_at < ?3)
+			+ (SELECT coalesce(sum(n), 0) FROM batch_sent WHERE send_id = ?1 AND at >= ?2 AND at < ?3)`,
 			id, since.UnixMilli(), until.UnixMilli()).Scan(&n); err != nil {
 			return 0, fmt.Errorf("queue: copies sent since %s: %w", since.Format(time.RFC3339), err)
 		}

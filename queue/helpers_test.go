@@ -257,7 +257,7 @@ func (e *env) delivery(sendID int64, email string) deliveryRow {
 		e.t.Fatal(err)
 	}
 	var d deliveryRow
-	err = e.db.QueryRowContext(e.ctx, `SELECT status, permanent, attempts, reply, variant FROM deliveries
+	err = e.db.QueryRowContext(e.ctx, `SELECT status, permanent, attempts, reply, variant FROM delivery_state
 		WHERE send_id = ? AND subscriber_id = ?`, sendID, s.ID).Scan(&d.status, &d.permanent, &d.attempts, &d.reply, &d.variant)
 	if err != nil {
 		e.t.Fatalf("delivery of %s: %v", email, err)

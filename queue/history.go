@@ -37,9 +37,11 @@ func (s *Service) DeliveryHistory(ctx context.Context, subscriberID int64) ([]De
 
 // qHistory finds a subscriber's deliveries send by send, one primary key
 // seek each (CROSS JOIN keeps sends the outer loop): deliveries have no
-// index by subscriber (migration 0006).
+// index by subscriber (migration 0006). delivery_state is the row as it
+// stands, with its batch_sent entry if the copy went on its first attempt
+// (migration 0007).
 const qHistory = `SELECT d.send_id, s.issue_slug, s.list_key, d.variant, d.status, d.attempts, d.updated_at
-	FROM sends s CROSS JOIN deliveries d ON d.send_id = s.id AND d.subscriber_id = ?
+	FROM sends s CROSS JOIN delivery_state d ON d.send_id = s.id AND d.subscriber_id = ?
 	ORDER BY s.id`
 
 func deliveryHistory(ctx context.Context, db *sql.DB, subscriberID int64) ([]Delivered, error) {

@@ -16,11 +16,19 @@ import (
 // outcome is the result of one delivery attempt, to be committed.
 type outcome struct {
 	sendID, subID int64
+	batch         int64
 	claim         string
 	status        string // sent, skipped, retry, failed
 	permanent     bool
 	reply         string
+	// first: the row was claimed unattempted (queued, attempts 0). A
+	// first copy that was sent goes to batch_sent (migration 0007)
+	// instead of rewriting its row.
+	first bool
 }
+
+// appended reports whether o is recorded in batch_sent.
+func (o *outcome) appended() bool { return o.first && o.status == "sent" }
 
 // recorder commits outcomes in groups: every FlushInterval (or sooner
 // when many are waiting) one transaction writes all of them. A crash
@@ -28,7 +36,8 @@ type outcome struct {
 // sent again by the re-run: that window bounds the duplicates.
 type recorder struct {
 	db       *sql.DB
-	stmt     *sql.Stmt // qRecord, prepared by the first flush (loop goroutine only)
+	stmt     *sql.Stmt // qRecord, prepared when first needed (loop goroutine only)
+	sentStmt *sql.Stmt // qRecordSent, likewise
 	interval time.Duration
 	log      *slog.Logger
 
@@ -40,6 +49,7 @@ type recorder struct {
 	err     error  // error of the last failed flush
 	errAt   uint64 // flushed value after that failure
 	errN    int    // outcomes in that failed flush
+	fails   uint64 // failed flushes so far
 	closed  bool
 	kick    chan struct{}
 	done    chan struct{}
@@ -98,6 +108,15 @@ func (r *recorder) wait(ctx context.Context, t uint64) error {
 	return nil
 }
 
+// failures returns how many flushes have failed so far. A batch run that
+// sees it change while its outcomes were being committed cannot tell
+// whether all of them were, and has its batch run again.
+func (r *recorder) failures() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fails
+}
+
 func (r *recorder) loop() {
 	defer close(r.done)
 	tick := time.NewTicker(r.interval)
@@ -118,6 +137,7 @@ func (r *recorder) loop() {
 			r.flushed += uint64(len(batch))
 			if err != nil {
 				r.err, r.errAt, r.errN = err, r.flushed, len(batch)
+				r.fails++
 				r.log.Error("record outcomes", "err", err, "count", len(batch))
 			}
 			r.cond.Broadcast()
@@ -159,13 +179,82 @@ const qRecord = `UPDATE deliveries
    AND EXISTS (SELECT 1 FROM batch_claims b
                 WHERE b.send_id = deliveries.send_id AND b.batch = deliveries.batch AND b.claim = j.value ->> 5)`
 
+// qRecordSent appends the group's first copies that were sent, one
+// batch_sent row per batch: ?1 is a JSON array of [send_id, batch, claim,
+// n, [[subscriber_id, reply], ...]], and a batch's row goes in only while
+// the claim its copies were sent under stands.
+const qRecordSent = `INSERT INTO batch_sent (send_id, batch, n, at, sent)
+SELECT j.value ->> 0, j.value ->> 1, j.value ->> 3, ?2, j.value -> 4
+  FROM json_each(?1) AS j
+ WHERE EXISTS (SELECT 1 FROM batch_claims b
+                WHERE b.send_id = j.value ->> 0 AND b.batch = j.value ->> 1 AND b.claim = j.value ->> 2)`
+
 func (r *recorder) flushOnce(batch []outcome) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	buf := make([]byte, 0, 64+len(batch)*96)
-	buf = append(buf, '[')
-	for i, o := range batch {
-		if i > 0 {
+	wrap := func(err error) error { return fmt.Errorf("queue: record %d outcomes: %w", len(batch), err) }
+	rows, sent := encodeRows(batch), encodeSent(batch)
+	var (
+		exec = func(st *sql.Stmt, arg string) error {
+			_, err := st.ExecContext(ctx, arg, time.Now().UnixMilli())
+			return err
+		}
+		tx *sql.Tx
+	)
+	if rows != "" && sent != "" {
+		// Both statements or neither: one transaction.
+		var err error
+		if tx, err = r.db.BeginTx(ctx, nil); err != nil {
+			return wrap(err)
+		}
+		defer tx.Rollback()
+		exec = func(st *sql.Stmt, arg string) error {
+			_, err := tx.StmtContext(ctx, st).ExecContext(ctx, arg, time.Now().UnixMilli())
+			return err
+		}
+	}
+	for _, w := range []struct {
+		arg  string
+		stmt **sql.Stmt
+		q    string
+	}{{rows, &r.stmt, qRecord}, {sent, &r.sentStmt, qRecordSent}} {
+		if w.arg == "" {
+			continue
+		}
+		if *w.stmt == nil {
+			// Compiled once: an UPDATE … FROM costs more to prepare than
+			// to run for a small group.
+			st, err := r.db.PrepareContext(ctx, w.q)
+			if err != nil {
+				return wrap(err)
+			}
+			*w.stmt = st
+		}
+		if err := exec(*w.stmt, w.arg); err != nil {
+			return wrap(err)
+		}
+	}
+	if tx != nil {
+		if err := tx.Commit(); err != nil {
+			return wrap(err)
+		}
+	}
+	return nil
+}
+
+// encodeRows is qRecord's argument for the outcomes that update their
+// rows, "" if there are none.
+func encodeRows(batch []outcome) string {
+	var buf []byte
+	for i := range batch {
+		o := &batch[i]
+		if o.appended() {
+			continue
+		}
+		if buf == nil {
+			buf = make([]byte, 0, 64+len(batch)*96)
+			buf = append(buf, '[')
+		} else {
 			buf = append(buf, ',')
 		}
 		buf = append(buf, '[')
@@ -184,20 +273,69 @@ func (r *recorder) flushOnce(batch []outcome) error {
 		buf = jsonw.AppendString(buf, o.claim)
 		buf = append(buf, ']')
 	}
-	buf = append(buf, ']')
-	if r.stmt == nil {
-		// Compiled once: an UPDATE … FROM costs more to prepare than to
-		// run for a small group.
-		st, err := r.db.PrepareContext(ctx, qRecord)
-		if err != nil {
-			return fmt.Errorf("queue: record %d outcomes: %w", len(batch), err)
+	if buf == nil {
+		return ""
+	}
+	return string(append(buf, ']'))
+}
+
+// encodeSent is qRecordSent's argument: the first copies sent, grouped
+// by batch run in order of first appearance; "" if there are none.
+func encodeSent(batch []outcome) string {
+	type run struct {
+		sendID, batch int64
+		claim         string
+	}
+	var (
+		order []run
+		byRun map[run][]*outcome
+	)
+	for i := range batch {
+		o := &batch[i]
+		if !o.appended() {
+			continue
 		}
-		r.stmt = st
+		k := run{o.sendID, o.batch, o.claim}
+		if byRun == nil {
+			byRun = map[run][]*outcome{}
+		}
+		if _, ok := byRun[k]; !ok {
+			order = append(order, k)
+		}
+		byRun[k] = append(byRun[k], o)
 	}
-	if _, err := r.stmt.ExecContext(ctx, string(buf), time.Now().UnixMilli()); err != nil {
-		return fmt.Errorf("queue: record %d outcomes: %w", len(batch), err)
+	if len(order) == 0 {
+		return ""
 	}
-	return nil
+	buf := make([]byte, 0, 64*len(order)+len(batch)*64)
+	buf = append(buf, '[')
+	for i, k := range order {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		os := byRun[k]
+		buf = append(buf, '[')
+		buf = strconv.AppendInt(buf, k.sendID, 10)
+		buf = append(buf, ',')
+		buf = strconv.AppendInt(buf, k.batch, 10)
+		buf = append(buf, ',')
+		buf = jsonw.AppendString(buf, k.claim)
+		buf = append(buf, ',')
+		buf = strconv.AppendInt(buf, int64(len(os)), 10)
+		buf = append(buf, ",["...)
+		for j, o := range os {
+			if j > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, '[')
+			buf = strconv.AppendInt(buf, o.subID, 10)
+			buf = append(buf, ',')
+			buf = jsonw.AppendString(buf, o.reply)
+			buf = append(buf, ']')
+		}
+		buf = append(buf, "]]"...)
+	}
+	return string(append(buf, ']'))
 }
 
 // close flushes what is pending and stops the writer.
@@ -215,8 +353,10 @@ func (r *recorder) close() error {
 	default:
 	}
 	<-r.done
-	if r.stmt != nil {
-		r.stmt.Close()
+	for _, st := range []*sql.Stmt{r.stmt, r.sentStmt} {
+		if st != nil {
+			st.Close()
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

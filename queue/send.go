@@ -242,6 +242,16 @@ type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
+// qRacedCancel counts the send's copies in batch_sent whose rows were
+// cancelled while the copies were in flight: one key seek per copy
+// (CROSS JOIN keeps the copies the outer loop).
+const qRacedCancel = `SELECT count(*) FROM sent_copies e
+	CROSS JOIN deliveries d ON d.send_id = e.send_id AND d.subscriber_id = e.subscriber_id
+	WHERE e.send_id = ? AND d.status = 'cancelled'`
+
+// qSentCount counts a send's copies in batch_sent, from its index.
+const qSentCount = `SELECT coalesce(sum(n), 0) FROM batch_sent WHERE send_id = ?`
+
 // liveCounts computes a send's figures from its deliveries.
 func liveCounts(ctx context.Context, q querier, id int64) (Counts, error) {
 	rows, err := q.QueryContext(ctx, `SELECT status, permanent, count(*) FROM deliveries
@@ -281,6 +291,21 @@ func liveCounts(ctx context.Context, q querier, id int64) (Counts, error) {
 	if err := rows.Err(); err != nil {
 		return Counts{}, fmt.Errorf("queue: count deliveries of send %d: %w", id, err)
 	}
+	// Copies sent on their first attempt are counted in batch_sent; their
+	// rows, counted above, are queued, or cancelled if the editor cancelled
+	// while they were in flight.
+	var sent, raced int64
+	if err := q.QueryRowContext(ctx, qSentCount, id).Scan(&sent); err != nil {
+		return Counts{}, fmt.Errorf("queue: count deliveries of send %d: %w", id, err)
+	}
+	if sent > 0 && c.Cancelled > 0 {
+		if err := q.QueryRowContext(ctx, qRacedCancel, id).Scan(&raced); err != nil {
+			return Counts{}, fmt.Errorf("queue: count deliveries of send %d: %w", id, err)
+		}
+	}
+	c.Sent += sent
+	c.Queued -= sent - raced
+	c.Cancelled -= raced
 	return c, nil
 }
 

@@ -362,29 +362,52 @@ func snapshotCounts(ctx context.Context, tx *sql.Tx, id int64) error {
 // prefix; the query repeats the index's condition word for word.
 // TestStatusQueriesUseIndexes checks the plans. (PostgreSQL: drop INDEXED
 // BY, its planner uses partial indexes by itself.)
+//
+// Copies sent on their first attempt are in batch_sent (migration 0007)
+// and their rows stay queued: the queries for open rows leave out the
+// readers of sent_copies, one send or one batch at a time (a list built
+// once, not a lookup per row).
 const (
-	qCancelOpen = `UPDATE deliveries SET status = 'cancelled', updated_at = ?
-		WHERE send_id = ? AND status IN ('queued','retry','sending')`
+	qCancelOpen = `UPDATE deliveries SET status = 'cancelled', updated_at = ?1
+		WHERE send_id = ?2 AND status IN ('queued','retry','sending')
+		AND subscriber_id NOT IN (SELECT subscriber_id FROM sent_copies WHERE send_id = ?2)`
 	qFailures = `SELECT subscriber_id, status, permanent, attempts, reply, updated_at
 		FROM deliveries INDEXED BY deliveries_trouble WHERE send_id = ? AND status IN ('failed','retry')
 		ORDER BY updated_at DESC LIMIT ?`
 	qOpenRows = `SELECT batch, subscriber_id FROM deliveries
-		WHERE send_id = ? AND status IN ('queued','retry','sending') ORDER BY batch, subscriber_id`
+		WHERE send_id = ?1 AND status IN ('queued','retry','sending')
+		AND subscriber_id NOT IN (SELECT subscriber_id FROM sent_copies WHERE send_id = ?1)
+		ORDER BY batch, subscriber_id`
 	// qBatchDone marks a batch done under the run's claim when none of
 	// its rows (one primary key range) is open.
 	qBatchDone = `UPDATE batch_claims SET done = 1
 		WHERE send_id = ?1 AND batch = ?2 AND claim = ?3 AND done = 0
 		AND NOT EXISTS (SELECT 1 FROM deliveries WHERE send_id = ?1 AND subscriber_id BETWEEN ?4 AND ?5
-		                AND batch = ?2 AND status IN ('queued','retry','sending'))`
+		                AND batch = ?2 AND status IN ('queued','retry','sending')
+		                AND subscriber_id NOT IN (SELECT subscriber_id FROM sent_copies WHERE send_id = ?1 AND batch = ?2))`
 )
+
+// qBatchRunDone marks a batch done under the run's claim without looking
+// at its rows: see finishBatch.
+const qBatchRunDone = `UPDATE batch_claims SET done = 1 WHERE send_id = ? AND batch = ? AND claim = ? AND done = 0`
 
 // finishBatch records that the batch is done when none of its deliveries
 // is open any more, under the run's claim (a stale run changes nothing).
-func (s *Service) finishBatch(ctx context.Context, p *BatchPayload, claim string) error {
+//
+// allFinal says the run committed a final outcome for every row it
+// claimed. The batch is then done without a look at its rows: rows open
+// now were open at the claim (no row opens again), and those the claim
+// left out were in batch_sent; the run's outcomes were committed under
+// its claim, so if the claim still stands they all count.
+func (s *Service) finishBatch(ctx context.Context, p *BatchPayload, claim string, allFinal bool) error {
 	if len(p.IDs) == 0 {
 		return nil
 	}
-	if _, err := s.db.ExecContext(ctx, qBatchDone, p.SendID, p.Batch, claim, slices.Min(p.IDs), slices.Max(p.IDs)); err != nil {
+	q, args := qBatchDone, []any{p.SendID, p.Batch, claim, slices.Min(p.IDs), slices.Max(p.IDs)}
+	if allFinal {
+		q, args = qBatchRunDone, args[:3]
+	}
+	if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
 		return fmt.Errorf("queue: finish batch %d of send %d: %w", p.Batch, p.SendID, err)
 	}
 	return nil
