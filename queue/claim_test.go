@@ -32,15 +32,14 @@ func migratedDB(t testing.TB) *sql.DB {
 	return db
 }
 
-// The claim/record protocol on a real SQLite file: a run records outcomes
-// only under its batch's current claim and only for unfinished rows; a
-// reply survives the JSON round trip byte for byte (invalid UTF-8 becomes
-// U+FFFD); attempts count recorded tries.
-func TestClaimAndRecord(t *testing.T) {
-	ctx := context.Background()
-	db := migratedDB(t)
-	now := time.Now().UnixMilli()
-	mustExec := func(q string, args ...any) {
+// recordFixture is a send (id 1) with deliveries for readers 10–14 in
+// batch 0 and 15 in batch 1, a Service on it, and flush, which commits
+// outcomes as one group.
+func recordFixture(t *testing.T) (ctx context.Context, db *sql.DB, now int64, mustExec func(string, ...any), s *Service, flush func(...outcome)) {
+	ctx = context.Background()
+	db = migratedDB(t)
+	now = time.Now().UnixMilli()
+	mustExec = func(q string, args ...any) {
 		t.Helper()
 		if _, err := db.ExecContext(ctx, q, args...); err != nil {
 			t.Fatal(err)
@@ -52,15 +51,24 @@ func TestClaimAndRecord(t *testing.T) {
 		mustExec(`INSERT INTO deliveries (send_id, subscriber_id, batch, variant, updated_at) VALUES (1, ?, 0, 'v', ?)`, id, now)
 	}
 	mustExec(`INSERT INTO deliveries (send_id, subscriber_id, batch, variant, updated_at) VALUES (1, 15, 1, 'v', ?)`, now)
-	s := &Service{db: db, cfg: Config{Now: time.Now}}
+	s = &Service{db: db, cfg: Config{Now: time.Now}}
 	rec := newRecorder(db, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	defer rec.close()
-	flush := func(os ...outcome) {
+	t.Cleanup(func() { rec.close() })
+	flush = func(os ...outcome) {
 		t.Helper()
 		if err := rec.flushOnce(os); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return
+}
+
+// The claim/record protocol on a real SQLite file: a run records outcomes
+// only under its batch's current claim and only for unfinished rows; a
+// reply survives the JSON round trip byte for byte (invalid UTF-8 becomes
+// U+FFFD); attempts count recorded tries.
+func TestClaimAndRecord(t *testing.T) {
+	ctx, db, _, mustExec, s, flush := recordFixture(t)
 	row := func(id int64) (status, reply string, attempts int) {
 		t.Helper()
 		if err := db.QueryRowContext(ctx, `SELECT status, reply, attempts FROM delivery_state WHERE send_id = 1 AND subscriber_id = ?`, id).
@@ -269,31 +277,8 @@ func TestBatchDone(t *testing.T) {
 // cancel racing copies in flight and the history all read them, a stale
 // run cannot add any, and migrating down writes them into the rows.
 func TestFirstCopiesInBatchSent(t *testing.T) {
-	ctx := context.Background()
-	db := migratedDB(t)
-	now := time.Now().UnixMilli()
-	mustExec := func(q string, args ...any) {
-		t.Helper()
-		if _, err := db.ExecContext(ctx, q, args...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mustExec(`INSERT INTO sends (id, uid, issue_slug, issue_json, list_key, state, scheduled_at, created_at, updated_at)
-		VALUES (1, 'u1', 'x', '{}', 'monthly', 'sending', ?, ?, ?)`, now, now, now)
-	for id := 10; id < 15; id++ {
-		mustExec(`INSERT INTO deliveries (send_id, subscriber_id, batch, variant, updated_at) VALUES (1, ?, 0, 'v', ?)`, id, now)
-	}
-	mustExec(`INSERT INTO deliveries (send_id, subscriber_id, batch, variant, updated_at) VALUES (1, 15, 1, 'v', ?)`, now)
+	ctx, db, now, mustExec, s, flush := recordFixture(t)
 	mustExec(`INSERT INTO batch_claims (send_id, batch, claim, claimed_at) VALUES (1, 0, '', 0), (1, 1, '', 0)`)
-	s := &Service{db: db, cfg: Config{Now: time.Now}}
-	rec := newRecorder(db, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	defer rec.close()
-	flush := func(os ...outcome) {
-		t.Helper()
-		if err := rec.flushOnce(os); err != nil {
-			t.Fatal(err)
-		}
-	}
 	sent := func(id int64, claim, reply string) outcome {
 		return outcome{sendID: 1, subID: id, batch: 0, claim: claim, status: "sent", reply: reply, first: true}
 	}
@@ -424,5 +409,28 @@ func TestFirstCopiesInBatchSent(t *testing.T) {
 			Scan(&status, &reply, &attempts); err != nil || status != "sent" || reply != want || attempts != 1 {
 			t.Errorf("reader %d after migrating down: %s %q %d (%v)", id, status, reply, attempts, err)
 		}
+	}
+}
+
+// A group commit that fails (here: its table is gone) is counted, and
+// waiting on its outcomes returns the error: a batch run that sees the
+// count change runs again instead of ending its batch.
+func TestRecorderCountsFailures(t *testing.T) {
+	ctx := context.Background()
+	db := migratedDB(t)
+	rec := newRecorder(db, time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer rec.close()
+	if n := rec.failures(); n != 0 {
+		t.Fatalf("failures before any flush: %d", n)
+	}
+	if _, err := db.ExecContext(ctx, `DROP VIEW delivery_state; DROP VIEW sent_copies; DROP TABLE batch_sent`); err != nil {
+		t.Fatal(err)
+	}
+	tk := rec.add(outcome{sendID: 1, subID: 10, batch: 0, claim: "c", status: "sent", reply: "250 ok", first: true})
+	if err := rec.wait(ctx, tk); err == nil || !strings.Contains(err.Error(), "batch_sent") {
+		t.Errorf("wait: %v, want the failed flush's error", err)
+	}
+	if n := rec.failures(); n != 1 {
+		t.Errorf("failures after one failed flush: %d", n)
 	}
 }
