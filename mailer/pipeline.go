@@ -121,8 +121,7 @@ func (c *Conn) start(ctx context.Context, envelopeFrom, rcpt string, raw []byte,
 		if !c.flush(ctx) {
 			return // every outstanding transaction has failed
 		}
-		for len(c.inflight) > MaxInFlight-PipelineWindow && c.next(ctx) {
-		}
+		c.readReplies(ctx, MaxInFlight-PipelineWindow)
 	case len(c.inflight)%PipelineWindow == 0 || len(c.wbuf) >= maxWriteBuffer:
 		c.flush(ctx)
 	}
@@ -150,8 +149,7 @@ func (c *Conn) flush(ctx context.Context) bool {
 	if err != nil {
 		c.broken = true
 		werr := &ConnError{Stage: StageMail, Err: err}
-		for len(c.inflight) > 0 && c.next(ctx) {
-		}
+		c.readReplies(ctx, 0)
 		c.abandon(werr)
 		return false
 	}
@@ -164,15 +162,26 @@ func (c *Conn) Wait(ctx context.Context) {
 	if !c.flush(ctx) {
 		return
 	}
-	for len(c.inflight) > 0 && c.next(ctx) {
+	c.readReplies(ctx, 0)
+}
+
+// readReplies reads the replies of the oldest outstanding transactions
+// until keep are left (or the connection is lost), under one deadline
+// for them all.
+func (c *Conn) readReplies(ctx context.Context, keep int) {
+	if len(c.inflight) <= keep {
+		return
+	}
+	defer c.armDeadline(ctx)()
+	for len(c.inflight) > keep && c.next() {
 	}
 }
 
 // next reads the replies of the oldest outstanding transaction (RSET,
 // MAIL, RCPT, BDAT) and calls its callback. It returns false when the
 // connection was lost (every outstanding transaction has then failed).
-func (c *Conn) next(ctx context.Context) bool {
-	defer c.armDeadline(ctx)()
+// The caller arms the connection's deadline.
+func (c *Conn) next() bool {
 	text := c.client.Text
 	// Every reply is read, even after a refusal, to stay in step; the
 	// first refusal is the transaction's outcome.

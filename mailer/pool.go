@@ -45,8 +45,10 @@ type PoolOptions struct {
 	TLSConfig *tls.Config
 	// DialTimeout bounds connect, greeting, EHLO, STARTTLS and AUTH; 0 means 15s.
 	DialTimeout time.Duration
-	// SendTimeout bounds one message's MAIL/RCPT/DATA exchange (an earlier
-	// ctx deadline wins); 0 means 2 minutes.
+	// SendTimeout bounds one message's MAIL/RCPT/DATA exchange, or, when
+	// transactions are pipelined (Conn.Start), the write of a window and
+	// the reading of a window's replies (an earlier ctx deadline wins); 0
+	// means 2 minutes.
 	SendTimeout time.Duration
 	// IdleCheck: a connection idle longer than this is checked with NOOP
 	// before use (and re-dialled if dead); 0 means 15s. Busy connections never
