@@ -353,7 +353,14 @@ func TestFirstCopiesInBatchSent(t *testing.T) {
 
 	// A cancel leaves the sent copies' rows alone; a copy in flight then
 	// is sent, and counted once.
-	if _, err := db.ExecContext(ctx, qCancelOpen, now, 1); err != nil {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cancelOpen(ctx, tx, 1, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
 	for id, want := range map[int64]string{10: "queued", 12: "queued", 13: "queued", 14: "cancelled", 15: "cancelled"} {

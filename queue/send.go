@@ -243,11 +243,12 @@ type querier interface {
 }
 
 // qRacedCancel counts the send's copies in batch_sent whose rows were
-// cancelled while the copies were in flight: one key seek per copy
-// (CROSS JOIN keeps the copies the outer loop).
-const qRacedCancel = `SELECT count(*) FROM sent_copies e
-	CROSS JOIN deliveries d ON d.send_id = e.send_id AND d.subscriber_id = e.subscriber_id
-	WHERE e.send_id = ? AND d.status = 'cancelled'`
+// cancelled while the copies were in flight. Only copies recorded after
+// the cancel (batch_sent rowids above the send's cancel_mark) can be such,
+// and each costs a key seek (CROSS JOIN keeps the copies the outer loop).
+const qRacedCancel = `SELECT count(*) FROM batch_sent bs CROSS JOIN json_each(bs.sent) j
+	CROSS JOIN deliveries d ON d.send_id = bs.send_id AND d.subscriber_id = j.value ->> 0
+	WHERE bs.send_id = ?1 AND bs.rowid > (SELECT cancel_mark FROM sends WHERE id = ?1) AND d.status = 'cancelled'`
 
 // qSentCount counts a send's copies in batch_sent, from its index.
 const qSentCount = `SELECT coalesce(sum(n), 0) FROM batch_sent WHERE send_id = ?`

@@ -319,7 +319,7 @@ func (s *Service) cancel(ctx context.Context, id int64, reason string) error {
 		return s.stateErr(ctx, id, "cancel")
 	}
 	// Copies in flight now are recorded over 'cancelled' by their run.
-	if _, err := tx.ExecContext(ctx, qCancelOpen, now, id); err != nil {
+	if err := cancelOpen(ctx, tx, id, now); err != nil {
 		return fmt.Errorf("queue: cancel send %d: %w", id, err)
 	}
 	if err := snapshotCounts(ctx, tx, id); err != nil {
@@ -386,6 +386,16 @@ const (
 		                AND batch = ?2 AND status IN ('queued','retry','sending')
 		                AND subscriber_id NOT IN (SELECT subscriber_id FROM sent_copies WHERE send_id = ?1 AND batch = ?2))`
 )
+
+// cancelOpen marks the send's open deliveries cancelled and sets the
+// send's cancel_mark (migration 0007).
+func cancelOpen(ctx context.Context, tx *sql.Tx, id, now int64) error {
+	if _, err := tx.ExecContext(ctx, qCancelOpen, now, id); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE sends SET cancel_mark = (SELECT coalesce(max(rowid), 0) FROM batch_sent) WHERE id = ?`, id)
+	return err
+}
 
 // qBatchRunDone marks a batch done under the run's claim without looking
 // at its rows: see finishBatch.

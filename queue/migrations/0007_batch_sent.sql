@@ -41,6 +41,12 @@ SELECT send_id, subscriber_id, batch, variant,
                       WHERE c.send_id = d.send_id AND c.batch = d.batch AND c.subscriber_id = d.subscriber_id) AS e
           FROM deliveries d);
 
+-- cancel_mark: the highest batch_sent rowid when the send was cancelled.
+-- The cancel leaves the rows of copies already in batch_sent alone; only
+-- copies recorded after it (a higher rowid: copies in flight) can have
+-- rows it marked cancelled, and the counts look for those among them only.
+ALTER TABLE sends ADD COLUMN cancel_mark INTEGER NOT NULL DEFAULT 0;
+
 -- +goose Down
 UPDATE deliveries SET status = 'sent', permanent = 0, attempts = attempts + 1, reply = e.reply, updated_at = e.at
   FROM sent_copies e
@@ -48,3 +54,4 @@ UPDATE deliveries SET status = 'sent', permanent = 0, attempts = attempts + 1, r
 DROP VIEW delivery_state;
 DROP VIEW sent_copies;
 DROP TABLE batch_sent;
+ALTER TABLE sends DROP COLUMN cancel_mark;
