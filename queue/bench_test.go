@@ -358,17 +358,11 @@ func procCPU(tb testing.TB, pid int) time.Duration {
 
 // procHWM reads a process's peak resident set size (VmHWM) in bytes.
 func procHWM(tb testing.TB, pid int) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	kib, err := testutil.ProcStatusKiB(pid, "VmHWM")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
+	return kib << 10
 }
 
 // BenchmarkPlanRedisMemory plans a send of TAYORI_BENCH_RECIPIENTS readers

@@ -194,45 +194,20 @@ func (r *recorder) flushOnce(batch []outcome) error {
 	defer cancel()
 	wrap := func(err error) error { return fmt.Errorf("queue: record %d outcomes: %w", len(batch), err) }
 	rows, sent := encodeRows(batch), encodeSent(batch)
-	var (
-		exec = func(st *sql.Stmt, arg string) error {
-			_, err := st.ExecContext(ctx, arg, time.Now().UnixMilli())
-			return err
-		}
-		tx *sql.Tx
-	)
+	var tx *sql.Tx // with both statements to run: both or neither
 	if rows != "" && sent != "" {
-		// Both statements or neither: one transaction.
 		var err error
 		if tx, err = r.db.BeginTx(ctx, nil); err != nil {
 			return wrap(err)
 		}
 		defer tx.Rollback()
-		exec = func(st *sql.Stmt, arg string) error {
-			_, err := tx.StmtContext(ctx, st).ExecContext(ctx, arg, time.Now().UnixMilli())
-			return err
-		}
 	}
-	for _, w := range []struct {
-		arg  string
-		stmt **sql.Stmt
-		q    string
-	}{{rows, &r.stmt, qRecord}, {sent, &r.sentStmt, qRecordSent}} {
-		if w.arg == "" {
-			continue
-		}
-		if *w.stmt == nil {
-			// Compiled once: an UPDATE … FROM costs more to prepare than
-			// to run for a small group.
-			st, err := r.db.PrepareContext(ctx, w.q)
-			if err != nil {
-				return wrap(err)
-			}
-			*w.stmt = st
-		}
-		if err := exec(*w.stmt, w.arg); err != nil {
-			return wrap(err)
-		}
+	now := time.Now().UnixMilli()
+	if err := r.exec(ctx, tx, &r.stmt, qRecord, rows, now); err != nil {
+		return wrap(err)
+	}
+	if err := r.exec(ctx, tx, &r.sentStmt, qRecordSent, sent, now); err != nil {
+		return wrap(err)
 	}
 	if tx != nil {
 		if err := tx.Commit(); err != nil {
@@ -240,6 +215,28 @@ func (r *recorder) flushOnce(batch []outcome) error {
 		}
 	}
 	return nil
+}
+
+// exec runs q with arg and now, in tx if there is one; an empty arg runs
+// nothing. q is prepared once, into *st: an UPDATE … FROM costs more to
+// prepare than to run for a small group.
+func (r *recorder) exec(ctx context.Context, tx *sql.Tx, st **sql.Stmt, q, arg string, now int64) error {
+	if arg == "" {
+		return nil
+	}
+	if *st == nil {
+		p, err := r.db.PrepareContext(ctx, q)
+		if err != nil {
+			return err
+		}
+		*st = p
+	}
+	stmt := *st
+	if tx != nil {
+		stmt = tx.StmtContext(ctx, stmt)
+	}
+	_, err := stmt.ExecContext(ctx, arg, now)
+	return err
 }
 
 // encodeRows is qRecord's argument for the outcomes that update their

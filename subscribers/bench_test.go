@@ -9,13 +9,13 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/subscribers"
 	"github.com/tayori-news/tayori/subscribers/token"
 )
@@ -353,39 +353,24 @@ func streamRecipients(path string) error {
 		return err
 	}
 	var r recipientsChildResult
-	if r.StartKiB, err = procStatusKiB("VmRSS"); err != nil {
+	if r.StartKiB, err = testutil.ProcStatusKiB(0, "VmRSS"); err != nil {
 		return err
 	}
 	start := time.Now()
-	for rc, err := range store.Recipients(ctx, subscribers.RecipientQuery{Filter: benchFilter}) {
+	for _, err := range store.Recipients(ctx, subscribers.RecipientQuery{Filter: benchFilter}) {
 		if err != nil {
 			return err
 		}
 		r.Matched++
-		_ = rc
 	}
 	r.Seconds = time.Since(start).Seconds()
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM subscribers`).Scan(&r.Scanned); err != nil {
 		return err
 	}
-	if r.HWMKiB, err = procStatusKiB("VmHWM"); err != nil {
+	if r.HWMKiB, err = testutil.ProcStatusKiB(0, "VmHWM"); err != nil {
 		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(r)
-}
-
-// procStatusKiB reads one "Name: N kB" line of /proc/self/status.
-func procStatusKiB(name string) (int64, error) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, name+":"); ok {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("no %s in /proc/self/status", name)
 }
 
 func reportMem(b *testing.B) {
