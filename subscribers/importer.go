@@ -9,13 +9,12 @@ import (
 	"hash/maphash"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/tayori-news/tayori/audience"
-	"github.com/tayori-news/tayori/internal/jsonw"
+	"github.com/tayori-news/tayori/internal/jsonb"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
 )
 
@@ -136,12 +135,13 @@ type importRow struct {
 	suppHashes [][]byte
 
 	// Set by prepare, in the reading goroutine, for bulkInsert: what a
-	// new subscriber from this row would be, and the rows' JSON after
-	// the id, so that the database goroutine only adds ids.
+	// new subscriber from this row would be, and the elements of the
+	// rows' JSONB arrays after the id, so that the database goroutine
+	// only adds ids and array headers.
 	st       Status
 	custom   []string
-	subTail  []byte // ,"email","key","name","status",regions,topics]
-	consTail []byte // ,"consented_at","ip","user_agent","prefs"] (nil without consent)
+	subTail  []byte // email, key, name, status, regions, topics
+	consTail []byte // consented_at, ip, user_agent, prefs (nil without consent)
 }
 
 // prepare computes what bulkInsert needs of a good row.
@@ -151,14 +151,12 @@ func (r *importRow) prepare() {
 	regions, topics, custom := maskOf(p)
 	r.custom = custom
 	b := make([]byte, 0, 32+len(r.email)+len(r.key)+len(r.name))
-	b = appendJSONStrings(b, r.email, r.key, r.name, string(r.st))
-	b = strconv.AppendInt(append(b, ','), regions, 10)
-	b = strconv.AppendInt(append(b, ','), topics, 10)
-	r.subTail = append(b, ']')
+	b = appendTexts(b, r.email, r.key, r.name, string(r.st))
+	b = jsonb.AppendInt(b, regions)
+	r.subTail = jsonb.AppendInt(b, topics)
 	if c := r.consent; c != nil {
 		b := make([]byte, 0, 64+len(c.IP)+len(c.UserAgent))
-		b = appendJSONStrings(b, fmtTime(c.At), c.IP, c.UserAgent, p.Key())
-		r.consTail = append(b, ']')
+		r.consTail = appendTexts(b, fmtTime(c.At), c.IP, c.UserAgent, p.Key())
 	}
 }
 
@@ -661,7 +659,7 @@ func (s *Store) importBatch(ctx context.Context, tx *sql.Tx, listID int64, opts 
 }
 
 // existingAmong finds the batch's addresses that already have a
-// subscriber, in one query: the keys go to SQLite as one JSON array
+// subscriber, in one query: the keys go to SQLite as one JSONB array
 // rather than as thousands of parameters in chunks, each chunk a
 // statement to compile.
 func (s *Store) existingAmong(ctx context.Context, tx *sql.Tx, listID int64, batch []*importRow) (map[string]existingRow, error) {
@@ -669,16 +667,12 @@ func (s *Store) existingAmong(ctx context.Context, tx *sql.Tx, listID int64, bat
 	if len(batch) == 0 {
 		return out, nil
 	}
-	keys := make([]byte, 1, 2+len(batch)*32)
-	keys[0] = '['
-	for i, r := range batch {
-		if i > 0 {
-			keys = append(keys, ',')
-		}
-		keys = jsonw.AppendString(keys, r.key)
+	keys, at := jsonb.BeginArray(make([]byte, 0, 5+len(batch)*32))
+	for _, r := range batch {
+		keys = jsonb.AppendText(keys, r.key)
 	}
-	keys = append(keys, ']')
-	rows, err := tx.QueryContext(ctx, qExistingAmong, listID, string(keys))
+	keys = jsonb.EndArray(keys, at)
+	rows, err := tx.QueryContext(ctx, qExistingAmong, listID, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -874,10 +868,11 @@ func (s *Store) bulkInsert(ctx context.Context, tx *sql.Tx, listID int64, opts I
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM subscribers`).Scan(&maxID); err != nil {
 		return err
 	}
+	// Two JSONB arrays of arrays:
 	// subs: [id, email, email_key, name, status, regions, topics]
 	// cons: per (method, form version, text hash), [id, consented_at, ip, user_agent, prefs]
-	subs := make([]byte, 0, len(rows)*160)
-	subs = append(subs, '[')
+	// Each array in cons starts at offset 0 of its slice.
+	subs, subsAt := jsonb.BeginArray(make([]byte, 0, len(rows)*120))
 	type consentGroup struct{ method, form, sha string }
 	cons := map[consentGroup][]byte{}
 	var groups []consentGroup // in first-seen order
@@ -887,33 +882,29 @@ func (s *Store) bulkInsert(ctx context.Context, tx *sql.Tx, listID int64, opts I
 		row *importRow
 	}
 	var extras []extra
+	var idBuf [24]byte
 	for i, r := range rows {
 		id := maxID + 1 + int64(i)
-		if i > 0 {
-			subs = append(subs, ',')
-		}
-		subs = strconv.AppendInt(append(subs, '['), id, 10)
-		subs = append(subs, r.subTail...)
+		idElem := jsonb.AppendInt(idBuf[:0], id)
+		subs = jsonb.AppendArrayHeader(subs, len(idElem)+len(r.subTail))
+		subs = append(append(subs, idElem...), r.subTail...)
 		if c := r.consent; c != nil {
 			g := consentGroup{string(c.Method), c.FormVersion, c.TextSHA256}
 			b, ok := cons[g]
-			if ok {
-				b = append(b, ',')
-			} else {
+			if !ok {
 				groups = append(groups, g)
-				b = make([]byte, 0, len(rows)*64)
-				b = append(b, '[')
+				b, _ = jsonb.BeginArray(make([]byte, 0, len(rows)*64))
 			}
-			b = strconv.AppendInt(append(b, '['), id, 10)
-			cons[g] = append(b, r.consTail...)
+			b = jsonb.AppendArrayHeader(b, len(idElem)+len(r.consTail))
+			cons[g] = append(append(b, idElem...), r.consTail...)
 		}
 		if len(r.custom) > 0 || r.st == Bounced || r.st == Complained {
 			extras = append(extras, extra{id: id, row: r})
 		}
 	}
-	subs = append(subs, ']')
+	subs = jsonb.EndArray(subs, subsAt)
 	lo, hi := maxID+1, maxID+int64(len(rows))
-	if _, err := tx.ExecContext(ctx, qInsertSubscribersJSON, string(subs), now); err != nil {
+	if _, err := tx.ExecContext(ctx, qInsertSubscribersJSON, subs, now); err != nil {
 		return fmt.Errorf("rows %d–%d: insert subscribers: %w", rows[0].row, rows[len(rows)-1].row, err)
 	}
 	if _, err := tx.ExecContext(ctx, qInsertHistoryRange, lo, hi, now, opts.Cause); err != nil {
@@ -923,8 +914,8 @@ func (s *Store) bulkInsert(ctx context.Context, tx *sql.Tx, listID int64, opts I
 		return fmt.Errorf("rows %d–%d: join list: %w", rows[0].row, rows[len(rows)-1].row, err)
 	}
 	for _, g := range groups {
-		b := append(cons[g], ']')
-		if _, err := tx.ExecContext(ctx, qInsertConsentsJSON, string(b), listKey, now, g.method, g.form, g.sha); err != nil {
+		b := jsonb.EndArray(cons[g], 0)
+		if _, err := tx.ExecContext(ctx, qInsertConsentsJSON, b, listKey, now, g.method, g.form, g.sha); err != nil {
 			return fmt.Errorf("rows %d–%d: consent: %w", rows[0].row, rows[len(rows)-1].row, err)
 		}
 	}
@@ -947,10 +938,10 @@ func (s *Store) bulkInsert(ctx context.Context, tx *sql.Tx, listID int64, opts I
 	return nil
 }
 
-// appendJSONStrings appends ,"v" for each v.
-func appendJSONStrings(b []byte, vs ...string) []byte {
+// appendTexts appends each v as a JSONB text element.
+func appendTexts(b []byte, vs ...string) []byte {
 	for _, v := range vs {
-		b = jsonw.AppendString(append(b, ','), v)
+		b = jsonb.AppendText(b, v)
 	}
 	return b
 }

@@ -33,8 +33,9 @@ const (
 	qInsertSubscriber = `INSERT INTO subscribers
        (email, email_key, name, status, regions, topics, created_at, updated_at, status_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
-	// The import's set-based inserts take a JSON array of rows (see
-	// Store.bulkInsert). SQLite's json_each; PostgreSQL would use
+	// The import's set-based inserts take an array of rows in SQLite's
+	// binary JSON, built in Go (see Store.bulkInsert and internal/jsonb);
+	// PostgreSQL would take the same rows as JSON text and use
 	// jsonb_array_elements with the same shape.
 	qInsertSubscribersJSON = `INSERT INTO subscribers
        (id, email, email_key, name, status, regions, topics, created_at, updated_at, status_at)
@@ -126,7 +127,7 @@ const (
 	qCountSuppressions = `SELECT count(*) FROM suppressions`
 	qAllSuppressions   = `SELECT hash FROM suppressions`
 
-	// qExistingAmong: ?2 is a JSON array of address keys (import). A
+	// qExistingAmong: ?2 is a JSONB array of address keys (import). A
 	// PostgreSQL store would bind an array: email_key = ANY($2).
 	qExistingAmong = `SELECT s.id, s.email_key, s.name, s.status, s.regions, s.topics,
        COALESCE((SELECT group_concat(t.tag) FROM subscriber_tags t WHERE t.subscriber_id = s.id), ''),
