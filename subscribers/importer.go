@@ -694,44 +694,57 @@ func (s *Store) suppressedAmong(ctx context.Context, tx *sql.Tx, rows []*importR
 	if len(rows) == 0 {
 		return out, nil
 	}
+	var n int
+	if err := tx.QueryRowContext(ctx, qCountSuppressions).Scan(&n); err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return out, nil
+	}
+	// When the suppression list is no longer than the hashes to look up,
+	// reading all of it is cheaper than binding every hash into IN
+	// queries (2.4 µs a row at 1,000,000 rows with two keys), and the
+	// rows' hashes are looked up in a set of it, which allocates nothing
+	// per row.
+	if n <= len(rows)*len(s.supp) {
+		all, err := sqlitedb.QueryColumn[[]byte](ctx, tx, qAllSuppressions)
+		if err != nil {
+			return nil, err
+		}
+		set := make(map[string]struct{}, len(all))
+		for _, h := range all {
+			set[string(h)] = struct{}{}
+		}
+		for _, r := range rows {
+			for _, h := range r.suppHashes {
+				if _, ok := set[string(h)]; ok {
+					out[r.email] = true
+				}
+			}
+		}
+		return out, nil
+	}
 	owner := make(map[string]string, len(rows)*len(s.supp)) // hash → address
 	for _, r := range rows {
 		for _, h := range r.suppHashes {
 			owner[string(h)] = r.email
 		}
 	}
-	// When the suppression list is no longer than the hashes to look up,
-	// reading all of it is cheaper than binding every hash into IN
-	// queries (2.4 µs a row at 1,000,000 rows with two keys).
-	var n int
-	if err := tx.QueryRowContext(ctx, qCountSuppressions).Scan(&n); err != nil {
-		return nil, err
-	}
-	var found [][]byte
-	if n <= len(owner) {
-		all, err := sqlitedb.QueryColumn[[]byte](ctx, tx, qAllSuppressions)
+	for chunk := range slices.Chunk(rows, max(1, maxInArgs/len(s.supp))) {
+		var args []any
+		for _, r := range chunk {
+			for _, h := range r.suppHashes {
+				args = append(args, h)
+			}
+		}
+		found, err := sqlitedb.QueryColumn[[]byte](ctx, tx, qSuppressedAmong+placeholders(len(args)), args...)
 		if err != nil {
 			return nil, err
 		}
-		found = all
-	} else {
-		for chunk := range slices.Chunk(rows, max(1, maxInArgs/len(s.supp))) {
-			var args []any
-			for _, r := range chunk {
-				for _, h := range r.suppHashes {
-					args = append(args, h)
-				}
+		for _, h := range found {
+			if email, ok := owner[string(h)]; ok {
+				out[email] = true
 			}
-			hs, err := sqlitedb.QueryColumn[[]byte](ctx, tx, qSuppressedAmong+placeholders(len(args)), args...)
-			if err != nil {
-				return nil, err
-			}
-			found = append(found, hs...)
-		}
-	}
-	for _, h := range found {
-		if email, ok := owner[string(h)]; ok {
-			out[email] = true
 		}
 	}
 	return out, nil
