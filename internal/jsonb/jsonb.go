@@ -64,12 +64,6 @@ func AppendText(b []byte, s string) []byte {
 	return append(appendHeader(b, typeTextRaw, len(valid)), valid...)
 }
 
-// AppendArray appends an array whose payload, the concatenation of its
-// elements, is elems.
-func AppendArray(b []byte, elems []byte) []byte {
-	return append(appendHeader(b, typeArray, len(elems)), elems...)
-}
-
 // AppendArrayHeader appends the header of an array whose elements, n
 // bytes in all, the caller appends next.
 func AppendArrayHeader(b []byte, n int) []byte { return appendHeader(b, typeArray, n) }
