@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/tayori-news/tayori/internal/config"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
 	"github.com/tayori-news/tayori/internal/testutil"
 )
@@ -112,22 +114,64 @@ func TestConfigFileAndGeneratedSecret(t *testing.T) {
 	if !strings.Contains(out, "TAYORI_RATE              70") {
 		t.Errorf("environment must override the file:\n%s", out)
 	}
-	// No secret configured: one is generated once and reused.
+	// No secret configured: config generates none (it changes nothing on
+	// disk); the first command that needs one generates it, and it is reused.
+	if _, err := os.Stat(filepath.Join(dir, "secret")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("config wrote a secret: %v", err)
+	}
+	if !strings.Contains(out, "(not set: generated into "+filepath.Join(dir, "secret")) {
+		t.Errorf("config does not say where the secret will be generated:\n%s", out)
+	}
+	if _, _, err := runCLI(t, getenv, "--config", file, "subscribers", "list"); err != nil {
+		t.Fatal(err)
+	}
 	s1, err := os.ReadFile(filepath.Join(dir, "secret"))
 	if err != nil {
 		t.Fatalf("generated secret: %v", err)
 	}
-	if _, _, err := runCLI(t, getenv, "--config", file, "config"); err != nil {
+	if _, _, err := runCLI(t, getenv, "--config", file, "subscribers", "list"); err != nil {
 		t.Fatal(err)
 	}
 	s2, _ := os.ReadFile(filepath.Join(dir, "secret"))
 	if !bytes.Equal(s1, s2) {
 		t.Error("generated secret changed between runs")
 	}
+	out, _, err = runCLI(t, getenv, "--config", file, "config")
+	if err != nil || !strings.Contains(out, "g1:<redacted> (generated, in "+filepath.Join(dir, "secret")+")") {
+		t.Errorf("config does not show the generated secret's id and file (%v):\n%s", err, out)
+	}
 	// An unknown key in the file is an error that names the file.
 	os.WriteFile(file, []byte("redis_ulr: redis://x\n"), 0o600)
 	if _, _, err := runCLI(t, getenv, "--config", file, "config"); err == nil || !strings.Contains(err.Error(), "redis_ulr") {
 		t.Errorf("unknown key: err = %v", err)
+	}
+}
+
+// TestConfigChangesNothingOnDisk: `tayori config` on a fresh machine
+// neither creates the data directory nor generates the secret, and prints
+// every variable of config.Vars, in order.
+func TestConfigChangesNothingOnDisk(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "fresh")
+	getenv := func(k string) string { return map[string]string{"TAYORI_DATA_DIR": dir}[k] }
+	out, _, err := runCLI(t, getenv, "config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("tayori config created %s (stat: %v)", dir, err)
+	}
+	var names []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "TAYORI_") {
+			names = append(names, f[0])
+		}
+	}
+	var want []string
+	for _, v := range config.Vars {
+		want = append(want, v.Env)
+	}
+	if strings.Join(names, " ") != strings.Join(want, " ") {
+		t.Errorf("tayori config prints\n  %v\nwant config.Vars\n  %v", names, want)
 	}
 }
 

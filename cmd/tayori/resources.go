@@ -21,9 +21,19 @@ func addGlobalFlags(root *cobra.Command) {
 	root.PersistentFlags().String("log-level", "", "debug, info, warn or error (overrides TAYORI_LOG_LEVEL)")
 }
 
-// setup loads and validates the configuration and builds the logger, once,
-// before any command runs.
+// setup loads and validates the configuration, builds the logger and
+// makes sure the secret for links exists (generating it on first use),
+// once, before any command runs.
 func (a *app) setup(cmd *cobra.Command) error {
+	if err := a.loadConfig(cmd); err != nil {
+		return err
+	}
+	return a.cfg.EnsureSecret()
+}
+
+// loadConfig loads and validates the configuration and builds the logger,
+// once, and writes nothing: `tayori config` runs only this.
+func (a *app) loadConfig(cmd *cobra.Command) error {
 	if a.logger != nil {
 		return nil
 	}

@@ -50,6 +50,8 @@ func newConfigCmd(a *app) *cobra.Command {
 		Short: "Print the effective configuration, secrets redacted",
 		Long:  "Print the effective configuration (defaults, then the config file, then TAYORI_* variables) with passwords and secrets redacted, and warn about settings unfit for production.",
 		Args:  cobra.NoArgs,
+		// config only reads: it never generates the secret nor creates the data directory.
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.loadConfig(cmd) },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, kv := range a.cfg.Redacted() {
 				fmt.Fprintf(a.stdout, "%-24s %s\n", kv[0], kv[1])

@@ -32,8 +32,16 @@ type Config struct {
 	HTTPAddr string `yaml:"http_addr"`
 	// Secrets are the HMAC keys for links, newest first; each "id:secret".
 	// TAYORI_SECRET (comma-separated) or TAYORI_SECRET_FILE (one per line).
-	// If neither is set, a key is generated once into <DataDir>/secret.
+	// If neither is set, EnsureSecret generates a key once into
+	// GeneratedSecret (<DataDir>/secret).
 	Secrets []Secret `yaml:"-"`
+	// GeneratedSecret is <DataDir>/secret when no secret is configured:
+	// where the generated key is read from, or will be written to.
+	GeneratedSecret string `yaml:"-"`
+	// SecretFile is TAYORI_SECRET_FILE, when the keys come from a file.
+	SecretFile string `yaml:"-"`
+	// File is the configuration file read (--config or TAYORI_CONFIG), if any.
+	File string `yaml:"-"`
 
 	// From is the sender, e.g. "AI政策動向 <newsletter@news.example.jp>".
 	// TAYORI_FROM.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -16,8 +17,8 @@ func env(kv ...string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
-func TestDefaultsLoadAndGenerateASecret(t *testing.T) {
-	dir := t.TempDir()
+func TestDefaultsLoadAndEnsureSecretGeneratesOne(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
 	c, err := Load(env("TAYORI_DATA_DIR", dir), "")
 	if err != nil {
 		t.Fatal(err)
@@ -25,12 +26,156 @@ func TestDefaultsLoadAndGenerateASecret(t *testing.T) {
 	if c.DB != "sqlite:"+filepath.Join(dir, "tayori.db") || c.RedisURL != "redis://127.0.0.1:6379/0" || c.TrustProxy || !c.PrecedenceBulk {
 		t.Errorf("defaults: %+v", c)
 	}
+	// Load writes nothing: no secret yet, and no data directory.
+	if len(c.Secrets) != 0 || c.GeneratedSecret != filepath.Join(dir, "secret") {
+		t.Fatalf("Load: %d secrets, generated secret %q; want none yet, to go into %s/secret", len(c.Secrets), c.GeneratedSecret, dir)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Load touched the disk: stat %s: %v", dir, err)
+	}
+	if err := c.EnsureSecret(); err != nil {
+		t.Fatal(err)
+	}
 	if len(c.Secrets) != 1 {
-		t.Fatalf("%d secrets, want the generated one", len(c.Secrets))
+		t.Fatalf("%d secrets after EnsureSecret, want the generated one", len(c.Secrets))
 	}
 	again, err := Load(env("TAYORI_DATA_DIR", dir), "")
 	if err != nil || len(again.Secrets) != 1 || string(again.Secrets[0].Key) != string(c.Secrets[0].Key) {
 		t.Errorf("the generated secret is not stable across loads: %v", err)
+	}
+	if err := again.EnsureSecret(); err != nil || string(again.Secrets[0].Key) != string(c.Secrets[0].Key) {
+		t.Errorf("EnsureSecret replaced the generated secret: %v", err)
+	}
+	// A configured secret is used as it is, and nothing is generated.
+	other := filepath.Join(t.TempDir(), "other")
+	cs, err := Load(env("TAYORI_DATA_DIR", other, "TAYORI_SECRET", "k1:0123456789abcdef"), "")
+	if err != nil || cs.EnsureSecret() != nil || len(cs.Secrets) != 1 || cs.Secrets[0].ID != "k1" {
+		t.Fatalf("configured secret: %+v, %v", cs.Secrets, err)
+	}
+	if _, err := os.Stat(other); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("EnsureSecret wrote although a secret is configured: %v", err)
+	}
+}
+
+// sample holds, for every variable of Vars that sets a field, a valid value
+// other than its default: a new variable without one fails
+// TestEveryVariableIsReadAndShown, so the list stays complete.
+var sample = map[string]string{
+	"TAYORI_DATA_DIR":         "/srv/tayori",
+	"TAYORI_DB":               "sqlite:/srv/tayori/other.db",
+	"TAYORI_REDIS_URL":        "redis://10.0.0.5:6380/2",
+	"TAYORI_SMTP_URL":         "smtp://relay.example.jp:587?tls=starttls",
+	"TAYORI_BASE_URL":         "https://news.example.jp",
+	"TAYORI_TRUST_PROXY":      "true",
+	"TAYORI_HTTP_ADDR":        "0.0.0.0:8081",
+	"TAYORI_FROM":             "便り <news@example.jp>",
+	"TAYORI_REPLY_TO":         "editors@example.jp",
+	"TAYORI_POSTAL_ADDRESS":   "〒100-0013 東京都千代田区霞が関1-1-1",
+	"TAYORI_CONTACT":          "https://example.jp/contact",
+	"TAYORI_FEEDBACK_ID":      "monthly1",
+	"TAYORI_PRECEDENCE_BULK":  "false",
+	"TAYORI_BOUNCE_LABEL":     "none",
+	"TAYORI_DKIM_DOMAIN":      "example.jp",
+	"TAYORI_DKIM_SELECTOR":    "tayori1",
+	"TAYORI_DKIM_KEY_FILE":    "", // filled with a file that exists
+	"TAYORI_RATE":             "40",
+	"TAYORI_SMTP_CONNS":       "6",
+	"TAYORI_SMTP_MAX_CONNS":   "12",
+	"TAYORI_CONCURRENCY":      "3",
+	"TAYORI_SHUTDOWN_TIMEOUT": "1m0s",
+	"TAYORI_TIMEZONE":         "Europe/Paris",
+	"TAYORI_LOG_LEVEL":        "debug",
+	"TAYORI_LOG_FORMAT":       "json",
+}
+
+func TestEveryVariableIsReadAndShown(t *testing.T) {
+	key := filepath.Join(t.TempDir(), "dkim.pem")
+	if err := os.WriteFile(key, []byte("placeholder"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{"TAYORI_SECRET": "k1:0123456789abcdef"}
+	for k, v := range sample {
+		m[k] = v
+	}
+	m["TAYORI_DKIM_KEY_FILE"] = key
+	c, err := Load(func(k string) string { return m[k] }, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := map[string]string{}
+	for _, kv := range c.Redacted() {
+		shown[kv[0]] = kv[1]
+	}
+	def := Defaults()
+	for _, v := range Vars {
+		if _, ok := shown[v.Env]; !ok {
+			t.Errorf("tayori config does not show %s", v.Env)
+		}
+		if v.field == nil {
+			continue
+		}
+		want, ok := m[v.Env]
+		if !ok {
+			t.Errorf("%s has no sample value in this test: add one", v.Env)
+			continue
+		}
+		if got := v.get(&c); got != want {
+			t.Errorf("%s=%q: the loaded configuration holds %q", v.Env, want, got)
+		}
+		if got := v.get(&def); got == want {
+			t.Errorf("%s: the sample %q is the default, so the test proves nothing", v.Env, want)
+		}
+		if shown[v.Env] != want {
+			t.Errorf("tayori config shows %s as %q, want %q", v.Env, shown[v.Env], want)
+		}
+	}
+}
+
+// TestVarsCoverEveryField: each field of Config that the YAML file can set
+// has exactly one variable in Vars, under the same key, and every default
+// in Vars parses.
+func TestVarsCoverEveryField(t *testing.T) {
+	var c Config
+	byAddr := map[any]Var{}
+	envs := map[string]bool{}
+	for _, v := range Vars {
+		if envs[v.Env] {
+			t.Errorf("%s appears twice in Vars", v.Env)
+		}
+		envs[v.Env] = true
+		if v.Doc == "" {
+			t.Errorf("%s has no description", v.Env)
+		}
+		if v.field == nil {
+			continue
+		}
+		p := v.field(&c)
+		if prev, dup := byAddr[p]; dup {
+			t.Errorf("%s and %s set the same field", prev.Env, v.Env)
+		}
+		byAddr[p] = v
+		if v.Default != "" {
+			var d Config
+			if err := v.set(&d, v.Default); err != nil {
+				t.Errorf("default of %s: %v", v.Env, err)
+			}
+		}
+	}
+	rv := reflect.ValueOf(&c).Elem()
+	for i := 0; i < rv.NumField(); i++ {
+		f := rv.Type().Field(i)
+		tag := f.Tag.Get("yaml")
+		if tag == "-" || tag == "" {
+			continue
+		}
+		v, ok := byAddr[rv.Field(i).Addr().Interface()]
+		if !ok {
+			t.Errorf("Config.%s (yaml %q) has no variable in Vars", f.Name, tag)
+			continue
+		}
+		if v.Key != tag {
+			t.Errorf("%s: Vars says YAML key %q, Config.%s reads %q", v.Env, v.Key, f.Name, tag)
+		}
 	}
 }
 
@@ -91,8 +236,11 @@ func TestRedactedListsEveryVariableAndHidesSecrets(t *testing.T) {
 	for _, kv := range c.Redacted() {
 		got[kv[0]] = kv[1]
 	}
+	if len(got) != len(Vars) {
+		t.Errorf("Redacted lists %d variables, Vars %d", len(got), len(Vars))
+	}
 	for _, v := range Vars {
-		if _, ok := got[v.Env]; !ok && v.Env != "TAYORI_CONFIG" && v.Env != "TAYORI_SECRET_FILE" {
+		if _, ok := got[v.Env]; !ok {
 			t.Errorf("Redacted does not list %s", v.Env)
 		}
 	}

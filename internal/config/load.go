@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/mail"
 	"net/url"
 	"os"
@@ -18,45 +19,150 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Var describes one setting: its environment variable, YAML key and what it
-// expects. Vars is the table `tayori config` prints and the README documents.
+// Var describes one setting: its environment variable, YAML key, default
+// and what it expects. Vars is the one list of settings: Load reads the
+// environment through it, Defaults applies its defaults, `tayori config`
+// prints it, and the README's configuration table is checked against it.
 type Var struct {
-	Env     string
-	Key     string
+	// Env is the environment variable, TAYORI_….
+	Env string
+	// Key is the YAML key in the configuration file; empty when the
+	// setting has none (the file itself, the secrets).
+	Key string
+	// Default is the value used when nothing sets it, in the form the
+	// variable takes (Defaults parses it). Empty for no default.
 	Default string
-	Doc     string
-	Secret  bool
+	// Shown is the default as people read it, when it is derived from
+	// other settings ("(From)"); empty means Default.
+	Shown string
+	// Doc says what the setting does and what it expects.
+	Doc string
+	// Secret settings are redacted by `tayori config`.
+	Secret bool
+
+	// field points at the setting in a Config (*string, *bool, *int or
+	// *time.Duration); nil for settings read by hand (the file, secrets).
+	field func(*Config) any
+}
+
+// DefaultText is the default as the README and `tayori config --help`
+// show it: Shown if set, else Default.
+func (v Var) DefaultText() string {
+	if v.Shown != "" {
+		return v.Shown
+	}
+	return v.Default
 }
 
 // Vars lists every setting in the order `tayori config` prints them.
 var Vars = []Var{
-	{"TAYORI_CONFIG", "", "", "optional YAML file with any of the keys below", false},
-	{"TAYORI_DATA_DIR", "data_dir", "./data", "directory for the SQLite database, generated secret and caches", false},
-	{"TAYORI_DB", "db", "sqlite:<data_dir>/tayori.db", "subscriber store: sqlite:PATH", false},
-	{"TAYORI_REDIS_URL", "redis_url", "redis://127.0.0.1:6379/0", "Redis for Asynq and the shared rate limiter: redis://[:password@]host:port/db", true},
-	{"TAYORI_SMTP_URL", "smtp_url", "smtp://127.0.0.1:1025?tls=none", "relay: smtp[s]://[user[:password]@]host[:port][?tls=none|starttls|opportunistic|implicit]", true},
-	{"TAYORI_BASE_URL", "base_url", "http://127.0.0.1:8080", "public URL of the web server, used in every link of every message (https in production)", false},
-	{"TAYORI_TRUST_PROXY", "trust_proxy", "false", "trust X-Forwarded-For from the reverse proxy in front (per-IP limits, consent records); only behind one", false},
-	{"TAYORI_HTTP_ADDR", "http_addr", "127.0.0.1:8080", "listen address of the web server", false},
-	{"TAYORI_SECRET", "", "(generated into <data_dir>/secret)", "HMAC keys for links, newest first: id:secret[,id:secret…] (16+ bytes each)", true},
-	{"TAYORI_SECRET_FILE", "", "", "file with one id:secret per line, newest first (instead of TAYORI_SECRET)", false},
-	{"TAYORI_FROM", "from", "AI政策動向 <newsletter@news.example.jp>", "sender mailbox; its domain is used for Message-ID and List-Id", false},
-	{"TAYORI_REPLY_TO", "reply_to", "(From)", "address that reads replies", false},
-	{"TAYORI_POSTAL_ADDRESS", "postal_address", "〒100-0000 東京都千代田区（設定してください）", "sender's postal address, shown in every footer (特定電子メール法 Art. 4)", false},
-	{"TAYORI_CONTACT", "contact", "(Reply-To)", "contact for enquiries (e-mail, phone or URL), shown in every footer", false},
-	{"TAYORI_FEEDBACK_ID", "feedback_id", "tayori", "stable sender id in Gmail's Feedback-ID header (5–15 letters or digits)", false},
-	{"TAYORI_BOUNCE_LABEL", "bounce_label", "bounce", "envelope sender b+TOKEN@<label>.<from-domain> of each copy, for bounces (VERP; MX and SPF needed there); none: the From address", false},
-	{"TAYORI_DKIM_DOMAIN", "dkim_domain", "", "DKIM d= domain (signing is on when domain, selector and key file are set)", false},
-	{"TAYORI_DKIM_SELECTOR", "dkim_selector", "", "DKIM selector", false},
-	{"TAYORI_DKIM_KEY_FILE", "dkim_key_file", "", "PEM private key (RSA or Ed25519)", false},
-	{"TAYORI_RATE", "rate", "0", "messages per second to the relay across all workers (0: no cap)", false},
-	{"TAYORI_SMTP_CONNS", "smtp_conns", "4", "SMTP connections per worker process", false},
-	{"TAYORI_SMTP_MAX_CONNS", "smtp_max_conns", "0", "SMTP connections across all worker processes (0: no cap)", false},
-	{"TAYORI_CONCURRENCY", "concurrency", "8", "Asynq tasks a worker runs at once", false},
-	{"TAYORI_SHUTDOWN_TIMEOUT", "shutdown_timeout", "30s", "how long a worker waits for in-flight work on shutdown", false},
-	{"TAYORI_TIMEZONE", "timezone", "Asia/Tokyo", "time zone of schedules and dates shown to editors", false},
-	{"TAYORI_LOG_LEVEL", "log_level", "info", "debug, info, warn or error", false},
-	{"TAYORI_LOG_FORMAT", "log_format", "auto", "text, json or auto (text on a terminal, JSON otherwise)", false},
+	{Env: "TAYORI_CONFIG", Doc: "optional YAML file with any of the keys below"},
+	{Env: "TAYORI_DATA_DIR", Key: "data_dir", Default: "./data", Doc: "directory for the SQLite database, generated secret and caches",
+		field: func(c *Config) any { return &c.DataDir }},
+	{Env: "TAYORI_DB", Key: "db", Shown: "sqlite:<data_dir>/tayori.db", Doc: "subscriber store: sqlite:PATH",
+		field: func(c *Config) any { return &c.DB }},
+	{Env: "TAYORI_REDIS_URL", Key: "redis_url", Default: "redis://127.0.0.1:6379/0", Secret: true,
+		Doc:   "Redis for Asynq and the shared rate limiter: redis://[:password@]host:port/db",
+		field: func(c *Config) any { return &c.RedisURL }},
+	{Env: "TAYORI_SMTP_URL", Key: "smtp_url", Default: "smtp://127.0.0.1:1025?tls=none", Secret: true,
+		Doc:   "relay: smtp[s]://[user[:password]@]host[:port][?tls=none|starttls|opportunistic|implicit]",
+		field: func(c *Config) any { return &c.SMTPURL }},
+	{Env: "TAYORI_BASE_URL", Key: "base_url", Default: "http://127.0.0.1:8080",
+		Doc:   "public URL of the web server, used in every link of every message (https in production)",
+		field: func(c *Config) any { return &c.BaseURL }},
+	{Env: "TAYORI_TRUST_PROXY", Key: "trust_proxy", Default: "false",
+		Doc:   "trust X-Forwarded-For from the reverse proxy in front (per-IP limits, consent records); only behind one",
+		field: func(c *Config) any { return &c.TrustProxy }},
+	{Env: "TAYORI_HTTP_ADDR", Key: "http_addr", Default: "127.0.0.1:8080", Doc: "listen address of the web server",
+		field: func(c *Config) any { return &c.HTTPAddr }},
+	{Env: "TAYORI_SECRET", Shown: "(generated into <data_dir>/secret)", Secret: true,
+		Doc: "HMAC keys for links, newest first: id:secret[,id:secret…] (16+ bytes each)"},
+	{Env: "TAYORI_SECRET_FILE", Doc: "file with one id:secret per line, newest first (instead of TAYORI_SECRET)"},
+	{Env: "TAYORI_FROM", Key: "from", Default: "AI政策動向 <newsletter@news.example.jp>",
+		Doc:   "sender mailbox; its domain is used for Message-ID and List-Id",
+		field: func(c *Config) any { return &c.From }},
+	{Env: "TAYORI_REPLY_TO", Key: "reply_to", Shown: "(From)", Doc: "address that reads replies",
+		field: func(c *Config) any { return &c.ReplyTo }},
+	{Env: "TAYORI_POSTAL_ADDRESS", Key: "postal_address", Default: "〒100-0000 東京都千代田区（設定してください）",
+		Doc:   "sender's postal address, shown in every footer (特定電子メール法 Art. 4)",
+		field: func(c *Config) any { return &c.PostalAddress }},
+	{Env: "TAYORI_CONTACT", Key: "contact", Shown: "(Reply-To)", Doc: "contact for enquiries (e-mail, phone or URL), shown in every footer",
+		field: func(c *Config) any { return &c.Contact }},
+	{Env: "TAYORI_FEEDBACK_ID", Key: "feedback_id", Default: "tayori", Doc: "stable sender id in Gmail's Feedback-ID header (5–15 letters or digits)",
+		field: func(c *Config) any { return &c.FeedbackID }},
+	{Env: "TAYORI_PRECEDENCE_BULK", Key: "precedence_bulk", Default: "true",
+		Doc:   "`Precedence: bulk` on newsletter and test copies (beside `Auto-Submitted`), so Exchange and vacation responders do not answer them",
+		field: func(c *Config) any { return &c.PrecedenceBulk }},
+	{Env: "TAYORI_BOUNCE_LABEL", Key: "bounce_label", Default: "bounce",
+		Doc:   "envelope sender b+TOKEN@<label>.<from-domain> of each copy, for bounces (VERP; MX and SPF needed there); none: the From address",
+		field: func(c *Config) any { return &c.BounceLabel }},
+	{Env: "TAYORI_DKIM_DOMAIN", Key: "dkim_domain", Doc: "DKIM d= domain (signing is on when domain, selector and key file are set)",
+		field: func(c *Config) any { return &c.DKIMDomain }},
+	{Env: "TAYORI_DKIM_SELECTOR", Key: "dkim_selector", Doc: "DKIM selector",
+		field: func(c *Config) any { return &c.DKIMSelector }},
+	{Env: "TAYORI_DKIM_KEY_FILE", Key: "dkim_key_file", Doc: "PEM private key (RSA or Ed25519)",
+		field: func(c *Config) any { return &c.DKIMKeyFile }},
+	{Env: "TAYORI_RATE", Key: "rate", Default: "0", Doc: "messages per second to the relay across all workers (0: no cap)",
+		field: func(c *Config) any { return &c.RatePerSecond }},
+	{Env: "TAYORI_SMTP_CONNS", Key: "smtp_conns", Default: "4", Doc: "SMTP connections per worker process",
+		field: func(c *Config) any { return &c.SMTPConns }},
+	{Env: "TAYORI_SMTP_MAX_CONNS", Key: "smtp_max_conns", Default: "0", Doc: "SMTP connections across all worker processes (0: no cap)",
+		field: func(c *Config) any { return &c.SMTPMaxConns }},
+	{Env: "TAYORI_CONCURRENCY", Key: "concurrency", Default: "8", Doc: "Asynq tasks a worker runs at once",
+		field: func(c *Config) any { return &c.Concurrency }},
+	{Env: "TAYORI_SHUTDOWN_TIMEOUT", Key: "shutdown_timeout", Default: "30s", Doc: "how long a worker waits for in-flight work on shutdown",
+		field: func(c *Config) any { return &c.ShutdownTimeout }},
+	{Env: "TAYORI_TIMEZONE", Key: "timezone", Default: "Asia/Tokyo", Doc: "time zone of schedules and of every time the CLI and the console show",
+		field: func(c *Config) any { return &c.Timezone }},
+	{Env: "TAYORI_LOG_LEVEL", Key: "log_level", Default: "info", Doc: "debug, info, warn or error",
+		field: func(c *Config) any { return &c.LogLevel }},
+	{Env: "TAYORI_LOG_FORMAT", Key: "log_format", Default: "auto", Doc: "text, json or auto (text on a terminal, JSON otherwise)",
+		field: func(c *Config) any { return &c.LogFormat }},
+}
+
+// set parses raw into the setting's field of c, or says what it expected.
+func (v Var) set(c *Config, raw string) error {
+	switch p := v.field(c).(type) {
+	case *string:
+		*p = raw
+	case *bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", raw)
+		}
+		*p = b
+	case *int:
+		n, err := strconv.Atoi(raw)
+		if err != nil {
+			return fmt.Errorf("want a whole number, got %q", raw)
+		}
+		*p = n
+	case *time.Duration:
+		d, err := time.ParseDuration(raw)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("want a positive duration such as 30s, got %q", raw)
+		}
+		*p = d
+	default:
+		panic(fmt.Sprintf("config: %s points at a %T", v.Env, p))
+	}
+	return nil
+}
+
+// get formats the setting's field of c as the variable would set it.
+func (v Var) get(c *Config) string {
+	switch p := v.field(c).(type) {
+	case *string:
+		return *p
+	case *bool:
+		return strconv.FormatBool(*p)
+	case *int:
+		return strconv.Itoa(*p)
+	case *time.Duration:
+		return p.String()
+	default:
+		panic(fmt.Sprintf("config: %s points at a %T", v.Env, p))
+	}
 }
 
 // Error lists every invalid setting, each naming its variable.
@@ -66,32 +172,25 @@ func (e *Error) Error() string {
 	return "invalid configuration:\n  " + strings.Join(e.Problems, "\n  ")
 }
 
-// Defaults returns the configuration with every default filled in.
+// Defaults returns the configuration with every default of Vars filled in.
 func Defaults() Config {
-	return Config{
-		DataDir:         "./data",
-		RedisURL:        "redis://127.0.0.1:6379/0",
-		SMTPURL:         "smtp://127.0.0.1:1025?tls=none",
-		BaseURL:         "http://127.0.0.1:8080",
-		HTTPAddr:        "127.0.0.1:8080",
-		From:            "AI政策動向 <newsletter@news.example.jp>",
-		PostalAddress:   "〒100-0000 東京都千代田区（設定してください）",
-		FeedbackID:      "tayori",
-		BounceLabel:     "bounce",
-		PrecedenceBulk:  true,
-		SMTPConns:       4,
-		Concurrency:     8,
-		ShutdownTimeout: 30 * time.Second,
-		Timezone:        "Asia/Tokyo",
-		LogLevel:        "info",
-		LogFormat:       "auto",
+	var c Config
+	for _, v := range Vars {
+		if v.field != nil && v.Default != "" {
+			if err := v.set(&c, v.Default); err != nil {
+				panic(fmt.Sprintf("config: default of %s: %v", v.Env, err))
+			}
+		}
 	}
+	return c
 }
 
 // Load builds the configuration: defaults, then the YAML file named by
-// configFile or TAYORI_CONFIG, then TAYORI_* variables from getenv. It
-// validates everything and returns an *Error naming every bad variable.
-// When no secret is configured it creates one in <DataDir>/secret.
+// configFile or TAYORI_CONFIG, then the TAYORI_* variables of Vars from
+// getenv. It validates everything and returns an *Error naming every bad
+// variable. It reads files but never writes one: with no secret
+// configured it reads <DataDir>/secret if an earlier command generated it,
+// and leaves Secrets empty otherwise (see EnsureSecret).
 func Load(getenv func(string) string, configFile string) (Config, error) {
 	c := Defaults()
 	var problems []string
@@ -102,6 +201,7 @@ func Load(getenv func(string) string, configFile string) (Config, error) {
 		configFile = getenv("TAYORI_CONFIG")
 	}
 	if configFile != "" {
+		c.File = configFile
 		data, err := os.ReadFile(configFile)
 		if err != nil {
 			return c, &Error{Problems: []string{"TAYORI_CONFIG: " + err.Error()}}
@@ -112,65 +212,31 @@ func Load(getenv func(string) string, configFile string) (Config, error) {
 			return c, &Error{Problems: []string{fmt.Sprintf("%s: %v", configFile, err)}}
 		}
 	}
-	str := func(env string, dst *string) {
-		if v := getenv(env); v != "" {
-			*dst = v
+	for _, v := range Vars {
+		if v.field == nil {
+			continue
 		}
-	}
-	num := func(env string, dst *int, min int) {
-		if v := getenv(env); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				bad(env, "want a whole number, got %q", v)
-				return
+		if raw := getenv(v.Env); raw != "" {
+			if err := v.set(&c, raw); err != nil {
+				bad(v.Env, "%v", err)
 			}
-			*dst = n
-		}
-		if *dst < min {
-			bad(env, "want a number ≥ %d, got %d", min, *dst)
 		}
 	}
-	str("TAYORI_DATA_DIR", &c.DataDir)
-	str("TAYORI_DB", &c.DB)
-	str("TAYORI_REDIS_URL", &c.RedisURL)
-	str("TAYORI_SMTP_URL", &c.SMTPURL)
-	str("TAYORI_BASE_URL", &c.BaseURL)
-	str("TAYORI_HTTP_ADDR", &c.HTTPAddr)
-	str("TAYORI_FROM", &c.From)
-	str("TAYORI_REPLY_TO", &c.ReplyTo)
-	str("TAYORI_POSTAL_ADDRESS", &c.PostalAddress)
-	str("TAYORI_CONTACT", &c.Contact)
-	str("TAYORI_FEEDBACK_ID", &c.FeedbackID)
-	str("TAYORI_BOUNCE_LABEL", &c.BounceLabel)
-	str("TAYORI_DKIM_DOMAIN", &c.DKIMDomain)
-	str("TAYORI_DKIM_SELECTOR", &c.DKIMSelector)
-	str("TAYORI_DKIM_KEY_FILE", &c.DKIMKeyFile)
-	str("TAYORI_TIMEZONE", &c.Timezone)
-	str("TAYORI_LOG_LEVEL", &c.LogLevel)
-	str("TAYORI_LOG_FORMAT", &c.LogFormat)
-	boolean := func(env string, dst *bool) {
-		if v := getenv(env); v != "" {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				bad(env, "want true or false, got %q", v)
-				return
-			}
-			*dst = b
+	for _, n := range []struct {
+		env      string
+		got, min int
+	}{
+		{"TAYORI_RATE", c.RatePerSecond, 0},
+		{"TAYORI_SMTP_CONNS", c.SMTPConns, 1},
+		{"TAYORI_SMTP_MAX_CONNS", c.SMTPMaxConns, 0},
+		{"TAYORI_CONCURRENCY", c.Concurrency, 1},
+	} {
+		if n.got < n.min {
+			bad(n.env, "want a number ≥ %d, got %d", n.min, n.got)
 		}
 	}
-	boolean("TAYORI_TRUST_PROXY", &c.TrustProxy)
-	boolean("TAYORI_PRECEDENCE_BULK", &c.PrecedenceBulk)
-	num("TAYORI_RATE", &c.RatePerSecond, 0)
-	num("TAYORI_SMTP_CONNS", &c.SMTPConns, 1)
-	num("TAYORI_SMTP_MAX_CONNS", &c.SMTPMaxConns, 0)
-	num("TAYORI_CONCURRENCY", &c.Concurrency, 1)
-	if v := getenv("TAYORI_SHUTDOWN_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			bad("TAYORI_SHUTDOWN_TIMEOUT", "want a positive duration such as 30s, got %q", v)
-		} else {
-			c.ShutdownTimeout = d
-		}
+	if c.ShutdownTimeout <= 0 {
+		bad("TAYORI_SHUTDOWN_TIMEOUT", "want a positive duration such as 30s, got %s", c.ShutdownTimeout)
 	}
 
 	if c.DB == "" {
@@ -242,22 +308,68 @@ func Load(getenv func(string) string, configFile string) (Config, error) {
 		bad("TAYORI_LOG_FORMAT", "want auto, text or json, got %q", c.LogFormat)
 	}
 
+	c.SecretFile = getenv("TAYORI_SECRET_FILE")
 	secrets, err := loadSecrets(getenv)
 	if err != nil {
 		problems = append(problems, err.Error())
 	}
 	c.Secrets = secrets
+	if err == nil && len(c.Secrets) == 0 {
+		c.GeneratedSecret = filepath.Join(c.DataDir, "secret")
+		s, err := readGeneratedSecret(c.GeneratedSecret)
+		if err != nil {
+			bad("TAYORI_SECRET", "not set, and %v", err)
+		} else if s != nil {
+			c.Secrets = []Secret{*s}
+		}
+	}
 	if len(problems) > 0 {
 		return c, &Error{Problems: problems}
 	}
-	if len(c.Secrets) == 0 {
-		s, err := generatedSecret(c.DataDir)
-		if err != nil {
-			return c, &Error{Problems: []string{"TAYORI_SECRET: not set, and " + err.Error()}}
-		}
-		c.Secrets = []Secret{s}
-	}
 	return c, nil
+}
+
+// EnsureSecret generates the secret into GeneratedSecret (<DataDir>/secret,
+// creating the directory) when no secret is configured and none was
+// generated before, so that a demo needs no setup and links stay valid
+// across runs. Commands that sign or read links call it after Load;
+// `tayori config` does not, and so changes nothing on disk.
+func (c *Config) EnsureSecret() error {
+	if len(c.Secrets) > 0 || c.GeneratedSecret == "" {
+		return nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	s := Secret{ID: "g1", Key: []byte(base64.RawURLEncoding.EncodeToString(b))}
+	dir := filepath.Dir(c.GeneratedSecret)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return &Error{Problems: []string{fmt.Sprintf("TAYORI_SECRET: not set, and cannot create %s: %v", dir, err)}}
+	}
+	// O_EXCL: two commands starting at once must not write two keys.
+	f, err := os.OpenFile(c.GeneratedSecret, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		got, rerr := readGeneratedSecret(c.GeneratedSecret)
+		if rerr != nil || got == nil {
+			return &Error{Problems: []string{fmt.Sprintf("TAYORI_SECRET: not set, and %s: %v", c.GeneratedSecret, rerr)}}
+		}
+		c.Secrets = []Secret{*got}
+		return nil
+	}
+	if err != nil {
+		return &Error{Problems: []string{fmt.Sprintf("TAYORI_SECRET: not set, and cannot write %s: %v", c.GeneratedSecret, err)}}
+	}
+	_, err = f.WriteString(s.ID + ":" + string(s.Key) + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(c.GeneratedSecret)
+		return &Error{Problems: []string{fmt.Sprintf("TAYORI_SECRET: not set, and cannot write %s: %v", c.GeneratedSecret, err)}}
+	}
+	c.Secrets = []Secret{s}
+	return nil
 }
 
 func loadSecrets(getenv func(string) string) ([]Secret, error) {
@@ -303,66 +415,56 @@ func loadSecrets(getenv func(string) string) ([]Secret, error) {
 	return out, nil
 }
 
-// generatedSecret reads <dir>/secret, creating it with 32 random bytes on
-// first use, so that a demo needs no setup and links stay valid across runs.
-func generatedSecret(dir string) (Secret, error) {
-	path := filepath.Join(dir, "secret")
-	if data, err := os.ReadFile(path); err == nil {
-		id, key, ok := strings.Cut(strings.TrimSpace(string(data)), ":")
-		if !ok || len(key) < 16 {
-			return Secret{}, fmt.Errorf("%s is malformed (want id:secret)", path)
-		}
-		return Secret{ID: id, Key: []byte(key)}, nil
+// readGeneratedSecret reads a secret written by EnsureSecret; nil when the
+// file does not exist yet.
+func readGeneratedSecret(path string) (*Secret, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return Secret{}, err
+	if err != nil {
+		return nil, err
 	}
-	s := Secret{ID: "g1", Key: []byte(base64.RawURLEncoding.EncodeToString(b))}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return Secret{}, fmt.Errorf("cannot create %s: %w", dir, err)
+	id, key, ok := strings.Cut(strings.TrimSpace(string(data)), ":")
+	if !ok || len(key) < 16 {
+		return nil, fmt.Errorf("%s is malformed (want id:secret)", path)
 	}
-	if err := os.WriteFile(path, []byte(s.ID+":"+string(s.Key)+"\n"), 0o600); err != nil {
-		return Secret{}, fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	return s, nil
+	return &Secret{ID: id, Key: []byte(key)}, nil
 }
 
-// Redacted returns the value of each Var as `tayori config` prints it,
-// with passwords and secrets hidden.
+// Redacted returns each of Vars with its value as `tayori config` prints
+// it, in the same order, with passwords and secrets hidden.
 func (c Config) Redacted() [][2]string {
-	secretIDs := make([]string, len(c.Secrets))
-	for i, s := range c.Secrets {
-		secretIDs[i] = s.ID + ":<redacted>"
+	out := make([][2]string, 0, len(Vars))
+	for _, v := range Vars {
+		var val string
+		switch {
+		case v.Env == "TAYORI_CONFIG":
+			val = c.File
+		case v.Env == "TAYORI_SECRET_FILE":
+			val = c.SecretFile
+		case v.Env == "TAYORI_SECRET":
+			ids := make([]string, len(c.Secrets))
+			for i, s := range c.Secrets {
+				ids[i] = s.ID + ":<redacted>"
+			}
+			val = strings.Join(ids, ",")
+			switch {
+			case c.GeneratedSecret != "" && len(c.Secrets) > 0:
+				val += " (generated, in " + c.GeneratedSecret + ")"
+			case c.GeneratedSecret != "":
+				val = "(not set: generated into " + c.GeneratedSecret + " by the first command that needs it)"
+			}
+		case v.field == nil:
+			panic("config: Redacted does not know how to show " + v.Env)
+		case v.Secret:
+			val = redactURL(v.get(&c))
+		default:
+			val = v.get(&c)
+		}
+		out = append(out, [2]string{v.Env, val})
 	}
-	return [][2]string{
-		{"TAYORI_DATA_DIR", c.DataDir},
-		{"TAYORI_DB", c.DB},
-		{"TAYORI_REDIS_URL", redactURL(c.RedisURL)},
-		{"TAYORI_SMTP_URL", redactURL(c.SMTPURL)},
-		{"TAYORI_BASE_URL", c.BaseURL},
-		{"TAYORI_TRUST_PROXY", strconv.FormatBool(c.TrustProxy)},
-		{"TAYORI_HTTP_ADDR", c.HTTPAddr},
-		{"TAYORI_SECRET", strings.Join(secretIDs, ",")},
-		{"TAYORI_FROM", c.From},
-		{"TAYORI_REPLY_TO", c.ReplyTo},
-		{"TAYORI_POSTAL_ADDRESS", c.PostalAddress},
-		{"TAYORI_CONTACT", c.Contact},
-		{"TAYORI_FEEDBACK_ID", c.FeedbackID},
-		{"TAYORI_BOUNCE_LABEL", c.BounceLabel},
-		{"TAYORI_PRECEDENCE_BULK", strconv.FormatBool(c.PrecedenceBulk)},
-		{"TAYORI_DKIM_DOMAIN", c.DKIMDomain},
-		{"TAYORI_DKIM_SELECTOR", c.DKIMSelector},
-		{"TAYORI_DKIM_KEY_FILE", c.DKIMKeyFile},
-		{"TAYORI_RATE", strconv.Itoa(c.RatePerSecond)},
-		{"TAYORI_SMTP_CONNS", strconv.Itoa(c.SMTPConns)},
-		{"TAYORI_SMTP_MAX_CONNS", strconv.Itoa(c.SMTPMaxConns)},
-		{"TAYORI_CONCURRENCY", strconv.Itoa(c.Concurrency)},
-		{"TAYORI_SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String()},
-		{"TAYORI_TIMEZONE", c.Timezone},
-		{"TAYORI_LOG_LEVEL", c.LogLevel},
-		{"TAYORI_LOG_FORMAT", c.LogFormat},
-	}
+	return out
 }
 
 // Warnings lists settings that work but should not reach production.
