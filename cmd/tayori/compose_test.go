@@ -190,7 +190,37 @@ func TestComposeErrors(t *testing.T) {
 	if _, _, err := runCLI(t, env, "compose", "check", filepath.Join(dir, "missing.md")); err == nil || errors.Is(err, errSilent) {
 		t.Errorf("missing file: %v", err)
 	}
-	if _, _, err := runCLI(t, env, "compose", "import", bad, "-o", filepath.Join(dir, "no", "such", "dir.md")); err == nil {
-		t.Error("import into a missing directory succeeded")
+}
+
+// TestComposeImportMakesTheOutputDirectory: `-o issues/2025-11.md` in a
+// fresh clone (no issues/ yet) makes the directory, as the README's
+// example expects; when it cannot, the error names the file the user gave,
+// never the hidden temporary file written beside it.
+func TestComposeImportMakesTheOutputDirectory(t *testing.T) {
+	env := testEnv(t)
+	src, err := filepath.Abs(novSample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	if _, stderr, err := runCLI(t, env, "compose", "import", src, "-o", "issues/2025-11.md"); err != nil {
+		t.Fatalf("import into a directory not made yet: %v\n%s", err, stderr)
+	}
+	if data, err := os.ReadFile("issues/2025-11.md"); err != nil || !bytes.HasPrefix(data, []byte("---\n")) {
+		t.Fatalf("issues/2025-11.md: %v", err)
+	}
+	if err := os.WriteFile("plain-file", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = runCLI(t, env, "compose", "import", src, "-o", "plain-file/2025-11.md")
+	if err == nil {
+		t.Fatal("import into a directory that is a file succeeded")
+	}
+	if !strings.Contains(err.Error(), "plain-file/2025-11.md") || strings.Contains(err.Error(), ".2025-11.md.") {
+		t.Errorf("the error should name plain-file/2025-11.md and no temporary file: %v", err)
+	}
+	entries, _ := os.ReadDir("issues")
+	if len(entries) != 1 {
+		t.Errorf("issues/ holds %d files, want only 2025-11.md (no temporary file left)", len(entries))
 	}
 }
