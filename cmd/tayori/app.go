@@ -38,3 +38,13 @@ func (a *app) location() *time.Location {
 	}
 	return time.Local
 }
+
+// timeLayout is how the CLI shows a time, as the console does: minutes and
+// the zone's abbreviation, in TAYORI_TIMEZONE.
+const timeLayout = "2006-01-02 15:04 MST"
+
+// when formats t for people in TAYORI_TIMEZONE, as the console does
+// (JSON output keeps RFC 3339, as the API does).
+func (a *app) when(t time.Time) string {
+	return t.In(a.location()).Format(timeLayout)
+}

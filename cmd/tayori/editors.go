@@ -128,7 +128,7 @@ func (a *app) editorsListCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tCREATED")
 			for _, e := range eds {
-				fmt.Fprintf(tw, "%s\t%s\n", e.Name, e.CreatedAt.Format("2006-01-02 15:04 MST"))
+				fmt.Fprintf(tw, "%s\t%s\n", e.Name, a.when(e.CreatedAt))
 			}
 			return tw.Flush()
 		},

@@ -352,10 +352,9 @@ func (a *app) feedbackList(ctx context.Context, days, limit int, asJSON bool) er
 		enc.SetIndent("", "  ")
 		return enc.Encode(map[string]any{"figures": fig, "thresholds": gate.Thresholds(), "verdict": verdict, "events": events})
 	}
-	loc := a.location()
 	th := gate.Thresholds()
 	fmt.Fprintf(a.stdout, "Last 7 days (since %s): %s sent, %s (%.2f%%; warn at %.1f%%, block at %.1f%%), %s (%d in reports, %d from the relay)\n",
-		fig.Since.In(loc).Format("2006-01-02 15:04"), plural(fig.Sent, "copy", "copies"), plural(fig.Complaints, "complaint", "complaints"),
+		a.when(fig.Since), plural(fig.Sent, "copy", "copies"), plural(fig.Complaints, "complaint", "complaints"),
 		100*fig.ComplaintRate(), 100*th.Warn, 100*th.Block,
 		plural(fig.AuthReports+fig.AuthReplies, "authentication refusal", "authentication refusals"), fig.AuthReports, fig.AuthReplies)
 	if fig.Unmatched > 0 {
@@ -383,7 +382,7 @@ func (a *app) feedbackList(ctx context.Context, days, limit int, asJSON bool) er
 		if e.Auth {
 			kind += " (auth)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ReceivedAt.In(loc).Format("2006-01-02 15:04"), kind,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.when(e.ReceivedAt), kind,
 			dash(e.Status), dash(e.Domain), idOrDash(e.SubscriberID), idOrDash(e.SendID), dash(e.MatchedBy), e.Action)
 	}
 	tw.Flush()

@@ -244,7 +244,7 @@ Test sends and dry runs are never refused.`,
 				fmt.Fprintf(a.stderr, "warning: send gate: %s\n", snd.GateWarning)
 			}
 			fmt.Fprintf(a.stdout, "send %d: %s to list %s, %s at %s\n", snd.ID, issue.Slug, list, snd.State,
-				snd.ScheduledAt.Local().Format(time.RFC3339))
+				a.when(snd.ScheduledAt))
 			if !wait {
 				return nil
 			}
@@ -271,7 +271,7 @@ Test sends and dry runs are never refused.`,
 				if err != nil {
 					return err
 				}
-				printStatus(a.stdout, s)
+				a.printStatus(a.stdout, s)
 				return nil
 			}),
 		},
@@ -358,7 +358,7 @@ func newSendsCmd(a *app) *cobra.Command {
 				c := s.Counts
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", s.ID, s.Issue.Slug, s.List, s.State,
 					c.Planned, c.Sent, c.Skipped, c.FailedPerm+c.FailedTemp, c.Queued+c.Retrying,
-					s.CreatedAt.Local().Format("2006-01-02 15:04"))
+					a.when(s.CreatedAt))
 			}
 			return tw.Flush()
 		},
@@ -401,15 +401,15 @@ func short(key string) string {
 	return key
 }
 
-func printStatus(w io.Writer, s *queue.Send) {
+func (a *app) printStatus(w io.Writer, s *queue.Send) {
 	c := s.Counts
 	fmt.Fprintf(w, "send %d: %s to list %s\nstate:    %s\n", s.ID, s.Issue.Slug, s.List, s.State)
 	if s.Filter != nil {
 		fmt.Fprintf(w, "filter:   %s\n", s.Filter.Key())
 	}
-	fmt.Fprintf(w, "time:     %s", s.ScheduledAt.Local().Format(time.RFC3339))
+	fmt.Fprintf(w, "time:     %s", a.when(s.ScheduledAt))
 	if !s.NotAfter.IsZero() {
-		fmt.Fprintf(w, " (not after %s)", s.NotAfter.Local().Format(time.RFC3339))
+		fmt.Fprintf(w, " (not after %s)", a.when(s.NotAfter))
 	}
 	fmt.Fprintf(w, "\nplanned:  %d\nsent:     %d\nskipped:  %d\nwaiting:  %d (retrying %d)\nfailed:   %d permanently, %d after retries\n",
 		c.Planned, c.Sent, c.Skipped, c.Queued+c.Retrying, c.Retrying, c.FailedPerm, c.FailedTemp)
@@ -472,7 +472,7 @@ func (a *app) waitSend(ctx context.Context, svc *queue.Service, id int64) error 
 				_ = bar.Finish()
 				fmt.Fprintln(a.stdout)
 			}
-			printStatus(a.stdout, s)
+			a.printStatus(a.stdout, s)
 			if s.State == queue.Cancelled {
 				return fmt.Errorf("send %d was cancelled: %s", id, s.LastError)
 			}
@@ -481,7 +481,7 @@ func (a *app) waitSend(ctx context.Context, svc *queue.Service, id int64) error 
 			if bar != nil {
 				fmt.Fprintln(a.stdout)
 			}
-			printStatus(a.stdout, s)
+			a.printStatus(a.stdout, s)
 			return fmt.Errorf("send %d is paused (%s); resume it with `tayori send resume %d`", id, s.PauseReason, id)
 		}
 		select {
