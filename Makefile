@@ -11,13 +11,19 @@ SQLITE ?=
 TAGS := $(if $(filter cgo,$(SQLITE)),sqlite_cgo,)
 export TAGS
 
-.PHONY: help build test test-short bench fuzz lint demo demo-stop redis redis-stop email-png web-png load-web clean
+.PHONY: help build install test test-short bench fuzz lint demo demo-stop redis redis-stop email-png web-png load-web clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
 
 build: ## build bin/tayori with the version from git
 	$(GO) build -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o bin/tayori ./cmd/tayori
+
+install: ## install tayori into GOBIN (default $(go env GOPATH)/bin), so that it is on PATH
+	$(GO) install -trimpath -tags "$(TAGS)" -ldflags "$(LDFLAGS)" ./cmd/tayori
+	@bindir=$$($(GO) env GOBIN); [ -n "$$bindir" ] || bindir=$$($(GO) env GOPATH)/bin; \
+	echo "installed $$bindir/tayori"; \
+	case ":$$PATH:" in *":$$bindir:"*) ;; *) echo "$$bindir is not on your PATH: add it with"; echo "  export PATH=\"$$bindir:\$$PATH\"";; esac
 
 test: ## go vet and every test with the race detector, against a real Redis (found or started)
 	$(GO) vet ./...
@@ -40,8 +46,10 @@ lint: ## gofmt, go vet and staticcheck
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0 ./...
 
-demo: build ## the whole pipeline on a fresh machine: import, subscribe, send, open the inbox
-	scripts/demo.sh
+demo: ## the whole pipeline on a fresh machine: import, subscribe, send; then the inbox and the console
+	@scripts/demo.sh intro
+	@$(MAKE) --no-print-directory build
+	DEMO_INTRO_SHOWN=1 scripts/demo.sh
 
 demo-stop: ## stop what `make demo` started
 	scripts/demo.sh stop

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Print the path of a Mailpit binary with its web UI, building it on first
 # use and caching it (default ~/.cache/tayori/mailpit-VERSION).
+#   scripts/mailpit.sh            the path, after building it if need be
+#   scripts/mailpit.sh --cached   the path if it is built already; else exit 1
 #
 # `go install github.com/axllent/mailpit@vX` is refused by the module proxy
 # (it will not list Mailpit's versions), and a plain `go build` of the
@@ -12,6 +14,7 @@ version=${MAILPIT_VERSION:-v1.30.5}
 cache=${TAYORI_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tayori}
 bin=$cache/mailpit-$version
 if [ -x "$bin" ]; then echo "$bin"; exit 0; fi
+[ "${1:-}" = --cached ] && exit 1
 log() { echo "mailpit.sh: $*" >&2; }
 command -v go >/dev/null || { log "Go is required"; exit 1; }
 if ! command -v npm >/dev/null; then
