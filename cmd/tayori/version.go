@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tayori-news/tayori/internal/config"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
 )
 
@@ -48,7 +50,7 @@ func newConfigCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "config",
 		Short: "Print the effective configuration, secrets redacted",
-		Long:  "Print the effective configuration (defaults, then the config file, then TAYORI_* variables) with passwords and secrets redacted, and warn about settings unfit for production.",
+		Long:  configLong(),
 		Args:  cobra.NoArgs,
 		// config only reads: it never generates the secret nor creates the data directory.
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.loadConfig(cmd) },
@@ -62,4 +64,21 @@ func newConfigCmd(a *app) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// configLong is config's help: what it does, then every variable of
+// config.Vars with its default and meaning.
+func configLong() string {
+	var b strings.Builder
+	b.WriteString("Print the effective configuration (defaults, then the config file, then TAYORI_*\n" +
+		"variables) with passwords and secrets redacted, and warn about settings unfit for\n" +
+		"production. It changes nothing on disk.\n\nVariables:\n")
+	for _, v := range config.Vars {
+		fmt.Fprintf(&b, "  %s", v.Env)
+		if d := v.DefaultText(); d != "" {
+			fmt.Fprintf(&b, " (default %s)", d)
+		}
+		fmt.Fprintf(&b, "\n      %s\n", strings.ReplaceAll(v.Doc, "`", ""))
+	}
+	return b.String()
 }
