@@ -65,7 +65,10 @@ rcmd() {
 
 # ---- what the demo uses, said before it starts ----
 
+# DEMO_REDIS=claim uses a claimed database of the Redis at TAYORI_REDIS_URL
+# even where a redis-server of the demo's own could be started.
 redis_own_possible() {
+  [ "${DEMO_REDIS:-}" != claim ] || return 1
   command -v redis-server >/dev/null || { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
 }
 
@@ -82,8 +85,8 @@ intro() {
     say "Redis: a redis-server of the demo's own on a spare port of 127.0.0.1, database 0,"
     say "  without persistence; stopped when the demo stops. Your Redis is not touched."
   else
-    say "Redis: redis-server is not installed, so the demo uses an empty database (1-14) that it"
-    say "  claims on ${TAYORI_REDIS_URL:-redis://127.0.0.1:6379}, and empties and releases it when it stops."
+    say "Redis: an empty database (1-14) that the demo claims on ${TAYORI_REDIS_URL:-redis://127.0.0.1:6379},"
+    say "  and empties and releases when it stops; it flushes no database it has not claimed empty."
   fi
   say "Ports: SMTP 127.0.0.1:$smtp_port, inbox 127.0.0.1:$ui_port, Tayori $http_addr (DEMO_SMTP_PORT, DEMO_UI_PORT, DEMO_HTTP_ADDR)."
   say "Data: $demo (rebuilt at each run). Ctrl-C or 'make demo-stop' stops everything it started."
@@ -206,7 +209,7 @@ export TAYORI_LOG_FORMAT=text TAYORI_LOG_LEVEL=${TAYORI_LOG_LEVEL:-warn}
 unset TAYORI_CONFIG TAYORI_DB TAYORI_SECRET TAYORI_SECRET_FILE
 rm -rf "$demo"; mkdir -p "$demo"
 # `. .tayori-run/demo/env` points a shell's tayori at the demo's data and Redis.
-for v in TAYORI_DATA_DIR TAYORI_REDIS_URL TAYORI_SMTP_URL TAYORI_HTTP_ADDR TAYORI_BASE_URL; do
+for v in TAYORI_DATA_DIR TAYORI_REDIS_URL TAYORI_SMTP_URL TAYORI_HTTP_ADDR TAYORI_BASE_URL TAYORI_LOG_FORMAT TAYORI_LOG_LEVEL; do
   printf 'export %s=%q\n' "$v" "${!v}"
 done > "$demo/env"
 
@@ -246,9 +249,9 @@ log "Send the issue (each reader gets only their regions and topics)"
 "$tayori" send "$demo/2025-11.md" --list monthly --wait
 
 inbox=$(curl -fsS "http://127.0.0.1:$ui_port/api/v1/messages?limit=1" | sed -n 's/.*"total":\([0-9]*\).*/\1/p')
+echo
+printf '  %-37s%s\n' "The inbox (Mailpit), ${inbox:-?} messages:" "http://127.0.0.1:$ui_port"
 cat <<MSG
-
-  The inbox (Mailpit), ${inbox:-?} messages:  http://127.0.0.1:$ui_port
   The console:                         http://$http_addr/admin/login
       editor: $editor   password: $password   (kept in $demo/login.txt)
       the send:  http://$http_addr/admin/sends    the issue: http://$http_addr/admin/issues/2025-11
