@@ -35,7 +35,7 @@ test: ## go vet and every test with the race detector, against a real Redis (fou
 test-short: ## every test without the race detector (quicker while developing)
 	scripts/redis.sh run $(GO) test -count=1 ./...
 
-bench: ## the benchmarks behind the README's figures (several minutes; SQLITE=cgo for the C engine)
+bench: ## the benchmarks behind docs/performance.md (several minutes; SQLITE=cgo for the C engine)
 	scripts/redis.sh run scripts/bench.sh
 
 fuzz: ## a short run of every fuzz target (FUZZTIME per target, default 10s)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmarks behind the README's figures. Run through `make bench`, which
+# The benchmarks behind docs/performance.md. Run through `make bench`, which
 # guarantees a Redis (scripts/redis.sh run). Each benchmark runs COUNT times
 # (default 3; the micro-benchmarks 5) and benchstat prints the medians.
 # Raw output is kept in .tayori-run/bench/*.txt.
@@ -8,7 +8,7 @@
 #   COUNT                     runs of each heavy benchmark (default 3)
 #   TAYORI_BENCH_RECIPIENTS   recipients of a delivery benchmark (default 100000)
 #   TAYORI_BENCH_ROWS         rows of the subscriber import benchmark (default 100000;
-#                             the README quotes 1000000)
+#                             docs/performance.md quotes 1000000)
 #   TAGS                      build tags (the Makefile sets sqlite_cgo for SQLITE=cgo)
 #   BENCH_ONLY                a regular expression of sections to run:
 #                             compose|templates|mailer|token|subscribers|deliver|redis

@@ -86,7 +86,8 @@ type Config struct {
 	// ShutdownTimeout is how long a worker waits for in-flight work on
 	// shutdown. TAYORI_SHUTDOWN_TIMEOUT, default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
-	// Timezone of schedules. TAYORI_TIMEZONE, default "Asia/Tokyo".
+	// Timezone of schedules and of every time the CLI and the console
+	// show. TAYORI_TIMEZONE, default "Asia/Tokyo".
 	Timezone string `yaml:"timezone"`
 
 	// LogLevel is debug, info, warn or error. TAYORI_LOG_LEVEL, default info.
