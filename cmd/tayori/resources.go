@@ -46,7 +46,7 @@ func (a *app) loadConfig(cmd *cobra.Command) error {
 		cfg.LogLevel = lv
 	}
 	a.cfg = cfg
-	a.logger = logging.New(a.stderr, cfg.LogLevel, cfg.LogFormat)
+	a.logger = logging.NewIn(a.stderr, cfg.LogLevel, cfg.LogFormat, a.location())
 	return nil
 }
 

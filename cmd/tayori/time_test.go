@@ -13,13 +13,18 @@ import (
 // TestCLITimesFollowTimezone: every time a command prints for people is in
 // TAYORI_TIMEZONE with the zone's name, as the console shows it, not in
 // the machine's zone. New York is neither this machine's zone (UTC) nor
-// the default (Asia/Tokyo).
+// the default (Asia/Tokyo). Logs follow it too.
 func TestCLITimesFollowTimezone(t *testing.T) {
 	smtp := testutil.StartSMTP(t)
 	base := sendTestEnv(t, smtp)
 	getenv := func(k string) string {
-		if k == "TAYORI_TIMEZONE" {
+		switch k {
+		case "TAYORI_TIMEZONE":
 			return "America/New_York"
+		case "TAYORI_LOG_LEVEL":
+			return "info"
+		case "TAYORI_LOG_FORMAT":
+			return "json"
 		}
 		return base(k)
 	}
@@ -27,12 +32,17 @@ func TestCLITimesFollowTimezone(t *testing.T) {
 	issue := "../../testdata/aisi-monthly-2025-11.txt"
 
 	// --at is read in the zone, and the scheduled time is shown in it.
-	out, _, err := runCLI(t, getenv, "send", issue, "--force", "--at", "2031-01-15 09:00")
+	out, logs, err := runCLI(t, getenv, "send", issue, "--force", "--at", "2031-01-15 09:00")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out, "scheduled at 2031-01-15 09:00 EST") {
 		t.Errorf("send --at: want the time in New York's zone:\n%s", out)
+	}
+	// The log's times too, the record's and its attributes'.
+	if !strings.Contains(logs, `"scheduled_at":"2031-01-15T09:00:00-05:00"`) ||
+		!regexp.MustCompile(`"time":"[^"]*-0[45]:00"`).MatchString(logs) {
+		t.Errorf("send --at: want the log's times in New York's zone:\n%s", logs)
 	}
 	out, _, err = runCLI(t, getenv, "send", "status", "1")
 	if err != nil || !strings.Contains(out, "time:     2031-01-15 09:00 EST (not after 2031-01-15 15:00 EST)") {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
 )
@@ -15,6 +16,13 @@ import (
 // New returns a logger writing to w at level ("debug", "info", "warn",
 // "error") in format "text", "json" or "auto" (text when w is a terminal).
 func New(w io.Writer, level, format string) *slog.Logger {
+	return NewIn(w, level, format, nil)
+}
+
+// NewIn is New with every time it writes, the record's and its
+// attributes', in loc (TAYORI_TIMEZONE), as the console and the CLI show
+// times; nil keeps the process's zone.
+func NewIn(w io.Writer, level, format string, loc *time.Location) *slog.Logger {
 	var lv slog.Level
 	switch strings.ToLower(level) {
 	case "debug":
@@ -27,6 +35,14 @@ func New(w io.Writer, level, format string) *slog.Logger {
 		lv = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	if loc != nil {
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindTime {
+				a.Value = slog.TimeValue(a.Value.Time().In(loc))
+			}
+			return a
+		}
+	}
 	if format == "auto" {
 		format = "json"
 		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/tayori-news/tayori/internal/logging"
@@ -36,5 +37,28 @@ func TestAsynqAdapter(t *testing.T) {
 	a.Info("processing ", 3, " tasks")
 	if !strings.Contains(buf.String(), `msg="processing 3 tasks"`) || !strings.Contains(buf.String(), "component=asynq") {
 		t.Fatalf("log = %q", buf.String())
+	}
+}
+
+func TestNewInWritesTimesInTheZone(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	l := logging.NewIn(&buf, "info", "json", ny)
+	l.Info("scheduled", "at", time.Date(2031, 1, 15, 14, 0, 0, 0, time.UTC))
+	var rec struct {
+		Time string `json:"time"`
+		At   string `json:"at"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+		t.Fatalf("%v: %s", err, buf.String())
+	}
+	if rec.At != "2031-01-15T09:00:00-05:00" {
+		t.Errorf("attribute at = %q, want 2031-01-15T09:00:00-05:00", rec.At)
+	}
+	if !strings.HasSuffix(rec.Time, "-05:00") && !strings.HasSuffix(rec.Time, "-04:00") {
+		t.Errorf("record time %q is not in New York's zone", rec.Time)
 	}
 }
