@@ -112,3 +112,47 @@ func TestRedactedListsEveryVariableAndHidesSecrets(t *testing.T) {
 		t.Errorf("TAYORI_SECRET shows %q, want the key ids newest first", got["TAYORI_SECRET"])
 	}
 }
+
+func TestRedisURLTakesTheSentinelForm(t *testing.T) {
+	const u = "redis+sentinel://:datapw@s1.internal:26379,s2.internal:26379/mymaster/2?sentinel_password=sentpw"
+	c, err := Load(env("TAYORI_DATA_DIR", t.TempDir(), "TAYORI_REDIS_URL", u), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RedisURL != u {
+		t.Errorf("RedisURL = %q", c.RedisURL)
+	}
+	var shown string
+	for _, kv := range c.Redacted() {
+		if kv[0] == "TAYORI_REDIS_URL" {
+			shown = kv[1]
+		}
+	}
+	if want := "redis+sentinel://:xxxxx@s1.internal:26379,s2.internal:26379/mymaster/2?sentinel_password=xxxxx"; shown != want {
+		t.Errorf("redacted %q, want %q", shown, want)
+	}
+}
+
+func TestBadRedisURLNamesTheVariableAndTheForms(t *testing.T) {
+	for _, u := range []string{
+		"redis+sentinel://:hunter2@s1:26379,s2:26379",    // no master name
+		"redis+sentinel://:hunter2@s1:26379/mymaster/99", // database out of range
+		"redis://:hunter2@127.0.0.1:6379/42",
+		"sentinel://:hunter2@s1:26379/mymaster",
+	} {
+		_, err := Load(env("TAYORI_DATA_DIR", t.TempDir(), "TAYORI_REDIS_URL", u), "")
+		if err == nil {
+			t.Errorf("%s: accepted", u)
+			continue
+		}
+		msg := err.Error()
+		for _, want := range []string{"TAYORI_REDIS_URL: want redis://", "redis+sentinel://[:password@]host:port[,host:port…]/master/db"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("%s: error %q lacks %q", u, msg, want)
+			}
+		}
+		if strings.Contains(msg, "hunter2") {
+			t.Errorf("%s: error shows the password: %q", u, msg)
+		}
+	}
+}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/tayori-news/tayori/internal/redisurl"
 )
 
 // Var describes one setting: its environment variable, YAML key and what it
@@ -33,7 +35,7 @@ var Vars = []Var{
 	{"TAYORI_CONFIG", "", "", "optional YAML file with any of the keys below", false},
 	{"TAYORI_DATA_DIR", "data_dir", "./data", "directory for the SQLite database, generated secret and caches", false},
 	{"TAYORI_DB", "db", "sqlite:<data_dir>/tayori.db", "subscriber store: sqlite:PATH", false},
-	{"TAYORI_REDIS_URL", "redis_url", "redis://127.0.0.1:6379/0", "Redis for Asynq and the shared rate limiter: redis://[:password@]host:port/db", true},
+	{"TAYORI_REDIS_URL", "redis_url", "redis://127.0.0.1:6379/0", "Redis for Asynq, the shared rate limits and the web limits: redis[s]://[:password@]host:port/db, or through Sentinel redis[s]+sentinel://[:password@]host:port[,host:port…]/master/db[?sentinel_password=…]", true},
 	{"TAYORI_SMTP_URL", "smtp_url", "smtp://127.0.0.1:1025?tls=none", "relay: smtp[s]://[user[:password]@]host[:port][?tls=none|starttls|opportunistic|implicit]", true},
 	{"TAYORI_BASE_URL", "base_url", "http://127.0.0.1:8080", "public URL of the web server, used in every link of every message (https in production)", false},
 	{"TAYORI_TRUST_PROXY", "trust_proxy", "false", "trust X-Forwarded-For from the reverse proxy in front (per-IP limits, consent records); only behind one", false},
@@ -179,12 +181,8 @@ func Load(getenv func(string) string, configFile string) (Config, error) {
 	if !strings.HasPrefix(c.DB, "sqlite:") && strings.Contains(c.DB, "://") {
 		bad("TAYORI_DB", "want sqlite:PATH, got scheme of %q (PostgreSQL is not supported by this build yet)", redactURL(c.DB))
 	}
-	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-		bad("TAYORI_REDIS_URL", "want redis://[:password@]host:port/db, got %q", redactURL(c.RedisURL))
-	} else if db := strings.Trim(u.Path, "/"); db != "" {
-		if n, err := strconv.Atoi(db); err != nil || n < 0 || n > 15 {
-			bad("TAYORI_REDIS_URL", "want a database number 0–15 in the path, got %q", db)
-		}
+	if _, err := redisurl.Parse(c.RedisURL); err != nil {
+		bad("TAYORI_REDIS_URL", "%v", err)
 	}
 	if u, err := url.Parse(c.SMTPURL); err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" {
 		bad("TAYORI_SMTP_URL", "want smtp://host:port or smtps://host:port, got %q", redactURL(c.SMTPURL))
@@ -338,7 +336,7 @@ func (c Config) Redacted() [][2]string {
 	return [][2]string{
 		{"TAYORI_DATA_DIR", c.DataDir},
 		{"TAYORI_DB", c.DB},
-		{"TAYORI_REDIS_URL", redactURL(c.RedisURL)},
+		{"TAYORI_REDIS_URL", redisurl.Redact(c.RedisURL)},
 		{"TAYORI_SMTP_URL", redactURL(c.SMTPURL)},
 		{"TAYORI_BASE_URL", c.BaseURL},
 		{"TAYORI_TRUST_PROXY", strconv.FormatBool(c.TrustProxy)},
