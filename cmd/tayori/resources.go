@@ -5,6 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -73,7 +77,8 @@ func (a *app) redisClient(ctx context.Context) (redis.UniversalClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("TAYORI_REDIS_URL: %w", err)
 	}
-	c := opt.NewClient(a.cfg.Concurrency + 10)
+	redis.SetLogger(redisLogger{a.logger})
+	c := opt.NewClient(redisClientName(), a.cfg.Concurrency+10)
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if err := c.Ping(pctx).Err(); err != nil {
@@ -83,6 +88,31 @@ func (a *app) redisClient(ctx context.Context) (redis.UniversalClient, error) {
 	a.rdb = c
 	a.closers = append(a.closers, c.Close)
 	return c, nil
+}
+
+// redisClients numbers the clients a process makes (one per command run;
+// tests run several in one process).
+var redisClients atomic.Int64
+
+// redisClientName names a client's connections in CLIENT LIST:
+// tayori-HOST-PID-N.
+func redisClientName() string {
+	host, _ := os.Hostname()
+	host = strings.Map(func(r rune) rune {
+		if r <= ' ' || r > '~' {
+			return '_'
+		}
+		return r
+	}, host)
+	return fmt.Sprintf("tayori-%s-%d-%d", host, os.Getpid(), redisClients.Add(1))
+}
+
+// redisLogger hands go-redis's messages (for example the Sentinel's
+// "new master" on a failover) to the process's logger.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.InfoContext(ctx, strings.TrimSpace(fmt.Sprintf(format, v...)), "component", "redis")
 }
 
 // close releases what the commands opened, newest first.

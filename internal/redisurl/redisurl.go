@@ -385,10 +385,15 @@ func (o *Options) String() string {
 // Sentinel form a failover client that finds the primary through the
 // Sentinels and follows it when they fail it over. Its pool holds at least
 // poolSize connections (asynq's workers, the limiter and the web share it).
-func (o *Options) NewClient(poolSize int) redis.UniversalClient {
+// name, unless the URL sets client_name, names its connections (CLIENT
+// SETNAME), so that CLIENT LIST shows which process holds which.
+func (o *Options) NewClient(name string, poolSize int) redis.UniversalClient {
 	if o.failover != nil {
 		fo := *o.failover
 		fo.PoolSize = max(fo.PoolSize, poolSize)
+		if fo.ClientName == "" {
+			fo.ClientName = name
+		}
 		if fo.TLSConfig != nil {
 			fo.TLSConfig = fo.TLSConfig.Clone()
 		}
@@ -396,6 +401,9 @@ func (o *Options) NewClient(poolSize int) redis.UniversalClient {
 	}
 	po := *o.plain
 	po.PoolSize = max(po.PoolSize, poolSize)
+	if po.ClientName == "" {
+		po.ClientName = name
+	}
 	if po.TLSConfig != nil {
 		po.TLSConfig = po.TLSConfig.Clone()
 	}

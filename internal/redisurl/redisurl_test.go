@@ -54,7 +54,7 @@ func TestParseAcceptsBothForms(t *testing.T) {
 			if c.password != "" && strings.Contains(o.String(), c.password) {
 				t.Errorf("String() %q shows the password", o.String())
 			}
-			c := o.NewClient(20)
+			c := o.NewClient("test", 20)
 			defer c.Close()
 		})
 	}
@@ -153,7 +153,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		o.NewClient(1).Close() // must not panic
+		o.NewClient("fuzz", 1).Close() // must not panic
 		r := redisurl.Redact(s)
 		o2, err := redisurl.Parse(r)
 		if err != nil {
