@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
@@ -18,18 +19,38 @@ import (
 	"github.com/tayori-news/tayori/mailer"
 )
 
+// unpausedSwitch adds the switch-over without paused writes, which Redis
+// does not make safe (see docs/deploy.md): its duplicates are reported,
+// not bounded, so it is not part of `make test`.
+var unpausedSwitch = flag.Bool("failover.unpaused", false,
+	"TestSendSurvivesRedisFailover also switches over without pausing writes first, and reports the duplicates")
+
 // TestSendSurvivesRedisFailover runs `tayori run` (worker and web server
 // in one process, one Redis client) against a replicated Redis found
 // through Sentinel, with the shared rate limit and connection cap on,
-// sends an issue to a few thousand readers and kills the Redis primary
-// part way through. The Sentinel promotes the replica; the send must
-// complete by itself with every reader's copy accepted by the relay
-// exactly once (copies in flight at the failover may go twice: they are
-// counted and reported), without any copy recorded as a failed attempt,
-// and the web server's limits and queue must work on the new primary.
+// sends an issue to a few thousand readers and fails the primary over
+// part way through: once by killing it (SIGKILL; the Sentinel promotes
+// the replica after 1 s without an answer), once as an operator's
+// switch-over (writes paused on the primary, then SENTINEL FAILOVER). The
+// send must complete by itself with every reader's copy accepted by the
+// relay exactly once (copies in flight at the failover may go twice:
+// they are counted and reported), without any copy spending an attempt on
+// the outage, and the web server's limits and queue must work on the new
+// primary.
 func TestSendSurvivesRedisFailover(t *testing.T) {
-	const readers = 4000
-	const concurrency = 4
+	t.Run("primary killed", func(t *testing.T) { testSendSurvivesRedisFailover(t, "kill") })
+	t.Run("switch-over", func(t *testing.T) { testSendSurvivesRedisFailover(t, "switch") })
+	if *unpausedSwitch {
+		t.Run("switch-over unpaused", func(t *testing.T) { testSendSurvivesRedisFailover(t, "unpaused") })
+	}
+}
+
+func testSendSurvivesRedisFailover(t *testing.T, how string) {
+	const (
+		readers     = 4000
+		concurrency = 4
+		pause       = 10 * time.Second // longer than the switch-over
+	)
 	rs := testutil.StartRedisSentinel(t)
 	smtp := testutil.StartSMTP(t)
 	dir := t.TempDir()
@@ -83,19 +104,28 @@ func TestSendSurvivesRedisFailover(t *testing.T) {
 
 	// Fail the primary part way through the send.
 	smtp.WaitFor(readers/3, 60*time.Second)
-	killedAt := time.Now()
-	old, err := rs.KillPrimary(context.Background())
+	failedAt := time.Now()
+	var old string
+	var err error
+	switch how {
+	case "kill":
+		old, err = rs.KillPrimary(context.Background())
+	case "switch":
+		old, err = rs.Failover(context.Background(), pause)
+	default:
+		old, err = rs.Failover(context.Background(), 0)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	atKill := len(smtp.Messages())
+	atFailover := len(smtp.Messages())
 	now, err := rs.WaitPrimaryChange(context.Background(), old, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	promoted := time.Since(killedAt)
-	t.Logf("primary %s killed after %d of %d copies; Sentinel promoted %s after %v", old, atKill, readers, now, promoted.Round(time.Millisecond))
-	if atKill >= readers {
+	promoted := time.Since(failedAt)
+	t.Logf("primary %s failed over (%s) after %d of %d copies; Sentinel promoted %s after %v", old, how, atFailover, readers, now, promoted.Round(time.Millisecond))
+	if atFailover >= readers {
 		t.Fatal("the send finished before the failover")
 	}
 
@@ -120,13 +150,13 @@ func TestSendSurvivesRedisFailover(t *testing.T) {
 	var afterKill []time.Time
 	during := 0 // accepted while no primary answered
 	for _, m := range msgs {
-		if m.Received.After(killedAt) && m.Received.Before(killedAt.Add(promoted)) {
+		if m.Received.After(failedAt) && m.Received.Before(failedAt.Add(promoted)) {
 			during++
 		}
 		for _, to := range m.To {
 			per[to]++
 		}
-		if m.Received.After(killedAt) {
+		if m.Received.After(failedAt) {
 			afterKill = append(afterKill, m.Received)
 		}
 	}
@@ -139,8 +169,8 @@ func TestSendSurvivesRedisFailover(t *testing.T) {
 			dups += n - 1
 		}
 	}
-	// The longest stretch without an accepted copy, from the kill on.
-	stall, prev := time.Duration(0), killedAt
+	// The longest stretch without an accepted copy, from the failover on.
+	stall, prev := time.Duration(0), failedAt
 	for _, at := range afterKill {
 		stall = max(stall, at.Sub(prev))
 		prev = at
@@ -149,15 +179,15 @@ func TestSendSurvivesRedisFailover(t *testing.T) {
 	// task, those sent and not yet answered, and about one answered but
 	// not yet committed (as in queue's crash test).
 	bound := concurrency * (mailer.MaxInFlight + 1)
-	t.Logf("failover figures: %d readers, %d copies accepted before the kill, promotion after %v, "+
+	t.Logf("failover figures (%s): %d readers, %d copies accepted before the failover, promotion after %v, "+
 		"%d copies accepted while there was no primary, longest stall in accepted copies %v, "+
 		"%d copies in flight at the failover sent twice (bound %d), %d lost, send took %v",
-		readers, atKill, promoted.Round(time.Millisecond), during, stall.Round(time.Millisecond), dups, bound, lost,
+		how, readers, atFailover, promoted.Round(time.Millisecond), during, stall.Round(time.Millisecond), dups, bound, lost,
 		took.Round(time.Millisecond))
 	if lost > 0 {
 		t.Errorf("%d readers got no copy", lost)
 	}
-	if dups > bound {
+	if dups > bound && how != "unpaused" {
 		t.Errorf("%d copies sent twice, more than the %d that can be in flight", dups, bound)
 	}
 	if !strings.Contains(status, fmt.Sprintf("sent:     %d", readers)) {

@@ -113,11 +113,22 @@ func (s *RedisSentinel) KillPrimary(ctx context.Context) (string, error) {
 
 // Failover asks the Sentinel to fail the primary over to the replica now
 // (SENTINEL FAILOVER, an operator's switch-over) and returns the old
-// primary's address.
-func (s *RedisSentinel) Failover(ctx context.Context) (string, error) {
+// primary's address. With pause > 0 it first pauses writes on the primary
+// for that long (CLIENT PAUSE … WRITE), so that no client writes to it
+// while the replica is promoted and before the clients follow: Sentinel
+// does not, and writes in that second would be lost.
+func (s *RedisSentinel) Failover(ctx context.Context, pause time.Duration) (string, error) {
 	addr, err := s.Primary(ctx)
 	if err != nil {
 		return "", err
+	}
+	if pause > 0 {
+		pc := redis.NewClient(&redis.Options{Addr: addr})
+		err := pc.Do(ctx, "CLIENT", "PAUSE", pause.Milliseconds(), "WRITE").Err()
+		pc.Close()
+		if err != nil {
+			return "", fmt.Errorf("pause writes on %s: %w", addr, err)
+		}
 	}
 	sc := s.sentinelClient()
 	defer sc.Close()
