@@ -156,3 +156,31 @@ func TestBadRedisURLNamesTheVariableAndTheForms(t *testing.T) {
 		}
 	}
 }
+
+// TestVarsListsEveryVariableLoadReads: the list `tayori config`, the README
+// and the deployment files' test rely on names every variable Load asks for.
+func TestVarsListsEveryVariableLoadReads(t *testing.T) {
+	asked := map[string]bool{}
+	getenv := func(k string) string {
+		asked[k] = true
+		if k == "TAYORI_DATA_DIR" {
+			return t.TempDir()
+		}
+		return ""
+	}
+	if _, err := Load(getenv, ""); err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, v := range Vars {
+		listed[v.Env] = true
+	}
+	for k := range asked {
+		if !listed[k] {
+			t.Errorf("Load reads %s, which Vars does not list", k)
+		}
+	}
+	if len(asked) < 20 {
+		t.Errorf("Load asked for only %d variables: %v", len(asked), asked)
+	}
+}

@@ -48,6 +48,7 @@ var Vars = []Var{
 	{"TAYORI_CONTACT", "contact", "(Reply-To)", "contact for enquiries (e-mail, phone or URL), shown in every footer", false},
 	{"TAYORI_FEEDBACK_ID", "feedback_id", "tayori", "stable sender id in Gmail's Feedback-ID header (5–15 letters or digits)", false},
 	{"TAYORI_BOUNCE_LABEL", "bounce_label", "bounce", "envelope sender b+TOKEN@<label>.<from-domain> of each copy, for bounces (VERP; MX and SPF needed there); none: the From address", false},
+	{"TAYORI_PRECEDENCE_BULK", "precedence_bulk", "true", "Precedence: bulk on newsletter and test copies (beside Auto-Submitted), so Exchange and vacation responders do not answer them", false},
 	{"TAYORI_DKIM_DOMAIN", "dkim_domain", "", "DKIM d= domain (signing is on when domain, selector and key file are set)", false},
 	{"TAYORI_DKIM_SELECTOR", "dkim_selector", "", "DKIM selector", false},
 	{"TAYORI_DKIM_KEY_FILE", "dkim_key_file", "", "PEM private key (RSA or Ed25519)", false},
