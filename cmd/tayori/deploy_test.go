@@ -155,8 +155,12 @@ func envFile(t *testing.T, path string, commented bool) map[string]string {
 		if _, dup := out[m[2]]; dup && m[1] == "" {
 			t.Errorf("%s sets %s twice", path, m[2])
 		}
+		v := m[3]
+		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+			v = v[1 : len(v)-1] // as systemd's EnvironmentFile and compose's env_file do
+		}
 		if m[1] == "" || out[m[2]] == "" {
-			out[m[2]] = m[3]
+			out[m[2]] = v
 		}
 	}
 	return out
