@@ -22,9 +22,63 @@ type Limiter struct {
 	key   string
 	limit redis_rate.Limit
 	chunk int
+	down  outage
 
 	mu     sync.Mutex
 	tokens int
+}
+
+// RedisGrace is how long the limiter and the semaphore wait for Redis to
+// answer again before they give up on a message: long enough for a
+// Sentinel failover (a few seconds after the primary is declared down,
+// see docs/deploy.md), so that a failover costs no reader an attempt.
+// Once Redis has failed for longer, they fail at once until it answers.
+const RedisGrace = 30 * time.Second
+
+// outage tracks a spell of Redis errors, shared by the callers of one
+// limiter or semaphore.
+type outage struct {
+	grace time.Duration // RedisGrace unless a test sets it
+
+	mu    sync.Mutex
+	since time.Time // zero: Redis answered last time
+}
+
+// do calls fn until it succeeds, ctx ends, or Redis has failed for longer
+// than the grace period, waiting a little longer after each failure. Only
+// fn's errors are returned; a failure past the grace fails at once.
+func (o *outage) do(ctx context.Context, fn func() error) error {
+	grace := o.grace
+	if grace == 0 {
+		grace = RedisGrace
+	}
+	wait := 50 * time.Millisecond
+	for {
+		err := fn()
+		o.mu.Lock()
+		if err == nil {
+			o.since = time.Time{}
+			o.mu.Unlock()
+			return nil
+		}
+		now := time.Now()
+		if o.since.IsZero() {
+			o.since = now
+		}
+		over := now.Sub(o.since) >= grace
+		o.mu.Unlock()
+		if over || ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, time.Second)
+	}
 }
 
 // NewLimiter returns a limiter of perSecond messages per second under key
@@ -42,7 +96,9 @@ func NewLimiter(rdb redis.UniversalClient, key string, perSecond int) *Limiter {
 	}
 }
 
-// Wait blocks until one message may be sent, or ctx ends.
+// Wait blocks until one message may be sent, or ctx ends. While Redis
+// does not answer it waits up to RedisGrace for it (a failover), then
+// returns the error.
 func (l *Limiter) Wait(ctx context.Context) error {
 	if l == nil {
 		return nil
@@ -54,7 +110,11 @@ func (l *Limiter) Wait(ctx context.Context) error {
 			l.mu.Unlock()
 			return nil
 		}
-		res, err := l.rl.AllowAtMost(ctx, l.key, l.limit, l.chunk)
+		var res *redis_rate.Result
+		err := l.down.do(ctx, func() (err error) {
+			res, err = l.rl.AllowAtMost(ctx, l.key, l.limit, l.chunk)
+			return err
+		})
 		if err != nil {
 			l.mu.Unlock()
 			return fmt.Errorf("queue: rate limit: %w", err)
@@ -85,6 +145,7 @@ type Semaphore struct {
 	max  int
 	ttl  time.Duration
 	poll time.Duration
+	down outage
 
 	mu     sync.Mutex
 	held   map[string]struct{}
@@ -125,6 +186,7 @@ func NewSemaphore(rdb redis.UniversalClient, key string, n int, ttl time.Duratio
 
 // Acquire takes a slot, waiting until one is free or ctx ends. The
 // returned release gives it back; it is safe to call more than once.
+// While Redis does not answer it waits up to RedisGrace, as Limiter.Wait.
 func (s *Semaphore) Acquire(ctx context.Context) (release func(), err error) {
 	if s == nil {
 		return func() {}, nil
@@ -139,9 +201,13 @@ func (s *Semaphore) Acquire(ctx context.Context) (release func(), err error) {
 			return nil, ErrClosed
 		}
 		s.mu.Unlock()
-		now := time.Now()
-		ok, err := acquireScript.Run(ctx, s.rdb, []string{s.key},
-			now.UnixMilli(), now.Add(s.ttl).UnixMilli(), s.max, id, (2 * s.ttl).Milliseconds()).Int()
+		var ok int
+		err := s.down.do(ctx, func() (err error) {
+			now := time.Now()
+			ok, err = acquireScript.Run(ctx, s.rdb, []string{s.key},
+				now.UnixMilli(), now.Add(s.ttl).UnixMilli(), s.max, id, (2 * s.ttl).Milliseconds()).Int()
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("queue: connection slot: %w", err)
 		}

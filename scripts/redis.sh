@@ -12,7 +12,8 @@
 # on a spare loopback port with no persistence and a pid file under
 # .tayori-run/, installing the redis-server package with apt-get first when
 # it is absent and we are root. Otherwise it stops with a message that says
-# what to do.
+# what to do. `run` also makes sure redis-server is installed (the same way)
+# when another Redis answers: the Sentinel failover tests run their own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rundir=.tayori-run
@@ -104,6 +105,11 @@ case "${1:-}" in
   stop) stop ;;
   run)
     shift
+    # The Sentinel failover tests start redis-server processes of their
+    # own even when a Redis answers already.
+    if ! command -v redis-server >/dev/null; then
+      install_redis || log "redis-server is not installed: the Sentinel failover tests will fail (Debian/Ubuntu: apt-get install redis-server)"
+    fi
     started_before=no; [ -f "$pidfile" ] && started_before=yes
     url=$(start)
     if [ "$started_before" = no ] && [ -f "$pidfile" ]; then trap stop EXIT; fi

@@ -201,3 +201,39 @@ func TestRedisClientTalksToRedis(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestConfigRedactsTheSentinelForm(t *testing.T) {
+	getenv := testEnv(t,
+		"TAYORI_REDIS_URL", "redis+sentinel://:redispass@s1.internal:26379,s2.internal/tayori/2?sentinel_password=sentinelpass")
+	out, _, err := runCLI(t, getenv, "config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"redispass", "sentinelpass"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("config output leaks %q:\n%s", secret, out)
+		}
+	}
+	if want := "redis+sentinel://:xxxxx@s1.internal:26379,s2.internal/tayori/2?sentinel_password=xxxxx"; !strings.Contains(out, want) {
+		t.Errorf("config output lacks %q:\n%s", want, out)
+	}
+	// A Sentinel URL without a master name: the variable, both forms, no password.
+	_, _, err = runCLI(t, testEnv(t, "TAYORI_REDIS_URL", "redis+sentinel://:redispass@s1.internal:26379"), "config")
+	if err == nil || !strings.Contains(err.Error(), "TAYORI_REDIS_URL: want redis://") ||
+		!strings.Contains(err.Error(), "no master name") || strings.Contains(err.Error(), "redispass") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestRedisClientSentinelDoesNotAnswer(t *testing.T) {
+	a := &app{getenv: testEnv(t, "TAYORI_REDIS_URL", "redis+sentinel://127.0.0.1:1/tayori/0?dial_timeout=200ms"),
+		stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+	defer a.close()
+	if err := a.setup(newRootCmd(a)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := a.redisClient(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `redis at master "tayori" via Sentinel 127.0.0.1:1 (db 0) does not answer`) {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -5,6 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -12,6 +16,7 @@ import (
 
 	"github.com/tayori-news/tayori/internal/config"
 	"github.com/tayori-news/tayori/internal/logging"
+	"github.com/tayori-news/tayori/internal/redisurl"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
 )
 
@@ -70,28 +75,54 @@ func (a *app) openDB(ctx context.Context) (*sql.DB, error) {
 }
 
 // redisClient connects to TAYORI_REDIS_URL once and checks that Redis
-// answers; the one client is shared by Asynq and the rate limiter.
+// answers. The one client is shared by Asynq (client, server, inspector),
+// the rate limiter and connection cap, and the web limits. With the
+// Sentinel form (redis+sentinel://…) it is a failover client that asks the
+// Sentinels for the primary and follows it when they fail it over.
 func (a *app) redisClient(ctx context.Context) (redis.UniversalClient, error) {
 	if a.rdb != nil {
 		return a.rdb, nil
 	}
-	opt, err := redis.ParseURL(a.cfg.RedisURL)
+	opt, err := redisurl.Parse(a.cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("TAYORI_REDIS_URL: %w", err)
 	}
-	if opt.PoolSize < a.cfg.Concurrency+10 {
-		opt.PoolSize = a.cfg.Concurrency + 10
-	}
-	c := redis.NewClient(opt)
+	redis.SetLogger(redisLogger{a.logger})
+	c := opt.NewClient(redisClientName(), a.cfg.Concurrency+10)
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if err := c.Ping(pctx).Err(); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("redis at %s does not answer (%w); start one with `make redis` or set TAYORI_REDIS_URL", opt.Addr, err)
+		return nil, fmt.Errorf("redis at %s does not answer (%w); start one with `make redis` or set TAYORI_REDIS_URL", opt, err)
 	}
 	a.rdb = c
 	a.closers = append(a.closers, c.Close)
 	return c, nil
+}
+
+// redisClients numbers the clients a process makes (one per command run;
+// tests run several in one process).
+var redisClients atomic.Int64
+
+// redisClientName names a client's connections in CLIENT LIST:
+// tayori-HOST-PID-N.
+func redisClientName() string {
+	host, _ := os.Hostname()
+	host = strings.Map(func(r rune) rune {
+		if r <= ' ' || r > '~' {
+			return '_'
+		}
+		return r
+	}, host)
+	return fmt.Sprintf("tayori-%s-%d-%d", host, os.Getpid(), redisClients.Add(1))
+}
+
+// redisLogger hands go-redis's messages (for example the Sentinel's
+// "new master" on a failover) to the process's logger.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.InfoContext(ctx, strings.TrimSpace(fmt.Sprintf(format, v...)), "component", "redis")
 }
 
 // close releases what the commands opened, newest first.

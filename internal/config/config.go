@@ -16,8 +16,11 @@ type Config struct {
 	// DB is the subscriber store: "sqlite:PATH" (or a bare path).
 	// TAYORI_DB, default "sqlite:<DataDir>/tayori.db".
 	DB string `yaml:"db"`
-	// RedisURL is the Redis used by Asynq and the shared rate limiter.
-	// TAYORI_REDIS_URL, default "redis://127.0.0.1:6379/0".
+	// RedisURL is the Redis used by Asynq, the shared rate limiter and
+	// connection cap, and the web limits: redis[s]://[:password@]host:port/db,
+	// or redis[s]+sentinel://[:password@]host:port[,host:port…]/master/db
+	// to find the primary through Redis Sentinel (package redisurl has the
+	// whole grammar). TAYORI_REDIS_URL, default "redis://127.0.0.1:6379/0".
 	RedisURL string `yaml:"redis_url"`
 	// SMTPURL is the relay: smtp://[user[:password]@]host[:port][?tls=none|starttls|implicit],
 	// or smtps:// for implicit TLS. TAYORI_SMTP_URL, default

@@ -260,3 +260,75 @@ func TestRedactedListsEveryVariableAndHidesSecrets(t *testing.T) {
 		t.Errorf("TAYORI_SECRET shows %q, want the key ids newest first", got["TAYORI_SECRET"])
 	}
 }
+
+func TestRedisURLTakesTheSentinelForm(t *testing.T) {
+	const u = "redis+sentinel://:datapw@s1.internal:26379,s2.internal:26379/mymaster/2?sentinel_password=sentpw"
+	c, err := Load(env("TAYORI_DATA_DIR", t.TempDir(), "TAYORI_REDIS_URL", u), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RedisURL != u {
+		t.Errorf("RedisURL = %q", c.RedisURL)
+	}
+	var shown string
+	for _, kv := range c.Redacted() {
+		if kv[0] == "TAYORI_REDIS_URL" {
+			shown = kv[1]
+		}
+	}
+	if want := "redis+sentinel://:xxxxx@s1.internal:26379,s2.internal:26379/mymaster/2?sentinel_password=xxxxx"; shown != want {
+		t.Errorf("redacted %q, want %q", shown, want)
+	}
+}
+
+func TestBadRedisURLNamesTheVariableAndTheForms(t *testing.T) {
+	for _, u := range []string{
+		"redis+sentinel://:hunter2@s1:26379,s2:26379",    // no master name
+		"redis+sentinel://:hunter2@s1:26379/mymaster/99", // database out of range
+		"redis://:hunter2@127.0.0.1:6379/42",
+		"sentinel://:hunter2@s1:26379/mymaster",
+	} {
+		_, err := Load(env("TAYORI_DATA_DIR", t.TempDir(), "TAYORI_REDIS_URL", u), "")
+		if err == nil {
+			t.Errorf("%s: accepted", u)
+			continue
+		}
+		msg := err.Error()
+		for _, want := range []string{"TAYORI_REDIS_URL: want redis://", "redis+sentinel://[:password@]host:port[,host:port…]/master/db"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("%s: error %q lacks %q", u, msg, want)
+			}
+		}
+		if strings.Contains(msg, "hunter2") {
+			t.Errorf("%s: error shows the password: %q", u, msg)
+		}
+	}
+}
+
+// TestVarsListsEveryVariableLoadReads: the list `tayori config`, the README
+// and the deployment files' test rely on names every variable Load asks for.
+func TestVarsListsEveryVariableLoadReads(t *testing.T) {
+	asked := map[string]bool{}
+	getenv := func(k string) string {
+		asked[k] = true
+		if k == "TAYORI_DATA_DIR" {
+			return t.TempDir()
+		}
+		return ""
+	}
+	if _, err := Load(getenv, ""); err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, v := range Vars {
+		listed[v.Env] = true
+	}
+	for k := range asked {
+		if !listed[k] {
+			t.Errorf("Load reads %s, which Vars does not list", k)
+		}
+	}
+	if len(asked) < 20 {
+		t.Errorf("Load asked for only %d variables: %v", len(asked), asked)
+	}
+}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/tayori-news/tayori/internal/redisurl"
 )
 
 // Var describes one setting: its environment variable, YAML key, default
@@ -62,7 +64,7 @@ var Vars = []Var{
 	{Env: "TAYORI_DB", Key: "db", Shown: "sqlite:<data_dir>/tayori.db", Doc: "subscriber store: `sqlite:PATH`",
 		field: func(c *Config) any { return &c.DB }},
 	{Env: "TAYORI_REDIS_URL", Key: "redis_url", Default: "redis://127.0.0.1:6379/0", Secret: true,
-		Doc:   "Redis for Asynq and the shared rate limiter: `redis://[:password@]host:port/db`",
+		Doc:   "Redis for Asynq, the shared rate limits and the web limits: `redis[s]://[:password@]host:port/db`, or through Sentinel `redis[s]+sentinel://[:password@]host:port[,host:port…]/master/db[?sentinel_password=…]`",
 		field: func(c *Config) any { return &c.RedisURL }},
 	{Env: "TAYORI_SMTP_URL", Key: "smtp_url", Default: "smtp://127.0.0.1:1025?tls=none", Secret: true,
 		Doc:   "relay: `smtp[s]://[user[:password]@]host[:port][?tls=none|starttls|opportunistic|implicit]`",
@@ -245,12 +247,8 @@ func Load(getenv func(string) string, configFile string) (Config, error) {
 	if !strings.HasPrefix(c.DB, "sqlite:") && strings.Contains(c.DB, "://") {
 		bad("TAYORI_DB", "want sqlite:PATH, got scheme of %q (PostgreSQL is not supported by this build yet)", redactURL(c.DB))
 	}
-	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-		bad("TAYORI_REDIS_URL", "want redis://[:password@]host:port/db, got %q", redactURL(c.RedisURL))
-	} else if db := strings.Trim(u.Path, "/"); db != "" {
-		if n, err := strconv.Atoi(db); err != nil || n < 0 || n > 15 {
-			bad("TAYORI_REDIS_URL", "want a database number 0–15 in the path, got %q", db)
-		}
+	if _, err := redisurl.Parse(c.RedisURL); err != nil {
+		bad("TAYORI_REDIS_URL", "%v", err)
 	}
 	if u, err := url.Parse(c.SMTPURL); err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" {
 		bad("TAYORI_SMTP_URL", "want smtp://host:port or smtps://host:port, got %q", redactURL(c.SMTPURL))
@@ -457,6 +455,8 @@ func (c Config) Redacted() [][2]string {
 			}
 		case v.field == nil:
 			panic("config: Redacted does not know how to show " + v.Env)
+		case v.Env == "TAYORI_REDIS_URL":
+			val = redisurl.Redact(c.RedisURL)
 		case v.Secret:
 			val = redactURL(v.get(&c))
 		default:
