@@ -157,12 +157,30 @@ func TestRunStartsAndStopsGracefully(t *testing.T) {
 	smtp := testutil.StartSMTP(t)
 	getenv := sendTestEnv(t, smtp)
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdout := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"run", "--monthly", "0 9 1 * *", "--issues", t.TempDir()}, getenv,
-			strings.NewReader(""), &strings.Builder{}, &strings.Builder{})
+		done <- run(ctx, []string{"run", "--monthly", "0 9 1 * *", "--issues", t.TempDir()}, func(k string) string {
+			if k == "TAYORI_HTTP_ADDR" {
+				return "127.0.0.1:0"
+			}
+			return getenv(k)
+		}, strings.NewReader(""), stdout, &strings.Builder{})
 	}()
-	time.Sleep(1500 * time.Millisecond)
+	// Stop it once it serves (a loaded machine may take seconds to start),
+	// so what is tested is the graceful stop of a running process.
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(stdout.String(), "listening on"); {
+		select {
+		case err := <-done:
+			t.Fatalf("run ended before serving: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("run did not start serving within 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	cancel()
 	select {
 	case err := <-done:
