@@ -89,7 +89,10 @@ type breaker struct {
 	hook      func(RelayState)
 	now       func() time.Time
 
-	fails atomic.Int32 // consecutive failures; read on every answered transaction
+	// clean is set while there is no failure to forget and the breaker
+	// is closed: the hot path (a transaction answered) reads only it.
+	clean atomic.Bool
+	fails int // consecutive failures
 
 	mu      sync.Mutex
 	state   int
@@ -132,13 +135,14 @@ func (b *breaker) failure(err error) {
 	}
 	b.mu.Lock()
 	now := b.now()
-	n := b.fails.Add(1)
-	if n == 1 || b.since.IsZero() {
+	b.clean.Store(false)
+	b.fails++
+	if b.fails == 1 || b.since.IsZero() {
 		b.since = now
 	}
 	b.lastErr = err
 	var st *RelayState
-	if b.state == breakerProbing || (b.state == breakerClosed && int(n) >= b.threshold) {
+	if b.state == breakerProbing || (b.state == breakerClosed && b.fails >= b.threshold) {
 		b.state, b.retry = breakerOpen, now.Add(b.cooldown)
 		kind, cause := describe(err)
 		st = &RelayState{Relay: b.relay, Since: b.since, Retry: b.retry, Kind: kind, Cause: cause}
@@ -153,11 +157,14 @@ func (b *breaker) failure(err error) {
 // greeting: a probe's success closes the breaker. The failure count is
 // kept until a transaction is answered, so a relay that greets and then
 // fails again opens it at once.
-func (b *breaker) connected() {
-	if b.threshold <= 0 {
-		return
-	}
-	if b.fails.Load() == 0 {
+func (b *breaker) connected() { b.up(false) }
+
+// answered records that the relay answered a transaction. On the hot
+// path: one atomic load.
+func (b *breaker) answered() { b.up(true) }
+
+func (b *breaker) up(answered bool) {
+	if b.threshold <= 0 || b.clean.Load() {
 		return
 	}
 	b.mu.Lock()
@@ -166,22 +173,14 @@ func (b *breaker) connected() {
 		b.state = breakerClosed
 		st = &RelayState{Relay: b.relay, Up: true, Since: b.now()}
 	}
+	if answered {
+		b.fails, b.since, b.lastErr = 0, time.Time{}, nil
+		b.clean.Store(true)
+	}
 	b.mu.Unlock()
 	if st != nil && b.hook != nil {
 		b.hook(*st)
 	}
-}
-
-// answered records that the relay answered a transaction. On the hot
-// path: one atomic load.
-func (b *breaker) answered() {
-	if b.fails.Load() == 0 {
-		return
-	}
-	b.mu.Lock()
-	b.fails.Store(0)
-	b.since, b.lastErr = time.Time{}, nil
-	b.mu.Unlock()
 }
 
 // connFailure reports err to the breaker when it is a failure of the

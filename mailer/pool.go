@@ -176,6 +176,7 @@ func NewPool(cfg RelayConfig, opts PoolOptions) (*Pool, error) {
 	p := &Pool{cfg: cfg, opts: opts, log: logger}
 	p.brk = breaker{relay: cfg.Addr(), threshold: opts.BreakerThreshold, cooldown: opts.BreakerCooldown,
 		probeMax: opts.DialTimeout + opts.GreetingTimeout + time.Second, hook: opts.OnRelayState, now: time.Now}
+	p.brk.clean.Store(true)
 
 	copts := []gomail.Option{
 		gomail.WithPort(cfg.Port),
