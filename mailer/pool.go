@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/textproto"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -394,7 +396,39 @@ type Conn struct {
 	warm bool
 }
 
+// dial connects to the relay. A connection refused (or reset, or closed
+// before the greeting) is tried again at once, up to BreakerThreshold
+// times with short pauses: a relay that is restarting is back, one that is
+// down opens the breaker now rather than after as many batches.
 func (c *Conn) dial(ctx context.Context) error {
+	p := c.pool
+	for try := 1; ; try++ {
+		err := c.dialOnce(ctx)
+		if err == nil || try >= p.opts.BreakerThreshold || !fastDialFailure(err) || ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(time.Duration(try) * 50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// fastDialFailure: the relay's host said no at once (not a timeout, not
+// a name that does not resolve, not a refusal in words).
+func fastDialFailure(err error) bool {
+	var ce *ConnError
+	if !errors.As(err, &ce) || ce.Stage != StageConnect || isTimeout(err) {
+		return false
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+func (c *Conn) dialOnce(ctx context.Context) error {
 	p := c.pool
 	if err := p.brk.allow(); err != nil {
 		return err
