@@ -346,3 +346,9 @@ func Classify(err error) queue.ErrorClass {
 	}
 	return queue.Temporary
 }
+
+// RelayState turns the mailer's report of the relay's circuit breaker
+// into the queue's record of it (queue.Service.SetRelayState).
+func RelayState(st mailer.RelayState) queue.RelayState {
+	return queue.RelayState{Relay: st.Relay, Down: !st.Up, Since: st.Since, Kind: st.Kind, Cause: st.Cause, Retry: st.Retry}
+}
