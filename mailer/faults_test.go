@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strings"
 	"sync"
 	"testing"
@@ -437,4 +438,58 @@ func TestRelayStopsAnsweringMidStream(t *testing.T) {
 		t.Error("no copy failed although the relay stopped answering")
 	}
 	ledgerCheckUnknown(t, srv, rcpts, got, nil, nil, true)
+}
+
+// TestStartManyRefusals: 1,200 readers, one in ten refused with a 4xx at
+// RCPT, one in a hundred with a 5xx, one in a hundred at the end of the
+// data, against each kind of relay: every reader's outcome matches the
+// relay's record of what it accepted.
+func TestStartManyRefusals(t *testing.T) {
+	const n = 1200
+	perm, temp := map[string]bool{}, map[string]bool{}
+	kind := func(rcpt string) int {
+		h := fnv.New32a()
+		h.Write([]byte(rcpt))
+		return int(h.Sum32() % 100)
+	}
+	var rcpts []string
+	for i := range n {
+		r := fmt.Sprintf("r%04d@example.jp", i)
+		switch k := kind(r); {
+		case k < 10:
+			temp[r] = true
+		case k < 12:
+			perm[r] = true
+		}
+		rcpts = append(rcpts, r)
+	}
+	fault := testutil.FailFunc(func(rcpt string, _ int) *testutil.Fault {
+		switch k := kind(rcpt); {
+		case k < 10:
+			return &testutil.Fault{Code: 451, Enhanced: "4.3.0", Text: "try later"}
+		case k < 11:
+			return &testutil.Fault{Code: 550, Enhanced: "5.1.1", Text: "no such user"}
+		case k < 12:
+			return &testutil.Fault{Code: 554, Enhanced: "5.6.0", Text: "content refused", AtData: true}
+		}
+		return nil
+	})
+	for _, m := range []struct {
+		name    string
+		mode    testutil.RefusedChunk
+		noProbe bool
+	}{
+		{"drained", testutil.ChunkDrained, false},
+		{"as-commands", testutil.ChunkAsCommands, false},
+		{"as-commands-no-limit/no-probe", testutil.ChunkAsCommandsNoLimit, true},
+	} {
+		t.Run(m.name, func(t *testing.T) {
+			srv := testutil.StartSMTP(t, testutil.WithRefusedChunk(m.mode), fault)
+			p := newPool(t, srv.URL(), mailer.PoolOptions{})
+			if m.noProbe {
+				mailer.SkipDrainProbe(p)
+			}
+			ledgerCheck(t, srv, rcpts, startReaders(t, p, rcpts), perm, temp)
+		})
+	}
 }

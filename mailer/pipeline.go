@@ -287,10 +287,12 @@ func (c *Conn) readReplies(ctx context.Context, keep int) {
 	}
 	nc := c.nc
 	stop := c.watch(ctx)
+	c.armed = time.Time{} // next sets the read deadline
 	for c.outstanding() > keep && c.outstanding() > c.queued && c.client != nil {
 		if c.nc != nc { // re-dialled
 			stop()
 			nc, stop = c.nc, c.watch(ctx)
+			c.armed = time.Time{}
 		}
 		c.next(ctx)
 	}
@@ -309,7 +311,13 @@ func (c *Conn) next(ctx context.Context) {
 	p := c.pool
 	t := &c.inflight[c.ihead]
 	text := c.client.Text
-	c.deadline(ctx, p.opts.DataTimeout)
+	// Each transaction's replies within DataTimeout (within an eighth of
+	// it: the deadline is moved only when that much has passed, not for
+	// every message).
+	if now := time.Now(); now.Sub(c.armed) > p.opts.DataTimeout/8 {
+		c.deadline(ctx, p.opts.DataTimeout)
+		c.armed = now
+	}
 	var (
 		codes [4]int
 		msgs  [4]string
@@ -349,6 +357,7 @@ func (c *Conn) next(ctx context.Context) {
 				}
 			}
 			c.deadline(ctx, p.opts.DataTimeout)
+			c.armed = time.Now()
 		}
 	}
 	for ; i < 4; i++ {

@@ -394,6 +394,8 @@ type Conn struct {
 	// warm is set once a message went through since the connection left
 	// the pool: Start pipelines only on a connection known to be alive.
 	warm bool
+	// armed is when readReplies last set the read deadline.
+	armed time.Time
 }
 
 // dial connects to the relay. A connection refused (or reset, or closed
