@@ -206,10 +206,10 @@ func TestIdleClosedConnectionRedialled(t *testing.T) {
 	for _, say421 := range []bool{true, false} {
 		for _, how := range []string{"pipelined", "from-pool", "noop-check"} {
 			t.Run(fmt.Sprintf("421=%v/%s", say421, how), func(t *testing.T) {
-				srv := testutil.StartSMTP(t, testutil.WithIdleTimeout(150*time.Millisecond, say421))
+				srv := testutil.StartSMTP(t, testutil.WithIdleTimeout(300*time.Millisecond, say421))
 				opts := mailer.PoolOptions{}
 				if how == "noop-check" {
-					opts.IdleCheck = 50 * time.Millisecond
+					opts.IdleCheck = 100 * time.Millisecond
 				}
 				p := newPool(t, srv.URL(), opts)
 				ctx := context.Background()
@@ -245,9 +245,10 @@ func TestIdleClosedConnectionRedialled(t *testing.T) {
 				for srv.IdleDrops() == 0 && time.Now().Before(deadline) {
 					time.Sleep(10 * time.Millisecond)
 				}
-				if srv.IdleDrops() != 1 {
-					t.Fatalf("%d idle drops, want 1", srv.IdleDrops())
+				if srv.IdleDrops() == 0 {
+					t.Fatal("the relay did not drop the idle connection")
 				}
+				drops := srv.IdleDrops() // one, unless a slow machine let the first connection idle earlier
 				time.Sleep(20 * time.Millisecond) // the FIN (and the 421) reach the client
 				if how != "pipelined" {
 					if c, err = p.Get(ctx); err != nil {
@@ -264,8 +265,8 @@ func TestIdleClosedConnectionRedialled(t *testing.T) {
 					t.Errorf("the copies after the drop took %v", d)
 				}
 				ledgerCheck(t, srv, rcpts, got, nil, nil)
-				if srv.Connections() != 2 {
-					t.Errorf("%d connections, want 2 (one re-dial)", srv.Connections())
+				if srv.Connections() != drops+1 {
+					t.Errorf("%d connections after %d idle drops, want one re-dial per drop", srv.Connections(), drops)
 				}
 			})
 		}
@@ -297,7 +298,7 @@ func (l *stateLog) all() []mailer.RelayState {
 func TestRelayNeverAnswers(t *testing.T) {
 	srv := testutil.StartSMTP(t)
 	var log stateLog
-	p := newPool(t, srv.URL(), mailer.PoolOptions{GreetingTimeout: 150 * time.Millisecond,
+	p := newPool(t, srv.URL(), mailer.PoolOptions{GreetingTimeout: 500 * time.Millisecond,
 		BreakerThreshold: 2, BreakerCooldown: 300 * time.Millisecond, OnRelayState: log.add})
 	ctx := context.Background()
 	srv.Hang()
@@ -307,7 +308,7 @@ func TestRelayNeverAnswers(t *testing.T) {
 		if !errors.Is(err, mailer.ErrRelayUnavailable) || !mailer.IsTemporary(err) || mailer.IsPermanent(err) {
 			t.Fatalf("dial %d: %v, want a temporary relay-unavailable error", i, err)
 		}
-		if !strings.Contains(err.Error(), "no greeting within 150ms") {
+		if !strings.Contains(err.Error(), "no greeting within 500ms") {
 			t.Errorf("dial %d: %v, want it to say no greeting came", i, err)
 		}
 		if d := time.Since(start); d > 3*time.Second {

@@ -115,11 +115,11 @@ func TestSMTPServerRefusedChunk(t *testing.T) {
 func TestSMTPServerIdleTimeout(t *testing.T) {
 	for _, say421 := range []bool{true, false} {
 		t.Run(fmt.Sprint("421=", say421), func(t *testing.T) {
-			srv := testutil.StartSMTP(t, testutil.WithIdleTimeout(100*time.Millisecond, say421))
+			srv := testutil.StartSMTP(t, testutil.WithIdleTimeout(400*time.Millisecond, say421))
 			nc, r := rawSession(t, srv)
 			// Busy: commands keep the connection open past the timeout.
 			for range 4 {
-				time.Sleep(40 * time.Millisecond)
+				time.Sleep(50 * time.Millisecond)
 				_, _ = io.WriteString(nc, "NOOP\r\n")
 				replyCodes(t, r, 1)
 			}
