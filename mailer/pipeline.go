@@ -124,10 +124,11 @@ func (c *Conn) StartBuilt(ctx context.Context, envelopeFrom, rcpt string, b Buil
 
 func (c *Conn) start(ctx context.Context, envelopeFrom, rcpt string, raw []byte, canonical bool, done func(Reply, error)) {
 	p := c.pool
+	now := time.Now()
 	pipelined := c.warm && c.client != nil && !c.broken && c.pipelining && c.chunking && c.plain &&
 		c.client.Text.W.Buffered() == 0 &&
 		(p.opts.MaxMessagesPerConn <= 0 || c.sent+c.outstanding() < p.opts.MaxMessagesPerConn) &&
-		time.Since(c.lastUsed) < p.opts.IdleCheck && canonical
+		now.Sub(c.lastUsed) < p.opts.IdleCheck && canonical
 	if !pipelined {
 		c.Wait(ctx)
 		reply, err := c.Send(ctx, envelopeFrom, rcpt, raw)
@@ -167,7 +168,7 @@ func (c *Conn) start(ctx context.Context, envelopeFrom, rcpt string, raw []byte,
 	ob.refs++
 	c.push(pending{done: done, from: envelopeFrom, rcpt: rcpt, buf: ob, start: start, raw: at, end: len(ob.b), tries: 1})
 	c.queued++
-	c.lastUsed = time.Now()
+	c.lastUsed = now
 	switch {
 	case c.outstanding() >= MaxInFlight:
 		c.flush(ctx)
@@ -237,8 +238,7 @@ func (c *Conn) settle(reply Reply, err error) {
 		c.unhold(t.buf)
 	}
 	if err == nil {
-		c.sent++
-		c.lastUsed = time.Now()
+		c.sent++ // next has set lastUsed
 	}
 	t.done(reply, err)
 }
@@ -314,7 +314,9 @@ func (c *Conn) next(ctx context.Context) {
 	// Each transaction's replies within DataTimeout (within an eighth of
 	// it: the deadline is moved only when that much has passed, not for
 	// every message).
-	if now := time.Now(); now.Sub(c.armed) > p.opts.DataTimeout/8 {
+	now := time.Now()
+	c.lastUsed = now
+	if now.Sub(c.armed) > p.opts.DataTimeout/8 {
 		c.deadline(ctx, p.opts.DataTimeout)
 		c.armed = now
 	}
