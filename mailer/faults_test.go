@@ -248,7 +248,7 @@ func TestIdleClosedConnectionRedialled(t *testing.T) {
 				if srv.IdleDrops() == 0 {
 					t.Fatal("the relay did not drop the idle connection")
 				}
-				drops := srv.IdleDrops() // one, unless a slow machine let the first connection idle earlier
+				drops := srv.IdleDrops()          // one, unless a slow machine let the first connection idle earlier
 				time.Sleep(20 * time.Millisecond) // the FIN (and the 421) reach the client
 				if how != "pipelined" {
 					if c, err = p.Get(ctx); err != nil {
