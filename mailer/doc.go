@@ -63,10 +63,42 @@
 // transactions (RSET, MAIL, RCPT, "BDAT n LAST" and the message) and writes
 // them at once; with two such windows out it reads the older one's replies
 // and hands each to its callback in order. A bulk sender then pays a share
-// of a write and of a read per message rather than a round trip. A Conn
-// re-dials after a connection failure. PoolOptions.Limiter and
+// of a write and of a read per message rather than a round trip.
+//
+// Replies are paired with commands by position, so each is checked
+// against its command (pipeline.go): a reply that cannot belong to it (a
+// 5.5.x "bad command" or "bad sequence" to RSET, MAIL or the data, a 3xx,
+// data accepted without a recipient) means the session is out of step;
+// only the reply to a reader's own RCPT, or to the data of its own
+// transaction, settles that reader as refused. Before it pipelines, a
+// Pool asks the relay once whether it reads a BDAT chunk it refuses (RFC
+// 3030 says it must; some relays take the chunk's lines for commands);
+// if not, it sends with DATA. Should such a relay still answer a refused
+// chunk's lines, the client skips exactly those stray replies and stays
+// in step.
+//
+// A Conn re-dials when the connection turns out dead (the relay closed it
+// while idle, with "421" or silently: EOF or a reset before the first
+// reply) or out of step, and writes again, at once, the messages that
+// cannot have been accepted, without the caller seeing an error. A
+// connection lost after the relay began answering leaves the outstanding
+// messages' fates unknown: they fail with a *ConnError (temporary), and a
+// retry can duplicate at most those. PoolOptions.Limiter and
 // PoolOptions.Slots let the caller plug in a global rate limit and
 // connection cap.
+//
+// # Timeouts and the circuit breaker
+//
+// Every wait is bounded (PoolOptions, each with its default): the connect
+// (DialTimeout, 10s), the greeting with EHLO, STARTTLS and AUTH
+// (GreetingTimeout, 30s), each reply to a command (CommandTimeout, 30s),
+// and the reply to a message's data, a write, and in a pipeline each
+// transaction's replies (DataTimeout, 2 minutes). A circuit breaker per
+// Pool opens after BreakerThreshold (3) connection-level failures in a
+// row with no message answered in between: for BreakerCooldown (10s)
+// dials fail at once with an *UnavailableError; then one probe dial goes
+// through, and its success closes the breaker. OnRelayState reports the
+// changes ("unreachable since 12:03: connection refused"; back).
 //
 // # Outcomes
 //
@@ -75,5 +107,7 @@
 // cancelled: retry), IsPermanent (5xx: do not retry), IsBadMailbox (5.1.x, or
 // 550/551/553 at RCPT without an enhanced code: mark the address bounced) and
 // IsPolicy (5.7.x: pause the send and tell a person; never mark the address
-// bounced).
+// bounced). errors.Is(err, ErrRelayUnavailable) says the relay could not be
+// reached at all (a failed dial, a 4xx at connection time, the open
+// breaker): nothing was sent, and it is no fault of the recipient's.
 package mailer

@@ -23,6 +23,14 @@ var (
 
 	// ErrPoolClosed is returned by Pool.Get after Pool.Close.
 	ErrPoolClosed = errors.New("mailer: pool closed")
+
+	// ErrRelayUnavailable is matched (errors.Is) by every error that
+	// says the relay could not be reached at all, so nothing was sent:
+	// a failed dial (*ConnError with Stage "connect"), a 4xx at
+	// connection time (*SMTPError with Stage "connect"), and the circuit
+	// breaker's *UnavailableError. It is temporary, and no fault of the
+	// recipient's.
+	ErrRelayUnavailable = errors.New("mailer: relay unavailable")
 )
 
 // SMTP stages at which a relay can refuse a message (SMTPError.Stage).
@@ -68,6 +76,11 @@ func (e *SMTPError) Error() string {
 // Temporary reports whether the reply is a 4xx.
 func (e *SMTPError) Temporary() bool { return e.Code/100 == 4 }
 
+// Is makes a 4xx at connection time match ErrRelayUnavailable.
+func (e *SMTPError) Is(target error) bool {
+	return target == ErrRelayUnavailable && e.Stage == StageConnect && e.Code/100 == 4
+}
+
 // ConnError is a failure of the connection rather than a reply from the relay:
 // dial, TLS, timeout, reset, EOF, or a reply that could not be read. The
 // connection it happened on is discarded. It is always temporary.
@@ -83,6 +96,11 @@ func (e *ConnError) Error() string { return "smtp " + e.Stage + ": connection: "
 
 // Unwrap returns the underlying error.
 func (e *ConnError) Unwrap() error { return e.Err }
+
+// Is makes a failure to connect match ErrRelayUnavailable.
+func (e *ConnError) Is(target error) bool {
+	return target == ErrRelayUnavailable && e.Stage == StageConnect
+}
 
 // IsTemporary reports whether err is worth retrying later: a 4xx reply, a
 // connection failure (*ConnError or any network error, which go-mail's

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/textproto"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -43,13 +45,37 @@ type PoolOptions struct {
 	// TLSConfig is used for STARTTLS and implicit TLS; nil means the system
 	// roots, ServerName = relay host, TLS ≥ 1.2.
 	TLSConfig *tls.Config
-	// DialTimeout bounds connect, greeting, EHLO, STARTTLS and AUTH; 0 means 15s.
+	// DialTimeout bounds the TCP connect (and, for implicit TLS, the
+	// handshake); 0 means 10s.
 	DialTimeout time.Duration
-	// SendTimeout bounds one message's MAIL/RCPT/DATA exchange, or, when
-	// transactions are pipelined (Conn.Start), the write of a window and
-	// the reading of a window's replies (an earlier ctx deadline wins); 0
-	// means 2 minutes.
-	SendTimeout time.Duration
+	// GreetingTimeout bounds the relay's greeting and the replies to
+	// EHLO, STARTTLS and AUTH, together, from the connect; 0 means 30s.
+	// A relay that accepts connections and never answers fails here.
+	GreetingTimeout time.Duration
+	// CommandTimeout bounds the wait for each reply to a command (NOOP,
+	// MAIL, RCPT, DATA); 0 means 30s.
+	CommandTimeout time.Duration
+	// DataTimeout bounds the wait for the reply to a message's data (the
+	// relay may scan it first), the write of a message, and, when
+	// transactions are pipelined (Conn.Start), the replies of each
+	// transaction and the write of a window; 0 means 2 minutes. An
+	// earlier deadline of the caller's ctx wins.
+	DataTimeout time.Duration
+	// BreakerThreshold is how many connection-level failures in a row
+	// (dial, greeting or reply timeouts, connections lost mid-exchange),
+	// with no transaction answered in between, open the relay's circuit
+	// breaker: dials then fail at once with an *UnavailableError for
+	// BreakerCooldown, after which one probe dial is let through. 0
+	// means 3; a negative value disables the breaker.
+	BreakerThreshold int
+	// BreakerCooldown is how long the breaker stays open before a probe;
+	// 0 means 10s.
+	BreakerCooldown time.Duration
+	// OnRelayState, if set, is called when the breaker opens (the relay
+	// is unreachable; again after each failed probe) and when it closes
+	// (a probe connected), e.g. to show the relay's state to people.
+	// It is called on the sending goroutine: it should be quick.
+	OnRelayState func(RelayState)
 	// IdleCheck: a connection idle longer than this is checked with NOOP
 	// before use (and re-dialled if dead); 0 means 15s. Busy connections never
 	// send NOOP.
@@ -91,6 +117,16 @@ type Pool struct {
 
 	dials atomic.Int64
 	open  atomic.Int64
+
+	brk breaker
+	// undrained is set once the relay was seen taking the bytes of a
+	// chunk it refused for commands: from then on new connections send
+	// with DATA, which waits for the relay's go-ahead (RFC 2920).
+	undrained atomic.Bool
+	// drainProbed is set once probeDrain has told whether the relay
+	// reads a refused chunk; skipDrainProbe (tests) trusts it does.
+	drainProbed    atomic.Bool
+	skipDrainProbe bool
 }
 
 // NewPool returns a pool for cfg. It dials nothing until Get.
@@ -102,10 +138,22 @@ func NewPool(cfg RelayConfig, opts PoolOptions) (*Pool, error) {
 		opts.MaxIdle = 8
 	}
 	if opts.DialTimeout <= 0 {
-		opts.DialTimeout = 15 * time.Second
+		opts.DialTimeout = 10 * time.Second
 	}
-	if opts.SendTimeout <= 0 {
-		opts.SendTimeout = 2 * time.Minute
+	if opts.GreetingTimeout <= 0 {
+		opts.GreetingTimeout = 30 * time.Second
+	}
+	if opts.CommandTimeout <= 0 {
+		opts.CommandTimeout = 30 * time.Second
+	}
+	if opts.DataTimeout <= 0 {
+		opts.DataTimeout = 2 * time.Minute
+	}
+	if opts.BreakerThreshold == 0 {
+		opts.BreakerThreshold = 3
+	}
+	if opts.BreakerCooldown <= 0 {
+		opts.BreakerCooldown = 10 * time.Second
 	}
 	if opts.IdleCheck <= 0 {
 		opts.IdleCheck = 15 * time.Second
@@ -128,10 +176,13 @@ func NewPool(cfg RelayConfig, opts PoolOptions) (*Pool, error) {
 		}
 	}
 	p := &Pool{cfg: cfg, opts: opts, log: logger}
+	p.brk = breaker{relay: cfg.Addr(), threshold: opts.BreakerThreshold, cooldown: opts.BreakerCooldown,
+		probeMax: opts.DialTimeout + opts.GreetingTimeout + time.Second, hook: opts.OnRelayState, now: time.Now}
+	p.brk.clean.Store(true)
 
 	copts := []gomail.Option{
 		gomail.WithPort(cfg.Port),
-		gomail.WithTimeout(opts.DialTimeout),
+		gomail.WithTimeout(opts.GreetingTimeout),
 		gomail.WithTLSConfig(tlsCfg),
 		gomail.WithDialContextFunc(p.dialContext(tlsCfg)),
 	}
@@ -173,7 +224,7 @@ type connKey struct{}
 // back through ctx so the Conn can interrupt blocked I/O when its ctx ends.
 func (p *Pool) dialContext(tlsCfg *tls.Config) gomail.DialContextFunc {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var d net.Dialer
+		d := net.Dialer{Timeout: p.opts.DialTimeout}
 		nc, err := d.DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
@@ -241,12 +292,12 @@ func (p *Pool) Put(c *Conn) {
 	if c == nil {
 		return
 	}
-	if len(c.inflight) > 0 {
+	if c.outstanding() > 0 {
 		// Returned without Wait: the replies will not be read.
 		c.abandon(&ConnError{Stage: StageMail, Err: errors.New("connection returned to the pool with transactions outstanding")})
 	}
 	c.warm = false
-	if c.client == nil || c.broken {
+	if c.client == nil || c.broken || c.suspect > 0 {
 		c.close()
 		return
 	}
@@ -328,17 +379,62 @@ type Conn struct {
 	// chunked transaction can leave in one writev.
 	plain bool
 	cmd   []byte
-	// inflight are the transactions Start took whose replies are unread;
-	// wbuf holds those of them not yet written.
+	// inflight are the transactions Start took and has not settled, the
+	// oldest first; the last queued of them are not written yet: their
+	// bytes are in wbuf. free holds buffers to reuse.
 	inflight []pending
-	wbuf     []byte
+	ihead    int
+	queued   int
+	wbuf     *obuf
+	free     []*obuf
+	// suspect is set after a transaction whose chunk the relay refused:
+	// the number of lines of that chunk, which a relay that did not read
+	// it answers one by one before anything written after it.
+	suspect int
 	// warm is set once a message went through since the connection left
 	// the pool: Start pipelines only on a connection known to be alive.
 	warm bool
+	// armed is when readReplies last set the read deadline.
+	armed time.Time
 }
 
+// dial connects to the relay. A connection refused (or reset, or closed
+// before the greeting) is tried again at once, up to BreakerThreshold
+// times with short pauses: a relay that is restarting is back, one that is
+// down opens the breaker now rather than after as many batches.
 func (c *Conn) dial(ctx context.Context) error {
 	p := c.pool
+	for try := 1; ; try++ {
+		err := c.dialOnce(ctx)
+		if err == nil || try >= p.opts.BreakerThreshold || !fastDialFailure(err) || ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(time.Duration(try) * 50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// fastDialFailure: the relay's host said no at once (not a timeout, not
+// a name that does not resolve, not a refusal in words).
+func fastDialFailure(err error) bool {
+	var ce *ConnError
+	if !errors.As(err, &ce) || ce.Stage != StageConnect || isTimeout(err) {
+		return false
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+func (c *Conn) dialOnce(ctx context.Context) error {
+	p := c.pool
+	if err := p.brk.allow(); err != nil {
+		return err
+	}
 	if p.opts.Slots != nil {
 		release, err := p.opts.Slots.Acquire(ctx)
 		if err != nil {
@@ -352,25 +448,86 @@ func (c *Conn) dial(ctx context.Context) error {
 	if err != nil {
 		if nc != nil {
 			_ = nc.Close()
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				err = &timeoutError{what: "greeting", after: p.opts.GreetingTimeout, err: err}
+			}
 		}
 		c.releaseSlot()
 		p.log.DebugContext(ctx, "smtp dial failed", "relay", p.cfg.Addr(), "err", err)
-		return classify(StageConnect, err)
+		cerr := classify(StageConnect, err)
+		p.connFailure(ctx, cerr)
+		return cerr
 	}
+	p.brk.connected()
 	p.dials.Add(1)
 	p.open.Add(1)
-	c.client, c.nc, c.broken, c.sent = client, nc, false, 0
+	c.client, c.nc, c.broken, c.sent, c.suspect = client, nc, false, 0, 0
 	c.pipelining, c.chunking = false, false
 	_, isTLS := client.TLSConnectionState()
 	c.plain = nc != nil && !isTLS
 	if !p.opts.NoPipelining {
 		c.pipelining, _ = client.Extension("PIPELINING")
 	}
-	if !p.opts.NoChunking {
+	if !p.opts.NoChunking && !p.undrained.Load() {
 		c.chunking, _ = client.Extension("CHUNKING")
 	}
 	c.lastUsed = time.Now()
+	if c.pipelining && c.chunking && !p.drainProbed.Load() && !p.skipDrainProbe {
+		if err := c.probeDrain(ctx); err != nil {
+			c.broken = true
+			c.close()
+			p.connFailure(ctx, err)
+			return err
+		}
+		c.chunking = !p.undrained.Load()
+	}
 	p.log.DebugContext(ctx, "smtp connected", "relay", p.cfg.Addr())
+	return nil
+}
+
+// drainProbe is a transaction every relay refuses (no recipient) whose
+// chunk, "HELP", a relay that does not read a refused chunk answers as a
+// command (214 or 502) before it answers the RSET that follows.
+const drainProbe = "MAIL FROM:<>\r\nBDAT 6 LAST\r\nHELP\r\nRSET\r\n"
+
+// probeDrain finds out, once per Pool, whether the relay reads a BDAT
+// chunk it refuses, as RFC 3030 requires: a client that pipelines a
+// message with its RCPT learns that the recipient was refused only after
+// the message has gone, and a relay that takes the message's lines for
+// commands answers them in place of what follows. If it does not, the
+// Pool sends with DATA (noteUndrained). It costs one round trip per
+// Pool.
+func (c *Conn) probeDrain(ctx context.Context) error {
+	p := c.pool
+	defer c.watch(ctx)()
+	c.deadline(ctx, p.opts.CommandTimeout)
+	text := c.client.Text
+	_, _ = text.W.WriteString(drainProbe)
+	if err := text.W.Flush(); err != nil {
+		return &ConnError{Stage: StageConnect, Err: fmt.Errorf("chunking probe: %w", err)}
+	}
+	var codes [3]int
+	for i := range codes {
+		code, _, err := text.ReadResponse(0)
+		if err != nil {
+			if isTimeout(err) {
+				err = &timeoutError{what: "reply", after: p.opts.CommandTimeout, err: err}
+			}
+			return &ConnError{Stage: StageConnect, Err: fmt.Errorf("chunking probe: %w", err)}
+		}
+		codes[i] = code
+	}
+	// MAIL, BDAT (refused: no recipient), then RSET's 250, or HELP's reply.
+	if codes[1]/100 == 2 || codes[2]/100 != 2 {
+		if codes[2]/100 != 2 {
+			if _, _, err := text.ReadResponse(0); err != nil { // the RSET's
+				return &ConnError{Stage: StageConnect, Err: fmt.Errorf("chunking probe: %w", err)}
+			}
+		}
+		p.noteUndrained(ctx)
+	}
+	p.drainProbed.Store(true)
 	return nil
 }
 
@@ -388,7 +545,7 @@ func (c *Conn) close() {
 		c.releaseSlot()
 		return
 	}
-	if !c.broken && c.nc != nil {
+	if !c.broken && c.suspect == 0 && c.nc != nil {
 		_ = c.nc.SetDeadline(time.Now().Add(2 * time.Second))
 		_ = c.client.Quit()
 	}
@@ -397,6 +554,7 @@ func (c *Conn) close() {
 		_ = c.nc.Close()
 	}
 	c.client, c.nc = nil, nil
+	c.suspect = 0
 	c.pool.open.Add(-1)
 	c.releaseSlot()
 }
@@ -414,12 +572,16 @@ func (c *Conn) Close() error {
 // A message the relay accepted at DATA returns the relay's Reply and a nil
 // error. Otherwise the error is a *SMTPError (4xx/5xx at a stage; the
 // connection stays usable), a *ConnError (the connection is dropped and
-// re-dialled on the next Send), a *ValidationError for bad addresses, or the
-// error from the Limiter or ctx. Classify it with IsTemporary, IsPermanent,
-// IsBadMailbox and IsPolicy.
+// re-dialled on the next Send), an *UnavailableError (the relay's circuit
+// breaker is open), a *ValidationError for bad addresses, or the error
+// from the Limiter or ctx. Classify it with IsTemporary, IsPermanent,
+// IsBadMailbox and IsPolicy, and errors.Is(err, ErrRelayUnavailable).
 //
-// A reused connection that turns out dead before MAIL FROM was accepted is
-// re-dialled once transparently: nothing was sent on it.
+// When the connection turns out dead or out of step before the message
+// could have been accepted (EOF or a reset before the first reply, a 421
+// at any point, a 5.5.x "bad command" or "bad sequence" reply to MAIL or
+// to the data), Send closes it, dials again and sends once more: nothing
+// was accepted on it.
 func (c *Conn) Send(ctx context.Context, envelopeFrom, rcpt string, raw []byte) (Reply, error) {
 	if err := checkEnvelope(envelopeFrom, rcpt); err != nil {
 		return Reply{}, err
@@ -433,7 +595,13 @@ func (c *Conn) Send(ctx context.Context, envelopeFrom, rcpt string, raw []byte) 
 	if err := ctx.Err(); err != nil {
 		return Reply{}, err
 	}
-	if c.client != nil && (c.broken || (p.opts.MaxMessagesPerConn > 0 && c.sent >= p.opts.MaxMessagesPerConn) ||
+	return c.send(ctx, envelopeFrom, rcpt, raw)
+}
+
+// send is Send after the envelope check and the Limiter.
+func (c *Conn) send(ctx context.Context, envelopeFrom, rcpt string, raw []byte) (Reply, error) {
+	p := c.pool
+	if c.client != nil && (c.broken || c.suspect > 0 || (p.opts.MaxMessagesPerConn > 0 && c.sent >= p.opts.MaxMessagesPerConn) ||
 		time.Since(c.lastUsed) > p.opts.MaxIdleTime) {
 		c.close()
 	}
@@ -443,34 +611,37 @@ func (c *Conn) Send(ctx context.Context, envelopeFrom, rcpt string, raw []byte) 
 			return Reply{}, err
 		}
 	}
-
-	reply, stage, err := c.transact(ctx, envelopeFrom, rcpt, raw, reused)
-	if err != nil && reused && stage == StageMail && isConnErr(err) {
-		// Dead connection discovered before anything was accepted: re-dial once.
-		p.log.DebugContext(ctx, "smtp re-dial after dead connection", "relay", p.cfg.Addr(), "err", err)
+	reply, err, again := c.transact(ctx, envelopeFrom, rcpt, raw, reused)
+	if again {
+		// Dead or out of step before anything could be accepted: once more
+		// on a new connection.
+		p.log.DebugContext(ctx, "smtp re-dial: connection dead or out of step", "relay", p.cfg.Addr(), "err", err)
 		c.close()
 		if derr := c.dial(ctx); derr != nil {
 			return Reply{}, derr
 		}
-		reply, _, err = c.transact(ctx, envelopeFrom, rcpt, raw, false)
+		reply, err, _ = c.transact(ctx, envelopeFrom, rcpt, raw, false)
 	}
 	return reply, err
 }
 
-func isConnErr(err error) bool {
-	var ce *ConnError
-	return errors.As(err, &ce)
-}
-
-// transact runs one transaction; stage says where it stopped.
-func (c *Conn) transact(ctx context.Context, from, rcpt string, raw []byte, reused bool) (Reply, string, error) {
+// transact runs one transaction. again reports that the message was
+// certainly not accepted and the connection is dead or out of step, so
+// that it can go once more on a new connection.
+func (c *Conn) transact(ctx context.Context, from, rcpt string, raw []byte, reused bool) (reply Reply, err error, again bool) {
 	p := c.pool
-	if c.nc != nil {
-		defer c.armDeadline(ctx)()
-	}
+	defer c.watch(ctx)()
 	if reused && time.Since(c.lastUsed) > p.opts.IdleCheck {
+		c.deadline(ctx, p.opts.CommandTimeout)
 		if err := c.client.Noop(); err != nil {
-			return Reply{}, StageMail, c.fail(StageMail, err)
+			// Dead (EOF, reset, 421 idle timeout) or out of step.
+			c.broken = true
+			if isTimeout(err) && ctx.Err() == nil {
+				cerr := classify(StageMail, &timeoutError{what: "reply to NOOP", after: p.opts.CommandTimeout, err: err})
+				p.connFailure(ctx, cerr)
+				return Reply{}, cerr, false
+			}
+			return Reply{}, &ConnError{Stage: StageMail, Err: fmt.Errorf("idle connection check (NOOP): %w", err)}, ctx.Err() == nil
 		}
 	}
 	c.lastUsed = time.Now()
@@ -484,8 +655,54 @@ func (c *Conn) transact(ctx context.Context, from, rcpt string, raw []byte, reus
 	w := text.W
 	canonical := isCanonical(raw)
 	chunk := c.chunking && canonical
-	var mailErr, rcptErr, dataErr error
+	// Replies to commands written together with the message wait as
+	// long as the reply to the data: the relay may answer them all once
+	// it has read the message.
+	cmdTimeout := p.opts.CommandTimeout
+	if chunk && c.pipelining {
+		cmdTimeout = p.opts.DataTimeout
+	}
+	var (
+		mailCode, rcptCode, dataCode int
+		mailMsg, rcptMsg, dataMsg    string
+		rerr                         error
+	)
+	// lost handles a connection failure: before the first reply it is a
+	// dead connection (nothing was accepted), later the message's fate is
+	// unknown.
+	first := true
+	lost := func(stage string, err error, timeout time.Duration, what string) (Reply, error, bool) {
+		c.broken = true
+		if isTimeout(err) && ctx.Err() == nil {
+			err = &timeoutError{what: what, after: timeout, err: err}
+		}
+		cerr := classify(stage, err)
+		dead := first && !isTimeout(err) && ctx.Err() == nil
+		if !dead {
+			p.connFailure(ctx, cerr)
+		}
+		return Reply{}, cerr, dead
+	}
+	read := func(timeout time.Duration) (int, string, error) {
+		c.deadline(ctx, timeout)
+		code, msg, err := text.ReadResponse(0)
+		if err == nil {
+			first = false
+			if code == 421 {
+				// The relay is closing the connection (idle timeout,
+				// shutting down): nothing was accepted, and the next
+				// read would be EOF.
+				err = errClosing
+			}
+		}
+		return code, msg, err
+	}
+	closing := func(stage string, code int, msg string) (Reply, error, bool) {
+		c.broken = true
+		return Reply{}, replyError(stage, code, msg), true
+	}
 
+	c.deadline(ctx, p.opts.DataTimeout)
 	if chunk && c.pipelining && c.plain && w.Buffered() == 0 {
 		// The commands and the message in one writev, without copying
 		// the message through the 4 KB write buffer.
@@ -493,7 +710,7 @@ func (c *Conn) transact(ctx context.Context, from, rcpt string, raw []byte, reus
 		c.cmd = b
 		bufs := net.Buffers{b, raw}
 		if _, err := bufs.WriteTo(c.nc); err != nil {
-			return Reply{}, StageMail, c.fail(StageMail, err)
+			return lost(StageMail, err, p.opts.DataTimeout, "write")
 		}
 		goto replies
 	}
@@ -502,10 +719,12 @@ func (c *Conn) transact(ctx context.Context, from, rcpt string, raw []byte, reus
 	_, _ = w.WriteString(">\r\n")
 	if !c.pipelining {
 		if err := w.Flush(); err != nil {
-			return Reply{}, StageMail, c.fail(StageMail, err)
+			return lost(StageMail, err, p.opts.DataTimeout, "write")
 		}
-		if _, _, err := text.ReadResponse(250); err != nil {
-			return Reply{}, StageMail, c.fail(StageMail, err)
+		if mailCode, mailMsg, rerr = read(cmdTimeout); rerr == errClosing {
+			return closing(StageMail, mailCode, mailMsg)
+		} else if rerr != nil {
+			return lost(StageMail, rerr, cmdTimeout, "reply to MAIL")
 		}
 	}
 	_, _ = w.WriteString("RCPT TO:<")
@@ -513,10 +732,12 @@ func (c *Conn) transact(ctx context.Context, from, rcpt string, raw []byte, reus
 	_, _ = w.WriteString(">\r\n")
 	if !c.pipelining {
 		if err := w.Flush(); err != nil {
-			return Reply{}, StageRcpt, c.fail(StageRcpt, err)
+			return lost(StageRcpt, err, p.opts.DataTimeout, "write")
 		}
-		if _, _, err := text.ReadResponse(25); err != nil {
-			return Reply{}, StageRcpt, c.fail(StageRcpt, err)
+		if rcptCode, rcptMsg, rerr = read(cmdTimeout); rerr == errClosing {
+			return closing(StageRcpt, rcptCode, rcptMsg)
+		} else if rerr != nil {
+			return lost(StageRcpt, rerr, cmdTimeout, "reply to RCPT")
 		}
 	}
 	if chunk {
@@ -527,80 +748,177 @@ func (c *Conn) transact(ctx context.Context, from, rcpt string, raw []byte, reus
 	} else {
 		_, _ = w.WriteString("DATA\r\n")
 	}
+	c.deadline(ctx, p.opts.DataTimeout)
 	if err := w.Flush(); err != nil {
-		return Reply{}, StageMail, c.fail(StageMail, err)
+		return lost(StageMail, err, p.opts.DataTimeout, "write")
 	}
 replies:
 	if c.pipelining {
 		// Read every reply, even after a refusal, to stay in step.
-		if _, _, mailErr = text.ReadResponse(250); lostConn(mailErr) {
-			return Reply{}, StageMail, c.fail(StageMail, mailErr)
+		if mailCode, mailMsg, rerr = read(cmdTimeout); rerr == errClosing {
+			return closing(StageMail, mailCode, mailMsg)
+		} else if rerr != nil {
+			return lost(StageMail, rerr, cmdTimeout, "reply to MAIL")
 		}
-		if _, _, rcptErr = text.ReadResponse(25); lostConn(rcptErr) {
-			return Reply{}, StageRcpt, c.fail(StageRcpt, rcptErr)
+		if rcptCode, rcptMsg, rerr = read(cmdTimeout); rerr == errClosing {
+			return closing(StageRcpt, rcptCode, rcptMsg)
+		} else if rerr != nil {
+			return lost(StageRcpt, rerr, cmdTimeout, "reply to RCPT")
 		}
 	}
-	var code int
-	var msg string
-	if chunk {
-		// The relay reads the whole chunk whatever it answers.
-		code, msg, dataErr = text.ReadResponse(250)
-	} else {
-		_, _, dataErr = text.ReadResponse(354)
+	{
+		timeout, what := cmdTimeout, "reply to DATA"
+		if chunk {
+			timeout, what = p.opts.DataTimeout, "reply to the message"
+		}
+		if dataCode, dataMsg, rerr = read(timeout); rerr == errClosing {
+			return closing(StageData, dataCode, dataMsg)
+		} else if rerr != nil {
+			return lost(StageData, rerr, timeout, what)
+		}
 	}
-	if lostConn(dataErr) {
-		return Reply{}, StageData, c.fail(StageData, dataErr)
+	if outOfStep(mailCode, mailMsg) || mailCode/100 == 3 || rcptCode/100 == 3 ||
+		(mailCode/100 == 2 && rcptCode/100 == 2 && outOfStep(dataCode, dataMsg)) {
+		// A reply that cannot belong to its command: the relay and we do
+		// not agree on where the conversation is.
+		c.broken = true
+		return Reply{}, &ConnError{Stage: StageMail, Err: fmt.Errorf("out of step: replies %d, %d, %d to MAIL, RCPT and the data", mailCode, rcptCode, dataCode)}, true
 	}
-	if mailErr != nil || rcptErr != nil {
-		if dataErr == nil && !chunk {
-			// The relay took DATA despite the refusal: end an empty message.
-			_, _ = w.WriteString(".\r\n")
-			if err := w.Flush(); err != nil {
-				c.broken = true
-			} else if _, _, err := text.ReadResponse(250); lostConn(err) {
-				c.broken = true
+	p.brk.answered()
+	if mailCode/100 != 2 || rcptCode/100 != 2 {
+		if dataCode/100 == 2 || dataCode/100 == 3 {
+			if !chunk && dataCode == 354 {
+				// The relay took DATA despite the refusal: end an empty message.
+				_, _ = w.WriteString(".\r\n")
+				if err := w.Flush(); err != nil {
+					c.broken = true
+				} else if _, _, err := text.ReadResponse(250); lostConn(err) {
+					c.broken = true
+				}
+			} else {
+				c.broken = true // accepted data without a recipient: out of step
 			}
 		}
-		if mailErr != nil {
-			return Reply{}, StageMail, c.fail(StageMail, mailErr)
+		if chunk {
+			// The relay refused the chunk; one that did not read it takes
+			// its lines for commands: the RSET in fail tells.
+			c.suspect = bytes.Count(raw, lf)
 		}
-		return Reply{}, StageRcpt, c.fail(StageRcpt, rcptErr)
+		if mailCode/100 != 2 {
+			return Reply{}, c.fail(ctx, replyError(StageMail, mailCode, mailMsg)), false
+		}
+		return Reply{}, c.fail(ctx, replyError(StageRcpt, rcptCode, rcptMsg)), false
 	}
-	if dataErr != nil {
-		return Reply{}, StageData, c.fail(StageData, dataErr)
-	}
-
-	if !chunk {
+	if chunk {
+		if dataCode/100 != 2 {
+			return Reply{}, c.fail(ctx, replyError(StageData, dataCode, dataMsg)), false
+		}
+	} else {
+		if dataCode != 354 {
+			return Reply{}, c.fail(ctx, replyError(StageData, dataCode, dataMsg)), false
+		}
+		c.deadline(ctx, p.opts.DataTimeout)
 		if err := writeData(text, raw, canonical); err != nil {
 			c.broken = true
-			return Reply{}, StageData, &ConnError{Stage: StageData, Err: err}
+			cerr := &ConnError{Stage: StageData, Err: err}
+			p.connFailure(ctx, cerr)
+			return Reply{}, cerr, false
 		}
 		var err error
-		if code, msg, err = text.ReadResponse(250); err != nil {
+		if dataCode, dataMsg, err = text.ReadResponse(0); err != nil {
 			// After the final dot the transaction is over either way.
-			return Reply{}, StageData, c.fail(StageData, err)
+			c.broken = true
+			if isTimeout(err) && ctx.Err() == nil {
+				err = &timeoutError{what: "reply to the message", after: p.opts.DataTimeout, err: err}
+			}
+			cerr := classify(StageData, err)
+			p.connFailure(ctx, cerr)
+			return Reply{}, cerr, false
+		}
+		if dataCode == 421 {
+			c.broken = true
+			return Reply{}, replyError(StageData, dataCode, dataMsg), true
+		}
+		if dataCode/100 != 2 {
+			return Reply{}, c.fail(ctx, replyError(StageData, dataCode, dataMsg)), false
 		}
 	}
 	c.sent++
 	c.lastUsed = time.Now()
-	reply := Reply{Code: code}
-	reply.Enhanced, reply.Message = splitEnhanced(msg)
+	reply = Reply{Code: dataCode}
+	reply.Enhanced, reply.Message = splitEnhanced(dataMsg)
 	// The transaction is complete after 250 at the end of the data: the
 	// next MAIL FROM starts a new one, so no RSET (saves a round trip).
-	return reply, StageData, nil
+	return reply, nil, false
 }
 
-// armDeadline bounds the connection's next reads and writes by
-// SendTimeout (or ctx's deadline, if sooner) and cuts them short when ctx
-// is cancelled. Call the returned function when they are done.
-func (c *Conn) armDeadline(ctx context.Context) (disarm func() bool) {
-	deadline := time.Now().Add(c.pool.opts.SendTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+var lf = []byte{'\n'}
+
+// errClosing marks a 421 reply in transact.
+var errClosing = errors.New("421")
+
+// watch cuts the connection's blocked reads and writes short when ctx is
+// cancelled. Call the returned function when they are done.
+func (c *Conn) watch(ctx context.Context) (stop func() bool) {
+	if c.nc == nil || ctx.Done() == nil {
+		return func() bool { return true }
 	}
-	_ = c.nc.SetDeadline(deadline)
 	nc := c.nc
 	return context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+}
+
+// deadline bounds the connection's next reads and writes by d from now
+// (or ctx's deadline, if sooner). Under watch, a cancelled ctx keeps them
+// cut short.
+func (c *Conn) deadline(ctx context.Context, d time.Duration) {
+	if c.nc == nil {
+		return
+	}
+	t := time.Now().Add(d)
+	if cd, ok := ctx.Deadline(); ok && cd.Before(t) {
+		t = cd
+	}
+	_ = c.nc.SetDeadline(t)
+	if ctx.Err() != nil {
+		_ = c.nc.SetDeadline(time.Unix(1, 0))
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// replyError is the *SMTPError for a refusal.
+func replyError(stage string, code int, msg string) *SMTPError {
+	enh, text := splitEnhanced(msg)
+	return &SMTPError{Code: code, Enhanced: enh, Message: text, Stage: stage}
+}
+
+// outOfStep reports a reply that says the relay took the command for
+// something else: a 5.5.x (or 4.5.x) enhanced code (bad syntax, bad
+// sequence, unknown command), or 500–504 without one. To RSET, MAIL or
+// the data of a transaction whose recipient was accepted, that means the
+// relay and the client disagree on where the conversation is.
+func outOfStep(code int, msg string) bool {
+	if code < 400 || code >= 600 {
+		return false
+	}
+	if len(msg) >= 4 && msg[1] == '.' && msg[2] == '5' && msg[3] == '.' && (msg[0] == '4' || msg[0] == '5') {
+		return true
+	}
+	if code >= 500 && code <= 504 {
+		_, _, hasEnhanced := cutEnhanced(firstWord(msg))
+		return !hasEnhanced
+	}
+	return false
+}
+
+func firstWord(s string) string {
+	if i := strings.IndexByte(s, ' '); i >= 0 {
+		return s[:i]
+	}
+	return s
 }
 
 // appendChunkedCommands appends the commands of a one-chunk transaction:
@@ -670,26 +988,35 @@ func lostConn(err error) bool {
 	return err != nil && !errors.As(err, &te)
 }
 
-// fail classifies err; after a refusal mid-transaction it sends RSET so the
-// connection can carry the next message, and marks the connection broken
-// when that is not possible.
-func (c *Conn) fail(stage string, err error) error {
-	cerr := classify(stage, err)
-	var se *SMTPError
-	if !errors.As(cerr, &se) {
-		c.broken = true
-		return cerr
-	}
+// fail is a refusal's outcome: after it, RSET clears the transaction so
+// the connection can carry the next message (harmless when none is open,
+// and it clears an accepted MAIL FROM after a refused RCPT or data). After
+// a refused chunk, the RSET's reply also tells whether the relay read the
+// chunk; if it did not (its reply is to the chunk's first line), the
+// connection is out of step and is dropped.
+func (c *Conn) fail(ctx context.Context, se *SMTPError) error {
 	if se.Code == 421 {
 		c.broken = true // the relay is closing the connection
-		return cerr
+		return se
 	}
-	// RSET after any refusal: harmless when no transaction is open, and it
-	// clears an accepted MAIL FROM after a refused RCPT or DATA.
-	if rerr := c.client.Reset(); rerr != nil {
+	c.deadline(ctx, c.pool.opts.CommandTimeout)
+	_, _ = c.client.Text.W.WriteString("RSET\r\n")
+	if err := c.client.Text.W.Flush(); err != nil {
 		c.broken = true
+		return se
 	}
-	return cerr
+	code, msg, err := c.client.Text.ReadResponse(0)
+	switch {
+	case err != nil:
+		c.broken = true
+	case code/100 != 2:
+		c.broken = true
+		if c.suspect > 0 && outOfStep(code, msg) {
+			c.pool.noteUndrained(ctx)
+		}
+	}
+	c.suspect = 0
+	return se
 }
 
 // classify turns a go-mail/textproto error into *SMTPError or *ConnError.

@@ -284,6 +284,13 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 			if err := s.deps.Directory.MarkBounced(context.WithoutCancel(ctx), r.ID, err.Error()); err != nil {
 				log.Error("mark bounced", "subscriber_id", r.ID, "err", err)
 			}
+		case Unavailable:
+			// The relay could not be reached: nothing was sent. The row
+			// stays open, its attempts untouched; the batch stops and
+			// runs again after RelayRetry.
+			if stopReason == nil {
+				stopReason = fmt.Errorf("batch %d of send %d: %w: %w", p.Batch, p.SendID, errRelayDown, err)
+			}
 		case Policy:
 			if policy != "" {
 				// A copy that was in flight behind the first refusal:
@@ -469,7 +476,7 @@ func (s *Service) handleMessage(ctx context.Context, t *asynq.Task) error {
 		s.log.InfoContext(ctx, "transactional message sent", "task_id", id, "reply", reply)
 		return nil
 	}
-	if s.deps.Classify(err) == Temporary {
+	if c := s.deps.Classify(err); c == Temporary || c == Unavailable {
 		return fmt.Errorf("transactional message: %w", err)
 	}
 	return fmt.Errorf("transactional message refused: %w: %w", err, asynq.SkipRetry)

@@ -70,6 +70,7 @@ type envOpts struct {
 	cfg         queue.Config
 	noWorker    bool
 	concurrency int
+	pool        func(*mailer.PoolOptions) // adjusts the mailer pool's options
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -92,7 +93,11 @@ func newEnv(t testing.TB, o envOpts) *env {
 	}
 	e.rdb, e.rdbN = testutil.RedisDBNumber(t)
 	e.smtp = testutil.StartSMTP(t, o.smtp...)
-	deps := testDeps(t, e.store, e.smtp.URL(), &e.pool, nil, nil, 16)
+	var tune []func(*mailer.PoolOptions)
+	if o.pool != nil {
+		tune = append(tune, o.pool)
+	}
+	deps := testDeps(t, e.store, e.smtp.URL(), &e.pool, nil, nil, 16, tune...)
 	cfg := o.cfg
 	cfg.From, cfg.BaseURL = testFrom, testBaseURL
 	if cfg.RetryBase == 0 {
@@ -130,7 +135,7 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 
 // testDeps wires the real store, renderer and mailer to the queue.
-func testDeps(t testing.TB, store *subscribers.Store, smtpURL string, poolOut **mailer.Pool, lim mailer.Limiter, slots mailer.Slots, maxIdle int) queue.Deps {
+func testDeps(t testing.TB, store *subscribers.Store, smtpURL string, poolOut **mailer.Pool, lim mailer.Limiter, slots mailer.Slots, maxIdle int, tune ...func(*mailer.PoolOptions)) queue.Deps {
 	t.Helper()
 	r, err := templates.New(templates.Config{
 		SenderName: "AIセーフティ・インスティテュート", PostalAddress: "東京都港区六本木1-1-1",
@@ -149,6 +154,9 @@ func testDeps(t testing.TB, store *subscribers.Store, smtpURL string, poolOut **
 	}
 	if slots != nil {
 		opts.Slots = slots
+	}
+	for _, f := range tune {
+		f(&opts)
 	}
 	pool, err := mailer.NewPool(relay, opts)
 	if err != nil {

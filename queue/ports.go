@@ -154,6 +154,12 @@ const (
 	// Policy: 5.7.x (policy or authentication); recorded, the subscriber is
 	// left alone and the whole send is paused for the editor.
 	Policy
+	// Unavailable: the relay could not be reached at all (connection
+	// refused, no greeting, its circuit breaker open), so nothing was
+	// sent. The copy is left open without an attempt counted, and the
+	// batch stops and runs again after Config.RelayRetry: the send slows
+	// down while the relay is down and goes on by itself when it is back.
+	Unavailable
 )
 
 // String returns the class name used in logs.
@@ -167,6 +173,8 @@ func (c ErrorClass) String() string {
 		return "bad_mailbox"
 	case Policy:
 		return "policy"
+	case Unavailable:
+		return "unavailable"
 	}
 	return "unknown"
 }

@@ -53,8 +53,8 @@ func (s *Service) NewServer(cfg ServerConfig) *Server {
 		Logger:                   NewAsynqLogger(log),
 		LogLevel:                 asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
-			if errors.Is(err, errPaused) {
-				return
+			if errors.Is(err, errPaused) || errors.Is(err, errRelayDown) {
+				return // waiting, not failing (the relay's state is reported on its own)
 			}
 			id, _ := asynq.GetTaskID(ctx)
 			n, _ := asynq.GetRetryCount(ctx)

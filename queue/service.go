@@ -50,6 +50,10 @@ type Config struct {
 	// PauseRecheck is how often a batch of a paused send looks again.
 	// Default 10s.
 	PauseRecheck time.Duration
+	// RelayRetry is how soon a batch that could not reach the relay runs
+	// again (between half of it and all of it), without counting an
+	// attempt. Default 10s.
+	RelayRetry time.Duration
 	// Retention keeps finished tasks (and so their TaskIDs) in Redis, so
 	// that nothing re-enqueues them. Default 7 days.
 	Retention time.Duration
@@ -93,6 +97,9 @@ func (c *Config) fill() error {
 	}
 	if c.PauseRecheck <= 0 {
 		c.PauseRecheck = 10 * time.Second
+	}
+	if c.RelayRetry <= 0 {
+		c.RelayRetry = 10 * time.Second
 	}
 	if c.Retention <= 0 {
 		c.Retention = 7 * 24 * time.Hour
@@ -536,6 +543,9 @@ func (s *Service) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	if errors.Is(err, errPaused) {
 		return s.cfg.PauseRecheck
 	}
+	if errors.Is(err, errRelayDown) {
+		return s.relayRetryDelay()
+	}
 	d := s.cfg.RetryBase << min(n, 16)
 	if d <= 0 || d > s.cfg.RetryMax {
 		d = s.cfg.RetryMax
@@ -548,7 +558,7 @@ func (s *Service) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 var errPaused = errors.New("send is paused")
 
 // isFailure tells asynq which errors count against a task's retries.
-func isFailure(err error) bool { return !errors.Is(err, errPaused) }
+func isFailure(err error) bool { return !errors.Is(err, errPaused) && !errors.Is(err, errRelayDown) }
 
 // Failure is one delivery of a send that failed or waits to be retried,
 // with the relay's last reply.

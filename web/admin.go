@@ -454,7 +454,8 @@ func (s *server) handleAdminSendPage(w http.ResponseWriter, r *http.Request) {
 	case queue.Paused:
 		actions = []string{"resume", "cancel"}
 	}
-	data := map[string]any{"Send": snd, "P": s.progress(snd), "Actions": actions, "GateWarning": s.takeFlash(w, r, flashKey(snd.ID))}
+	data := map[string]any{"Send": snd, "P": s.progress(snd), "Actions": actions, "GateWarning": s.takeFlash(w, r, flashKey(snd.ID)),
+		"Relay": s.relayTrouble(r.Context(), snd)}
 	if s.deps.Failures != nil {
 		f, err := s.deps.Failures(r.Context(), snd.ID, 200)
 		if err != nil {

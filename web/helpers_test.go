@@ -188,7 +188,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	e.cfg.Contact = "info@news.example.jp"
 	deps := web.Deps{
 		Subscribers: e.subs, Store: e.store, Sends: e.svc, Renderer: renderer, Redis: e.rdb, Now: e.clock.Now,
-		Failures: e.svc.Failures, Deliveries: e.svc.DeliveryHistory,
+		Failures: e.svc.Failures, Deliveries: e.svc.DeliveryHistory, Relay: e.svc.RelayState,
 	}
 	if gate != nil {
 		deps.Gate = gate

@@ -171,6 +171,10 @@ type Deps struct {
 	// Deliveries, when set, lists a subscriber's deliveries for their data
 	// export (implemented by (*queue.Service).DeliveryHistory).
 	Deliveries func(ctx context.Context, subscriberID int64) ([]queue.Delivered, error)
+	// Relay, when set, reads the mail relay's state (implemented by
+	// (*queue.Service).RelayState): the send page says when the relay is
+	// unreachable.
+	Relay func(ctx context.Context) (queue.RelayState, error)
 	// Gate, when set, shows the send gate's state on /admin/feedback and
 	// on the send confirmation page; without it the console still lists
 	// feedback events and shows a refusal when the queue's gate refuses.

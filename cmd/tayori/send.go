@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -64,6 +65,8 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 		return nil, fmt.Errorf("TAYORI_SMTP_URL: %w", err)
 	}
 	popts := mailer.PoolOptions{MaxIdle: a.cfg.SMTPConns, Logger: a.logger, MaxMessagesPerConn: 1000}
+	var svcRef atomic.Pointer[queue.Service]
+	popts.OnRelayState = func(st mailer.RelayState) { a.reportRelay(svcRef.Load(), st) }
 	if lim := queue.NewLimiter(rdb, relay.Addr(), a.cfg.RatePerSecond); lim != nil {
 		popts.Limiter = lim
 	}
@@ -110,9 +113,59 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	svcRef.Store(svc)
 	a.delivery = svc
 	a.closers = append(a.closers, svc.Close)
 	return svc, nil
+}
+
+// reportRelay logs a change of the relay's state (its circuit breaker
+// opened or closed) and records it for `tayori send status`, `send
+// --wait` and the console.
+func (a *app) reportRelay(svc *queue.Service, st mailer.RelayState) {
+	if st.Up {
+		a.logger.Info("SMTP relay reachable again", "relay", st.Relay)
+	} else {
+		a.logger.Warn("SMTP relay unreachable", "relay", st.Relay, "since", st.Since, "cause", st.Cause, "next_try", st.Retry)
+	}
+	if svc == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := svc.SetRelayState(ctx, bind.RelayState(st)); err != nil {
+		a.logger.Warn("record the relay's state", "err", err)
+	}
+}
+
+// relayNote says in a line that the relay is unreachable; "" when it is
+// not (or nothing is known).
+func relayNote(st queue.RelayState, loc *time.Location) string {
+	if !st.Down {
+		return ""
+	}
+	s := fmt.Sprintf("relay %s unreachable since %s", st.Relay, st.Since.In(loc).Format(time.TimeOnly))
+	if st.Cause != "" {
+		s += ": " + st.Cause
+	}
+	if time.Since(st.Updated) > 5*time.Minute {
+		s += fmt.Sprintf(" (last report %s)", st.Updated.In(loc).Format(timeLayout))
+	} else {
+		s += "; the workers retry it and go on by themselves"
+	}
+	return s
+}
+
+// printRelay adds the relay's state to a send's status when it is down.
+func (a *app) printRelay(ctx context.Context, w io.Writer, svc *queue.Service, s *queue.Send) {
+	if s.State.Final() {
+		return
+	}
+	if st, err := svc.RelayState(ctx); err == nil {
+		if note := relayNote(st, a.location()); note != "" {
+			fmt.Fprintf(w, "relay:    %s\n", note)
+		}
+	}
 }
 
 // newsletterSender is the Sender of newsletter copies: each copy's
@@ -272,6 +325,7 @@ Test sends and dry runs are never refused.`,
 					return err
 				}
 				a.printStatus(a.stdout, s)
+				a.printRelay(ctx, a.stdout, svc, s)
 				return nil
 			}),
 		},
@@ -437,12 +491,26 @@ func (a *app) waitSend(ctx context.Context, svc *queue.Service, id int64) error 
 	start := time.Now()
 	var startDone int64 = -1
 	lastLine := time.Time{}
+	lastRelay := ""
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		s, err := svc.Get(ctx, id)
 		if err != nil {
 			return err
+		}
+		if st, err := svc.RelayState(ctx); err == nil && !s.State.Final() {
+			// Say when the relay goes down and when it is back.
+			if note := relayNote(st, a.location()); note != lastRelay {
+				lastRelay = note
+				if note == "" {
+					note = "relay reachable again"
+				}
+				if bar != nil {
+					fmt.Fprintln(a.stdout)
+				}
+				fmt.Fprintf(a.stdout, "send %d: %s\n", id, note)
+			}
 		}
 		c := s.Counts
 		done := c.Finished()

@@ -98,6 +98,7 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 		Renderer:    renderer,
 		Failures:    svc.Failures,
 		Deliveries:  svc.DeliveryHistory,
+		Relay:       svc.RelayState,
 		Gate:        gate,
 		Redis:       rdb,
 		Ping: func(ctx context.Context) error {

@@ -328,9 +328,14 @@ func address(s string) (mailer.Address, error) {
 	return mailer.Address{Name: a.Name, Email: a.Address}, nil
 }
 
-// Classify maps a mailer error to a queue.ErrorClass.
+// Classify maps a mailer error to a queue.ErrorClass. A relay that could
+// not be reached (mailer.ErrRelayUnavailable: a failed dial, a 4xx at
+// connection time, the relay's circuit breaker open) is Unavailable: no
+// fault of the reader's, and no attempt counted.
 func Classify(err error) queue.ErrorClass {
 	switch {
+	case errors.Is(err, mailer.ErrRelayUnavailable):
+		return queue.Unavailable
 	case mailer.IsPolicy(err):
 		return queue.Policy
 	case mailer.IsBadMailbox(err):
@@ -340,4 +345,10 @@ func Classify(err error) queue.ErrorClass {
 		return queue.Permanent
 	}
 	return queue.Temporary
+}
+
+// RelayState turns the mailer's report of the relay's circuit breaker
+// into the queue's record of it (queue.Service.SetRelayState).
+func RelayState(st mailer.RelayState) queue.RelayState {
+	return queue.RelayState{Relay: st.Relay, Down: !st.Up, Since: st.Since, Kind: st.Kind, Cause: st.Cause, Retry: st.Retry}
 }

@@ -264,3 +264,24 @@ func TestSenderBulk(t *testing.T) {
 		}
 	}
 }
+
+// TestClassifyRelayFaults: a relay that cannot be reached is Unavailable
+// (no attempt counted), one that refuses the reader is not.
+func TestClassifyRelayFaults(t *testing.T) {
+	ctx := context.Background()
+	srv := testutil.StartSMTP(t, testutil.FailRcpt("gone@example.jp", testutil.Reply(550, "5.1.1", "no such user")),
+		testutil.FailRcpt("later@example.jp", testutil.Reply(451, "4.3.0", "try later")))
+	pool := newPool(t, srv)
+	raw := []byte("Subject: x\r\n\r\nx\r\n")
+	for rcpt, want := range map[string]queue.ErrorClass{"gone@example.jp": queue.BadMailbox, "later@example.jp": queue.Temporary} {
+		if _, err := pool.Send(ctx, "a@example.jp", rcpt, raw); bind.Classify(err) != want {
+			t.Errorf("%s: %v is %v, want %v", rcpt, err, bind.Classify(err), want)
+		}
+	}
+	srv.Refuse()
+	for range 5 { // refused, then the breaker open
+		if _, err := pool.Send(ctx, "a@example.jp", "b@example.jp", raw); bind.Classify(err) != queue.Unavailable {
+			t.Errorf("relay down: %v is %v, want unavailable", err, bind.Classify(err))
+		}
+	}
+}
