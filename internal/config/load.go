@@ -176,8 +176,16 @@ func Load(getenv func(string) string, configFile string) (Config, error) {
 	if c.DB == "" {
 		c.DB = "sqlite:" + filepath.Join(c.DataDir, "tayori.db")
 	}
-	if !strings.HasPrefix(c.DB, "sqlite:") && strings.Contains(c.DB, "://") {
+	// The engine must be named: a bare path or a misspelt scheme would
+	// otherwise open (and create) a database nobody meant.
+	switch path, ok := strings.CutPrefix(c.DB, "sqlite:"); {
+	case !ok && strings.Contains(c.DB, "://"):
 		bad("TAYORI_DB", "want sqlite:PATH, got scheme of %q (PostgreSQL is not supported by this build yet)", redactURL(c.DB))
+	case !ok:
+		bad("TAYORI_DB", "want sqlite:PATH (for example sqlite:%s), got %q without the sqlite: scheme",
+			filepath.Join(c.DataDir, "tayori.db"), c.DB)
+	case strings.TrimPrefix(path, "//") == "":
+		bad("TAYORI_DB", "want sqlite:PATH, got %q with no path", c.DB)
 	}
 	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 		bad("TAYORI_REDIS_URL", "want redis://[:password@]host:port/db, got %q", redactURL(c.RedisURL))
