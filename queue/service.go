@@ -59,6 +59,13 @@ type Config struct {
 	// a crash resends at most the copies sent in this window. Default 5ms.
 	FlushInterval time.Duration
 
+	// LeaseTTL is how long a batch's claim holds without being renewed.
+	// A running batch's process renews it every LeaseTTL/3 and stops
+	// sending should it lapse; every worker re-enqueues the batches whose
+	// lease lapsed (their worker died) within about LeaseTTL/3 more.
+	// Default 6s.
+	LeaseTTL time.Duration
+
 	// Senders caps the copies this process has at the relay at once (one
 	// SMTP connection each); batch tasks beyond it wait. Default: no cap
 	// (the server's Concurrency bounds it).
@@ -103,6 +110,9 @@ func (c *Config) fill() error {
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = 5 * time.Millisecond
 	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 6 * time.Second
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -133,6 +143,7 @@ type Service struct {
 	deps   Deps
 	log    *slog.Logger
 	rec    *recorder
+	leases *leaser
 	domain string
 
 	mu       sync.Mutex
@@ -173,12 +184,14 @@ func New(ctx context.Context, db *sql.DB, rdb redis.UniversalClient, cfg Config,
 		s.senders = make(chan struct{}, cfg.Senders)
 	}
 	s.rec = newRecorder(db, cfg.FlushInterval, logger)
+	s.leases = newLeaser(db, cfg.LeaseTTL, cfg.Now, logger)
 	return s, nil
 }
 
-// Close stops the outcome writer after a last flush. The database and the
-// Redis client belong to the caller.
+// Close stops the outcome writer after a last flush, and the renewal of
+// batch leases. The database and the Redis client belong to the caller.
 func (s *Service) Close() error {
+	s.leases.close()
 	return s.rec.close()
 }
 
