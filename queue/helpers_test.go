@@ -67,6 +67,7 @@ func (e *env) startWorker() {
 
 type envOpts struct {
 	smtp        []testutil.SMTPOption
+	redis       *redis.Client // default: a database of the test Redis
 	cfg         queue.Config
 	noWorker    bool
 	concurrency int
@@ -90,7 +91,11 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.rdb, e.rdbN = testutil.RedisDBNumber(t)
+	if o.redis != nil {
+		e.rdb = o.redis
+	} else {
+		e.rdb, e.rdbN = testutil.RedisDBNumber(t)
+	}
 	e.smtp = testutil.StartSMTP(t, o.smtp...)
 	deps := testDeps(t, e.store, e.smtp.URL(), &e.pool, nil, nil, 16)
 	cfg := o.cfg

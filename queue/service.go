@@ -65,6 +65,10 @@ type Config struct {
 	// lease lapsed (their worker died) within about LeaseTTL/3 more.
 	// Default 6s.
 	LeaseTTL time.Duration
+	// ReconcileInterval is how often each worker compares the unfinished
+	// sends with their tasks in Redis and re-creates the missing ones
+	// (Redis replaced or restored from an old copy). Default 30s.
+	ReconcileInterval time.Duration
 
 	// Senders caps the copies this process has at the relay at once (one
 	// SMTP connection each); batch tasks beyond it wait. Default: no cap
@@ -112,6 +116,9 @@ func (c *Config) fill() error {
 	}
 	if c.LeaseTTL <= 0 {
 		c.LeaseTTL = 6 * time.Second
+	}
+	if c.ReconcileInterval <= 0 {
+		c.ReconcileInterval = 30 * time.Second
 	}
 	if c.Now == nil {
 		c.Now = time.Now
