@@ -236,6 +236,10 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 	for i, r := range rows {
 		ids[i] = r.subID
 	}
+	watch, err := s.watchReaders(ctx, sc.snd.List)
+	if err != nil {
+		return fmt.Errorf("queue: batch %d of send %d: %w", p.Batch, p.SendID, err)
+	}
 	recips, err := s.deps.Directory.Lookup(ctx, sc.snd.List, ids)
 	if err != nil {
 		return fmt.Errorf("queue: batch %d of send %d: look up recipients: %w", p.Batch, p.SendID, err)
@@ -259,7 +263,7 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 		fails0     = s.rec.failures()
 		temp       int
 		policy     string
-		lastCheck  = s.cfg.Now()
+		lastCheck  time.Time // zero: look first (the batch may have waited for a sender)
 		stopReason error
 	)
 	// Rows never recorded (a stop part way) stay queued for the re-run.
@@ -328,7 +332,7 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 		stream = ss.Stream()
 		defer closeStream() // should the loop panic
 	}
-	for _, c := range rows {
+	for i, c := range rows {
 		if ctx.Err() != nil {
 			stopReason = ctx.Err()
 			break
@@ -352,6 +356,12 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 				break
 			}
 			if st == Cancelled {
+				break
+			}
+			// Readers who unsubscribed or changed their preferences
+			// since the batch read them.
+			if _, err := watch.refresh(ctx, rows[i:], byID); err != nil {
+				stopReason = err
 				break
 			}
 		}
