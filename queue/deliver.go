@@ -197,6 +197,9 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 	if err := p.UnmarshalBinary(t.Payload()); err != nil {
 		return errPayload(TypeSendBatch, err)
 	}
+	if err := s.halted(); err != nil {
+		return err
+	}
 	attempt, _ := asynq.GetRetryCount(ctx)
 	log := s.log.With("send_id", p.SendID, "batch", p.Batch, "attempt", attempt)
 	sc, st, err := s.loadSend(ctx, p.SendID)
@@ -335,6 +338,10 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 	for i, c := range rows {
 		if ctx.Err() != nil {
 			stopReason = ctx.Err()
+			break
+		}
+		if err := s.halted(); err != nil {
+			stopReason = err
 			break
 		}
 		now := s.cfg.Now()

@@ -350,3 +350,25 @@ func (s *Service) runWatchdog(ctx context.Context) {
 		}
 	}
 }
+
+// Halt stops this process's deliveries at once, for a fault that makes
+// going on harmful (the database file deleted under the process, so that
+// outcomes would be recorded where nobody reads them): running batches
+// stop before their next copy (the copies in flight finish) and every
+// task fails with reason, until the process ends. Asynq's graceful
+// shutdown alone would let running batches finish.
+func (s *Service) Halt(reason error) {
+	if reason == nil {
+		reason = errors.New("halted")
+	}
+	err := fmt.Errorf("queue: deliveries halted: %w", reason)
+	s.halt.CompareAndSwap(nil, &err)
+}
+
+// halted returns Halt's error, nil if the process was not halted.
+func (s *Service) halted() error {
+	if p := s.halt.Load(); p != nil {
+		return *p
+	}
+	return nil
+}

@@ -392,6 +392,9 @@ func (s *Service) handlePlan(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.SendID <= 0 {
 		return errPayload(TypeSendPlan, fmt.Errorf("%v", err))
 	}
+	if err := s.halted(); err != nil {
+		return err
+	}
 	snd, err := getSend(ctx, s.db, p.SendID, false)
 	if errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("plan: %w: %w", err, asynq.SkipRetry)

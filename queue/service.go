@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -158,6 +159,7 @@ type Service struct {
 	rendered map[string]*renderOnce
 	schedule *Schedule
 	senders  chan struct{} // nil: no cap
+	halt     atomic.Pointer[error] // set by Halt
 }
 
 // New returns a Service on db (migrated here) and the shared Redis client

@@ -50,11 +50,18 @@ and the daily retention purge in one process: the embedded default.
 
 The retention purge (as ` + "`tayori subscribers purge`" + `) runs at start and every
 24 hours. Only one of several ` + "`tayori run`" + ` processes schedules (a Redis lease); all of
-them deliver. SIGTERM or SIGINT stops everything gracefully.`,
+them deliver. SIGTERM or SIGINT stops everything gracefully; so does the
+database file being deleted or replaced while it runs, with an error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			services := []runService{{name: "worker", run: a.runWorker}, {name: "retention", run: a.runRetention}}
+			// Opened here, before the services start: the store watch
+			// halts the worker's deliveries.
+			if _, err := a.deliveryService(ctx); err != nil {
+				return err
+			}
+			services := []runService{{name: "worker", run: a.runWorker}, {name: "retention", run: a.runRetention},
+				{name: "store", run: a.watchStore}}
 			if monthly != "" {
 				svc, err := a.deliveryService(ctx)
 				if err != nil {
