@@ -158,7 +158,7 @@ type Service struct {
 	sends    map[int64]*sendCache
 	rendered map[string]*renderOnce
 	schedule *Schedule
-	senders  chan struct{} // nil: no cap
+	senders  chan struct{}         // nil: no cap
 	halt     atomic.Pointer[error] // set by Halt
 }
 
