@@ -108,7 +108,7 @@ const qClaimRows = `SELECT subscriber_id, attempts FROM deliveries
 const qClaim = `INSERT INTO batch_claims (send_id, batch, claim, claimed_at, lease_until, lo, hi) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
 	ON CONFLICT (send_id, batch) DO UPDATE SET claim = excluded.claim, claimed_at = excluded.claimed_at,
 		lease_until = excluded.lease_until, lo = excluded.lo, hi = excluded.hi
-	WHERE batch_claims.claim = '' OR batch_claims.lease_until <= ?4`
+	WHERE batch_claims.claim = '' OR batch_claims.claim LIKE 'reclaim:%' OR batch_claims.lease_until <= ?4`
 
 // claim takes the batch for this run (one row in batch_claims, whatever
 // the batch's size) under a lease that ends at until (Unix ms), and

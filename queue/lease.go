@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -187,9 +188,15 @@ func (l *leaser) close() {
 }
 
 // pickupGrace is how long a batch taken over from a dead run waits for
-// its new task to claim it before a watchdog enqueues it once more (a
-// task lost on the way; a second task for a batch is harmless).
+// its new task to claim it before a watchdog looks again: if the task is
+// still in Redis (waiting its turn) the wait starts over, if it is gone
+// the batch is enqueued once more.
 const pickupGrace = 2 * time.Minute
+
+// reclaimPrefix marks the claim of a batch taken over from a dead run and
+// waiting for its new task: "reclaim:" and the dead run's claim, which
+// also names the new task (reclaimTaskID). Any run may claim it.
+const reclaimPrefix = "reclaim:"
 
 // qLapsedLeases lists the batches of sends under way whose lease lapsed.
 const qLapsedLeases = `SELECT bc.send_id, s.uid, bc.batch, bc.claim, bc.lease_until, bc.lo, bc.hi
@@ -197,10 +204,11 @@ const qLapsedLeases = `SELECT bc.send_id, s.uid, bc.batch, bc.claim, bc.lease_un
 	WHERE bc.done = 0 AND bc.lease_until > 0 AND bc.lease_until < ?1 AND s.state IN ('planning','sending')
 	ORDER BY bc.lease_until LIMIT 1000`
 
-// qTakeOver frees a batch whose lease lapsed, unless someone else did
-// first (or the run renewed after all); the new run claims it.
-const qTakeOver = `UPDATE batch_claims SET claim = '', lease_until = ?1
-	WHERE send_id = ?2 AND batch = ?3 AND claim = ?4 AND lease_until = ?5 AND done = 0`
+// qTakeOver hands a batch whose lease lapsed to its new task (claim ?1,
+// a pickup wait until ?2), unless someone else did first (or the run
+// renewed its lease after all).
+const qTakeOver = `UPDATE batch_claims SET claim = ?1, lease_until = ?2
+	WHERE send_id = ?3 AND batch = ?4 AND claim = ?5 AND lease_until = ?6 AND done = 0`
 
 // lapsed is a batch whose lease ran out.
 type lapsed struct {
@@ -247,18 +255,38 @@ func (s *Service) reclaimLapsed(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// reclaim takes over one lapsed batch and enqueues it under a new TaskID
-// with its open rows; a batch with none left is marked done instead.
+// reclaim takes over one lapsed batch and enqueues it under a TaskID of
+// its own with its open rows; a batch with none left is marked done
+// instead. A batch whose new task has not claimed it within pickupGrace
+// is enqueued again only if that task is no longer in Redis.
 func (s *Service) reclaim(ctx context.Context, l lapsed, now time.Time) (bool, error) {
 	wrap := func(err error) error {
 		return fmt.Errorf("queue: reclaim batch %d of send %d: %w", l.batch, l.sendID, err)
+	}
+	claim := l.claim
+	if !strings.HasPrefix(claim, reclaimPrefix) {
+		claim = reclaimPrefix + l.claim
+	}
+	taskID := reclaimTaskID(l.sendID, l.uid, l.batch, claim)
+	if claim == l.claim { // taken over before: is its task still waiting?
+		ok, err := s.tasksExist(ctx, taskID)
+		if err != nil {
+			return false, wrap(err)
+		}
+		if ok[0] {
+			_, err := s.db.ExecContext(ctx, qTakeOver, claim, now.Add(pickupGrace).UnixMilli(), l.sendID, l.batch, l.claim, l.until)
+			if err != nil {
+				return false, wrap(err)
+			}
+			return false, nil
+		}
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, wrap(err)
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, qTakeOver, now.Add(pickupGrace).UnixMilli(), l.sendID, l.batch, l.claim, l.until)
+	res, err := tx.ExecContext(ctx, qTakeOver, claim, now.Add(pickupGrace).UnixMilli(), l.sendID, l.batch, l.claim, l.until)
 	if err != nil {
 		return false, wrap(err)
 	}
@@ -281,10 +309,10 @@ func (s *Service) reclaim(ctx context.Context, l lapsed, now time.Time) (bool, e
 	if len(ids) == 0 {
 		return true, s.maybeFinish(ctx, l.sendID)
 	}
-	// Should the enqueue fail, the batch's lease lapses again after
-	// pickupGrace and a watchdog tries once more.
+	// Should the enqueue fail, the pickup wait lapses and a watchdog
+	// tries once more.
 	p := BatchPayload{SendID: l.sendID, UID: l.uid, Batch: l.batch, IDs: ids}
-	t, err := NewBatchTask(p, append(s.batchOpts(), asynq.TaskID(reclaimTaskID(p, now)))...)
+	t, err := NewBatchTask(p, append(s.batchOpts(), asynq.TaskID(taskID))...)
 	if err != nil {
 		return false, wrap(err)
 	}
@@ -296,10 +324,11 @@ func (s *Service) reclaim(ctx context.Context, l lapsed, now time.Time) (bool, e
 	return true, nil
 }
 
-// reclaimTaskID is the TaskID of a batch enqueued again by a watchdog:
-// the batch's own TaskID may still be held by the dead worker's task.
-func reclaimTaskID(p BatchPayload, now time.Time) string {
-	return fmt.Sprintf("%s~r%d", BatchTaskID(p.SendID, p.UID, p.Batch), now.UnixMilli())
+// reclaimTaskID is the TaskID of a batch enqueued again by a watchdog,
+// "batch:<send>.<uid>:<n>~<dead run's claim>": the batch's own TaskID may
+// still be held by the dead worker's task.
+func reclaimTaskID(sendID int64, uid string, batch int64, claim string) string {
+	return BatchTaskID(sendID, uid, batch) + "~" + strings.TrimPrefix(claim, reclaimPrefix)
 }
 
 // openRowsOfBatch lists the subscribers of a batch whose deliveries are
