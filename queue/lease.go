@@ -40,7 +40,8 @@ import (
 var errBusy = fmt.Errorf("batch held by another run: %w", errPaused)
 
 // errLeaseLost: the run's lease lapsed or another run took the batch
-// over; it stops sending and Asynq runs the task again later.
+// over; it stops sending and Asynq runs the task again after
+// Config.PauseRecheck, without counting a failure.
 var errLeaseLost = errors.New("the batch's lease lapsed or was taken over; stopped sending")
 
 // leaseMargin is how long before its lease runs out a run stops sending,

@@ -555,7 +555,7 @@ func (s *Service) feedbackID(issue *compose.Issue, list string) string {
 
 // retryDelay is the bounded backoff of a batch after temporary failures.
 func (s *Service) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
-	if errors.Is(err, errPaused) {
+	if errors.Is(err, errPaused) || errors.Is(err, errLeaseLost) {
 		return s.cfg.PauseRecheck
 	}
 	d := s.cfg.RetryBase << min(n, 16)
@@ -569,8 +569,9 @@ func (s *Service) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 // the retry set (not counted as a failure) until the send resumes.
 var errPaused = errors.New("send is paused")
 
-// isFailure tells asynq which errors count against a task's retries.
-func isFailure(err error) bool { return !errors.Is(err, errPaused) }
+// isFailure tells asynq which errors count against a task's retries: not
+// a pause, nor a batch that waits for another run or lost its lease.
+func isFailure(err error) bool { return !errors.Is(err, errPaused) && !errors.Is(err, errLeaseLost) }
 
 // Failure is one delivery of a send that failed or waits to be retried,
 // with the relay's last reply.
