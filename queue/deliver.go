@@ -226,7 +226,7 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	run := s.leases.add(p.SendID, p.Batch, token, until)
+	run := s.leases.add(p.SendID, p.Batch, token, until, nil)
 	defer s.leases.release(run)
 	margin := leaseMargin(s.cfg.LeaseTTL)
 	if len(rows) == 0 {

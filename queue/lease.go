@@ -48,13 +48,30 @@ var errLeaseLost = errors.New("the batch's lease lapsed or was taken over; stopp
 // for the clocks of two machines that differ a little.
 func leaseMargin(ttl time.Duration) time.Duration { return ttl / 6 }
 
-// batchRun is one running batch whose lease this process renews.
+// planBatch is the batch number of a send's planning run: the leaser
+// renews its lease in sends (plan_claim, plan_lease_until) instead of in
+// batch_claims.
+const planBatch = -1
+
+// batchRun is one running batch (or planning, batch planBatch) whose
+// lease this process renews.
 type batchRun struct {
 	sendID, batch int64
 	claim         string
 	// until is the end of the lease (Unix ms) as last written; 0 once
 	// the claim was found taken over.
 	until atomic.Int64
+	// lost, if set, is called once the lease is found taken over.
+	lost func()
+}
+
+// leaseQueries are a run's renewal and release statements, with the
+// arguments (until, send, batch, claim) and (send, batch, claim).
+func (r *batchRun) leaseQueries() (renew, release string) {
+	if r.batch == planBatch {
+		return qRenewPlanLease, qReleasePlanLease
+	}
+	return qRenewLease, qReleaseLease
 }
 
 // valid reports whether the run may still hand a copy to the relay.
@@ -81,9 +98,10 @@ func newLeaser(db *sql.DB, ttl time.Duration, now func() time.Time, log *slog.Lo
 		stop: make(chan struct{}), done: make(chan struct{})}
 }
 
-// add registers a run whose claim was written with lease end until.
-func (l *leaser) add(sendID, batch int64, claim string, until int64) *batchRun {
-	r := &batchRun{sendID: sendID, batch: batch, claim: claim}
+// add registers a run whose claim was written with lease end until;
+// lost, if not nil, is called should another run take its work over.
+func (l *leaser) add(sendID, batch int64, claim string, until int64, lost func()) *batchRun {
+	r := &batchRun{sendID: sendID, batch: batch, claim: claim, lost: lost}
 	r.until.Store(until)
 	l.start.Do(func() { go l.loop() })
 	l.mu.Lock()
@@ -94,7 +112,14 @@ func (l *leaser) add(sendID, batch int64, claim string, until int64) *batchRun {
 
 // qReleaseLease ends a run's lease: the batch is free for the next run
 // (Asynq's retry, or a task waiting on it), and no watchdog takes it.
-const qReleaseLease = `UPDATE batch_claims SET lease_until = 0 WHERE send_id = ? AND batch = ? AND claim = ?`
+const qReleaseLease = `UPDATE batch_claims SET lease_until = 0 WHERE send_id = ?1 AND batch = ?2 AND claim = ?3`
+
+// qReleasePlanLease and qRenewPlanLease are qReleaseLease and
+// qRenewLease for a send's planning (?2, the batch, is planBatch).
+const (
+	qReleasePlanLease = `UPDATE sends SET plan_lease_until = 0 WHERE id = ?1 AND ?2 = -1 AND plan_claim = ?3`
+	qRenewPlanLease   = `UPDATE sends SET plan_lease_until = ?1 WHERE id = ?2 AND ?3 = -1 AND plan_claim = ?4`
+)
 
 // release stops renewing r and ends its lease.
 func (l *leaser) release(r *batchRun) {
@@ -106,7 +131,8 @@ func (l *leaser) release(r *batchRun) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := l.db.ExecContext(ctx, qReleaseLease, r.sendID, r.batch, r.claim); err != nil {
+	_, q := r.leaseQueries()
+	if _, err := l.db.ExecContext(ctx, q, r.sendID, r.batch, r.claim); err != nil {
 		// It lapses by itself; a watchdog then enqueues the batch again.
 		l.log.Warn("release batch lease", "send_id", r.sendID, "batch", r.batch, "err", err)
 	}
@@ -129,7 +155,7 @@ func (l *leaser) loop() {
 }
 
 // qRenewLease extends a run's lease while its claim stands.
-const qRenewLease = `UPDATE batch_claims SET lease_until = ? WHERE send_id = ? AND batch = ? AND claim = ?`
+const qRenewLease = `UPDATE batch_claims SET lease_until = ?1 WHERE send_id = ?2 AND batch = ?3 AND claim = ?4`
 
 // renew extends the lease of every running batch in one transaction. A
 // run whose claim is gone is told so (its until becomes 0).
@@ -153,7 +179,8 @@ func (l *leaser) renew() error {
 	until := l.now().Add(l.ttl).UnixMilli()
 	lost := make([]bool, len(runs))
 	for i, r := range runs {
-		res, err := tx.ExecContext(ctx, qRenewLease, until, r.sendID, r.batch, r.claim)
+		q, _ := r.leaseQueries()
+		res, err := tx.ExecContext(ctx, q, until, r.sendID, r.batch, r.claim)
 		if err != nil {
 			return err
 		}
@@ -165,7 +192,9 @@ func (l *leaser) renew() error {
 	}
 	for i, r := range runs {
 		if lost[i] {
-			r.until.Store(0)
+			if r.until.Swap(0) != 0 && r.lost != nil {
+				r.lost()
+			}
 			l.log.Warn("batch taken over by another run", "send_id", r.sendID, "batch", r.batch)
 		} else if r.until.Load() != 0 {
 			r.until.Store(until)
@@ -374,6 +403,9 @@ func (s *Service) runWatchdog(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(d):
+		}
+		if _, err := s.reclaimLapsedPlans(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("lease watchdog", "err", err)
 		}
 		if _, err := s.reclaimLapsed(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("lease watchdog", "err", err)

@@ -1,6 +1,8 @@
 package queue
 
 import (
+	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"testing"
@@ -91,5 +93,59 @@ func TestWatchdogReclaimsLapsedBatchesOnce(t *testing.T) {
 	db.QueryRowContext(ctx, `SELECT done FROM batch_claims WHERE send_id = 1 AND batch = 1`).Scan(&done)
 	if !done {
 		t.Error("a lapsed batch with nothing open is not marked done")
+	}
+}
+
+// A send's planning has a lease too: a second run does not plan while
+// the first holds it, a run that lost it records no more pages, and a
+// planning whose run died is enqueued again once.
+func TestPlanningLease(t *testing.T) {
+	ctx, _, now, mustExec, s, _ := recordFixture(t)
+	rdb := testutil.RedisDB(t)
+	s.rdb, s.client = rdb, asynq.NewClientFromRedisClient(rdb)
+	s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s.cfg = Config{From: "a@example.jp", BaseURL: "https://example.jp"}
+	if err := s.cfg.fill(); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(`UPDATE sends SET state = 'planning' WHERE id = 1`)
+	if _, err := s.claimPlan(ctx, 1, "plan-a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.claimPlan(ctx, 1, "plan-b"); !errors.Is(err, errBusy) {
+		t.Fatalf("second planner under a live lease: %v, want errBusy", err)
+	}
+	page := func(claim string) error {
+		t.Helper()
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		return checkPlanClaim(context.WithValue(ctx, planRunKey{}, &batchRun{sendID: 1, batch: planBatch, claim: claim}), tx, 1)
+	}
+	if err := page("plan-a"); err != nil {
+		t.Errorf("a page by the holder: %v", err)
+	}
+	if err := page("plan-b"); !errors.Is(err, errLeaseLost) {
+		t.Errorf("a page by a run without the claim: %v, want errLeaseLost", err)
+	}
+	// plan-a's worker died.
+	mustExec(`UPDATE sends SET plan_lease_until = ? WHERE id = 1`, now-1)
+	if n, err := s.reclaimLapsedPlans(ctx); err != nil || n != 1 {
+		t.Fatalf("reclaim: %d, %v; want 1", n, err)
+	}
+	tasks, err := asynq.NewInspectorFromRedisClient(rdb).ListPendingTasks(QueueNewsletter)
+	if err != nil || len(tasks) != 1 || tasks[0].ID != "plan:1.u1~plan-a" {
+		t.Fatalf("pending %v (%v), want the planning under plan:1.u1~plan-a", tasks, err)
+	}
+	if n, err := s.reclaimLapsedPlans(ctx); err != nil || n != 0 {
+		t.Errorf("second round: %d, %v; want none", n, err)
+	}
+	if err := page("plan-a"); !errors.Is(err, errLeaseLost) {
+		t.Errorf("a page by the dead run after the takeover: %v, want errLeaseLost", err)
+	}
+	if _, err := s.claimPlan(ctx, 1, "plan-c"); err != nil {
+		t.Errorf("the new run's claim: %v", err)
 	}
 }
