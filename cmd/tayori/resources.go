@@ -57,7 +57,7 @@ func (a *app) openDB(ctx context.Context) (*sql.DB, error) {
 	}
 	db, err := sqlitedb.OpenExisting(ctx, path)
 	if errors.Is(err, sqlitedb.ErrNoDatabase) {
-		return nil, fmt.Errorf("%w (TAYORI_DB=%s): create it with `tayori init`, or point TAYORI_DB or TAYORI_DATA_DIR at your database", err, a.cfg.DB)
+		return nil, fmt.Errorf("%w: create it with `tayori init` (TAYORI_DB is %s), or point TAYORI_DB or TAYORI_DATA_DIR at your database", err, a.cfg.DB)
 	}
 	if err != nil {
 		return nil, err
