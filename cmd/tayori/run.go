@@ -58,7 +58,7 @@ database file being deleted or replaced while it runs, with an error.`,
 			// Opened here, before the services start: the store watch
 			// halts the worker's deliveries.
 			if _, err := a.deliveryService(ctx); err != nil {
-				return err
+				return stoppedWhileStarting(ctx, err)
 			}
 			services := []runService{{name: "worker", run: a.runWorker}, {name: "retention", run: a.runRetention},
 				{name: "store", run: a.watchStore}}
@@ -78,7 +78,7 @@ database file being deleted or replaced while it runs, with an error.`,
 			for _, add := range extraRunServices {
 				s, err := add(ctx, a)
 				if err != nil {
-					return err
+					return stoppedWhileStarting(ctx, err)
 				}
 				services = append(services, s)
 			}
@@ -119,6 +119,16 @@ func runAll(ctx context.Context, a *app, services []runService) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// stoppedWhileStarting is the error of a long-running command whose
+// start-up failed: none if it failed because it was told to stop
+// (SIGTERM or SIGINT) while starting.
+func stoppedWhileStarting(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }
 
 // issueFromDir finds the month's issue in dir as <slug>.md or <slug>.txt.

@@ -26,7 +26,7 @@ error.`,
 			// Opened here, before the services start: the store watch
 			// halts this service's deliveries.
 			if _, err := a.deliveryService(cmd.Context()); err != nil {
-				return err
+				return stoppedWhileStarting(cmd.Context(), err)
 			}
 			return runAll(cmd.Context(), a, []runService{{name: "worker", run: a.runWorker}, {name: "store", run: a.watchStore}})
 		},
