@@ -211,3 +211,41 @@ func TestRequeueRecreatesWhatRedisLost(t *testing.T) {
 		t.Error("requeue of a finished send: no error")
 	}
 }
+
+// A monthly tick lost (its task gone with Redis, or no process running
+// at the time) is caught up when a process takes the scheduler lease,
+// within the schedule's NotAfter: the month's send is created from the
+// store's view (none exists), once.
+func TestMonthlyTickLostIsCaughtUp(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	is := loadIssue(t, "aisi-monthly-2025-11.txt")
+	e.addReader("a@example.jp", "", audience.All())
+	tick := time.Now().UTC().Add(-2 * time.Minute)
+	sch := queue.Schedule{Spec: fmt.Sprintf("%d %d * * *", tick.Minute(), tick.Hour()), Location: time.UTC, List: testList,
+		Load: func(context.Context, string) (*compose.Issue, error) { return is, nil }}
+	for range 2 { // two `tayori run`s
+		go e.svc.RunScheduler(e.ctx, sch)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sends, err := e.svc.List(e.ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sends) == 1 {
+			e.waitState(sends[0].ID, queue.Done, 20*time.Second)
+			break
+		}
+		if len(sends) > 1 || time.Now().After(deadline) {
+			t.Fatalf("%d sends %v after the lost tick of %s, want 1", len(sends), sends, tick.Format(time.TimeOnly))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second)
+	if sends, _ := e.svc.List(e.ctx, 10); len(sends) != 1 {
+		t.Errorf("%d sends, want the one caught up", len(sends))
+	}
+	if n := len(e.smtp.MessagesTo("a@example.jp")); n != 1 {
+		t.Errorf("%d copies, want 1", n)
+	}
+}
