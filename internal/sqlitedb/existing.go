@@ -22,7 +22,7 @@ type NoDatabaseError struct {
 
 func (e *NoDatabaseError) Error() string {
 	if e.Empty {
-		return "database " + e.Path + " is empty: it has no tables"
+		return "database " + e.Path + " has no tables"
 	}
 	return "database " + e.Path + " does not exist"
 }

@@ -27,7 +27,7 @@ func TestOpenExistingRefusesWhatIsNoDatabase(t *testing.T) {
 	}
 	empty := filepath.Join(dir, "empty.db")
 	os.WriteFile(empty, nil, 0o600)
-	if _, err := sqlitedb.OpenExisting(ctx, empty); !errors.Is(err, sqlitedb.ErrNoDatabase) || !strings.Contains(err.Error(), "empty") {
+	if _, err := sqlitedb.OpenExisting(ctx, empty); !errors.Is(err, sqlitedb.ErrNoDatabase) || !strings.Contains(err.Error(), empty+" has no tables") {
 		t.Errorf("empty file: %v", err)
 	}
 	junk := filepath.Join(dir, "junk.db")
