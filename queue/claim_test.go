@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -79,9 +80,14 @@ func TestClaimAndRecord(t *testing.T) {
 	}
 
 	p := &BatchPayload{SendID: 1, Batch: 0, IDs: []int64{10, 11, 12, 13, 14}}
-	a, err := s.claim(ctx, p, "run-a")
-	if err != nil || len(a) != 5 {
-		t.Fatalf("claim by run a: %v, %v", a, err)
+	s.cfg.LeaseTTL = time.Minute
+	a, until, err := s.claim(ctx, p, "run-a")
+	if err != nil || len(a) != 5 || until < time.Now().Add(50*time.Second).UnixMilli() {
+		t.Fatalf("claim by run a: %v, lease until %d, %v", a, until, err)
+	}
+	// While run a's lease lives, no other run claims the batch.
+	if b, _, err := s.claim(ctx, p, "run-b"); !errors.Is(err, errBusy) || b != nil {
+		t.Fatalf("claim by run b under run a's live lease: %v, %v; want errBusy", b, err)
 	}
 	flush(outcome{sendID: 1, subID: 10, claim: "run-a", status: "sent", reply: "250 2.0.0 \"ok\" \\ 受付 \xff\n"},
 		outcome{sendID: 1, subID: 11, claim: "run-a", status: "retry", reply: "451 later"})
@@ -89,9 +95,11 @@ func TestClaimAndRecord(t *testing.T) {
 		t.Errorf("row 10 = %s %q %d", st, reply, n)
 	}
 
-	// Run b takes the batch over: it gets the unfinished rows, and run a's
-	// later outcomes no longer count.
-	b, err := s.claim(ctx, p, "run-b")
+	// Run a's lease lapses (its process died) and run b takes the batch
+	// over: it gets the unfinished rows, and run a's later outcomes no
+	// longer count.
+	mustExec(`UPDATE batch_claims SET lease_until = ? WHERE send_id = 1 AND batch = 0`, time.Now().Add(-time.Second).UnixMilli())
+	b, _, err := s.claim(ctx, p, "run-b")
 	if err != nil || len(b) != 4 || b[0].subID != 11 || b[0].attempts != 1 {
 		t.Fatalf("claim by run b: %+v, %v", b, err)
 	}
@@ -311,7 +319,7 @@ func TestFirstCopiesInBatchSent(t *testing.T) {
 	}
 	p := &BatchPayload{SendID: 1, Batch: 0, IDs: []int64{10, 11, 12, 13, 14}}
 
-	if a, err := s.claim(ctx, p, "run-a"); err != nil || len(a) != 5 {
+	if a, _, err := s.claim(ctx, p, "run-a"); err != nil || len(a) != 5 {
 		t.Fatalf("claim by run a: %v, %v", a, err)
 	}
 	// Two first copies sent and one retry in one group: one transaction,
@@ -331,9 +339,9 @@ func TestFirstCopiesInBatchSent(t *testing.T) {
 	}
 	counts(Counts{Planned: 6, Sent: 2, Retrying: 1, Queued: 3})
 
-	// Run b takes over: the copies in batch_sent are done, and run a can
-	// add no more.
-	b, err := s.claim(ctx, p, "run-b")
+	// Run b takes over (run a's lease, of LeaseTTL 0, has lapsed): the
+	// copies in batch_sent are done, and run a can add no more.
+	b, _, err := s.claim(ctx, p, "run-b")
 	if err != nil || len(b) != 3 || b[0].subID != 11 || b[0].attempts != 1 || b[1].subID != 13 || b[2].subID != 14 {
 		t.Fatalf("claim by run b: %+v, %v", b, err)
 	}

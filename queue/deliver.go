@@ -103,54 +103,67 @@ const qClaimRows = `SELECT subscriber_id, attempts FROM deliveries
 	WHERE send_id = ? AND subscriber_id BETWEEN ? AND ? AND batch = ? AND status IN ('queued','retry','sending')
 	ORDER BY subscriber_id`
 
+// qClaim takes a batch for a run, under a lease until ?5, unless another
+// run holds it under a live lease (migration 0009).
+const qClaim = `INSERT INTO batch_claims (send_id, batch, claim, claimed_at, lease_until, lo, hi) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+	ON CONFLICT (send_id, batch) DO UPDATE SET claim = excluded.claim, claimed_at = excluded.claimed_at,
+		lease_until = excluded.lease_until, lo = excluded.lo, hi = excluded.hi
+	WHERE batch_claims.claim = '' OR batch_claims.claim LIKE 'reclaim:%' OR batch_claims.lease_until <= ?4`
+
 // claim takes the batch for this run (one row in batch_claims, whatever
-// the batch's size) and returns its unfinished deliveries. Rows a crashed
-// earlier run left unrecorded are among them (their copies may have gone
-// out: those are the at-most-in-flight duplicates). Outcomes are recorded
-// only under the batch's current claim, so an earlier run that is still
-// alive, if Asynq handed its task to another, records nothing more.
-func (s *Service) claim(ctx context.Context, p *BatchPayload, token string) ([]claimed, error) {
+// the batch's size) under a lease that ends at until (Unix ms), and
+// returns its unfinished deliveries. Rows a crashed earlier run left
+// unrecorded are among them (their copies may have gone out: those are
+// the at-most-in-flight duplicates). Outcomes are recorded only under the
+// batch's current claim, so an earlier run that is still alive, if its
+// batch was taken over, records nothing more. A batch that another run
+// holds under a live lease is not claimed: errBusy.
+func (s *Service) claim(ctx context.Context, p *BatchPayload, token string) (out []claimed, until int64, err error) {
 	if len(p.IDs) == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
 	wrap := func(err error) error {
 		return fmt.Errorf("queue: claim batch %d of send %d: %w", p.Batch, p.SendID, err)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, 0, wrap(err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO batch_claims (send_id, batch, claim, claimed_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (send_id, batch) DO UPDATE SET claim = excluded.claim, claimed_at = excluded.claimed_at`,
-		p.SendID, p.Batch, token, s.cfg.Now().UnixMilli()); err != nil {
-		return nil, wrap(err)
-	}
 	// A batch's ids are consecutive in the send's planning order, so its
 	// rows are one key range of the primary key.
 	lo, hi := slices.Min(p.IDs), slices.Max(p.IDs)
+	now := s.cfg.Now()
+	until = now.Add(s.cfg.LeaseTTL).UnixMilli()
+	res, err := tx.ExecContext(ctx, qClaim, p.SendID, p.Batch, token, now.UnixMilli(), until, lo, hi)
+	if err != nil {
+		return nil, 0, wrap(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, 0, errBusy
+	}
 	rows, err := tx.QueryContext(ctx, qClaimRows, p.SendID, lo, hi, p.Batch)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, 0, wrap(err)
 	}
-	out := make([]claimed, 0, len(p.IDs))
+	out = make([]claimed, 0, len(p.IDs))
 	for rows.Next() {
 		var c claimed
 		if err := rows.Scan(&c.subID, &c.attempts); err != nil {
 			rows.Close()
-			return nil, wrap(err)
+			return nil, 0, wrap(err)
 		}
 		out = append(out, c)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, wrap(err)
+		return nil, 0, wrap(err)
 	}
 	// Copies an earlier run sent on their first attempt are in batch_sent,
 	// their rows still queued: they are done.
 	sent, err := sqlitedb.QueryColumn[int64](ctx, tx, qBatchSentIDs, p.SendID, p.Batch)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, 0, wrap(err)
 	}
 	if len(sent) > 0 {
 		done := make(map[int64]bool, len(sent))
@@ -160,9 +173,9 @@ func (s *Service) claim(ctx context.Context, p *BatchPayload, token string) ([]c
 		out = slices.DeleteFunc(out, func(c claimed) bool { return done[c.subID] })
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, wrap(err)
+		return nil, 0, wrap(err)
 	}
-	return out, nil
+	return out, until, nil
 }
 
 // qBatchSentIDs lists the readers of a batch whose copies are in
@@ -183,6 +196,9 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 	var p BatchPayload
 	if err := p.UnmarshalBinary(t.Payload()); err != nil {
 		return errPayload(TypeSendBatch, err)
+	}
+	if err := s.halted(); err != nil {
+		return err
 	}
 	attempt, _ := asynq.GetRetryCount(ctx)
 	log := s.log.With("send_id", p.SendID, "batch", p.Batch, "attempt", attempt)
@@ -206,10 +222,13 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 		return errors.New("queue: this process has no Sender")
 	}
 	token := newToken()
-	rows, err := s.claim(ctx, &p, token)
+	rows, until, err := s.claim(ctx, &p, token)
 	if err != nil {
 		return err
 	}
+	run := s.leases.add(p.SendID, p.Batch, token, until, nil)
+	defer s.leases.release(run)
+	margin := leaseMargin(s.cfg.LeaseTTL)
 	if len(rows) == 0 {
 		if err := s.finishBatch(ctx, &p, token, false); err != nil {
 			return err
@@ -219,6 +238,10 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 	ids := make([]int64, len(rows))
 	for i, r := range rows {
 		ids[i] = r.subID
+	}
+	watch, err := s.watchReaders(ctx, sc.snd.List)
+	if err != nil {
+		return fmt.Errorf("queue: batch %d of send %d: %w", p.Batch, p.SendID, err)
 	}
 	recips, err := s.deps.Directory.Lookup(ctx, sc.snd.List, ids)
 	if err != nil {
@@ -243,7 +266,7 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 		fails0     = s.rec.failures()
 		temp       int
 		policy     string
-		lastCheck  = time.Now()
+		lastCheck  time.Time // zero: look first (the batch may have waited for a sender)
 		stopReason error
 	)
 	// Rows never recorded (a stop part way) stay queued for the re-run.
@@ -319,13 +342,24 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 		stream = ss.Stream()
 		defer closeStream() // should the loop panic
 	}
-	for _, c := range rows {
+	for i, c := range rows {
 		if ctx.Err() != nil {
 			stopReason = ctx.Err()
 			break
 		}
-		if time.Since(lastCheck) > stateCheckEvery {
-			lastCheck = time.Now()
+		if err := s.halted(); err != nil {
+			stopReason = err
+			break
+		}
+		now := s.cfg.Now()
+		if !run.valid(now, margin) {
+			// The lease was not renewed in time (or the batch was taken
+			// over): another run may have it now.
+			stopReason = errLeaseLost
+			break
+		}
+		if now.Sub(lastCheck) > stateCheckEvery {
+			lastCheck = now
 			st, err := s.currentState(ctx, p.SendID)
 			if err != nil {
 				stopReason = err
@@ -336,6 +370,12 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 				break
 			}
 			if st == Cancelled {
+				break
+			}
+			// Readers who unsubscribed or changed their preferences
+			// since the batch read them.
+			if _, err := watch.refresh(ctx, rows[i:], byID); err != nil {
+				stopReason = err
 				break
 			}
 		}

@@ -33,6 +33,15 @@
 // those sent but not yet answered (at most mailer.MaxInFlight), and
 // those answered within the last group-commit window.
 //
+// A run holds its batch under a lease (batch_claims.lease_until,
+// migration 0009) that its process renews every LeaseTTL/3; no other run
+// claims a batch under a live lease, and every worker re-enqueues within
+// seconds the batches whose lease lapsed because their worker died (see
+// lease.go). Redis holds only work in progress: every worker compares the
+// unfinished sends with their tasks in Redis every ReconcileInterval and
+// re-creates the missing ones from the store (reconcile.go), as does
+// Service.Requeue (`tayori send resume ID`) on demand.
+//
 // The package owns neither the subscriber store, the renderer nor the SMTP
 // client: it declares the small interfaces it needs ([Directory], [Tokens],
 // [Renderer], [Sender]) and cmd/tayori passes the concrete types.

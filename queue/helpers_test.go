@@ -67,6 +67,7 @@ func (e *env) startWorker() {
 
 type envOpts struct {
 	smtp        []testutil.SMTPOption
+	redis       *redis.Client // default: a database of the test Redis
 	cfg         queue.Config
 	noWorker    bool
 	concurrency int
@@ -91,7 +92,11 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.rdb, e.rdbN = testutil.RedisDBNumber(t)
+	if o.redis != nil {
+		e.rdb = o.redis
+	} else {
+		e.rdb, e.rdbN = testutil.RedisDBNumber(t)
+	}
 	e.smtp = testutil.StartSMTP(t, o.smtp...)
 	var tune []func(*mailer.PoolOptions)
 	if o.pool != nil {

@@ -168,6 +168,9 @@ func (s *Service) insertDeliveries(ctx context.Context, sendID int64, rows []pla
 		return nil, wrap(err)
 	}
 	defer tx.Rollback()
+	if err := checkPlanClaim(ctx, tx, sendID); err != nil {
+		return nil, wrap(err)
+	}
 	now := s.cfg.Now().UnixMilli()
 	out, next, ok, err := s.insertDeliveriesSet(ctx, tx, sendID, rows, *batchNo, now)
 	if err != nil {
@@ -179,6 +182,9 @@ func (s *Service) insertDeliveries(ctx context.Context, sendID int64, rows []pla
 			return nil, wrap(err)
 		}
 		defer tx.Rollback()
+		if err := checkPlanClaim(ctx, tx, sendID); err != nil {
+			return nil, wrap(err)
+		}
 		if out, next, err = s.insertDeliveriesEach(ctx, tx, sendID, rows, *batchNo, now); err != nil {
 			return nil, wrap(err)
 		}
@@ -392,6 +398,9 @@ func (s *Service) handlePlan(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.SendID <= 0 {
 		return errPayload(TypeSendPlan, fmt.Errorf("%v", err))
 	}
+	if err := s.halted(); err != nil {
+		return err
+	}
 	snd, err := getSend(ctx, s.db, p.SendID, false)
 	if errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("plan: %w: %w", err, asynq.SkipRetry)
@@ -402,6 +411,5 @@ func (s *Service) handlePlan(ctx context.Context, t *asynq.Task) error {
 	if snd.UID != p.UID {
 		return fmt.Errorf("plan: send %d has another uid (stale task): %w", p.SendID, asynq.SkipRetry)
 	}
-	_, err = s.Plan(ctx, p.SendID)
-	return err
+	return s.planUnderLease(ctx, p.SendID)
 }

@@ -33,6 +33,20 @@ type Directory interface {
 	MarkBounced(ctx context.Context, subscriberID int64, reason string) error
 }
 
+// ChangeFeed is what a Directory may also offer: the subscribers whose
+// status, lists, preferences, address or name changed, so that a running
+// batch re-reads only those, every quarter of a second, and an
+// unsubscribe or a preference change takes effect for every copy not yet
+// handed to the relay.
+type ChangeFeed interface {
+	// ChangeMark returns the position of the newest change.
+	ChangeMark(ctx context.Context) (int64, error)
+	// ChangedSince returns the subscribers changed after mark (each once)
+	// and the mark to pass next. complete is false when the changes since
+	// mark are no longer all known: the caller re-reads everyone.
+	ChangedSince(ctx context.Context, mark int64) (ids []int64, next int64, complete bool, err error)
+}
+
 // Tokens mints the signed, opaque tokens that go into a reader's links
 // (*subscribers.Store implements it).
 type Tokens interface {

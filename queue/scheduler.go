@@ -13,6 +13,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"github.com/robfig/cron/v3"
 
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/compose"
@@ -83,6 +84,9 @@ func (s *Service) RunScheduler(ctx context.Context, sch Schedule) error {
 		}
 		if ok {
 			s.log.InfoContext(ctx, "scheduler lease taken", "spec", sch.Spec, "location", sch.Location.String())
+			if err := s.catchUpMonthly(ctx, sch); err != nil && ctx.Err() == nil {
+				s.log.Error("monthly send not caught up", "err", err)
+			}
 			if err := s.runScheduler(ctx, sch, lease); err != nil {
 				return err
 			}
@@ -144,16 +148,21 @@ func (s *Service) handleMonthly(ctx context.Context, t *asynq.Task) error {
 		return errors.New("queue: monthly tick on a process without a schedule loader")
 	}
 	now := s.cfg.Now().In(sch.Location)
-	slug := now.Format("2006-01")
+	return s.createMonthly(ctx, sch, now.Format("2006-01"), p.List, p.Filter, now.Add(p.NotAfter))
+}
+
+// createMonthly creates the month's send (slug "2006-01") to list, unless
+// it exists already.
+func (s *Service) createMonthly(ctx context.Context, sch *Schedule, slug, list string, filter *audience.Prefs, notAfter time.Time) error {
 	issue, err := sch.Load(ctx, slug)
 	if err != nil {
 		return fmt.Errorf("queue: monthly send %s: %w", slug, err)
 	}
-	ns := NewSend{Issue: issue, List: p.List, Filter: p.Filter, NotAfter: now.Add(p.NotAfter)}
-	ns.uid = monthlyUID(slug, p.List)
+	ns := NewSend{Issue: issue, List: list, Filter: filter, NotAfter: notAfter}
+	ns.uid = monthlyUID(slug, list)
 	snd, err := s.Create(ctx, ns)
 	if errors.Is(err, ErrDuplicate) {
-		s.log.InfoContext(ctx, "monthly send exists already", "issue", slug, "list", p.List)
+		s.log.InfoContext(ctx, "monthly send exists already", "issue", slug, "list", list)
 		return nil
 	}
 	if err != nil {
@@ -161,6 +170,49 @@ func (s *Service) handleMonthly(ctx context.Context, t *asynq.Task) error {
 	}
 	s.log.InfoContext(ctx, "monthly send created", "send_id", snd.ID, "issue", slug)
 	return nil
+}
+
+// catchUpMonthly creates the send of the schedule's last tick if that
+// tick was less than NotAfter ago and its send does not exist: the tick
+// was lost (its task went with Redis, or no process held the schedule
+// then). Asynq's scheduler does not catch up missed ticks by itself.
+func (s *Service) catchUpMonthly(ctx context.Context, sch Schedule) error {
+	now := s.cfg.Now().In(sch.Location)
+	tick, ok := lastTick(sch.Spec, sch.Location, now, sch.NotAfter)
+	if !ok {
+		return nil
+	}
+	slug := tick.Format("2006-01")
+	var exists bool
+	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM sends WHERE uid = ?)`,
+		monthlyUID(slug, sch.List)).Scan(&exists); err != nil {
+		return fmt.Errorf("queue: monthly send %s: %w", slug, err)
+	}
+	if exists {
+		return nil
+	}
+	s.log.WarnContext(ctx, "monthly tick missed; creating its send now", "tick", tick, "issue", slug, "list", sch.List)
+	return s.createMonthly(ctx, &sch, slug, sch.List, sch.Filter, tick.Add(sch.NotAfter))
+}
+
+// lastTick returns the latest time at or before now, and after
+// now-within, at which the cron spec fires; ok is false if there is none
+// (or the spec fires too often to look: more than 1,000 times in within).
+func lastTick(spec string, loc *time.Location, now time.Time, within time.Duration) (time.Time, bool) {
+	sched, err := cron.ParseStandard(spec)
+	if err != nil {
+		return time.Time{}, false
+	}
+	var last time.Time
+	t := now.Add(-within).In(loc)
+	for range 1000 {
+		next := sched.Next(t)
+		if next.IsZero() || next.After(now) {
+			return last, !last.IsZero()
+		}
+		last, t = next, next
+	}
+	return time.Time{}, false
 }
 
 // monthlyUID identifies the send of one month to one list.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -72,11 +73,20 @@ func (s *Service) NewServer(cfg ServerConfig) *Server {
 // Run serves tasks until ctx ends, then shuts down gracefully: it stops
 // taking tasks, waits up to ShutdownTimeout for those in flight, and
 // requeues the rest (their claimed rows are taken over by the re-run).
+// Meanwhile it re-enqueues the batches of dead workers (see the lease
+// watchdog in lease.go) and re-creates tasks Redis lost (reconcile.go).
 func (srv *Server) Run(ctx context.Context) error {
 	if err := srv.srv.Start(srv.mux); err != nil {
 		return fmt.Errorf("queue: start worker: %w", err)
 	}
+	wctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); srv.svc.runWatchdog(wctx) }()
+	go func() { defer wg.Done(); srv.svc.runReconciler(wctx) }()
 	<-ctx.Done()
+	stop()
+	wg.Wait()
 	srv.srv.Stop()
 	srv.srv.Shutdown()
 	return nil

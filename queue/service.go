@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -63,6 +64,17 @@ type Config struct {
 	// a crash resends at most the copies sent in this window. Default 5ms.
 	FlushInterval time.Duration
 
+	// LeaseTTL is how long a batch's claim holds without being renewed.
+	// A running batch's process renews it every LeaseTTL/3 and stops
+	// sending should it lapse; every worker re-enqueues the batches whose
+	// lease lapsed (their worker died) within about LeaseTTL/3 more.
+	// Default 6s.
+	LeaseTTL time.Duration
+	// ReconcileInterval is how often each worker compares the unfinished
+	// sends with their tasks in Redis and re-creates the missing ones
+	// (Redis replaced or restored from an old copy). Default 30s.
+	ReconcileInterval time.Duration
+
 	// Senders caps the copies this process has at the relay at once (one
 	// SMTP connection each); batch tasks beyond it wait. Default: no cap
 	// (the server's Concurrency bounds it).
@@ -110,6 +122,12 @@ func (c *Config) fill() error {
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = 5 * time.Millisecond
 	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 6 * time.Second
+	}
+	if c.ReconcileInterval <= 0 {
+		c.ReconcileInterval = 30 * time.Second
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -140,13 +158,15 @@ type Service struct {
 	deps   Deps
 	log    *slog.Logger
 	rec    *recorder
+	leases *leaser
 	domain string
 
 	mu       sync.Mutex
 	sends    map[int64]*sendCache
 	rendered map[string]*renderOnce
 	schedule *Schedule
-	senders  chan struct{} // nil: no cap
+	senders  chan struct{}         // nil: no cap
+	halt     atomic.Pointer[error] // set by Halt
 }
 
 // New returns a Service on db (migrated here) and the shared Redis client
@@ -180,12 +200,14 @@ func New(ctx context.Context, db *sql.DB, rdb redis.UniversalClient, cfg Config,
 		s.senders = make(chan struct{}, cfg.Senders)
 	}
 	s.rec = newRecorder(db, cfg.FlushInterval, logger)
+	s.leases = newLeaser(db, cfg.LeaseTTL, cfg.Now, logger)
 	return s, nil
 }
 
-// Close stops the outcome writer after a last flush. The database and the
-// Redis client belong to the caller.
+// Close stops the outcome writer after a last flush, and the renewal of
+// batch leases. The database and the Redis client belong to the caller.
 func (s *Service) Close() error {
+	s.leases.close()
 	return s.rec.close()
 }
 
@@ -540,7 +562,7 @@ func (s *Service) feedbackID(issue *compose.Issue, list string) string {
 
 // retryDelay is the bounded backoff of a batch after temporary failures.
 func (s *Service) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
-	if errors.Is(err, errPaused) {
+	if errors.Is(err, errPaused) || errors.Is(err, errLeaseLost) {
 		return s.cfg.PauseRecheck
 	}
 	if errors.Is(err, errRelayDown) {
@@ -557,8 +579,12 @@ func (s *Service) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 // the retry set (not counted as a failure) until the send resumes.
 var errPaused = errors.New("send is paused")
 
-// isFailure tells asynq which errors count against a task's retries.
-func isFailure(err error) bool { return !errors.Is(err, errPaused) && !errors.Is(err, errRelayDown) }
+// isFailure tells asynq which errors count against a task's retries: not
+// a pause, nor a batch that waits for another run or lost its lease, nor
+// one that waits for the relay to come back.
+func isFailure(err error) bool {
+	return !errors.Is(err, errPaused) && !errors.Is(err, errLeaseLost) && !errors.Is(err, errRelayDown)
+}
 
 // Failure is one delivery of a send that failed or waits to be retried,
 // with the relay's last reply.

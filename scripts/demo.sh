@@ -223,6 +223,9 @@ log "Repair the two links the lint caught, and check again"
 sed -i.bak 's/®=/\&reg=/g' "$demo/2025-11.md" && rm -f "$demo/2025-11.md.bak"
 "$tayori" compose check "$demo/2025-11.md"
 
+log "Create the database (the first set-up; every other command needs it)"
+"$tayori" init
+
 log "Add sample subscribers with different regions and topics"
 "$tayori" subscribers import scripts/demo-subscribers.csv --list monthly
 

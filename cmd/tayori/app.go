@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tayori-news/tayori/internal/config"
+	"github.com/tayori-news/tayori/internal/sqlitedb"
 	"github.com/tayori-news/tayori/queue"
 )
 
@@ -25,6 +26,7 @@ type app struct {
 	stderr io.Writer
 
 	db       *sql.DB
+	dbWatch  *sqlitedb.FileWatch // whether the database file is still the one opened
 	rdb      redis.UniversalClient
 	delivery *queue.Service // deliveryService's, opened once per run
 	closers  []func() error

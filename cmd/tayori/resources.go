@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
@@ -56,7 +57,10 @@ func (a *app) loadConfig(cmd *cobra.Command) error {
 }
 
 // openDB opens the SQLite database once; it is closed when run returns.
-// Each package's store applies its own migrations when it opens.
+// Each package's store applies its own migrations when it opens. The
+// database must exist: only `tayori init` creates it (createDB), so that
+// a mistyped TAYORI_DB or a deleted file is an error, not a new empty
+// database.
 func (a *app) openDB(ctx context.Context) (*sql.DB, error) {
 	if a.db != nil {
 		return a.db, nil
@@ -65,13 +69,78 @@ func (a *app) openDB(ctx context.Context) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("TAYORI_DB: %w", err)
 	}
-	db, err := sqlitedb.Open(ctx, path)
+	db, err := sqlitedb.OpenExisting(ctx, path)
+	if errors.Is(err, sqlitedb.ErrNoDatabase) {
+		return nil, fmt.Errorf("%w: create it with `tayori init` (TAYORI_DB is %s), or point TAYORI_DB or TAYORI_DATA_DIR at your database", err, a.cfg.DB)
+	}
 	if err != nil {
 		return nil, err
 	}
+	return db, a.keepDB(db, path)
+}
+
+// createDB opens the database, creating it (and its directory) if need
+// be: for `tayori init` only. created says whether it was new.
+func (a *app) createDB(ctx context.Context) (db *sql.DB, path string, created bool, err error) {
+	path, err = sqlitedb.PathFromURL(a.cfg.DB)
+	if err != nil {
+		return nil, "", false, fmt.Errorf("TAYORI_DB: %w", err)
+	}
+	if a.db != nil {
+		return a.db, path, false, nil
+	}
+	_, statErr := os.Stat(path)
+	if db, err = sqlitedb.Open(ctx, path); err != nil {
+		return nil, "", false, err
+	}
+	return db, path, errors.Is(statErr, fs.ErrNotExist), a.keepDB(db, path)
+}
+
+// keepDB makes db the process's database, closed when run returns, and
+// starts watching its file (see watchStore).
+func (a *app) keepDB(db *sql.DB, path string) error {
 	a.db = db
 	a.closers = append(a.closers, db.Close)
-	return db, nil
+	w, err := sqlitedb.WatchFile(path)
+	if err != nil {
+		return err
+	}
+	a.dbWatch = w
+	return nil
+}
+
+// storeCheckEvery is how often a long-running command checks that its
+// database file is still the one it opened.
+const storeCheckEvery = 500 * time.Millisecond
+
+// watchStore is a service of the long-running commands (worker, serve,
+// run): it fails, stopping the others, as soon as the database file they
+// opened is deleted or replaced under them. They would otherwise go on
+// sending and recording outcomes into a file nobody will read again (a
+// deleted file lives on, unseen, while it is open). The database must be
+// open before it starts.
+func (a *app) watchStore(ctx context.Context) error {
+	if a.dbWatch == nil {
+		return errors.New("store watch: the database is not open")
+	}
+	t := time.NewTicker(storeCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := a.dbWatch.Check(); err != nil {
+			if a.delivery != nil {
+				a.delivery.Halt(err) // now: a graceful shutdown lets running batches finish
+			}
+			a.logger.Error("the database file changed under the running process; stopping so that nothing more is sent",
+				"path", a.dbWatch.Path(), "err", err)
+			return fmt.Errorf("%w while tayori ran: stopped, so that nothing more is sent or recorded into a file "+
+				"nobody will read; restore the file (or run `tayori init` for a new, empty one) and start again", err)
+		}
+	}
 }
 
 // redisClient connects to TAYORI_REDIS_URL once and checks that Redis

@@ -62,6 +62,7 @@ func newRootCmd(a *app) *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(a),
 		newConfigCmd(a),
+		newInitCmd(a),
 		newComposeCmd(a),
 		newSubscribersCmd(a),
 		newSendCmd(a),

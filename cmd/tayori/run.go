@@ -50,11 +50,18 @@ and the daily retention purge in one process: the embedded default.
 
 The retention purge (as ` + "`tayori subscribers purge`" + `) runs at start and every
 24 hours. Only one of several ` + "`tayori run`" + ` processes schedules (a Redis lease); all of
-them deliver. SIGTERM or SIGINT stops everything gracefully.`,
+them deliver. SIGTERM or SIGINT stops everything gracefully; so does the
+database file being deleted or replaced while it runs, with an error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			services := []runService{{name: "worker", run: a.runWorker}, {name: "retention", run: a.runRetention}}
+			// Opened here, before the services start: the store watch
+			// halts the worker's deliveries.
+			if _, err := a.deliveryService(ctx); err != nil {
+				return stoppedWhileStarting(ctx, err)
+			}
+			services := []runService{{name: "worker", run: a.runWorker}, {name: "retention", run: a.runRetention},
+				{name: "store", run: a.watchStore}}
 			if monthly != "" {
 				svc, err := a.deliveryService(ctx)
 				if err != nil {
@@ -71,7 +78,7 @@ them deliver. SIGTERM or SIGINT stops everything gracefully.`,
 			for _, add := range extraRunServices {
 				s, err := add(ctx, a)
 				if err != nil {
-					return err
+					return stoppedWhileStarting(ctx, err)
 				}
 				services = append(services, s)
 			}
@@ -112,6 +119,16 @@ func runAll(ctx context.Context, a *app, services []runService) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// stoppedWhileStarting is the error of a long-running command whose
+// start-up failed: none if it failed because it was told to stop
+// (SIGTERM or SIGINT) while starting.
+func stoppedWhileStarting(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }
 
 // issueFromDir finds the month's issue in dir as <slug>.md or <slug>.txt.

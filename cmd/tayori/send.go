@@ -331,12 +331,32 @@ Test sends and dry runs are never refused.`,
 		},
 		a.sendPauseCmd(),
 		&cobra.Command{
-			Use: "resume ID", Short: "Resume a paused send", Args: cobra.ExactArgs(1),
+			Use: "resume ID", Short: "Resume a paused send, or re-queue a send's tasks that Redis lost",
+			Long: `Resume a paused send where it stopped. For any send not finished, also
+re-create from the store the tasks that Redis lacks (Redis replaced by an
+empty server, or restored from an old copy): its planning and the batches
+with readers still to send. Copies already sent are not sent again. Every
+running worker does the same by itself within a minute.`,
+			Args: cobra.ExactArgs(1),
 			RunE: a.withSend(func(ctx context.Context, svc *queue.Service, id int64) error {
-				if err := svc.Resume(ctx, id); err != nil {
+				s, err := svc.Get(ctx, id)
+				if err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stdout, "send %d resumed\n", id)
+				if s.State == queue.Paused {
+					if err := svc.Resume(ctx, id); err != nil {
+						return err
+					}
+					fmt.Fprintf(a.stdout, "send %d resumed\n", id)
+				}
+				r, err := svc.Requeue(ctx, id)
+				if err != nil {
+					if s.State == queue.Paused && errors.Is(err, queue.ErrState) {
+						return nil // finished as it resumed
+					}
+					return err
+				}
+				fmt.Fprintf(a.stdout, "send %d: %s\n", id, requeuedText(r))
 				return nil
 			}),
 		},
@@ -358,6 +378,31 @@ Test sends and dry runs are never refused.`,
 		},
 	)
 	return c
+}
+
+// requeuedText says what `send resume` re-created.
+func requeuedText(r queue.Requeued) string {
+	if !r.Any() {
+		return "every task is in Redis; nothing to re-queue"
+	}
+	var parts []string
+	if r.Plan {
+		parts = append(parts, "its planning")
+	}
+	if r.Batches > 0 {
+		parts = append(parts, plural(int64(r.Batches), "batch", "batches")+" of readers still to send")
+	}
+	out := ""
+	if len(parts) > 0 {
+		out = "re-queued " + strings.Join(parts, " and ") + ", which Redis had lost"
+	}
+	if r.Finished > 0 {
+		if out != "" {
+			out += "; "
+		}
+		out += "marked " + plural(int64(r.Finished), "finished batch", "finished batches") + " done"
+	}
+	return out
 }
 
 func (a *app) sendPauseCmd() *cobra.Command {

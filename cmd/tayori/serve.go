@@ -45,7 +45,10 @@ Mail is queued for a worker: run ` + "`tayori worker`" + ` as well, or ` + "`tay
 			if err != nil {
 				return err
 			}
-			return a.serveWeb(cmd.Context(), srv)
+			return runAll(cmd.Context(), a, []runService{
+				{name: "web", run: func(ctx context.Context) error { return a.serveWeb(ctx, srv) }},
+				{name: "store", run: a.watchStore},
+			})
 		},
 	}
 }

@@ -37,7 +37,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 func TestServeEndToEnd(t *testing.T) {
 	_, n := testutil.RedisDBNumber(t)
 	smtp := testutil.StartSMTP(t)
-	getenv := testEnv(t, "TAYORI_REDIS_URL", testutil.RedisDBURL(t, n), "TAYORI_HTTP_ADDR", "127.0.0.1:0",
+	getenv := initEnv(t, "TAYORI_REDIS_URL", testutil.RedisDBURL(t, n), "TAYORI_HTTP_ADDR", "127.0.0.1:0",
 		"TAYORI_SMTP_URL", smtp.URL(), "TAYORI_SHUTDOWN_TIMEOUT", "5s")
 
 	var out, errb bytes.Buffer
@@ -174,7 +174,7 @@ func TestServeEndToEnd(t *testing.T) {
 func TestRunServesWebAndDelivers(t *testing.T) {
 	_, n := testutil.RedisDBNumber(t)
 	smtp := testutil.StartSMTP(t)
-	getenv := testEnv(t, "TAYORI_REDIS_URL", testutil.RedisDBURL(t, n), "TAYORI_HTTP_ADDR", "127.0.0.1:0",
+	getenv := initEnv(t, "TAYORI_REDIS_URL", testutil.RedisDBURL(t, n), "TAYORI_HTTP_ADDR", "127.0.0.1:0",
 		"TAYORI_SMTP_URL", smtp.URL(), "TAYORI_SHUTDOWN_TIMEOUT", "5s", "TAYORI_BASE_URL", "http://127.0.0.1:1",
 		"TAYORI_LOG_LEVEL", "info")
 	ctx, cancel := context.WithCancel(context.Background())

@@ -13,7 +13,7 @@ import (
 // TestSubscribersCommands drives the subscriber commands end to end through
 // run(), on a real SQLite file in a temporary data directory.
 func TestSubscribersCommands(t *testing.T) {
-	env := testEnv(t)
+	env := initEnv(t)
 	dir := t.TempDir()
 	must := func(args ...string) string {
 		t.Helper()

@@ -18,10 +18,17 @@ func newWorkerCmd(a *app) *cobra.Command {
 Run as many as you like, on one machine or several: they share the rate
 limit (TAYORI_RATE) and the connection cap (TAYORI_SMTP_MAX_CONNS) through
 Redis. On SIGTERM or SIGINT the worker stops taking work, lets the copies in
-flight finish (up to TAYORI_SHUTDOWN_TIMEOUT) and requeues the rest.`,
+flight finish (up to TAYORI_SHUTDOWN_TIMEOUT) and requeues the rest. Should
+its database file be deleted or replaced while it runs, it stops with an
+error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runWorker(cmd.Context())
+			// Opened here, before the services start: the store watch
+			// halts this service's deliveries.
+			if _, err := a.deliveryService(cmd.Context()); err != nil {
+				return stoppedWhileStarting(cmd.Context(), err)
+			}
+			return runAll(cmd.Context(), a, []runService{{name: "worker", run: a.runWorker}, {name: "store", run: a.watchStore}})
 		},
 	}
 }

@@ -332,3 +332,27 @@ func TestVarsListsEveryVariableLoadReads(t *testing.T) {
 		t.Errorf("Load asked for only %d variables: %v", len(asked), asked)
 	}
 }
+
+// TAYORI_DB must name its engine: a bare path, a misspelt scheme or an
+// empty path is refused with a message naming the variable, so a typo
+// never opens (and creates) some other database file.
+func TestDBWithoutSchemeIsRefused(t *testing.T) {
+	for _, v := range []string{"data/tayori.db", "/srv/tayori/tayori.db", "sqllite:data/tayori.db", "sqlite3:data/tayori.db",
+		"postgres://u:secretpw@db/tayori", "sqlite:", "sqlite://"} {
+		t.Run(v, func(t *testing.T) {
+			_, err := Load(env("TAYORI_DATA_DIR", t.TempDir(), "TAYORI_SECRET", "k1:0123456789abcdef", "TAYORI_DB", v), "")
+			var ce *Error
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), "TAYORI_DB: want sqlite:PATH") {
+				t.Fatalf("TAYORI_DB=%q: err = %v, want one naming TAYORI_DB", v, err)
+			}
+			if strings.Contains(err.Error(), "secretpw") {
+				t.Errorf("the message shows the password: %v", err)
+			}
+		})
+	}
+	for _, v := range []string{"sqlite:data/tayori.db", "sqlite:/srv/tayori/tayori.db", "sqlite:///srv/tayori/tayori.db"} {
+		if _, err := Load(env("TAYORI_DATA_DIR", t.TempDir(), "TAYORI_SECRET", "k1:0123456789abcdef", "TAYORI_DB", v), ""); err != nil {
+			t.Errorf("TAYORI_DB=%q: %v", v, err)
+		}
+	}
+}

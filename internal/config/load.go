@@ -61,7 +61,7 @@ var Vars = []Var{
 	{Env: "TAYORI_CONFIG", Doc: "optional YAML file with any of the keys below"},
 	{Env: "TAYORI_DATA_DIR", Key: "data_dir", Default: "./data", Doc: "directory for the SQLite database, generated secret and caches",
 		field: func(c *Config) any { return &c.DataDir }},
-	{Env: "TAYORI_DB", Key: "db", Shown: "sqlite:<data_dir>/tayori.db", Doc: "subscriber store: `sqlite:PATH`",
+	{Env: "TAYORI_DB", Key: "db", Shown: "sqlite:<data_dir>/tayori.db", Doc: "the store: `sqlite:PATH`; the scheme is required and the file must exist (`tayori init` creates it)",
 		field: func(c *Config) any { return &c.DB }},
 	{Env: "TAYORI_REDIS_URL", Key: "redis_url", Default: "redis://127.0.0.1:6379/0", Secret: true,
 		Doc:   "Redis for Asynq, the shared rate limits and the web limits: `redis[s]://[:password@]host:port/db`, or through Sentinel `redis[s]+sentinel://[:password@]host:port[,host:port…]/master/db[?sentinel_password=…]`",
@@ -244,8 +244,16 @@ func Load(getenv func(string) string, configFile string) (Config, error) {
 	if c.DB == "" {
 		c.DB = "sqlite:" + filepath.Join(c.DataDir, "tayori.db")
 	}
-	if !strings.HasPrefix(c.DB, "sqlite:") && strings.Contains(c.DB, "://") {
+	// The engine must be named: a bare path or a misspelt scheme would
+	// otherwise open (and create) a database nobody meant.
+	switch path, ok := strings.CutPrefix(c.DB, "sqlite:"); {
+	case !ok && strings.Contains(c.DB, "://"):
 		bad("TAYORI_DB", "want sqlite:PATH, got scheme of %q (PostgreSQL is not supported by this build yet)", redactURL(c.DB))
+	case !ok:
+		bad("TAYORI_DB", "want sqlite:PATH (for example sqlite:%s), got %q without the sqlite: scheme",
+			filepath.Join(c.DataDir, "tayori.db"), c.DB)
+	case strings.TrimPrefix(path, "//") == "":
+		bad("TAYORI_DB", "want sqlite:PATH, got %q with no path", c.DB)
 	}
 	if _, err := redisurl.Parse(c.RedisURL); err != nil {
 		bad("TAYORI_REDIS_URL", "%v", err)

@@ -41,5 +41,7 @@
 // checks (items 1–13 and 16, and 14–15 when a DKIM key is given) used by every
 // package's tests.
 //
-// Redis: see redis.go.
+// Redis: see redis.go for a database of the shared test server per test,
+// and redisserver.go for a private redis-server that a test can crash,
+// restart with its append-only file, or replace by an empty one.
 package testutil

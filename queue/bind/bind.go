@@ -69,6 +69,16 @@ func (d Directory) MarkBounced(ctx context.Context, id int64, reason string) err
 	return d.Store.MarkBounced(ctx, id, reason)
 }
 
+var _ queue.ChangeFeed = Directory{}
+
+// ChangeMark returns the position of the store's newest subscriber change.
+func (d Directory) ChangeMark(ctx context.Context) (int64, error) { return d.Store.ChangeMark(ctx) }
+
+// ChangedSince returns the subscribers changed after mark.
+func (d Directory) ChangedSince(ctx context.Context, mark int64) ([]int64, int64, bool, error) {
+	return d.Store.ChangedSince(ctx, mark)
+}
+
 // Renderer is a templates.Renderer seen as a queue.Renderer.
 type Renderer struct {
 	R *templates.Renderer
