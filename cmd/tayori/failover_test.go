@@ -71,6 +71,9 @@ func testSendSurvivesRedisFailover(t *testing.T, how string) {
 	if err := os.WriteFile(csv, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if out, errOut, err := runCLI(t, getenv, "init"); err != nil {
+		t.Fatalf("init: %v\n%s%s", err, out, errOut)
+	}
 	if out, errOut, err := runCLI(t, getenv, "subscribers", "import", csv); err != nil {
 		t.Fatalf("import: %v\n%s%s", err, out, errOut)
 	}

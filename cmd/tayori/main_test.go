@@ -122,12 +122,18 @@ func TestConfigFileAndGeneratedSecret(t *testing.T) {
 	if !strings.Contains(out, "(not set: generated into "+filepath.Join(dir, "secret")) {
 		t.Errorf("config does not say where the secret will be generated:\n%s", out)
 	}
+	if _, _, err := runCLI(t, getenv, "--config", file, "init"); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := runCLI(t, getenv, "--config", file, "subscribers", "list"); err != nil {
 		t.Fatal(err)
 	}
 	s1, err := os.ReadFile(filepath.Join(dir, "secret"))
 	if err != nil {
 		t.Fatalf("generated secret: %v", err)
+	}
+	if _, _, err := runCLI(t, getenv, "--config", file, "init"); err != nil {
+		t.Fatal(err)
 	}
 	if _, _, err := runCLI(t, getenv, "--config", file, "subscribers", "list"); err != nil {
 		t.Fatal(err)

@@ -240,6 +240,9 @@ func TestREADMECommandsWork(t *testing.T) {
 		return out.String(), err
 	}
 	const password = "correct horse battery staple\n"
+	if out, err := tayori("", "init"); err != nil { // as scripts/demo.sh does first
+		t.Fatalf("the demo's step tayori init: %v\n%s", err, out)
+	}
 	startWorker(t, getenv)
 	for _, step := range [][]string{
 		{"compose", "import", "testdata/aisi-monthly-2025-11.txt", "-o", ".tayori-run/demo/2025-11.md"},
