@@ -11,6 +11,26 @@
 // reuse) and DropConnections() closes them all from the server side, as a
 // restarting relay would. The server is closed by tb.Cleanup.
 //
+// Faults of the relay as a whole (smtpserver_faults.go), for the mailer's
+// tests and the chaos suite:
+//
+//   - WithRefusedChunk(ChunkAsCommands or ChunkAsCommandsNoLimit): the
+//     server does not read the chunk of a BDAT it refuses (no valid
+//     recipient) but takes its lines for commands, answering each out of
+//     step; with go-smtp's limit it hangs up after four bad commands,
+//     without it the transactions behind are then processed. The default,
+//     ChunkDrained, reads and drops the chunk as RFC 3030 asks.
+//     UndrainedChunks counts them.
+//   - WithIdleTimeout(d, reply421): close a connection idle for d, after
+//     "421 4.4.2 Idle timeout" or silently. IdleDrops counts them.
+//   - Hang: accept connections but never greet them, and stop answering
+//     open ones. Refuse: close the listening socket (connection refused)
+//     and drop open connections. Restore undoes either; DownFor(d) is
+//     Refuse now and Restore after d.
+//
+// ListenSMTP runs the same server outside a test, on a given address,
+// until Close.
+//
 //	srv := testutil.StartSMTP(t, testutil.FailRcpt("gone@example.jp",
 //		testutil.Reply(550, "5.1.1", "no such user")))
 //	// point the sender at srv.URL() and send ...

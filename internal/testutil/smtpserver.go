@@ -96,6 +96,9 @@ type smtpConfig struct {
 	okText      string
 	maxBytes    int64
 	certHosts   []string
+	chunks      RefusedChunk
+	idle        time.Duration
+	idle421     bool
 }
 
 // WithAuth makes the server offer AUTH PLAIN and refuse MAIL FROM until the
@@ -182,29 +185,46 @@ func FailRandom(seed uint64, p float64, f Fault) SMTPOption {
 // SMTPServer is a real SMTP server on loopback for tests. Its methods are safe
 // for concurrent use.
 type SMTPServer struct {
-	tb       testing.TB
+	tb       testing.TB // nil for a server from ListenSMTP
 	cfg      smtpConfig
 	srv      *smtp.Server
-	ln       net.Listener
+	ln       *switchListener
 	addr     string
 	certPool *x509.CertPool
 	certDER  []byte
+	served   chan struct{} // closed when Serve returns
 
-	conns    atomic.Int64
-	open     atomic.Int64
-	mu       sync.Mutex
-	changed  chan struct{} // closed and replaced whenever msgs grows
-	msgs     []Message
-	attempts map[string]int
-	seq      int
-	live     map[*countedConn]struct{}
+	conns     atomic.Int64
+	open      atomic.Int64
+	undrained atomic.Int64
+	idleDrops atomic.Int64
+	hang      atomic.Pointer[chan struct{}] // non-nil while Hang is in force
+	mu        sync.Mutex
+	changed   chan struct{} // closed and replaced whenever msgs grows
+	msgs      []Message
+	attempts  map[string]int
+	seq       int
+	live      map[*countedConn]struct{}
 }
 
 // StartSMTP starts an SMTP server on 127.0.0.1:0 and closes it when the test
 // ends.
 func StartSMTP(tb testing.TB, opts ...SMTPOption) *SMTPServer {
 	tb.Helper()
-	s := &SMTPServer{tb: tb, changed: make(chan struct{}), attempts: map[string]int{}}
+	s, err := ListenSMTP("127.0.0.1:0", opts...)
+	if err != nil {
+		tb.Fatalf("testutil.StartSMTP: %v", err)
+	}
+	s.tb = tb
+	tb.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// ListenSMTP starts the same server on addr outside a test (a fault relay
+// for a chaos run, say); Close stops it. WaitFor needs a server from
+// StartSMTP; the other methods work on both.
+func ListenSMTP(addr string, opts ...SMTPOption) (*SMTPServer, error) {
+	s := &SMTPServer{changed: make(chan struct{}), attempts: map[string]int{}, served: make(chan struct{})}
 	s.cfg.okText = "Ok: queued as %d"
 	for _, o := range opts {
 		o(&s.cfg)
@@ -230,7 +250,7 @@ func StartSMTP(tb testing.TB, opts ...SMTPOption) *SMTPServer {
 		}
 		cert, pool, err := selfSignedCert(hosts)
 		if err != nil {
-			tb.Fatalf("testutil.StartSMTP: certificate: %v", err)
+			return nil, fmt.Errorf("certificate: %w", err)
 		}
 		s.certPool, s.certDER = pool, cert.Certificate[0]
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
@@ -242,29 +262,31 @@ func StartSMTP(tb testing.TB, opts ...SMTPOption) *SMTPServer {
 	}
 	s.srv = srv
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		tb.Fatalf("testutil.StartSMTP: listen: %v", err)
+		return nil, fmt.Errorf("listen: %w", err)
 	}
-	ln = &countingListener{Listener: ln, s: s}
-	if s.cfg.implicitTLS {
-		ln = tls.NewListener(ln, tlsCfg)
-	}
-	s.ln = ln
 	s.addr = ln.Addr().String()
-	done := make(chan struct{})
+	s.ln = newSwitchListener(s, ln)
+	var served net.Listener = s.ln
+	if s.cfg.implicitTLS {
+		served = tls.NewListener(served, tlsCfg)
+	}
 	go func() {
-		defer close(done)
-		_ = srv.Serve(ln)
+		defer close(s.served)
+		_ = srv.Serve(served)
 	}()
-	tb.Cleanup(func() {
-		// Close the listener ourselves too: srv.Close only knows listeners
-		// Serve has registered, and Serve may not have started yet.
-		_ = srv.Close()
-		_ = ln.Close()
-		<-done
-	})
-	return s
+	return s, nil
+}
+
+// Close stops the server: the listener and every connection are closed.
+func (s *SMTPServer) Close() error {
+	// Close the listener ourselves too: srv.Close only knows listeners
+	// Serve has registered, and Serve may not have started yet.
+	_ = s.srv.Close()
+	_ = s.ln.Close()
+	<-s.served
+	return nil
 }
 
 // Addr returns the server's host:port.
@@ -364,6 +386,9 @@ func (s *SMTPServer) MessagesTo(rcpt string) []Message {
 // all. It fails the test (tb.Fatalf, so call it from the test goroutine) if
 // they have not arrived within timeout.
 func (s *SMTPServer) WaitFor(n int, timeout time.Duration) []Message {
+	if s.tb == nil {
+		panic("testutil: SMTPServer.WaitFor needs a server from StartSMTP")
+	}
 	s.tb.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -388,11 +413,12 @@ func (s *SMTPServer) WaitFor(n int, timeout time.Duration) []Message {
 // newSession is called per connection and again after STARTTLS, so
 // connections are counted by countingListener, not here.
 func (s *SMTPServer) newSession(c *smtp.Conn) (smtp.Session, error) {
-	id := 0
+	ss := &smtpSession{srv: s, conn: c}
 	if cc, ok := unwrapConn(c.Conn()).(*countedConn); ok {
-		id = cc.id
+		ss.id = cc.id
+		cc.sess.Store(ss)
 	}
-	return &smtpSession{srv: s, conn: c, id: id}, nil
+	return ss, nil
 }
 
 func unwrapConn(c net.Conn) net.Conn {
@@ -400,29 +426,6 @@ func unwrapConn(c net.Conn) net.Conn {
 		return tc.NetConn()
 	}
 	return c
-}
-
-// countingListener counts accepted TCP connections and open ones.
-type countingListener struct {
-	net.Listener
-	s *SMTPServer
-}
-
-func (l *countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	id := l.s.conns.Add(1)
-	l.s.open.Add(1)
-	cc := &countedConn{Conn: c, s: l.s, id: int(id)}
-	l.s.mu.Lock()
-	if l.s.live == nil {
-		l.s.live = map[*countedConn]struct{}{}
-	}
-	l.s.live[cc] = struct{}{}
-	l.s.mu.Unlock()
-	return cc, nil
 }
 
 // DropConnections closes every open connection from the server side, as a
@@ -439,23 +442,6 @@ func (s *SMTPServer) DropConnections() int {
 		_ = c.Close()
 	}
 	return len(conns)
-}
-
-type countedConn struct {
-	net.Conn
-	s      *SMTPServer
-	id     int
-	closed atomic.Bool
-}
-
-func (c *countedConn) Close() error {
-	if !c.closed.Swap(true) {
-		c.s.open.Add(-1)
-		c.s.mu.Lock()
-		delete(c.s.live, c)
-		c.s.mu.Unlock()
-	}
-	return c.Conn.Close()
 }
 
 func (s *SMTPServer) fault(rcpt string) *Fault {
