@@ -370,6 +370,17 @@ func (s *SMTPServer) Connections() int { return int(s.conns.Load()) }
 // OpenConnections returns how many connections are open now.
 func (s *SMTPServer) OpenConnections() int { return int(s.open.Load()) }
 
+// OpenConnectionIDs returns the numbers (Message.Conn) of the connections
+// open now, in no particular order.
+func (s *SMTPServer) OpenConnectionIDs() []int {
+	conns := s.liveConns()
+	ids := make([]int, len(conns))
+	for i, c := range conns {
+		ids[i] = c.id
+	}
+	return ids
+}
+
 // Attempts returns how many RCPT TO commands the server has seen for addr.
 func (s *SMTPServer) Attempts(addr string) int {
 	s.mu.Lock()

@@ -104,6 +104,9 @@ func TestSMTPServerRemoteAndWithoutBodies(t *testing.T) {
 		}
 	}
 	msgs := srv.WaitFor(2, 5*time.Second)
+	if ids := srv.OpenConnectionIDs(); len(ids) != 1 || ids[0] != msgs[0].Conn {
+		t.Errorf("open connections %v, want [%d]", ids, msgs[0].Conn)
+	}
 	// The client's local address is the server's remote one: net/smtp
 	// does not show its connection, so compare the two messages and the
 	// form of the address instead.
@@ -113,6 +116,12 @@ func TestSMTPServerRemoteAndWithoutBodies(t *testing.T) {
 	for _, m := range msgs {
 		if m.Raw != nil || m.Size != len(body) {
 			t.Errorf("raw %q size %d, want no bytes kept and size %d", m.Raw, m.Size, len(body))
+		}
+	}
+	c.Quit()
+	for deadline := time.Now().Add(5 * time.Second); len(srv.OpenConnectionIDs()) > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("open connections %v after QUIT", srv.OpenConnectionIDs())
 		}
 	}
 }
