@@ -77,6 +77,7 @@ func (r *run) timeline() []step {
 	if r.cfg.DiskFullAt > 0 {
 		var fill string
 		add(r.cfg.DiskFullAt, "fill the data disk", func(ctx context.Context) string {
+			r.diskFull = time.Now()
 			path, n, err := fillDisk(r.data)
 			fill = path
 			if err != nil {
@@ -91,6 +92,7 @@ func (r *run) timeline() []step {
 			if err := os.Remove(fill); err != nil {
 				return "failed: " + err.Error()
 			}
+			r.diskFreed = time.Now()
 			return fmt.Sprintf("%.1f MiB free", float64(freeSpace(r.data))/(1<<20))
 		})
 	}

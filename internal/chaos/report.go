@@ -48,12 +48,15 @@ type Report struct {
 	UnexplainedExtra  int
 	UnexplainedSample []string
 	// NotRecorded counts the accepted copies the ledger never recorded,
-	// outside the copies in flight (an outcome lost, as on a full disk).
-	NotRecorded int
+	// outside the copies in flight (an outcome lost, as on a full disk);
+	// NotRecordedDiskFull those of them accepted while the disk was full.
+	NotRecorded, NotRecordedDiskFull int
 
-	Answered5xx    int // readers the relay answered 5xx
-	Recorded5xx    int // ... whom the ledger records as failed permanently
-	FalsePermanent int // readers failed permanently whom the relay never answered 5xx
+	Answered5xx int // readers the relay answered 5xx
+	Recorded5xx int // ... whom the ledger records as failed permanently
+	// Unrecorded5xxSample shows a few of those the ledger does not.
+	Unrecorded5xxSample []string
+	FalsePermanent      int // readers failed permanently whom the relay never answered 5xx
 	// AcceptedButFailed counts readers with an accepted copy whom the ledger
 	// records as failed.
 	AcceptedButFailed int
@@ -102,6 +105,9 @@ type KillFigures struct {
 	Accepted int // copies the relay accepted on them
 	InFlight int // ... that the ledger never recorded, accepted within the in-flight window before the kill
 	Resent   int // ... whose reader later got another copy
+	// Oldest is how long before the kill the oldest copy in flight was
+	// accepted.
+	Oldest time.Duration
 }
 
 // OutageFigures is the relay's outage.
@@ -239,6 +245,7 @@ func (r *run) report(ctx context.Context) (*Report, error) {
 				if len(cs) > 1 {
 					kf.Resent++
 				}
+				kf.Oldest = max(kf.Oldest, k.At.Sub(c.at))
 			}
 		}
 		rep.InFlightKills += kf.InFlight
@@ -297,12 +304,17 @@ func (r *run) report(ctx context.Context) (*Report, error) {
 		for _, c := range unrecorded[id] {
 			if !explained[c.seq] {
 				rep.NotRecorded++
+				if !r.diskFull.IsZero() && !c.at.Before(r.diskFull) && (r.diskFreed.IsZero() || !c.at.After(r.diskFreed)) {
+					rep.NotRecordedDiskFull++
+				}
 			}
 		}
 		if _, ok := answered[a]; ok {
 			rep.Answered5xx++
 			if d.status == "failed" && d.permanent {
 				rep.Recorded5xx++
+			} else if len(rep.Unrecorded5xxSample) < 10 {
+				rep.Unrecorded5xxSample = append(rep.Unrecorded5xxSample, fmt.Sprintf("%s (%s: %s)", a, d.status, trim(d.reply, 60)))
 			}
 		} else if d.status == "failed" && d.permanent {
 			rep.FalsePermanent++

@@ -68,6 +68,8 @@ type run struct {
 	unsubs  []unsubRecord
 	skipped []string // faults not played because the send had finished
 
+	diskFull, diskFreed time.Time
+
 	cleanups []func()
 }
 
@@ -128,6 +130,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	r.play(ctx)
 	rep, err = r.report(context.WithoutCancel(ctx))
 	if err == nil && ctx.Err() != nil {
+		rep.Failures = append([]string{fmt.Sprintf("the run was interrupted at t+%.0f s: the figures are partial", time.Since(r.t0).Seconds())}, rep.Failures...)
 		err = fmt.Errorf("interrupted: %w", ctx.Err())
 	}
 	return rep, err
@@ -152,9 +155,14 @@ func (r *run) cleanup(rep *Report) {
 			r.logf("relay record: %v", err)
 		}
 	}
-	if r.cfg.Keep && r.data != "" {
-		if err := copyFile(filepath.Join(r.data, "tayori.db"), filepath.Join(r.work, "tayori.db")); err == nil {
-			r.logf("kept the store: %s", filepath.Join(r.work, "tayori.db"))
+	if r.cfg.Keep && r.db != nil {
+		// VACUUM INTO: a consistent copy, the WAL's commits included.
+		dst := filepath.Join(r.work, "tayori.db")
+		_ = os.Remove(dst)
+		if _, err := r.db.Exec(`VACUUM INTO ?`, dst); err != nil {
+			r.logf("copy the store: %v", err)
+		} else {
+			r.logf("kept the store: %s", dst)
 		}
 	}
 	for i := len(r.cleanups) - 1; i >= 0; i-- {
@@ -169,14 +177,6 @@ func (r *run) cleanup(rep *Report) {
 		return
 	}
 	_ = os.RemoveAll(r.work)
-}
-
-func copyFile(from, to string) error {
-	b, err := os.ReadFile(from)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(to, b, 0o600)
 }
 
 // setup builds the world: work directory, tmpfs, Redis, relay, readers,

@@ -31,7 +31,7 @@ func (rep *Report) WriteMarkdown(w io.Writer, title string) {
 	row("**Duplicated** readers (extra copies)", fmt.Sprintf("**%s** (%s)", num(rep.DuplicatedReaders), num(rep.ExtraCopies)))
 	row("Copies in flight at the kills / at the relay's outage", fmt.Sprintf("%s / %s", num(rep.InFlightKills), num(rep.InFlightOutage)))
 	row("Extra copies not explained by copies in flight", num(rep.UnexplainedExtra))
-	row("Accepted copies the ledger never recorded, outside those in flight", num(rep.NotRecorded))
+	row("Accepted copies the ledger never recorded, outside those in flight (while the disk was full)", fmt.Sprintf("%s (%s)", num(rep.NotRecorded), num(rep.NotRecordedDiskFull)))
 	row("**Permanent failures recorded** / readers the relay answered 5xx", fmt.Sprintf("**%s** / %s", num(rep.Recorded5xx), num(rep.Answered5xx)))
 	row("Permanent failures without a 5xx from the relay", num(rep.FalsePermanent))
 	row("Readers with an accepted copy recorded as failed", num(rep.AcceptedButFailed))
@@ -51,13 +51,13 @@ func (rep *Report) WriteMarkdown(w io.Writer, title string) {
 	fmt.Fprintln(w)
 
 	if len(rep.Kills) > 0 || rep.Outage != nil {
-		fmt.Fprintln(w, "| Kill | At | Worker | Relay connections (/proc) | Copies accepted on them | In flight (never recorded) | … sent again |")
-		fmt.Fprintln(w, "|---:|---:|---|---:|---:|---:|---:|")
+		fmt.Fprintln(w, "| Kill | At | Worker | Relay connections (/proc) | Copies accepted on them | In flight (never recorded) | Oldest in flight | … sent again |")
+		fmt.Fprintln(w, "|---:|---:|---|---:|---:|---:|---:|---:|")
 		for _, k := range rep.Kills {
-			fmt.Fprintf(w, "| %d | %s | %s (pid %d) | %d | %s | %d | %d |\n", k.N, secs1(k.At), k.Worker, k.Pid, k.Conns, num(k.Accepted), k.InFlight, k.Resent)
+			fmt.Fprintf(w, "| %d | %s | %s (pid %d) | %d | %s | %d | %s | %d |\n", k.N, secs1(k.At), k.Worker, k.Pid, k.Conns, num(k.Accepted), k.InFlight, secs1(k.Oldest), k.Resent)
 		}
 		if o := rep.Outage; o != nil {
-			fmt.Fprintf(w, "| relay down | %s | | %d dropped | | %d | %d |\n", secs1(o.At), o.Dropped, o.InFlight, o.Resent)
+			fmt.Fprintf(w, "| relay down | %s | | %d dropped | | %d | | %d |\n", secs1(o.At), o.Dropped, o.InFlight, o.Resent)
 		}
 		fmt.Fprintln(w)
 	}
@@ -84,6 +84,9 @@ func (rep *Report) WriteMarkdown(w io.Writer, title string) {
 
 	if len(rep.UnexplainedSample) > 0 {
 		fmt.Fprintf(w, "Duplicated readers beyond the copies in flight (first %d): %s.\n\n", len(rep.UnexplainedSample), strings.Join(rep.UnexplainedSample, "; "))
+	}
+	if len(rep.Unrecorded5xxSample) > 0 {
+		fmt.Fprintf(w, "Readers answered 5xx not recorded as failed permanently (first %d): %s.\n\n", len(rep.Unrecorded5xxSample), strings.Join(rep.Unrecorded5xxSample, "; "))
 	}
 	if len(rep.LostSample) > 0 {
 		fmt.Fprintf(w, "Lost readers (first %d): %s.\n\n", len(rep.LostSample), strings.Join(rep.LostSample, "; "))
