@@ -74,7 +74,10 @@ type Config struct {
 	// again with its data RedisDown later.
 	RedisRestartAt, RedisDown time.Duration
 	// RedisEmptyAt kills Redis and starts an empty one on the same port.
-	RedisEmptyAt time.Duration
+	// ResumeAfter later, if the send has not moved since (no copy accepted
+	// in the last 15 s), the run calls the documented recovery command,
+	// `tayori send resume ID`; 0: never.
+	RedisEmptyAt, ResumeAfter time.Duration
 	// RelayDownAt takes the relay down (connections refused, open ones
 	// dropped) for RelayDownFor.
 	RelayDownAt, RelayDownFor time.Duration
@@ -119,8 +122,8 @@ func Full() Config {
 		Kills:          secs(10, 45, 105, 180, 200),
 		RestartAfter:   time.Second,
 		RedisRestartAt: 30 * time.Second, RedisDown: 2 * time.Second,
-		RedisEmptyAt: 220 * time.Second,
-		RelayDownAt:  110 * time.Second, RelayDownFor: 60 * time.Second,
+		RedisEmptyAt: 220 * time.Second, ResumeAfter: 75 * time.Second,
+		RelayDownAt: 110 * time.Second, RelayDownFor: 60 * time.Second,
 		Unsubscribes: 100, UnsubAt: secs(15, 22, 29, 36),
 		DiskFullAt: 55 * time.Second, DiskFullFor: 15 * time.Second,
 		Timeout: 30 * time.Minute, Stall: 4 * time.Minute, Settle: 3 * time.Second,

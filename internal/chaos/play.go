@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -18,6 +19,10 @@ type step struct {
 	at   time.Duration
 	name string
 	do   func(ctx context.Context) string // returns the detail to record
+	// follow marks a step that ends or follows up a fault (a restart,
+	// the relay back, the disk freed, a resume): left out without voiding
+	// the run when the send has finished.
+	follow bool
 }
 
 // timeline turns the configuration into steps in time order.
@@ -26,10 +31,13 @@ func (r *run) timeline() []step {
 	add := func(at time.Duration, name string, do func(ctx context.Context) string) {
 		steps = append(steps, step{at: at, name: name, do: do})
 	}
+	follow := func(at time.Duration, name string, do func(ctx context.Context) string) {
+		steps = append(steps, step{at: at, name: name, do: do, follow: true})
+	}
 	for i, at := range r.cfg.Kills {
 		n := i + 1
 		add(at, fmt.Sprintf("SIGKILL a worker (kill %d)", n), func(ctx context.Context) string { return r.kill(n, i%2) })
-		add(at+r.cfg.RestartAfter, "start the killed worker again", func(ctx context.Context) string {
+		follow(at+r.cfg.RestartAfter, "start the killed worker again", func(ctx context.Context) string {
 			if len(r.killed) == 0 {
 				return "nothing to start"
 			}
@@ -54,8 +62,12 @@ func (r *run) timeline() []step {
 			if err := r.redis.replace(ctx); err != nil {
 				return "failed: " + err.Error()
 			}
+			r.emptied = time.Now()
 			return fmt.Sprintf("SIGKILL, an empty redis-server on the same port (%s)", r.redis.cur)
 		})
+		if r.cfg.ResumeAfter > 0 {
+			follow(r.cfg.RedisEmptyAt+r.cfg.ResumeAfter, "tayori send resume, if the send is stuck", r.resumeIfStuck)
+		}
 	}
 	if r.cfg.RelayDownAt > 0 {
 		add(r.cfg.RelayDownAt, "take the relay down", func(ctx context.Context) string {
@@ -67,7 +79,7 @@ func (r *run) timeline() []step {
 			r.outage = o
 			return fmt.Sprintf("connections refused for %v; %d open connections dropped", r.cfg.RelayDownFor, len(o.Open))
 		})
-		add(r.cfg.RelayDownAt+r.cfg.RelayDownFor, "bring the relay back", func(ctx context.Context) string {
+		follow(r.cfg.RelayDownAt+r.cfg.RelayDownFor, "bring the relay back", func(ctx context.Context) string {
 			if err := r.relay.srv.Restore(); err != nil {
 				return "failed: " + err.Error()
 			}
@@ -85,7 +97,7 @@ func (r *run) timeline() []step {
 			}
 			return fmt.Sprintf("wrote %.1f MiB; %d bytes free", float64(n)/(1<<20), freeSpace(r.data))
 		})
-		add(r.cfg.DiskFullAt+r.cfg.DiskFullFor, "free the data disk", func(ctx context.Context) string {
+		follow(r.cfg.DiskFullAt+r.cfg.DiskFullFor, "free the data disk", func(ctx context.Context) string {
 			if fill == "" {
 				return "nothing to free"
 			}
@@ -127,9 +139,13 @@ func (r *run) play(ctx context.Context) {
 		}
 		if r.finished() {
 			for _, s := range steps[i:] {
-				r.skipped = append(r.skipped, fmt.Sprintf("%s at %v", s.name, s.at))
+				if !s.follow {
+					r.skipped = append(r.skipped, fmt.Sprintf("%s at %v", s.name, s.at))
+				}
 			}
-			r.logf("the send finished before %d of the faults: not played", len(steps)-i)
+			if len(r.skipped) > 0 {
+				r.logf("the send finished before %d of the faults: not played", len(r.skipped))
+			}
 			break
 		}
 		r.logf("%s", s.name)
@@ -157,7 +173,11 @@ func (r *run) play(ctx context.Context) {
 	}
 }
 
-// finished reports whether the store says the send is done.
+// finalState reports whether a send in state st will not move any more:
+// done, cancelled, or failed (a state a send that cannot go on may get).
+func finalState(st string) bool { return st == "done" || st == "cancelled" || st == "failed" }
+
+// finished reports whether the store says the send is over.
 func (r *run) finished() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -184,7 +204,7 @@ func (r *run) monitor(ctx context.Context) {
 		}
 		if err == nil {
 			r.state = st
-			if (st == "done" || st == "cancelled") && r.doneAt.IsZero() {
+			if finalState(st) && r.doneAt.IsZero() {
 				r.doneAt = time.Now()
 			}
 		}
@@ -348,4 +368,33 @@ func (r *run) postUnsubscribe(ctx context.Context, id int64) unsubRecord {
 	res.Body.Close()
 	u.Status = res.StatusCode
 	return u
+}
+
+// resumeIfStuck runs the documented recovery command, `tayori send resume
+// ID`, when the send has not moved since Redis was replaced by an empty
+// one (no copy accepted in the last 15 s): the issue allows the worker to
+// notice by itself within a minute or the command to recover the send.
+// The detail says which happened.
+func (r *run) resumeIfStuck(ctx context.Context) string {
+	r.mu.Lock()
+	lastMove, accepted := r.lastMove, r.accepted
+	r.mu.Unlock()
+	if time.Since(lastMove) < 15*time.Second && lastMove.After(r.emptied) {
+		r.resumed = "not needed: the workers went on by themselves"
+		return fmt.Sprintf("not run: copies are being accepted (%d so far, the last %.1f s ago)", accepted, time.Since(lastMove).Seconds())
+	}
+	out, err := r.tayori(ctx, "send", "resume", strconv.FormatInt(r.sendID, 10))
+	if err != nil {
+		r.resumed = "failed: " + firstLine(err.Error())
+		return "failed: " + strings.ReplaceAll(err.Error(), "\n", " ")
+	}
+	r.resumed = "run: " + strings.TrimSpace(out)
+	return "run: " + strings.TrimSpace(out)
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }

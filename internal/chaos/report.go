@@ -84,6 +84,9 @@ type Report struct {
 	FirstCopy    time.Duration // from the send command to the relay's first acceptance
 	LastCopy     time.Duration // from the send command to the relay's last acceptance
 	FinalState   string
+	// Resume says whether `tayori send resume` was run after Redis was
+	// replaced by an empty one, and how it answered.
+	Resume string
 
 	// Failures lists the pass rules the run broke; empty is a pass.
 	Failures []string
@@ -150,11 +153,8 @@ type copyRef struct {
 func (r *run) report(ctx context.Context) (*Report, error) {
 	cfg := r.cfg
 	rep := &Report{
-		Scenario: fmt.Sprintf("%d readers, rate %d/s, relay %.0f%% 4xx (first %d RCPTs of an address) + %.0f%% chunks 4xx, %.1f%% of readers 5xx, refused chunks %s, idle timeout %v; kills at %s; Redis restart at %v, empty at %v; relay down at %v for %v; %d unsubscribes at %s; disk full at %v for %v; seed %d",
-			cfg.Readers, cfg.Rate, cfg.Transient*100, cfg.TransientMaxAttempt, cfg.ChunkTransient*100, cfg.Permanent*100,
-			chunkMode(cfg.RefusedChunk), cfg.IdleTimeout, FormatDurations(cfg.Kills), cfg.RedisRestartAt, cfg.RedisEmptyAt,
-			cfg.RelayDownAt, cfg.RelayDownFor, cfg.Unsubscribes, FormatDurations(cfg.UnsubAt), cfg.DiskFullAt, cfg.DiskFullFor, cfg.Seed),
-		Started: r.t0, Readers: cfg.Readers, DryRun: r.dryRun, LateTolerance: cfg.LateTolerance,
+		Scenario: cfg.describe(),
+		Started:  r.t0, Readers: cfg.Readers, DryRun: r.dryRun, LateTolerance: cfg.LateTolerance,
 		Faults: r.faults, NotPlayed: r.skipped,
 	}
 	ds, err := r.led.deliveries(ctx, r.sendID)
@@ -165,9 +165,10 @@ func (r *run) report(ctx context.Context) (*Report, error) {
 	r.mu.Lock()
 	doneAt := r.doneAt
 	r.mu.Unlock()
-	if !doneAt.IsZero() {
+	if !doneAt.IsZero() && rep.FinalState == "done" {
 		rep.Finished, rep.TimeToFinish = true, doneAt.Sub(r.t0)
 	}
+	rep.Resume = r.resumed
 	rep.Planned = len(ds)
 	rep.Ledger.ByStatus = map[string]int{}
 	for _, d := range ds {
@@ -448,4 +449,47 @@ func (r *run) describe(id int64, cs []copyRef, d delivery, explained map[int]boo
 		parts[i] = fmt.Sprintf("#%d conn %d at %.1f s%s", c.seq, c.conn, c.at.Sub(r.t0).Seconds(), note)
 	}
 	return fmt.Sprintf("%s: %s; ledger: %s %s", r.addrs[id], strings.Join(parts, ", "), d.status, trim(d.reply, 50))
+}
+
+// describe is the scenario in one line, leaving out the faults not played.
+func (c Config) describe() string {
+	parts := []string{fmt.Sprintf("%s readers, TAYORI_RATE %d", num(c.Readers), c.Rate)}
+	var relay []string
+	if c.Transient > 0 {
+		relay = append(relay, fmt.Sprintf("%g%% of RCPTs 451 (an address's first %d)", c.Transient*100, c.TransientMaxAttempt))
+	}
+	if c.ChunkTransient > 0 {
+		relay = append(relay, fmt.Sprintf("%g%% of chunks 451", c.ChunkTransient*100))
+	}
+	if c.Permanent > 0 {
+		relay = append(relay, fmt.Sprintf("%g%% of readers 550 5.1.1", c.Permanent*100))
+	}
+	relay = append(relay, "refused chunks "+chunkMode(c.RefusedChunk))
+	if c.IdleTimeout > 0 {
+		relay = append(relay, fmt.Sprintf("idle connections closed after %v", c.IdleTimeout))
+	}
+	parts = append(parts, "relay: "+strings.Join(relay, ", "))
+	if len(c.Kills) > 0 {
+		parts = append(parts, "SIGKILL of a worker at "+FormatDurations(c.Kills))
+	}
+	if c.RedisRestartAt > 0 {
+		parts = append(parts, fmt.Sprintf("Redis restarted with its data at %v (down %v)", c.RedisRestartAt, c.RedisDown))
+	}
+	if c.RedisEmptyAt > 0 {
+		p := fmt.Sprintf("Redis replaced by an empty one at %v", c.RedisEmptyAt)
+		if c.ResumeAfter > 0 {
+			p += fmt.Sprintf(" (`tayori send resume` %v later if the send is stuck)", c.ResumeAfter)
+		}
+		parts = append(parts, p)
+	}
+	if c.RelayDownAt > 0 {
+		parts = append(parts, fmt.Sprintf("relay down at %v for %v", c.RelayDownAt, c.RelayDownFor))
+	}
+	if c.Unsubscribes > 0 {
+		parts = append(parts, fmt.Sprintf("%d one-click unsubscribes at %s", c.Unsubscribes, FormatDurations(c.UnsubAt)))
+	}
+	if c.DiskFullAt > 0 {
+		parts = append(parts, fmt.Sprintf("data disk (%d MiB) full at %v for %v", c.DiskSize>>20, c.DiskFullAt, c.DiskFullFor))
+	}
+	return strings.Join(parts, "; ") + fmt.Sprintf("; seed %d", c.Seed)
 }

@@ -65,3 +65,18 @@ func TestNum(t *testing.T) {
 		}
 	}
 }
+
+// The scenario line names the faults played and leaves out the others.
+func TestDescribe(t *testing.T) {
+	got := Full().describe()
+	for _, want := range []string{"10,000 readers, TAYORI_RATE 40", "10% of RCPTs 451 (an address's first 2)", "1% of readers 550 5.1.1",
+		"refused chunks as-commands", "SIGKILL of a worker at 10s,45s,1m45s,3m0s,3m20s", "Redis replaced by an empty one at 3m40s",
+		"relay down at 1m50s for 1m0s", "100 one-click unsubscribes", "data disk (64 MiB) full at 55s for 15s", "seed 18"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Full().describe() = %q\nlacks %q", got, want)
+		}
+	}
+	if got := Short().describe(); strings.Contains(got, "disk") || strings.Contains(got, "empty") {
+		t.Errorf("Short().describe() = %q: names faults the short scenario does not play", got)
+	}
+}

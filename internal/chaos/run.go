@@ -56,7 +56,7 @@ type run struct {
 	t0     time.Time // the send command
 
 	mu       sync.Mutex // guards what the monitor writes
-	doneAt   time.Time  // when the store first said the send is done
+	doneAt   time.Time  // when the store first said the send is over (done, cancelled, failed)
 	state    string
 	lastMove time.Time // when the relay last accepted a copy
 	accepted int
@@ -69,6 +69,8 @@ type run struct {
 	skipped []string // faults not played because the send had finished
 
 	diskFull, diskFreed time.Time
+	emptied             time.Time // when Redis was replaced by an empty one
+	resumed             string    // what resumeIfStuck did
 
 	cleanups []func()
 }

@@ -48,6 +48,9 @@ func (rep *Report) WriteMarkdown(w io.Writer, title string) {
 	}
 	row("**Time to finish** (send command to the store's done)", "**"+fin+"**")
 	row("First / last copy accepted", secs1(rep.FirstCopy)+" / "+secs1(rep.LastCopy))
+	if rep.Resume != "" {
+		row("`tayori send resume` after Redis was emptied", strings.ReplaceAll(rep.Resume, "|", "\\|"))
+	}
 	fmt.Fprintln(w)
 
 	if len(rep.Kills) > 0 || rep.Outage != nil {

@@ -79,6 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.RedisRestartAt, "redis-restart-at", cfg.RedisRestartAt, "restart Redis with its data (0: never)")
 	fs.DurationVar(&cfg.RedisDown, "redis-down", cfg.RedisDown, "how long Redis is down at the restart")
 	fs.DurationVar(&cfg.RedisEmptyAt, "redis-empty-at", cfg.RedisEmptyAt, "replace Redis by an empty one (0: never)")
+	fs.DurationVar(&cfg.ResumeAfter, "resume-after", cfg.ResumeAfter, "this long after Redis was emptied, run `tayori send resume ID` if the send has not moved (0: never)")
 	fs.DurationVar(&cfg.RelayDownAt, "relay-down-at", cfg.RelayDownAt, "take the relay down (0: never)")
 	fs.DurationVar(&cfg.RelayDownFor, "relay-down-for", cfg.RelayDownFor, "how long the relay is down")
 	fs.IntVar(&cfg.Unsubscribes, "unsubscribes", cfg.Unsubscribes, "readers without a copy yet who unsubscribe by one-click")
