@@ -11,7 +11,7 @@ SQLITE ?=
 TAGS := $(if $(filter cgo,$(SQLITE)),sqlite_cgo,)
 export TAGS
 
-.PHONY: help build install test test-short bench fuzz lint demo demo-stop redis redis-stop email-png web-png load-web clean
+.PHONY: help build install test test-short chaos bench fuzz lint demo demo-stop redis redis-stop email-png web-png load-web clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -34,6 +34,10 @@ test: ## go vet and every test with the race detector, against a real Redis (fou
 
 test-short: ## every test without the race detector (quicker while developing)
 	scripts/redis.sh run $(GO) test -count=1 ./...
+
+chaos: ## the chaos suite (issue 18): tayori serve, two workers, Redis and a fault relay under kills, outages, a full disk (root; ~10 min; CHAOS_FLAGS="-short", "-o FILE", see go run ./tools/chaos -help)
+	@$(MAKE) --no-print-directory build
+	$(GO) run ./tools/chaos -tayori bin/tayori $(CHAOS_FLAGS)
 
 bench: ## the benchmarks behind docs/performance.md (several minutes; SQLITE=cgo for the C engine)
 	scripts/redis.sh run scripts/bench.sh

@@ -48,6 +48,13 @@ type Message struct {
 	Received time.Time
 	// Conn is the 1-based number of the connection that carried the message.
 	Conn int
+	// Remote is the client's address (ip:port) on that connection: with
+	// the client's own view of its sockets (/proc/PID/net/tcp) it tells
+	// which process sent the message.
+	Remote string
+	// Size is the length of the DATA payload (len(Raw), or what Raw would
+	// have held under WithoutBodies).
+	Size int
 }
 
 // Fault is a misbehaviour the test SMTP server applies to a recipient.
@@ -99,6 +106,7 @@ type smtpConfig struct {
 	chunks      RefusedChunk
 	idle        time.Duration
 	idle421     bool
+	noBodies    bool
 }
 
 // WithAuth makes the server offer AUTH PLAIN and refuse MAIL FROM until the
@@ -136,6 +144,14 @@ func WithAcceptText(text string) SMTPOption {
 // WithMaxMessageBytes sets the SIZE limit; larger messages get 552 5.3.4.
 func WithMaxMessageBytes(n int64) SMTPOption {
 	return func(c *smtpConfig) { c.maxBytes = n }
+}
+
+// WithoutBodies makes the server keep each accepted message's envelope,
+// time, connection and size but not its bytes (Message.Raw is nil): a long
+// run of many messages (the chaos suite) without holding them all in
+// memory.
+func WithoutBodies() SMTPOption {
+	return func(c *smtpConfig) { c.noBodies = true }
 }
 
 // FailRcpt applies f to every RCPT TO for addr (compared case-insensitively).
@@ -353,6 +369,17 @@ func (s *SMTPServer) Connections() int { return int(s.conns.Load()) }
 
 // OpenConnections returns how many connections are open now.
 func (s *SMTPServer) OpenConnections() int { return int(s.open.Load()) }
+
+// OpenConnectionIDs returns the numbers (Message.Conn) of the connections
+// open now, in no particular order.
+func (s *SMTPServer) OpenConnectionIDs() []int {
+	conns := s.liveConns()
+	ids := make([]int, len(conns))
+	for i, c := range conns {
+		ids[i] = c.id
+	}
+	return ids
+}
 
 // Attempts returns how many RCPT TO commands the server has seen for addr.
 func (s *SMTPServer) Attempts(addr string) int {
@@ -580,13 +607,19 @@ func (ss *smtpSession) Data(r io.Reader) error {
 	if err := ss.apply(ss.dataFault); err != nil {
 		return err
 	}
-	seq := ss.srv.record(Message{
+	m := Message{
 		From:     ss.from,
 		To:       append([]string(nil), ss.rcpts...),
 		Raw:      raw,
 		Received: time.Now(),
 		Conn:     ss.id,
-	})
+		Remote:   unwrapConn(ss.conn.Conn()).RemoteAddr().String(),
+		Size:     len(raw),
+	}
+	if ss.srv.cfg.noBodies {
+		m.Raw = nil
+	}
+	seq := ss.srv.record(m)
 	text := strings.Replace(ss.srv.cfg.okText, "%d", strconv.Itoa(seq), 1)
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: text}
 }

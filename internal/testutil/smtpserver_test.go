@@ -77,6 +77,55 @@ func TestSMTPServerRecords(t *testing.T) {
 	}
 }
 
+func TestSMTPServerRemoteAndWithoutBodies(t *testing.T) {
+	srv := testutil.StartSMTP(t, testutil.WithoutBodies())
+	c, err := smtp.Dial(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := "Subject: s\r\n\r\nbody\r\n"
+	for _, to := range []string{"b@example.jp", "c@example.jp"} {
+		if err := c.Mail("a@example.jp"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Rcpt(to); err != nil {
+			t.Fatal(err)
+		}
+		w, err := c.Data()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write([]byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := srv.WaitFor(2, 5*time.Second)
+	if ids := srv.OpenConnectionIDs(); len(ids) != 1 || ids[0] != msgs[0].Conn {
+		t.Errorf("open connections %v, want [%d]", ids, msgs[0].Conn)
+	}
+	// The client's local address is the server's remote one: net/smtp
+	// does not show its connection, so compare the two messages and the
+	// form of the address instead.
+	if msgs[0].Remote == "" || msgs[0].Remote != msgs[1].Remote || !strings.HasPrefix(msgs[0].Remote, "127.0.0.1:") {
+		t.Errorf("remote addresses %q, %q: want the same 127.0.0.1:PORT", msgs[0].Remote, msgs[1].Remote)
+	}
+	for _, m := range msgs {
+		if m.Raw != nil || m.Size != len(body) {
+			t.Errorf("raw %q size %d, want no bytes kept and size %d", m.Raw, m.Size, len(body))
+		}
+	}
+	c.Quit()
+	for deadline := time.Now().Add(5 * time.Second); len(srv.OpenConnectionIDs()) > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("open connections %v after QUIT", srv.OpenConnectionIDs())
+		}
+	}
+}
+
 func TestSMTPServerFaults(t *testing.T) {
 	srv := testutil.StartSMTP(t,
 		testutil.FailRcpt("temp@example.jp", testutil.Reply(451, "4.7.1", "greylisted")),
