@@ -40,17 +40,17 @@ type Section struct {
 
 // Item is one piece of news.
 type Item struct {
-	Dates    Dates            `json:"dates"`
-	Headline string           `json:"headline"`
-	Body     []string         `json:"body,omitempty"`  // paragraphs
-	Links    []string         `json:"links,omitempty"` // URLs in source order
+	Dates    Dates    `json:"dates"`
+	Headline string   `json:"headline"`
+	Body     []string `json:"body,omitempty"`  // paragraphs
+	Links    []string `json:"links,omitempty"` // URLs in source order
 	// LinkLabels holds the editor's text for each link, parallel to
 	// Links ("" where the link has none: readers then see where it goes,
 	// "www.soumu.go.jp のページ"); nil when no link has one.
-	LinkLabels []string `json:"link_labels,omitempty"`
-	Region   audience.Region  `json:"region"`          // the section's unless the item says otherwise
-	Topics   []audience.Topic `json:"topics"`          // the section's kind first, then editor tags
-	Line     int              `json:"-"`               // source line of the item, 0 if unknown
+	LinkLabels []string         `json:"link_labels,omitempty"`
+	Region     audience.Region  `json:"region"` // the section's unless the item says otherwise
+	Topics     []audience.Topic `json:"topics"` // the section's kind first, then editor tags
+	Line       int              `json:"-"`      // source line of the item, 0 if unknown
 	// LinkLines holds the source line of each link, parallel to Links;
 	// nil when unknown.
 	LinkLines []int `json:"-"`
