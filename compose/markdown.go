@@ -689,3 +689,33 @@ func quoteAttr(v string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 	return `"` + r.Replace(v) + `"`
 }
+
+// Paragraphs splits text typed in a form into the paragraphs the Markdown
+// reader would read from it: paragraphs are separated by blank lines, and
+// the lines of a paragraph are joined as in the format (with nothing
+// between Japanese text, with one space between Latin words). Line ends
+// may be LF, CRLF or CR.
+func Paragraphs(text string) []string {
+	text = strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", "\n"), "\r", "\n")
+	var out, para []string
+	for l := range strings.SplitSeq(text, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			if len(para) > 0 {
+				out = append(out, joinLines(para))
+				para = para[:0]
+			}
+			continue
+		}
+		para = append(para, l)
+	}
+	if len(para) > 0 {
+		out = append(out, joinLines(para))
+	}
+	return out
+}
+
+// GroupAttr is the group attribute WriteMarkdown writes for the section:
+// its parent heading, with the section's note when the section's own
+// heading has none (see docs/issue-format.md).
+func (s *Section) GroupAttr() string { return groupAttr(s) }

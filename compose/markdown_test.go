@@ -301,3 +301,14 @@ title: 便り 2025年12月号
 		}
 	}
 }
+
+func TestParagraphs(t *testing.T) {
+	got := compose.Paragraphs("一行目\r\n二行目\n\n\n  English\nwords \n\r\n三つ目\r")
+	want := []string{"一行目二行目", "English words", "三つ目"}
+	if !slices.Equal(got, want) {
+		t.Errorf("Paragraphs: %q, want %q", got, want)
+	}
+	if got := compose.Paragraphs(" \n \n"); got != nil {
+		t.Errorf("blank: %q", got)
+	}
+}

@@ -42,7 +42,9 @@ func (s *Service) PreviewCopy(ctx context.Context, issue *compose.Issue, list st
 	if issue == nil || list == "" {
 		return nil, fmt.Errorf("%w: issue and list are required", ErrInvalid)
 	}
-	r := Recipient{Prefs: reader.Prefs, Name: reader.Name}
+	// A reader by preferences gets an example address of a common length,
+	// for the size of the copy.
+	r := Recipient{Prefs: reader.Prefs, Name: reader.Name, Email: "yamada.taro@example.jp"}
 	if reader.SubscriberID != 0 {
 		rs, err := s.deps.Directory.Lookup(ctx, list, []int64{reader.SubscriberID})
 		if err != nil {
@@ -67,7 +69,10 @@ func (s *Service) PreviewCopy(ctx context.Context, issue *compose.Issue, list st
 	} else {
 		m = s.copyMessage(sc, &r, rendered, s.cfg.BaseURL+"/u/preview", s.cfg.BaseURL+"/p/preview", "")
 	}
-	out := &Copy{Variant: s.deps.Renderer.Variant(issue, r.Prefs), Prefs: r.Prefs, Email: r.Email, Subject: m.Subject}
+	out := &Copy{Variant: s.deps.Renderer.Variant(issue, r.Prefs), Prefs: r.Prefs, Subject: m.Subject}
+	if r.ID != 0 {
+		out.Email = r.Email
+	}
 	if out.Text, out.HTML, err = m.AppendBodies(nil, nil); err != nil {
 		return nil, fmt.Errorf("queue: preview: %w", err)
 	}

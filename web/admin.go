@@ -22,7 +22,8 @@ import (
 
 func (s *server) adminPage(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
 	sess := sessionFrom(r.Context())
-	s.render(w, r, status, name, &page{Lang: langJA, Admin: true, Editor: sess.Editor.Name, CSRF: sess.CSRF, Data: data})
+	s.rememberLang(w, r)
+	s.render(w, r, status, name, &page{Lang: s.adminLang(r), Admin: true, Editor: sess.Editor.Name, CSRF: sess.CSRF, Data: data})
 }
 
 // ---- sign-in ----

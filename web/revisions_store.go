@@ -64,6 +64,7 @@ type Revision struct {
 	Note       string       `json:"note,omitempty"`
 	SourceName string       `json:"source_name"`
 	Source     []byte       `json:"-"` // nil in lists
+	Form       []byte       `json:"-"` // the composer's fields as posted, URL-encoded; nil for uploads and in lists
 	Size       int          `json:"size"`
 	Valid      bool         `json:"valid"` // the source parses
 	CreatedAt  time.Time    `json:"created_at"`
@@ -97,6 +98,10 @@ type NewRevision struct {
 	Note       string
 	SourceName string
 	Source     []byte
+	// Form is the composer's fields as posted (URL-encoded), kept with
+	// the Markdown so that a draft that does not parse yet opens again as
+	// it was typed; nil for uploads.
+	Form []byte
 	// Issue is Source parsed; nil when Source does not parse (a draft in
 	// the middle of an edit), which is stored but cannot be sent.
 	Issue *compose.Issue
@@ -108,14 +113,14 @@ type NewRevision struct {
 // AnyBase as NewRevision.Base saves without the conflict check.
 const AnyBase = -1
 
-const revisionColumns = `slug, number, kind, base, author, note, source_name, source, valid, created_at`
+const revisionColumns = `slug, number, kind, base, author, note, source_name, source, form, valid, created_at`
 
 func scanRevision(row interface{ Scan(...any) error }, withSource bool) (*Revision, error) {
 	var r Revision
 	var valid, created int64
-	var src []byte
+	var src, form []byte
 	var size int64
-	dst := []any{&r.Slug, &r.Number, &r.Kind, &r.Base, &r.Author, &r.Note, &r.SourceName, &src, &valid, &created}
+	dst := []any{&r.Slug, &r.Number, &r.Kind, &r.Base, &r.Author, &r.Note, &r.SourceName, &src, &form, &valid, &created}
 	if !withSource {
 		dst[7] = &size
 	}
@@ -123,7 +128,7 @@ func scanRevision(row interface{ Scan(...any) error }, withSource bool) (*Revisi
 		return nil, err
 	}
 	if withSource {
-		r.Source, r.Size = src, len(src)
+		r.Source, r.Size, r.Form = src, len(src), form
 	} else {
 		r.Size = int(size)
 	}
@@ -172,8 +177,8 @@ func insertRevision(ctx context.Context, tx *sql.Tx, nr NewRevision, number int,
 		v = 1
 	}
 	base := max(nr.Base, 0)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO web_revisions (`+revisionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		nr.Slug, number, string(nr.Kind), base, nr.Author, nr.Note, nr.SourceName, nr.Source, v, now); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO web_revisions (`+revisionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		nr.Slug, number, string(nr.Kind), base, nr.Author, nr.Note, nr.SourceName, nr.Source, nr.Form, v, now); err != nil {
 		return fmt.Errorf("save revision %d of %q: %w", number, nr.Slug, err)
 	}
 	return nil
@@ -223,7 +228,7 @@ func (s *Store) SaveRevision(ctx context.Context, nr NewRevision) (*Revision, er
 	if sent > 0 && !nr.Correction {
 		return nil, fmt.Errorf("issue %q was sent (revision %d): %w", nr.Slug, sent, ErrLocked)
 	}
-	if bytes.Equal(headRev.Source, nr.Source) && headRev.SourceName == nr.SourceName {
+	if bytes.Equal(headRev.Source, nr.Source) && headRev.SourceName == nr.SourceName && (nr.Form == nil || bytes.Equal(headRev.Form, nr.Form)) {
 		return headRev, nil // nothing changed: no empty revision
 	}
 	if sent > 0 && nr.Kind != KindAutosave {
@@ -275,7 +280,7 @@ func (s *Store) HeadRevision(ctx context.Context, slug string) (*Revision, error
 // sources.
 func (s *Store) Revisions(ctx context.Context, slug string) ([]*Revision, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT slug, number, kind, base, author, note, source_name, octet_length(source),
-		valid, created_at FROM web_revisions WHERE slug = ? ORDER BY number DESC`, slug)
+		NULL, valid, created_at FROM web_revisions WHERE slug = ? ORDER BY number DESC`, slug)
 	if err != nil {
 		return nil, fmt.Errorf("revisions of %q: %w", slug, err)
 	}
@@ -367,7 +372,7 @@ func (s *Store) MarkSent(ctx context.Context, slug string, valid int) error {
 // sent or not corrected, or is not in the store.
 func (s *Store) Corrections(ctx context.Context, slug string) ([]*Revision, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT r.slug, r.number, r.kind, r.base, r.author, r.note, r.source_name,
-		octet_length(r.source), r.valid, r.created_at FROM web_revisions r JOIN web_issues i ON i.slug = r.slug
+		octet_length(r.source), NULL, r.valid, r.created_at FROM web_revisions r JOIN web_issues i ON i.slug = r.slug
 		WHERE r.slug = ? AND i.sent_revision > 0 AND r.number > i.sent_revision AND r.number <= i.valid_revision
 		AND r.kind = ? ORDER BY r.number`, slug, string(KindCorrection))
 	if err != nil {
@@ -393,13 +398,24 @@ const pendingTTL = 24 * time.Hour
 
 // StashPending keeps a form posted to the composer after the editor's
 // session expired, and returns the cookie value that claims it (only its
-// hash is stored). Stashes older than a day are removed.
-func (s *Store) StashPending(ctx context.Context, slug string, form []byte) (string, error) {
-	id := randomToken(32)
+// hash is stored). With the cookie value of an earlier stash (old), the
+// newer work replaces it. Stashes older than a day are removed.
+func (s *Store) StashPending(ctx context.Context, old, slug string, form []byte) (string, error) {
 	now := s.now()
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM web_pending WHERE created_at < ?`, now.Add(-pendingTTL).UnixMilli()); err != nil {
 		return "", fmt.Errorf("stash pending work: %w", err)
 	}
+	if old != "" && len(old) <= 128 {
+		res, err := s.db.ExecContext(ctx, `UPDATE web_pending SET slug = ?, form = ?, created_at = ? WHERE id_hash = ?`,
+			slug, form, now.UnixMilli(), hashSecret(old))
+		if err != nil {
+			return "", fmt.Errorf("stash pending work: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return old, nil
+		}
+	}
+	id := randomToken(32)
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO web_pending (id_hash, slug, form, created_at) VALUES (?, ?, ?, ?)`,
 		hashSecret(id), slug, form, now.UnixMilli()); err != nil {
 		return "", fmt.Errorf("stash pending work: %w", err)

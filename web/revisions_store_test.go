@@ -164,9 +164,13 @@ func TestStoreRevisionRace(t *testing.T) {
 
 func TestStorePending(t *testing.T) {
 	e := newEnv(t, envOpts{})
-	tok, err := e.store.StashPending(e.ctx, "2025-11", []byte("title=x"))
+	tok, err := e.store.StashPending(e.ctx, "", "2025-11", []byte("title=w"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Newer work under the same cookie replaces the older.
+	if again, err := e.store.StashPending(e.ctx, tok, "2025-11", []byte("title=x")); err != nil || again != tok {
+		t.Fatalf("restash: %q %v", again, err)
 	}
 	if _, _, err := e.store.TakePending(e.ctx, "wrong"); !errors.Is(err, web.ErrNotFound) {
 		t.Errorf("wrong cookie: %v", err)
@@ -178,7 +182,7 @@ func TestStorePending(t *testing.T) {
 	if _, _, err := e.store.TakePending(e.ctx, tok); !errors.Is(err, web.ErrNotFound) {
 		t.Errorf("taken twice: %v", err)
 	}
-	old, _ := e.store.StashPending(e.ctx, "2025-11", []byte("a"))
+	old, _ := e.store.StashPending(e.ctx, "", "2025-11", []byte("a"))
 	e.clock.Advance(25 * time.Hour)
 	if _, _, err := e.store.TakePending(e.ctx, old); !errors.Is(err, web.ErrNotFound) {
 		t.Errorf("a day-old stash: %v", err)

@@ -17,6 +17,7 @@ CREATE TABLE web_revisions (
     note        TEXT    NOT NULL DEFAULT '',
     source_name TEXT    NOT NULL,
     source      BLOB    NOT NULL,
+    form        BLOB,                         -- the composer's fields as posted (URL-encoded); NULL for uploads
     valid       INTEGER NOT NULL DEFAULT 1,   -- 1 when the source parses
     created_at  INTEGER NOT NULL,
     PRIMARY KEY (slug, number)
