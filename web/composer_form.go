@@ -195,7 +195,9 @@ func trimDates(s string) string {
 
 // splitTags splits topic tags typed with commas, spaces or 、.
 func splitTags(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '、' || r == '，' || r == ' ' || r == '\u3000' || r == '\t' })
+	return strings.FieldsFunc(s, func(r rune) bool {
+		return r == ',' || r == '、' || r == '，' || r == ' ' || r == '\u3000' || r == '\t'
+	})
 }
 
 // issue builds the issue the draft describes, with its values as typed:

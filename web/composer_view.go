@@ -170,4 +170,3 @@ func (v *composerView) S(name, label, which string) fieldView {
 	}
 	return f
 }
-

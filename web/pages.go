@@ -44,7 +44,7 @@ func pageFuncs(loc *time.Location) template.FuncMap {
 		"inc":  func(i int) int { return i + 1 },
 		// fieldID is the element id of a composer field ("s0.heading").
 		"fieldID": fieldID,
-		"list": func(s ...string) []string { return s },
+		"list":    func(s ...string) []string { return s },
 	}
 }
 
