@@ -264,8 +264,15 @@ func TestConsoleIssueToSend(t *testing.T) {
 	if res.StatusCode != 200 || !strings.Contains(body, `id="plan-total">3<`) {
 		t.Fatalf("plan: %d\n%s", res.StatusCode, body)
 	}
-	if n := strings.Count(between(t, body, `<tbody>`, `</tbody>`), "<code>"); n != 2 {
+	// Variants are named for people by what they hold, with their
+	// readers; never by internal keys.
+	tbody := between(t, body, `<tbody>`, `</tbody>`)
+	if n := strings.Count(tbody, `class="variant-label"`); n != 2 {
 		t.Errorf("plan shows %d variants, want 2", n)
+	}
+	if !strings.Contains(tbody, `class="variant-label">欧州 / 政策動向<`) || !strings.Contains(tbody, "2 人") ||
+		regexp.MustCompile(`\d+:\d{3,}`).MatchString(tbody) {
+		t.Errorf("variant labels:\n%s", tbody)
 	}
 	res, _ = e.postForm(c, "/admin/issues/"+slug+"/send", url.Values{"csrf": {csrf}, "list": {testList}})
 	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/admin/sends/") {
@@ -300,7 +307,7 @@ func TestConsoleIssueToSend(t *testing.T) {
 		t.Errorf("send page: %d", res.StatusCode)
 	}
 	_, body = e.do(c, "GET", "/admin/sends", nil)
-	if !strings.Contains(body, slug) {
+	if !strings.Contains(body, `href="`+sendPath+`"`) || !strings.Contains(body, "完了") {
 		t.Error("sends page does not list the send")
 	}
 	// Cancelling a finished send is a conflict.
@@ -454,11 +461,17 @@ func TestSendFailuresShowRelayReply(t *testing.T) {
 		t.Fatalf("counts %+v", snd.Counts)
 	}
 	_, body := e.do(c, "GET", sendPath, nil)
-	if !strings.Contains(body, "失敗した配信") || !strings.Contains(body, "mailbox unavailable") || !strings.Contains(body, "恒久 permanent") {
+	if !strings.Contains(body, "届かなかった配信") || !strings.Contains(body, "mailbox unavailable") || !strings.Contains(body, "恒久的") {
 		t.Errorf("send page does not list the failure with the reply:\n%s", body)
 	}
-	if strings.Contains(body, "gone@example.jp") {
-		t.Error("the failure list shows the address (ids only)")
+	// Each failure names the reader by address, linked to their page.
+	gone := e.subscriber("gone@example.jp")
+	if !strings.Contains(body, `<a href="/admin/subscribers/`+gone.PublicID+`">gone@example.jp</a>`) {
+		t.Error("the failure list does not name the reader by address with a link")
+	}
+	// A finished send offers no pause or cancel, and says what done means.
+	if strings.Contains(body, `id="pause"`) || strings.Contains(body, `id="cancel"`) || !strings.Contains(body, `id="state-help">すべての読者`) {
+		t.Error("a finished send offers pause or cancel, or does not explain its state")
 	}
 	_, body = e.do(c, "GET", sendPath+"/progress", nil)
 	if !strings.Contains(body, `"failed":1`) {

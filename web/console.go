@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/templates"
 )
 
 // The console speaks Japanese, with English on request: ?lang=en (or ja)
@@ -92,4 +94,38 @@ func prefsLabelIn(lang string, p audience.Prefs) string {
 		sep = ", "
 	}
 	return strings.Join(rs, sep) + " / " + strings.Join(ts, sep)
+}
+
+// variantLabel names a variant for people by what its copies hold: the
+// regions and topics of the items a reader with prefs gets ("日本・米国 /
+// 政策動向"), in the order of the standard lists.
+func variantLabel(lang string, issue *compose.Issue, prefs audience.Prefs) string {
+	sel, err := templates.Select(issue, prefs)
+	if err != nil {
+		return prefsLabelIn(lang, prefs)
+	}
+	regions := map[audience.Region]bool{}
+	topics := map[audience.Topic]bool{}
+	idx := 0
+	for _, sec := range issue.Sections {
+		for _, it := range sec.Items {
+			if sel.Includes(idx) {
+				regions[it.Region] = true
+				topics[sec.Kind] = true
+			}
+			idx++
+		}
+	}
+	var p audience.Prefs
+	for _, r := range audience.Regions {
+		if regions[r] {
+			p.Regions = append(p.Regions, r)
+		}
+	}
+	for _, t := range audience.StandardTopics {
+		if topics[t] {
+			p.Topics = append(p.Topics, t)
+		}
+	}
+	return prefsLabelIn(lang, p)
 }
