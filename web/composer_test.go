@@ -13,9 +13,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tayori-news/tayori/compose"
 	"github.com/tayori-news/tayori/queue"
+	"github.com/tayori-news/tayori/web"
 )
 
 // composerForm reads the named fields of the composer page (inputs,
@@ -279,4 +281,437 @@ func (e *env) uploadTo(c *http.Client, csrf, slug string, base int, name string,
 	fw.Write(data)
 	mw.Close()
 	return e.do(c, "POST", "/admin/issues/"+slug+"/upload", &buf, "Content-Type", mw.FormDataContentType())
+}
+
+// loginAs signs a new browser in as another editor.
+func (e *env) loginAs(name string) (*http.Client, string) {
+	e.t.Helper()
+	if _, err := e.store.AddEditor(e.ctx, name, editorPassword); err != nil && !strings.Contains(err.Error(), "exists") {
+		e.t.Fatal(err)
+	}
+	c := e.browser()
+	res, _ := e.postForm(c, "/admin/login", url.Values{"name": {name}, "password": {editorPassword}, "next": {"/admin/issues"}})
+	if res.StatusCode != http.StatusSeeOther {
+		e.t.Fatalf("login %s: %d", name, res.StatusCode)
+	}
+	_, body := e.do(c, "GET", "/admin/issues", nil)
+	return c, csrfRE.FindStringSubmatch(body)[1]
+}
+
+func (e *env) composerValues(c *http.Client, slug string) url.Values {
+	e.t.Helper()
+	res, page := e.do(c, "GET", "/admin/issues/"+slug+"/edit", nil)
+	if res.StatusCode != 200 {
+		e.t.Fatalf("composer %s: %d", slug, res.StatusCode)
+	}
+	v := composerForm(e.t, page)
+	v.Del("csrf")
+	return v
+}
+
+// Every sample and fixture: started in the composer, edited and saved
+// there, downloaded, uploaded and downloaded again: the same bytes, and
+// the Markdown reads and writes back to itself.
+func TestComposerRoundTrip(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	c := e.browser()
+	csrf := e.login(c)
+	doc := string(must[[]byte](t)(os.ReadFile("../docs/issue-format.md")))
+	_, rest, _ := strings.Cut(doc, "```markdown\n")
+	example, _, _ := strings.Cut(rest, "```")
+	sources := map[string][]byte{
+		"2025-07":     sampleIssue(t, "aisi-monthly-2025-07.txt"),
+		"2025-11":     sampleIssue(t, "aisi-monthly-2025-11.txt"),
+		"fixture-07":  must[[]byte](t)(os.ReadFile("../compose/testdata/aisi-monthly-2025-07.md")),
+		"fixture-11":  must[[]byte](t)(os.ReadFile("../compose/testdata/aisi-monthly-2025-11.md")),
+		"format-docs": []byte(example),
+	}
+	for slug, src := range sources {
+		t.Run(slug, func(t *testing.T) {
+			e.newIssue(c, csrf, src, slug)
+			v := e.composerValues(c, slug)
+			v.Set("title", v.Get("title")+" 編集済み")
+			v.Set("s0.i0.l0.label", "一つ目のリンク")
+			v.Set("closing", "今月もお読みいただき、ありがとうございました。")
+			var a saveAnswer
+			if res := e.postScript(c, csrf, "/admin/issues/"+slug+"/edit", withAction(v, "save"), &a); res.StatusCode != 200 || a.Revision != 2 {
+				t.Fatalf("save: %d %+v", res.StatusCode, a)
+			}
+			first := e.download(c, "/admin/issues/"+slug+"/download")
+			if !bytes.Contains(first, []byte("- [一つ目のリンク](")) || !bytes.Contains(first, []byte("\n---\n\n今月もお読みいただき")) {
+				t.Errorf("the label or the closing is not in the Markdown")
+			}
+			is, err := compose.ParseMarkdown(slug+".md", first)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var again bytes.Buffer
+			compose.WriteMarkdown(&again, is)
+			if !bytes.Equal(again.Bytes(), first) {
+				t.Error("the downloaded Markdown does not write back to itself")
+			}
+			if res, body := e.uploadTo(c, csrf, slug, 2, slug+".md", first); res.StatusCode != http.StatusSeeOther {
+				t.Fatalf("upload: %d\n%s", res.StatusCode, body)
+			}
+			second := e.download(c, "/admin/issues/"+slug+"/download")
+			if !bytes.Equal(first, second) {
+				t.Errorf("download → upload → download changed the bytes")
+			}
+			// Opening the composer on the uploaded revision and saving
+			// without a change makes no revision.
+			v = e.composerValues(c, slug)
+			e.postScript(c, csrf, "/admin/issues/"+slug+"/edit", withAction(v, "save"), &a)
+			if got := e.download(c, "/admin/issues/"+slug+"/download"); !bytes.Equal(got, first) {
+				t.Error("saving the unchanged form changed the Markdown")
+			}
+		})
+	}
+}
+
+// Two editors on one issue: the later save on the older revision is
+// refused, never written over; the conflict page shows both versions and
+// merges them, each place preset to whoever changed it.
+func TestComposerConflict(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	c1 := e.browser()
+	csrf1 := e.login(c1)
+	c2, csrf2 := e.loginAs("taro")
+	e.newIssue(c1, csrf1, sampleIssue(t, "aisi-monthly-2025-11.txt"), "")
+	v1 := e.composerValues(c1, "2025-11")
+	v2 := e.composerValues(c2, "2025-11")
+	v1.Set("title", "十一月号（花子の題）")
+	var a saveAnswer
+	if e.postScript(c1, csrf1, "/admin/issues/2025-11/edit", withAction(v1, "save"), &a); a.Revision != 2 {
+		t.Fatalf("hanako's save: %+v", a)
+	}
+	v2.Set("s1.i0.body", "太郎が書いた本文。")
+	res := e.postScript(c2, csrf2, "/admin/issues/2025-11/edit", withAction(v2, "autosave"), &a)
+	if res.StatusCode != http.StatusConflict || a.Head != 2 || a.Author != "hanako" || !strings.Contains(a.Error.Message, "hanako") {
+		t.Fatalf("taro's stale autosave: %d %+v", res.StatusCode, a)
+	}
+	if is := must[*webIssue](t)(e.storeIssue("2025-11")); is.Title != "十一月号（花子の題）" {
+		t.Fatalf("the stale save overwrote: %q", is.Title)
+	}
+	// Without script, the save shows the conflict page.
+	w := cloneValues(v2)
+	w.Set("csrf", csrf2)
+	w.Set("action", "save")
+	res, page := e.postForm(c2, "/admin/issues/2025-11/edit", w)
+	if res.StatusCode != http.StatusConflict || !strings.Contains(page, `id="merge-form"`) || !strings.Contains(page, "hanako") {
+		t.Fatalf("conflict page: %d\n%s", res.StatusCode, page)
+	}
+	if !strings.Contains(page, "十一月号（花子の題）") || !strings.Contains(page, "太郎が書いた本文。") {
+		t.Error("the conflict page does not show both versions")
+	}
+	// Merge with the preset choices: both changes are kept.
+	mf := url.Values{"csrf": {csrf2}}
+	for _, name := range []string{"head", "mine"} {
+		m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindStringSubmatch(page)
+		mf.Set(name, html.UnescapeString(m[1]))
+	}
+	for _, m := range regexp.MustCompile(`name="(take\d+)" value="(mine|theirs)" checked`).FindAllStringSubmatch(page, -1) {
+		mf.Set(m[1], m[2])
+	}
+	res, _ = e.postForm(c2, "/admin/issues/2025-11/merge", mf)
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("merge: %d", res.StatusCode)
+	}
+	is := must[*webIssue](t)(e.storeIssue("2025-11"))
+	if is.Title != "十一月号（花子の題）" || is.Sections[1].Items[0].Body[0] != "太郎が書いた本文。" {
+		t.Errorf("merged: title %q, body %q", is.Title, is.Sections[1].Items[0].Body)
+	}
+	head := must[*webRevision](t)(e.store.HeadRevision(e.ctx, "2025-11"))
+	if head.Number != 3 || head.Kind != "merge" || head.Author != "taro" {
+		t.Errorf("merge revision %+v", head)
+	}
+}
+
+type webRevision = web.Revision
+
+func TestComposerRevisionsDiffRestore(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	c := e.browser()
+	csrf := e.login(c)
+	e.newIssue(c, csrf, sampleIssue(t, "aisi-monthly-2025-11.txt"), "")
+	v := e.composerValues(c, "2025-11")
+	orig := v.Get("s0.i0.headline")
+	v.Set("s0.i0.headline", "書き換えた見出し")
+	var a saveAnswer
+	e.postScript(c, csrf, "/admin/issues/2025-11/edit", withAction(v, "save"), &a)
+	_, page := e.do(c, "GET", "/admin/issues/2025-11/revisions", nil)
+	for _, want := range []string{`id="rev-1"`, `id="rev-2"`, "新規作成", "保存", "hanako", "最新"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("revisions page lacks %q", want)
+		}
+	}
+	res, page := e.do(c, "GET", "/admin/issues/2025-11/diff?a=1&b=2", nil)
+	if res.StatusCode != 200 || !strings.Contains(page, "書き換えた見出し") || !strings.Contains(page, html.EscapeString(orig)) ||
+		!strings.Contains(page, `class="op del"`) || !strings.Contains(page, `class="op ins"`) {
+		t.Fatalf("diff: %d", res.StatusCode)
+	}
+	if r1 := e.download(c, "/admin/issues/2025-11/revisions/1/download"); !bytes.Contains(r1, []byte(orig)) {
+		t.Error("revision 1's download is not revision 1")
+	}
+	// Restore with a stale base is refused; with the head it is a new revision.
+	if res, _ := e.postForm(c, "/admin/issues/2025-11/revisions/1/restore", url.Values{"csrf": {csrf}, "base": {"1"}}); res.StatusCode != http.StatusConflict {
+		t.Errorf("stale restore: %d", res.StatusCode)
+	}
+	res, _ = e.postForm(c, "/admin/issues/2025-11/revisions/1/restore", url.Values{"csrf": {csrf}, "base": {"2"}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("restore: %d", res.StatusCode)
+	}
+	head := must[*webRevision](t)(e.store.HeadRevision(e.ctx, "2025-11"))
+	if head.Number != 3 || head.Kind != "restore" || head.Note != "第1版から復元" {
+		t.Errorf("restored revision %+v", head)
+	}
+	if is := must[*webIssue](t)(e.storeIssue("2025-11")); is.Sections[0].Items[0].Headline != orig {
+		t.Errorf("restored headline %q", is.Sections[0].Items[0].Headline)
+	}
+}
+
+// After a send the issue is locked: a save is refused until the editor
+// saves it as a correction, which the archive then shows, the sent
+// version a link away.
+func TestComposerLockAndCorrection(t *testing.T) {
+	e := newEnv(t, envOpts{worker: true})
+	c := e.browser()
+	csrf := e.login(c)
+	e.addActive("r1@example.jp")
+	e.newIssue(c, csrf, sampleIssue(t, "aisi-monthly-2025-07.txt"), "")
+	res, _ := e.postForm(c, "/admin/issues/2025-07/send", url.Values{"csrf": {csrf}, "list": {testList}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("send: %d", res.StatusCode)
+	}
+	var id int64
+	fmtSscan(t, strings.TrimPrefix(res.Header.Get("Location"), "/admin/sends/"), &id)
+	waitSend(t, e, id, queue.Done)
+
+	v := e.composerValues(c, "2025-07")
+	_, page := e.do(c, "GET", "/admin/issues/2025-07/edit", nil)
+	if !strings.Contains(page, `id="locked"`) || !strings.Contains(page, `name="correction"`) {
+		t.Fatal("the composer does not say the issue is locked")
+	}
+	old := v.Get("s0.i0.headline")
+	v.Set("s0.i0.headline", "訂正した見出し")
+	var a saveAnswer
+	if res := e.postScript(c, csrf, "/admin/issues/2025-07/edit", withAction(v, "save"), &a); res.StatusCode != http.StatusConflict || a.Error.Code != "locked" {
+		t.Fatalf("save on a sent issue: %d %+v", res.StatusCode, a)
+	}
+	v.Set("correction", "yes")
+	v.Set("note", "見出しの誤記")
+	if res := e.postScript(c, csrf, "/admin/issues/2025-07/edit", withAction(v, "save"), &a); res.StatusCode != 200 || a.Kind != "correction" {
+		t.Fatalf("correction: %d %+v", res.StatusCode, a)
+	}
+	res, body := e.do(e.client(), "GET", "/archive/2025-07", nil)
+	if res.StatusCode != 200 || !strings.Contains(body, "訂正した見出し") || !strings.Contains(body, `id="correction"`) ||
+		!strings.Contains(body, "見出しの誤記") || strings.Contains(body, old) {
+		t.Errorf("archive after the correction: %d", res.StatusCode)
+	}
+	res, body = e.do(e.client(), "GET", "/archive/2025-07?v=sent", nil)
+	if res.StatusCode != 200 || !strings.Contains(body, old) || strings.Contains(body, "訂正した見出し") {
+		t.Errorf("the sent version: %d", res.StatusCode)
+	}
+	_, page = e.do(c, "GET", "/admin/issues/2025-07/revisions", nil)
+	if !strings.Contains(page, "配信した版") || !strings.Contains(page, "訂正") {
+		t.Error("the revisions page does not mark the sent revision and the correction")
+	}
+}
+
+// A session that expires while the editor types: the work is kept on the
+// server and saved, under their name, once they sign in again.
+func TestComposerSessionExpiry(t *testing.T) {
+	e := newEnv(t, envOpts{cfg: web.Config{SessionTTL: time.Hour}})
+	c := e.browser()
+	csrf := e.login(c)
+	e.newIssue(c, csrf, sampleIssue(t, "aisi-monthly-2025-11.txt"), "")
+	v := e.composerValues(c, "2025-11")
+	e.clock.Advance(2 * time.Hour)
+	v.Set("s0.i0.body", "期限切れの後に書いた本文。")
+	var a saveAnswer
+	res := e.postScript(c, csrf, "/admin/issues/2025-11/edit", withAction(v, "autosave"), &a)
+	if res.StatusCode != http.StatusUnauthorized || a.Login != "/admin/login?next=%2Fadmin%2Fissues%2F2025-11%2Fresume" {
+		t.Fatalf("expired autosave: %d %+v", res.StatusCode, a)
+	}
+	// More typing, still signed out: the kept copy follows it.
+	v.Set("s0.i0.body", "期限切れの後に書いた本文。続き。")
+	e.postScript(c, csrf, "/admin/issues/2025-11/edit", withAction(v, "autosave"), &a)
+	if n := must[int](t)(countRows(e, "web_pending")); n != 1 {
+		t.Errorf("%d kept copies, want 1", n)
+	}
+	// Sign in again (the sign-in page says the work will be saved).
+	_, page := e.do(c, "GET", "/admin/login?next=%2Fadmin%2Fissues%2F2025-11%2Fresume", nil)
+	if !strings.Contains(page, `id="resume-note"`) {
+		t.Error("the sign-in page does not say the work will be saved")
+	}
+	res, _ = e.postForm(c, "/admin/login", url.Values{"name": {"hanako"}, "password": {editorPassword}, "next": {"/admin/issues/2025-11/resume"}})
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/admin/issues/2025-11/resume" {
+		t.Fatalf("login: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	res, _ = e.do(c, "GET", "/admin/issues/2025-11/resume", nil)
+	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/admin/issues/2025-11/edit?resumed=") {
+		t.Fatalf("resume: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	head := must[*webRevision](t)(e.store.HeadRevision(e.ctx, "2025-11"))
+	if head.Author != "hanako" || !bytes.Contains(head.Source, []byte("期限切れの後に書いた本文。続き。")) {
+		t.Errorf("resumed revision %d by %q", head.Number, head.Author)
+	}
+	// Without script, the form's save goes to the sign-in page.
+	e.clock.Advance(2 * time.Hour)
+	w := cloneValues(v)
+	w.Set("csrf", csrf)
+	w.Set("base", strconv.Itoa(head.Number))
+	res, _ = e.postForm(c, "/admin/issues/2025-11/edit", w)
+	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/admin/login?next=") {
+		t.Errorf("expired form save: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	// A cross-site post keeps nothing.
+	if res, _ := e.postForm(e.browser(), "/admin/issues/2025-11/edit", w, "Sec-Fetch-Site", "cross-site"); res.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-site post: %d", res.StatusCode)
+	}
+}
+
+func countRows(e *env, table string) (int, error) {
+	var n int
+	err := e.db.QueryRow(`SELECT count(*) FROM ` + table).Scan(&n)
+	return n, err
+}
+
+// Without script: sections and items are added, moved and removed by the
+// form's buttons, every change saved.
+func TestComposerWithoutScript(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	c := e.browser()
+	csrf := e.login(c)
+	res, body := e.postForm(c, "/admin/issues/new", url.Values{"csrf": {csrf}, "start": {"blank"}, "slug": {"2026-01"},
+		"title": {"一月号"}, "newsletter": {"便り"}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("new blank: %d\n%s", res.StatusCode, body)
+	}
+	post := func(v url.Values, op string) {
+		t.Helper()
+		w := cloneValues(v)
+		w.Set("csrf", csrf)
+		w.Set("op", op)
+		if res, body := e.postForm(c, "/admin/issues/2026-01/edit", w); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("%s: %d\n%s", op, res.StatusCode, body)
+		}
+	}
+	v := e.composerValues(c, "2026-01")
+	post(v, "add-section")
+	v = e.composerValues(c, "2026-01")
+	v.Set("s0.heading", "国内AI政策動向")
+	v.Set("s0.region", "jp")
+	v.Set("s0.kind", "policy")
+	v.Set("s0.i0.headline", "一つ目")
+	v.Set("s0.i0.dates", "2026/01/05")
+	post(v, "add-item:s0")
+	v = e.composerValues(c, "2026-01")
+	v.Set("s0.i1.headline", "二つ目")
+	v.Set("s0.i1.dates", "(2026/01/06)")
+	v.Set("s0.i1.l0.url", "https://www.soumu.go.jp/")
+	v.Set("s0.i1.l0.label", "総務省")
+	post(v, "up:s0.i1")
+	is := must[*webIssue](t)(e.storeIssue("2026-01"))
+	if len(is.Sections) != 1 || len(is.Sections[0].Items) != 2 || is.Sections[0].Items[0].Headline != "二つ目" ||
+		is.Sections[0].Items[0].Dates.Text != "2026/01/06" || is.Sections[0].Items[0].LinkLabels[0] != "総務省" {
+		t.Fatalf("after moving: %+v", is.Sections)
+	}
+	v = e.composerValues(c, "2026-01")
+	post(v, "del:s0.i0")
+	if is := must[*webIssue](t)(e.storeIssue("2026-01")); len(is.Sections[0].Items) != 1 || is.Sections[0].Items[0].Headline != "一つ目" {
+		t.Fatalf("after deleting: %+v", is.Sections[0].Items)
+	}
+	// A bad date: saved as typed, shown next to its field and focused;
+	// the issue that would be sent stays the last one that reads.
+	v = e.composerValues(c, "2026-01")
+	v.Set("s0.i0.dates", "2026/13/45")
+	w := cloneValues(v)
+	w.Set("csrf", csrf)
+	w.Set("action", "save")
+	res, _ = e.postForm(c, "/admin/issues/2026-01/edit", w)
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("save: %d", res.StatusCode)
+	}
+	_, page := e.do(c, "GET", res.Header.Get("Location"), nil)
+	field := between(t, page, `data-field="s0.i0.dates"`, `</div>`)
+	if !strings.Contains(field, `value="2026/13/45"`) || !strings.Contains(field, `aria-invalid="true"`) || !strings.Contains(field, "autofocus") ||
+		!strings.Contains(field, "2026/13/45") || !strings.Contains(field, "field-problems") {
+		t.Errorf("the bad date is not shown as typed with its problem:\n%s", field)
+	}
+	st := must[web.IssueState](t)(e.store.IssueState(e.ctx, "2026-01"))
+	if st.Head == st.Valid {
+		t.Errorf("state %+v: the broken draft became the issue", st)
+	}
+	// "Save and preview" goes to the issue page, whose preview and send
+	// say the newest revision must be fixed first.
+	w.Set("action", "preview")
+	w.Set("base", strconv.Itoa(st.Head))
+	res, _ = e.postForm(c, "/admin/issues/2026-01/edit", w)
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/admin/issues/2026-01" {
+		t.Fatalf("save and preview: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	_, page = e.do(c, "GET", "/admin/issues/2026-01", nil)
+	if !strings.Contains(page, `id="head-invalid"`) || strings.Contains(page, `id="plan-form"`) {
+		t.Error("the issue page offers to send an issue whose newest revision does not read")
+	}
+}
+
+func TestComposerNewIssue(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	c := e.browser()
+	csrf := e.login(c)
+	e.newIssue(c, csrf, sampleIssue(t, "aisi-monthly-2025-11.txt"), "")
+	_, page := e.do(c, "GET", "/admin/issues/new", nil)
+	if !strings.Contains(page, `value="2025-12"`) {
+		t.Error("the new-issue page does not offer the next month")
+	}
+	res, _ := e.postForm(c, "/admin/issues/new", url.Values{"csrf": {csrf}, "start": {"previous"}, "from": {"2025-11"}, "slug": {"2025-12"}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("from previous: %d", res.StatusCode)
+	}
+	prev := must[*webIssue](t)(e.storeIssue("2025-11"))
+	is := must[*webIssue](t)(e.storeIssue("2025-12"))
+	if is.Title != "AI政策動向マンスリー情報 2025年12月号" || len(is.Sections) != len(prev.Sections) || len(is.Intro) != len(prev.Intro) {
+		t.Fatalf("from previous: %q, %d sections", is.Title, len(is.Sections))
+	}
+	for i, s := range is.Sections {
+		if len(s.Items) != 0 || s.Region != prev.Sections[i].Region || s.Kind != prev.Sections[i].Kind || s.Group != prev.Sections[i].Group {
+			t.Errorf("section %d: %+v", i, s)
+		}
+	}
+	if h := is.Sections[0].Heading; !strings.Contains(h, "12月1日~12月31日") {
+		t.Errorf("heading %q: the period did not move on", h)
+	}
+	// Problems stay next to their fields, the first focused.
+	res, page = e.postForm(c, "/admin/issues/new", url.Values{"csrf": {csrf}, "start": {"previous"}, "from": {"2025-11"}, "slug": {"2025-12"}})
+	if res.StatusCode != http.StatusConflict || !strings.Contains(page, "2025-12 の号はすでにあります") ||
+		!strings.Contains(between(t, page, `id="slug"`, `>`), "autofocus") {
+		t.Errorf("existing slug: %d", res.StatusCode)
+	}
+	res, page = e.postForm(c, "/admin/issues/new", url.Values{"csrf": {csrf}, "start": {"paste"}, "paste": {"---\nslug: x\n---\n## 謎の節\n"}})
+	if res.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(page, "pasted.md:4: unknown section heading") ||
+		!strings.Contains(between(t, page, `id="paste"`, `>`), "autofocus") {
+		t.Errorf("bad paste: %d", res.StatusCode)
+	}
+}
+
+// The console speaks Japanese; ?lang=en switches to English and is
+// remembered; errors never show codes or Go errors.
+func TestConsoleLanguage(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	c := e.browser()
+	e.login(c)
+	_, page := e.do(c, "GET", "/admin/issues", nil)
+	if !strings.Contains(page, `<html lang="ja">`) || !strings.Contains(page, "号の一覧") || !strings.Contains(page, `href="?lang=en"`) {
+		t.Error("the console is not Japanese with an English toggle")
+	}
+	e.do(c, "GET", "/admin/issues?lang=en", nil)
+	_, page = e.do(c, "GET", "/admin/issues", nil)
+	if !strings.Contains(page, `<html lang="en">`) || !strings.Contains(page, "Start a new issue") {
+		t.Error("English is not remembered")
+	}
+	res, page := e.do(c, "GET", "/admin/issues/nope/edit?lang=ja", nil)
+	if res.StatusCode != http.StatusNotFound || !strings.Contains(page, "お探しのものが見つかりません") || strings.Contains(page, "not_found") || strings.Contains(page, `"nope"`) {
+		t.Errorf("not found: %d\n%s", res.StatusCode, between(t, page, "<main>", "</main>"))
+	}
 }

@@ -47,20 +47,21 @@ func (s *server) rememberLang(w http.ResponseWriter, r *http.Request) {
 // consoleKeys maps the messages that handlers raise (in English, for the
 // API and the logs) to the console's wording.
 var consoleKeys = map[string]string{
-	"choose a file to upload":                                    "cerr.choose_file",
-	"choose a CSV file":                                          "cerr.choose_csv",
-	"too many test sends this hour":                              "cerr.test_sends",
-	"the queue is not configured":                                "cerr.no_queue",
-	"schedule time must look like 2026-12-01T09:00":              "cerr.schedule",
-	"tick the box to confirm the erasure":                        "cerr.erase_confirm",
-	"sign in first":                                              "cerr.sign_in",
-	"cross-origin request refused":                               "cerr.forbidden",
-	"missing or wrong CSRF token: reload the page and try again": "cerr.csrf",
-	"the issue has lint errors: fix them and upload it again":    "cerr.lint",
-	"at is in the past":                                          "cerr.past",
-	"no section of this issue matches these regions and topics":  "c.preview_nothing",
-	"too many sign-in attempts: wait a few minutes":              "cerr.login_rate",
-	"unreadable form":                                            "cerr.form",
+	"choose a file to upload":                                                 "cerr.choose_file",
+	"choose a CSV file":                                                       "cerr.choose_csv",
+	"too many test sends this hour":                                           "cerr.test_sends",
+	"the queue is not configured":                                             "cerr.no_queue",
+	"schedule time must look like 2026-12-01T09:00":                           "cerr.schedule",
+	"tick the box to confirm the erasure":                                     "cerr.erase_confirm",
+	"sign in first":                                                           "cerr.sign_in",
+	"cross-origin request refused":                                            "cerr.forbidden",
+	"missing or wrong CSRF token: reload the page and try again":              "cerr.csrf",
+	"the issue has lint errors: fix them and upload it again":                 "cerr.lint",
+	"at is in the past":                                                       "cerr.past",
+	"no section of this issue matches these regions and topics":               "c.preview_nothing",
+	"too many sign-in attempts: wait a few minutes":                           "cerr.login_rate",
+	"unreadable form":                                                         "cerr.form",
+	"the newest revision of the issue does not parse: fix it in the composer": "cerr.head_invalid",
 }
 
 // consoleMessage is what an editor is told about err, in lang: the
