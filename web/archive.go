@@ -3,10 +3,10 @@ package web
 import (
 	"bytes"
 	"context"
-	"html/template"
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
