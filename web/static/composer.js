@@ -476,14 +476,14 @@
   function sortItems(ol) {
     if (!window.Sortable || !ol) return;
     window.Sortable.create(ol, {
-      group: "items", handle: ".item-handle", draggable: "[data-item]", animation: 150,
+      group: "items", handle: ".item-handle", draggable: "[data-item]", animation: 150, forceFallback: true,
       onEnd: () => { renumber(); changed(); },
     });
   }
   function sortable() {
     if (!window.Sortable) return;
     window.Sortable.create(sectionsBox, {
-      handle: ".sec-handle", draggable: "[data-sec]", animation: 150,
+      handle: ".sec-handle", draggable: "[data-sec]", animation: 150, forceFallback: true,
       onEnd: () => { renumber(); changed(); },
     });
     form.querySelectorAll("[data-items]").forEach(sortItems);
