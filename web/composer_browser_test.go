@@ -26,6 +26,14 @@ func js[T any](t *testing.T, ctx context.Context, expr string) T {
 	return v
 }
 
+// evalJS runs a script in the page as a step.
+func evalJS(expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[any](`(() => { ` + expr + `; return null })()`)(ctx, t)
+		return err
+	})
+}
+
 // selectValue chooses an option as a person would (the change event
 // fires).
 func selectValue(name, value string) chromedp.Action[chromedp.Void] {
@@ -215,7 +223,8 @@ func TestBrowserComposerJourney(t *testing.T) {
 		t.Errorf("preview size %q", got)
 	}
 	time.Sleep(500 * time.Millisecond) // the frame loads
-	shot(t, ctx, "composer")
+	do(t, ctx, evalJS(`document.getElementById("sec-1").scrollIntoView()`))
+	shotView(t, ctx, "composer")
 	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#pv-email"), "kokunai@example.jp"))
 	waitFor(t, 10*time.Second, func() bool {
 		return strings.Contains(js[string](t, ctx, `document.getElementById("preview-reader-label").textContent`), "kokunai@example.jp")
@@ -223,8 +232,9 @@ func TestBrowserComposerJourney(t *testing.T) {
 	if s := js[string](t, ctx, `document.getElementById("preview-text").textContent`); !strings.Contains(s, "国内AI政策動向") || strings.Contains(s, "【欧州】") {
 		t.Errorf("the subscriber's copy:\n%s", s)
 	}
-	do(t, ctx, chromedp.Click(chromedp.CSS("#tab-text")), chromedp.WaitVisible(chromedp.CSS("#preview-text")))
-	shotElement(t, ctx, "composer-preview", "#preview")
+	do(t, ctx, chromedp.Click(chromedp.CSS("#tab-text")), chromedp.WaitVisible(chromedp.CSS("#preview-text")),
+		evalJS(`document.getElementById("preview-size").scrollIntoView()`))
+	shotView(t, ctx, "composer-preview")
 	do(t, ctx, chromedp.Click(chromedp.CSS("#tab-html")))
 
 	// Save, reopen.
@@ -258,7 +268,6 @@ func TestBrowserComposerJourney(t *testing.T) {
 	}
 	do(t, ctx, typeIn("s0.i1.body", "花子が追記した。"))
 	do(t, ctx, chromedp.WaitVisible(chromedp.CSS("#resolve-conflict")))
-	shot(t, ctx, "composer-conflict-banner")
 	do(t, ctx, chromedp.Click(chromedp.CSS("#resolve-conflict")), chromedp.WaitVisible(chromedp.CSS("#merge-form")))
 	shot(t, ctx, "composer-conflict")
 	do(t, ctx, chromedp.Click(chromedp.CSS("#merge")), chromedp.WaitVisible(chromedp.CSS("#composer")))
@@ -299,7 +308,7 @@ func TestBrowserComposerJourney(t *testing.T) {
 			t.Errorf("%s is %d px wide on a 390 px phone", path, w)
 		}
 		if path == "/admin/issues/"+slug+"/edit" {
-			shot(t, ctx, "composer-phone")
+			shotView(t, ctx, "composer-phone")
 		}
 	}
 }
@@ -328,15 +337,14 @@ func drag(t *testing.T, ctx context.Context, from, to string) {
 	do(t, ctx, steps...)
 }
 
-// shotElement saves a screenshot of one element as web-NAME.png.
-func shotElement(t *testing.T, ctx context.Context, name, sel string) {
+// shotView saves a screenshot of the window as web-NAME.png.
+func shotView(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	dir := screenshotDir(t)
-	png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(sel)))
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
-	writeShot(t, dir, name, png)
+	writeShot(t, screenshotDir(t), name, png)
 }
 
 // Without script the composer is plain forms: a field changed and saved,
@@ -363,7 +371,6 @@ func TestBrowserComposerWithoutScript(t *testing.T) {
 	if is := must[*webIssue](t)(e.storeIssue("2025-11")); !strings.Contains(is.Title, "（改）") {
 		t.Errorf("after the save without script: %q", is.Title)
 	}
-	shot(t, ctx, "composer-nojs")
 	// "Save and preview" shows the issue page's preview.
 	do(t, ctx, chromedp.Click(chromedp.CSS("#preview-nojs")), chromedp.WaitVisible(chromedp.CSS("#text-preview")))
 }
