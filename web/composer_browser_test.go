@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -348,8 +350,10 @@ func shotView(t *testing.T, ctx context.Context, name string) {
 }
 
 // Without script the composer is plain forms: a field changed and saved,
-// the page shown again with it.
-func TestBrowserComposerWithoutScript(t *testing.T) {
+// the page shown again with it. With script, typing while the server is
+// down (restarting) is kept in the browser and saved once it is back, and
+// typing the server never got is offered again when the page is opened.
+func TestBrowserComposerFallbacks(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	ctx := newBrowser(t)
 	c := e.browser()
@@ -373,4 +377,44 @@ func TestBrowserComposerWithoutScript(t *testing.T) {
 	}
 	// "Save and preview" shows the issue page's preview.
 	do(t, ctx, chromedp.Click(chromedp.CSS("#preview-nojs")), chromedp.WaitVisible(chromedp.CSS("#text-preview")))
+
+	// With script: the server goes down while the editor types.
+	do(t, ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: false})
+		return err
+	}), chromedp.Navigate(e.srv.URL+"/admin/issues/2025-11/edit"), chromedp.WaitVisible(chromedp.CSS("#composer")))
+	waitFor(t, 10*time.Second, func() bool { return text(t, ctx, "#preview-size") != "" })
+	var down http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			c.Close()
+		}
+	})
+	e.active.Store(&down)
+	do(t, ctx, typeIn("s0.i0.body", "サーバーが止まっている間に書いた。"))
+	waitFor(t, 10*time.Second, func() bool { return strings.Contains(text(t, ctx, "#status"), "サーバーに接続できません") })
+	if kept := js[string](t, ctx, `localStorage.getItem("tayori:draft:2025-11") || ""`); !strings.Contains(kept, url.QueryEscape("サーバーが止まっている間に書いた。")) {
+		t.Errorf("the browser does not keep the typing: %q", kept)
+	}
+	e.restartWeb()
+	waitFor(t, 20*time.Second, func() bool {
+		r, err := e.store.HeadRevision(e.ctx, "2025-11")
+		return err == nil && bytes.Contains(r.Source, []byte("サーバーが止まっている間に書いた。"))
+	})
+	waitFor(t, 5*time.Second, func() bool { return js[bool](t, ctx, `localStorage.getItem("tayori:draft:2025-11") === null`) })
+
+	// Typing left in the browser (closed before it reached the server) is
+	// offered when the composer opens again.
+	form := js[string](t, ctx, `(() => { const f = new FormData(document.getElementById("composer")); f.delete("csrf"); f.delete("base");
+		f.set("s0.i0.headline", "ブラウザに残っていた見出し"); return new URLSearchParams(f).toString() })()`)
+	do(t, ctx, chromedp.Navigate(e.srv.URL+"/admin/issues"), chromedp.WaitVisible(chromedp.CSS("#issues")),
+		evalJS(fmt.Sprintf(`localStorage.setItem("tayori:draft:2025-11", JSON.stringify({base: "0", form: %q, at: Date.now()}))`, form)),
+		chromedp.Navigate(e.srv.URL+"/admin/issues/2025-11/edit"),
+		chromedp.WaitVisible(chromedp.CSS("#restore-local")), chromedp.Click(chromedp.CSS("#restore-local-yes")))
+	if got := js[string](t, ctx, `document.querySelector('[name="s0.i0.headline"]').value`); got != "ブラウザに残っていた見出し" {
+		t.Errorf("restored field %q", got)
+	}
+	waitFor(t, 15*time.Second, func() bool {
+		is, err := e.storeIssue("2025-11")
+		return err == nil && is.Sections[0].Items[0].Headline == "ブラウザに残っていた見出し"
+	})
 }
