@@ -31,7 +31,7 @@ func js[T any](t *testing.T, ctx context.Context, expr string) T {
 // evalJS runs a script in the page as a step.
 func evalJS(expr string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := chromedp.Evaluate[any](`(() => { ` + expr + `; return null })()`)(ctx, t)
+		_, err := chromedp.Evaluate[any](`(() => { `+expr+`; return null })()`)(ctx, t)
 		return err
 	})
 }

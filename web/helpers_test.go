@@ -76,9 +76,9 @@ type env struct {
 	// restartWeb builds the web handler afresh over the same database
 	// (a server restart: nothing kept in memory survives).
 	restartWeb func()
-	cfg     web.Config
-	keys    []token.Key
-	wg      sync.WaitGroup
+	cfg        web.Config
+	keys       []token.Key
+	wg         sync.WaitGroup
 }
 
 type envOpts struct {
