@@ -654,28 +654,27 @@ func (s *server) handleAdminFeedback(w http.ResponseWriter, r *http.Request) {
 	}
 	type row struct {
 		subscribers.FeedbackEvent
-		SubscriberPID string // "" when the reader is unknown or gone
+		SubscriberPID   string // "" when the reader is unknown or gone
+		SubscriberEmail string // "" when the reader's data was erased
 	}
 	rows := make([]row, len(events))
-	pids := map[int64]string{}
+	subs := map[int64]subscribers.Subscriber{}
 	for i, e := range events {
 		rows[i].FeedbackEvent = e
 		if e.SubscriberID == 0 {
 			continue
 		}
-		pid, seen := pids[e.SubscriberID]
+		sub, seen := subs[e.SubscriberID]
 		if !seen {
-			sub, err := s.deps.Subscribers.Get(ctx, e.SubscriberID)
-			switch {
-			case err == nil:
-				pid = sub.PublicID
-			case !errors.Is(err, subscribers.ErrNotFound):
+			var err error
+			sub, err = s.deps.Subscribers.Get(ctx, e.SubscriberID)
+			if err != nil && !errors.Is(err, subscribers.ErrNotFound) {
 				s.adminError(w, r, err)
 				return
 			}
-			pids[e.SubscriberID] = pid
+			subs[e.SubscriberID] = sub
 		}
-		rows[i].SubscriberPID = pid
+		rows[i].SubscriberPID, rows[i].SubscriberEmail = sub.PublicID, sub.Email
 	}
 	data := map[string]any{
 		"Gate": s.gateState(r), "Events": rows, "Kinds": subscribers.FeedbackKinds, "Kind": kind, "Paged": q.BeforeID != 0,
