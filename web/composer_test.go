@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"html"
+	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/mail"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/tayori-news/tayori/compose"
 	"github.com/tayori-news/tayori/queue"
+	"github.com/tayori-news/tayori/subscribers"
 	"github.com/tayori-news/tayori/web"
 )
 
@@ -713,5 +716,75 @@ func TestConsoleLanguage(t *testing.T) {
 	res, page := e.do(c, "GET", "/admin/issues/nope/edit?lang=ja", nil)
 	if res.StatusCode != http.StatusNotFound || !strings.Contains(page, "お探しのものが見つかりません") || strings.Contains(page, "not_found") || strings.Contains(page, `"nope"`) {
 		t.Errorf("not found: %d\n%s", res.StatusCode, between(t, page, "<main>", "</main>"))
+	}
+}
+
+// mailPart returns the decoded part of type mt of a message, with CRLF
+// line ends turned into LF.
+func mailPart(t testing.TB, raw []byte, want string) string {
+	t.Helper()
+	m, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mr := multipart.NewReader(m.Body, params["boundary"])
+	for {
+		p, err := mr.NextRawPart()
+		if err != nil {
+			t.Fatalf("no %s part: %v", want, err)
+		}
+		if pt, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type")); pt == want {
+			return strings.ReplaceAll(decodePart(t, p.Header.Get("Content-Transfer-Encoding"), p), "\r\n", "\n")
+		}
+	}
+}
+
+// The preview of a subscriber's copy is the copy the worker sends them:
+// the same HTML and text, byte for byte, links and all, and about the
+// same size (Date and Message-ID differ).
+func TestComposerPreviewIsTheSentCopy(t *testing.T) {
+	e := newEnv(t, envOpts{worker: true})
+	c := e.browser()
+	csrf := e.login(c)
+	r := e.addActive("yomu@example.jp")
+	if _, err := e.subs.Update(e.ctx, r.ID, subscribers.Update{Prefs: ptr(prefsOf("jp,eu", "policy,reports"))}); err != nil {
+		t.Fatal(err)
+	}
+	e.newIssue(c, csrf, sampleIssue(t, "aisi-monthly-2025-07.txt"), "")
+	v := e.composerValues(c, "2025-07")
+	v.Set("pv.email", "yomu@example.jp")
+	var p struct {
+		OK             bool
+		HTMLURL        string `json:"html_url"`
+		Text           string
+		Size, HTMLSize int
+		Reader         string
+	}
+	e.postScript(c, csrf, "/admin/issues/2025-07/preview", v, &p)
+	if !p.OK || p.Reader != "yomu@example.jp" {
+		t.Fatalf("preview: %+v", p)
+	}
+	_, previewHTML := e.do(c, "GET", p.HTMLURL, nil)
+	res, _ := e.postForm(c, "/admin/issues/2025-07/send", url.Values{"csrf": {csrf}, "list": {testList}})
+	var id int64
+	fmtSscan(t, strings.TrimPrefix(res.Header.Get("Location"), "/admin/sends/"), &id)
+	waitSend(t, e, id, queue.Done)
+	msgs := e.smtp.MessagesTo("yomu@example.jp")
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	raw := msgs[0].Raw
+	if got := mailPart(t, raw, "text/html"); got != strings.ReplaceAll(previewHTML, "\r\n", "\n") {
+		t.Error("the sent HTML is not the preview's")
+	}
+	if got := mailPart(t, raw, "text/plain"); got != strings.ReplaceAll(p.Text, "\r\n", "\n") {
+		t.Errorf("the sent text is not the preview's:\n%s\n---\n%s", got, p.Text)
+	}
+	if d := len(raw) - p.Size; d < -200 || d > 200 {
+		t.Errorf("sent %d bytes, preview said %d", len(raw), p.Size)
 	}
 }
