@@ -268,6 +268,11 @@ func TestBrowserEditorJourney(t *testing.T) {
 	if got := text(t, ctx, `[data-field="state_label"]`); got != "完了" {
 		t.Errorf("state %q", got)
 	}
+	// The page was drawn while sending; once done it offers no pause or
+	// cancel.
+	if shown, err := chromedp.Run(ctx, chromedp.Evaluate[int](`[...document.querySelectorAll("#send-actions button")].filter(b => b.offsetParent !== null).length`)); err != nil || shown != 0 {
+		t.Errorf("a finished send still shows %d buttons (pause, cancel): %v", shown, err)
+	}
 	shot(t, ctx, "admin-send")
 	if n := len(e.smtp.Messages()); n != 5 {
 		t.Errorf("%d messages in all, want 1 test + 4 newsletters", n)
