@@ -72,7 +72,7 @@ func (s *server) stashExpired(w http.ResponseWriter, r *http.Request) {
 		s.adminError(w, r, wrapError(codeForbidden, "cross-origin request refused", err))
 		return
 	}
-	if ok, err := s.rl.allow(ctx, "pending-ip", s.clientIP(r), 120, time.Hour); err != nil || !ok {
+	if ok, err := s.rl.allow(ctx, "pending-ip", s.clientIP(r), 600, time.Hour); err != nil || !ok {
 		if err == nil {
 			err = wrapError(codeTooMany, "too many requests", errRateLimited)
 		}
@@ -394,18 +394,17 @@ const previewTTL = 15 * time.Minute
 
 // previewJSON is the composer's live preview.
 type previewJSON struct {
-	OK       bool           `json:"ok"`
-	Message  string         `json:"message,omitempty"` // why there is no preview
-	Problems []fieldProblem `json:"problems,omitempty"`
-	Nothing  bool           `json:"nothing,omitempty"` // the reader gets no mail
-	HTMLURL  string         `json:"html_url,omitempty"`
-	Subject  string         `json:"subject,omitempty"`
-	Text     string         `json:"text,omitempty"`
-	Reader   string         `json:"reader,omitempty"` // who the copy is for
-	Size     int            `json:"size"`             // the whole message, as the relay gets it
-	HTMLSize int            `json:"html_size"`
-	Clip     string         `json:"clip,omitempty"` // "", "near" or "over" Gmail's clipping size
-	Sizes    string         `json:"sizes,omitempty"`
+	OK       bool   `json:"ok"`
+	Message  string `json:"message,omitempty"` // why there is no preview
+	Nothing  bool   `json:"nothing,omitempty"` // the reader gets no mail
+	HTMLURL  string `json:"html_url,omitempty"`
+	Subject  string `json:"subject,omitempty"`
+	Text     string `json:"text,omitempty"`
+	Reader   string `json:"reader,omitempty"` // who the copy is for
+	Size     int    `json:"size"`             // the whole message, as the relay gets it
+	HTMLSize int    `json:"html_size"`
+	Clip     string `json:"clip,omitempty"` // "", "near" or "over" Gmail's clipping size
+	Sizes    string `json:"sizes,omitempty"`
 }
 
 // handleComposerPreview renders the posted form for one reader (pv.region
@@ -418,16 +417,16 @@ func (s *server) handleComposerPreview(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	lang := s.adminLang(r)
-	c, err := parseDraft(r.PathValue("slug"), r.PostForm).check()
+	is, err := parseDraft(r.PathValue("slug"), r.PostForm).parsed()
 	if err != nil {
 		s.apiError(w, r, err)
 		return
 	}
-	if c.Issue == nil {
-		writeJSON(w, http.StatusOK, previewJSON{Message: translate(lang, "c.preview_unparsed"), Problems: c.Problems})
+	if is == nil { // the lint beside the fields says why
+		writeJSON(w, http.StatusOK, previewJSON{Message: translate(lang, "c.preview_unparsed")})
 		return
 	}
-	out, err := s.previewCopy(ctx, c.Issue, r.PostForm, lang)
+	out, err := s.previewCopy(ctx, is, r.PostForm, lang)
 	if err != nil {
 		if code, _ := classify(err); code == codeInternal {
 			s.apiError(w, r, err)

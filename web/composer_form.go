@@ -273,6 +273,20 @@ type checked struct {
 	Problems []fieldProblem // parse errors, or the lint
 }
 
+// parsed writes the draft as Markdown and reads it back; the issue is nil
+// when it does not parse (check says why, field by field).
+func (d *draft) parsed() (*compose.Issue, error) {
+	var buf bytes.Buffer
+	if err := compose.WriteMarkdown(&buf, d.issue()); err != nil {
+		return nil, err
+	}
+	is, err := compose.ParseMarkdown(d.Slug+".md", buf.Bytes())
+	if err != nil {
+		return nil, nil
+	}
+	return is, nil
+}
+
 // check writes the draft as Markdown, reads it back (as `tayori compose
 // check` reads the file) and lints it, placing each problem at a field.
 func (d *draft) check() (*checked, error) {
