@@ -11,7 +11,7 @@ SQLITE ?=
 TAGS := $(if $(filter cgo,$(SQLITE)),sqlite_cgo,)
 export TAGS
 
-.PHONY: help build install test test-short chaos bench fuzz lint demo demo-stop redis redis-stop email-png web-png load-web clean
+.PHONY: help build install test test-short chaos bench bench-composer fuzz lint demo demo-stop redis redis-stop email-png web-png load-web clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -41,6 +41,9 @@ chaos: ## the chaos suite (issue 18): tayori serve, two workers, Redis and a fau
 
 bench: ## the benchmarks behind docs/performance.md (several minutes; SQLITE=cgo for the C engine)
 	scripts/redis.sh run scripts/bench.sh
+
+bench-composer: ## five editors autosaving and previewing the July issue at once: p50/p99 of the preview endpoint (target p99 <= 150 ms)
+	scripts/redis.sh run $(GO) test -run '^$$' -bench BenchmarkComposerLoad -benchtime $${COMPOSER_ROUNDS:-500}x -count $${COUNT:-3} ./web/
 
 fuzz: ## a short run of every fuzz target (FUZZTIME per target, default 10s)
 	scripts/fuzz.sh $${FUZZTIME:-10s}

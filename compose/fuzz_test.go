@@ -76,6 +76,8 @@ func FuzzParseMarkdown(f *testing.F) {
 	f.Add([]byte("---\nslug: [\nregion_rules: 1\n---\n"))
 	// Escapes and a comment.
 	f.Add([]byte("---\n---\n\\# a\n\\- b\n<!-- c\n-->\n## 国内AI政策動向\n### (2025/11/04、21) h\n\\\n"))
+	// Labelled links, escapes in labels, and a closing.
+	f.Add([]byte("---\n---\n## 国内AI政策動向\n### h\n- [a \\] b](https://a.jp/)\n- <[x](y)>\n- [](z)\n---\n結び\n\\- x\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		is, err := compose.ParseMarkdown("f.md", data)
 		if err != nil {
@@ -114,5 +116,14 @@ func FuzzParseMarkdown(f *testing.F) {
 			t.Fatalf("written Markdown does not parse: %v\n%s", err, md.String())
 		}
 		sameIssue(t, is, back)
+		// Written Markdown is the exchange format: writing what it reads
+		// gives it back byte for byte.
+		var again bytes.Buffer
+		if err := compose.WriteMarkdown(&again, back); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(again.Bytes(), md.Bytes()) {
+			t.Fatalf("written twice differs:\n%s\n----\n%s", md.String(), again.String())
+		}
 	})
 }

@@ -15,6 +15,7 @@ type Issue struct {
 	Intro      []string  `json:"intro,omitempty"`     // intro paragraphs
 	Period     string    `json:"period,omitempty"`    // period the issue covers, as written
 	Sections   []Section `json:"sections"`
+	Closing    []string  `json:"closing,omitempty"` // closing paragraphs, after the last section
 
 	// RegionRules are the editor's own rules for inferring the region of
 	// items in an international section, tried with DefaultRegionRules.
@@ -39,13 +40,17 @@ type Section struct {
 
 // Item is one piece of news.
 type Item struct {
-	Dates    Dates            `json:"dates"`
-	Headline string           `json:"headline"`
-	Body     []string         `json:"body,omitempty"`  // paragraphs
-	Links    []string         `json:"links,omitempty"` // URLs in source order
-	Region   audience.Region  `json:"region"`          // the section's unless the item says otherwise
-	Topics   []audience.Topic `json:"topics"`          // the section's kind first, then editor tags
-	Line     int              `json:"-"`               // source line of the item, 0 if unknown
+	Dates    Dates    `json:"dates"`
+	Headline string   `json:"headline"`
+	Body     []string `json:"body,omitempty"`  // paragraphs
+	Links    []string `json:"links,omitempty"` // URLs in source order
+	// LinkLabels holds the editor's text for each link, parallel to
+	// Links ("" where the link has none: readers then see where it goes,
+	// "www.soumu.go.jp のページ"); nil when no link has one.
+	LinkLabels []string         `json:"link_labels,omitempty"`
+	Region     audience.Region  `json:"region"` // the section's unless the item says otherwise
+	Topics     []audience.Topic `json:"topics"` // the section's kind first, then editor tags
+	Line       int              `json:"-"`      // source line of the item, 0 if unknown
 	// LinkLines holds the source line of each link, parallel to Links;
 	// nil when unknown.
 	LinkLines []int `json:"-"`

@@ -126,6 +126,7 @@ type mdParser struct {
 	inComment   bool
 	commentLine int
 	lostSection bool // the last section heading was bad: skip its items quietly
+	closing     bool // after the "---" line that starts the closing
 }
 
 func (p *mdParser) line(ln int, l string) {
@@ -136,9 +137,16 @@ func (p *mdParser) line(ln int, l string) {
 		return
 	}
 	t := strings.TrimLeft(l, " \t")
+	if p.closing {
+		p.closingLine(ln, t)
+		return
+	}
 	switch {
 	case t == "":
 		p.flush()
+	case l == closingMark:
+		p.flush()
+		p.it, p.sec, p.lostSection, p.closing = nil, nil, false, true
 	case strings.HasPrefix(t, "<!--"):
 		p.flush()
 		if !strings.Contains(t[4:], "-->") {
@@ -168,13 +176,22 @@ func (p *mdParser) line(ln int, l string) {
 		}
 		p.flush()
 		u := strings.TrimSpace(t[1:])
+		label := ""
 		if strings.HasPrefix(u, "<") && strings.HasSuffix(u, ">") {
 			u = u[1 : len(u)-1]
+		} else if l, url, ok := splitLabel(u); ok {
+			label, u = l, url
 		}
 		switch {
 		case p.it != nil:
 			p.it.Links = append(p.it.Links, u)
 			p.it.LinkLines = append(p.it.LinkLines, ln)
+			if label != "" && p.it.LinkLabels == nil {
+				p.it.LinkLabels = make([]string, len(p.it.Links)-1)
+			}
+			if p.it.LinkLabels != nil {
+				p.it.LinkLabels = append(p.it.LinkLabels, label)
+			}
 		case !p.lostSection:
 			p.c.add(ln, ErrSyntax, "link %q outside an item (links follow an item's \"### \" heading)", u)
 		}
@@ -201,6 +218,8 @@ func (p *mdParser) flush() {
 	text := joinLines(p.para)
 	p.para = p.para[:0]
 	switch {
+	case p.closing:
+		p.is.Closing = append(p.is.Closing, text)
 	case p.it != nil:
 		p.it.Body = append(p.it.Body, text)
 	case p.sec != nil:
@@ -332,6 +351,60 @@ func (p *mdParser) item(ln int, rest string) {
 	}
 	p.sec.Items = append(p.sec.Items, it)
 	p.it = &p.sec.Items[len(p.sec.Items)-1]
+}
+
+// closingMark is the line that ends the sections: the paragraphs after it
+// are the issue's closing.
+const closingMark = "---"
+
+// closingLine reads a line of the closing: paragraphs only.
+func (p *mdParser) closingLine(ln int, t string) {
+	switch {
+	case t == "":
+		p.flush()
+	case strings.HasPrefix(t, "<!--"):
+		p.flush()
+		if !strings.Contains(t[4:], "-->") {
+			p.inComment, p.commentLine = true, ln
+		}
+	case t[0] == '#':
+		p.flush()
+		p.c.add(ln, ErrSyntax, `heading after the closing: sections and items come before the "---" line that starts the closing; to start a paragraph with "#", write "\#"`)
+	case t[0] == '-' || t[0] == '*' || t[0] == '+':
+		if len(t) > 1 && t[1] != ' ' && t[1] != '\t' {
+			p.text(ln, t)
+			return
+		}
+		p.flush()
+		p.c.add(ln, ErrSyntax, `link in the closing: links belong to items; to start a paragraph with "%c", write "\%c"`, t[0], t[0])
+	default:
+		p.text(ln, t)
+	}
+}
+
+// splitLabel reads a labelled link "[label](url)", where "\]" and "\\"
+// in the label stand for "]" and "\".
+func splitLabel(s string) (label, url string, ok bool) {
+	if !strings.HasPrefix(s, "[") || !strings.HasSuffix(s, ")") {
+		return "", "", false
+	}
+	var b strings.Builder
+	for i := 1; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && i+1 < len(s) && (s[i+1] == ']' || s[i+1] == '\\'):
+			b.WriteByte(s[i+1])
+			i++
+		case c == ']':
+			if !strings.HasPrefix(s[i:], "](") {
+				return "", "", false
+			}
+			label, url = strings.TrimSpace(b.String()), strings.TrimSpace(s[i+2:len(s)-1])
+			return label, url, label != "" && url != ""
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return "", "", false
 }
 
 // attrs splits a heading into its text and its trailing attribute block,
@@ -512,6 +585,14 @@ func WriteMarkdown(w io.Writer, is *Issue) error {
 			writeItem(bw, is, s, &s.Items[ii])
 		}
 	}
+	if len(is.Closing) > 0 {
+		bw.WriteString("\n" + closingMark + "\n")
+		for _, p := range is.Closing {
+			bw.WriteString("\n")
+			bw.WriteString(escapeParagraph(p))
+			bw.WriteString("\n")
+		}
+	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write markdown: %w", err)
 	}
@@ -565,9 +646,18 @@ func writeItem(bw *bufio.Writer, is *Issue, s *Section, it *Item) {
 	}
 	if len(it.Links) > 0 {
 		bw.WriteString("\n")
-		for _, u := range it.Links {
-			if strings.HasPrefix(u, "<") && strings.HasSuffix(u, ">") {
+		for i, u := range it.Links {
+			label := ""
+			if i < len(it.LinkLabels) {
+				label = strings.TrimSpace(it.LinkLabels[i])
+			}
+			switch {
+			case label != "":
+				u = "[" + strings.NewReplacer(`\`, `\\`, `]`, `\]`).Replace(label) + "](" + u + ")"
+			case strings.HasPrefix(u, "<") && strings.HasSuffix(u, ">"):
 				u = "<" + u + ">" // the reader drops one pair of angle brackets
+			case strings.HasPrefix(u, "[") && strings.HasSuffix(u, ")"):
+				u = "<" + u + ">" // not a label: angle brackets keep it a URL
 			}
 			bw.WriteString("- " + u + "\n")
 		}
@@ -599,3 +689,33 @@ func quoteAttr(v string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 	return `"` + r.Replace(v) + `"`
 }
+
+// Paragraphs splits text typed in a form into the paragraphs the Markdown
+// reader would read from it: paragraphs are separated by blank lines, and
+// the lines of a paragraph are joined as in the format (with nothing
+// between Japanese text, with one space between Latin words). Line ends
+// may be LF, CRLF or CR.
+func Paragraphs(text string) []string {
+	text = strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", "\n"), "\r", "\n")
+	var out, para []string
+	for l := range strings.SplitSeq(text, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			if len(para) > 0 {
+				out = append(out, joinLines(para))
+				para = para[:0]
+			}
+			continue
+		}
+		para = append(para, l)
+	}
+	if len(para) > 0 {
+		out = append(out, joinLines(para))
+	}
+	return out
+}
+
+// GroupAttr is the group attribute WriteMarkdown writes for the section:
+// its parent heading, with the section's note when the section's own
+// heading has none (see docs/issue-format.md).
+func (s *Section) GroupAttr() string { return groupAttr(s) }

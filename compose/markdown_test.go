@@ -241,3 +241,74 @@ func TestWriteMarkdownEscapes(t *testing.T) {
 	}
 	sameIssue(t, is, back)
 }
+
+// Link labels and the closing: "- [label](url)" and the paragraphs after
+// a "---" line that ends the sections, written back byte for byte.
+func TestMarkdownLabelsAndClosing(t *testing.T) {
+	src := `---
+newsletter: 便り
+slug: 2025-12
+title: 便り 2025年12月号
+# region_rules:        # regions of items in intl sections, by a name in the headline
+#   - {match: 台湾, region: asia}
+---
+
+はじめに。
+
+## 国内AI政策動向 {region=jp kind=policy}
+
+### (2025/12/01) 総務省、会合を開催
+
+- [総務省の発表 \] 資料](https://www.soumu.go.jp/a)
+- https://www.soumu.go.jp/b
+- <[not](a label)>
+
+---
+
+今月もお読みいただきありがとうございました。
+
+\- 記号で始まる結び
+`
+	is, err := compose.ParseMarkdown("c.md", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	it := is.Sections[0].Items[0]
+	if !slices.Equal(it.Links, []string{"https://www.soumu.go.jp/a", "https://www.soumu.go.jp/b", "[not](a label)"}) ||
+		!slices.Equal(it.LinkLabels, []string{"総務省の発表 ] 資料", "", ""}) {
+		t.Errorf("links %q labels %q", it.Links, it.LinkLabels)
+	}
+	if !slices.Equal(is.Closing, []string{"今月もお読みいただきありがとうございました。", "- 記号で始まる結び"}) {
+		t.Errorf("closing %q", is.Closing)
+	}
+	if is.Sections[0].Items[0].Body != nil {
+		t.Errorf("the closing went into the item: %q", is.Sections[0].Items[0].Body)
+	}
+	var buf bytes.Buffer
+	if err := compose.WriteMarkdown(&buf, is); err != nil {
+		t.Fatal(err)
+	}
+	if buf.String() != src {
+		t.Errorf("written back:\n%s\nwant:\n%s", buf.String(), src)
+	}
+	for _, tc := range []struct{ src, want string }{
+		{"---\n---\n## 国内AI政策動向\n### (2025/12/01) a\n---\n\n## 【米国】\n", `c.md:7: heading after the closing`},
+		{"---\n---\n---\n\n- https://a.jp/\n", `c.md:5: link in the closing`},
+	} {
+		_, err := compose.ParseMarkdown("c.md", []byte(tc.src))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.src, err, tc.want)
+		}
+	}
+}
+
+func TestParagraphs(t *testing.T) {
+	got := compose.Paragraphs("一行目\r\n二行目\n\n\n  English\nwords \n\r\n三つ目\r")
+	want := []string{"一行目二行目", "English words", "三つ目"}
+	if !slices.Equal(got, want) {
+		t.Errorf("Paragraphs: %q, want %q", got, want)
+	}
+	if got := compose.Paragraphs(" \n \n"); got != nil {
+		t.Errorf("blank: %q", got)
+	}
+}

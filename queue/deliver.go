@@ -464,6 +464,11 @@ func (s *Service) newsletterMessage(sc *sendCache, r *Recipient, rendered Render
 	if err != nil {
 		return nil, err
 	}
+	return s.copyMessage(sc, r, rendered, unsub, prefs, mailto), nil
+}
+
+// copyMessage is r's copy with the given links.
+func (s *Service) copyMessage(sc *sendCache, r *Recipient, rendered Rendered, unsub, prefs, mailto string) *Message {
 	return &Message{
 		From: s.cfg.From, ReplyTo: s.cfg.ReplyTo, To: r.Email, ToName: r.Name,
 		SendID: sc.snd.ID, SubscriberID: r.ID,
@@ -472,7 +477,7 @@ func (s *Service) newsletterMessage(sc *sendCache, r *Recipient, rendered Render
 		ListUnsubscribe: unsub, ListUnsubscribeMailto: mailto,
 		FeedbackID: sc.feedbackID,
 		Body:       rendered, Personal: Personal{Name: r.Name, UnsubscribeURL: unsub, PreferencesURL: prefs},
-	}, nil
+	}
 }
 
 // EnqueueMessage queues one transactional message (test copies,

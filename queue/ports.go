@@ -145,6 +145,13 @@ type StreamSender interface {
 	Stream() Stream
 }
 
+// Builder is a Sender that can also build a copy without sending it: the
+// bytes the relay would get. The console's preview uses it for the size of
+// a copy; without it the preview has no size.
+type Builder interface {
+	Build(m *Message) ([]byte, error)
+}
+
 // Sender sends one message over a pooled SMTP connection and returns the
 // relay's reply to the end of DATA. Implementations must be safe for
 // concurrent use; the queue's rate limiter and connection semaphore are

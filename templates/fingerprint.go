@@ -53,6 +53,7 @@ func fingerprint(seed maphash.Seed, issue *compose.Issue) uint64 {
 			str(it.Headline)
 			strs(it.Body)
 			strs(it.Links)
+			strs(it.LinkLabels)
 			str(string(it.Region))
 			num(len(it.Topics))
 			for _, t := range it.Topics {
@@ -60,5 +61,6 @@ func fingerprint(seed maphash.Seed, issue *compose.Issue) uint64 {
 			}
 		}
 	}
+	strs(issue.Closing)
 	return h.Sum64()
 }

@@ -277,3 +277,28 @@ func FuzzCheckLink(f *testing.F) {
 		}
 	})
 }
+
+// The editor's link labels become the anchor text (the URL still shown
+// beside it) and the closing paragraphs come after the last section, in
+// both parts.
+func TestRenderLabelsAndClosing(t *testing.T) {
+	is := handIssue()
+	it := &is.Sections[0].Items[0]
+	it.LinkLabels = make([]string, len(it.Links))
+	it.LinkLabels[0] = "総務省の発表資料"
+	is.Closing = []string{"今月もお読みいただき、ありがとうございました。"}
+	got := render(t, newRenderer(t), is, audience.All())
+	html, text := string(got.html), string(got.text)
+	if !strings.Contains(html, ">総務省の発表資料</a>") || !strings.Contains(html, it.Links[0]+"</span>") {
+		t.Errorf("the label is not the anchor text of %s", it.Links[0])
+	}
+	if !strings.Contains(text, "▸ 総務省の発表資料\n  "+it.Links[0]) {
+		t.Errorf("text part: no label before the URL:\n%s", text)
+	}
+	for part, s := range map[string]string{"html": html, "text": text} {
+		c := strings.Index(s, "今月もお読みいただき")
+		if c < 0 || c < strings.LastIndex(s, it.Links[0]) || c > strings.Index(s, "配信停止") {
+			t.Errorf("%s: the closing is not between the last item and the footer", part)
+		}
+	}
+}

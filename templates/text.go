@@ -76,10 +76,17 @@ func writeText(b *strings.Builder, v *view) {
 				wrapTo(b, p, "  ", "  ")
 			}
 			for _, l := range it.Links {
+				if l.Own {
+					wrapTo(b, "▸ "+l.Label, "  ", "    ")
+				}
 				wrapTo(b, l.URL, "  ", "  ")
 			}
 			b.WriteString("\n")
 		}
+	}
+	for _, p := range v.Closing {
+		wrapTo(b, p, "", "")
+		b.WriteString("\n")
 	}
 	b.WriteString(ruleLight)
 	b.WriteString("\n")

@@ -137,7 +137,10 @@ var htmlTemplate = strings.NewReplacer(
 {{range .Body}}<p style="margin:0 0 8px;">{{.}}</p>
 {{end}}{{range .Links}}<p style="margin:0 0 6px;font-size:14px;line-height:1.6;">{{if .Label}}▸ <a class="t-link" href="{{.URL}}" style="color:$LINK;text-decoration:underline;">{{.Label}}</a><br>{{end}}<span class="t-mute" style="font-size:12px;color:$MUTE;word-break:break-all;">{{.URL}}</span></p>
 {{end}}</td></tr>
-{{end}}{{end}}<tr><td class="t-pad t-mute t-rule" id="tayori-footer" style="padding:20px 32px 28px;border-top:1px solid $RULE;font-size:13px;line-height:1.7;color:$MUTE;">
+{{end}}{{end}}{{if .Closing}}<tr><td class="t-pad t-fg" style="padding:20px 32px 8px;font-size:15px;line-height:1.8;color:$TEXT;">
+{{range .Closing}}<p style="margin:0 0 12px;">{{.}}</p>
+{{end}}</td></tr>
+{{end}}<tr><td class="t-pad t-mute t-rule" id="tayori-footer" style="padding:20px 32px 28px;border-top:1px solid $RULE;font-size:13px;line-height:1.7;color:$MUTE;">
 <p style="margin:16px 0 8px;">配信停止：今後このメールの受信を希望されない場合は、次のリンクから配信を停止する（受信を拒否する）ことができます。<a class="t-link" href="{{.UnsubscribeURL}}" style="color:$LINK;text-decoration:underline;">配信停止の手続きへ進む</a></p>
 <p style="margin:0 0 8px;">受け取る地域・分野の変更：<a class="t-link" href="{{.PreferencesURL}}" style="color:$LINK;text-decoration:underline;">配信設定を変更する</a></p>
 <p style="margin:0;">発行者：{{.Sender}}<br>所在地：{{.PostalAddress}}<br>お問い合わせ：{{if .ContactURL}}<a class="t-link" href="{{.ContactURL}}" style="color:$LINK;text-decoration:underline;">{{.Contact}}</a>{{else}}{{.Contact}}{{end}}</p>

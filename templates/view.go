@@ -21,6 +21,7 @@ type view struct {
 	Intro      []string
 	WebURL     string
 	Sections   []sectionView
+	Closing    []string
 
 	Sender        string
 	PostalAddress string
@@ -56,7 +57,8 @@ type itemView struct {
 
 type linkView struct {
 	URL   string
-	Label string // descriptive link text: "www.soumu.go.jp のページ"; empty if URL is not http(s)
+	Label string // descriptive link text: the editor's, or "www.soumu.go.jp のページ"; empty if URL is not http(s)
+	Own   bool   // Label is the editor's
 }
 
 // regionLabels names the regions in Japanese.
@@ -83,6 +85,7 @@ func buildView(issue *compose.Issue, sel Selection, cfg *Config) view {
 		Preheader:      issue.Preheader,
 		Period:         issue.Period,
 		Intro:          issue.Intro,
+		Closing:        issue.Closing,
 		Sender:         cfg.SenderName,
 		PostalAddress:  cfg.PostalAddress,
 		Contact:        cfg.Contact,
@@ -144,7 +147,7 @@ func buildView(issue *compose.Issue, sel Selection, cfg *Config) view {
 
 func newItemView(it *compose.Item) itemView {
 	iv := itemView{Date: it.Dates.Text, Headline: it.Headline, Body: it.Body}
-	for _, l := range it.Links {
+	for i, l := range it.Links {
 		if strings.TrimSpace(l) == "" {
 			continue
 		}
@@ -154,6 +157,10 @@ func newItemView(it *compose.Item) itemView {
 		// neuter to "#ZgotmplZ".
 		if isHTTPURL(l) {
 			lv.Label = linkLabel(l)
+			if i < len(it.LinkLabels) && strings.TrimSpace(it.LinkLabels[i]) != "" {
+				lv.Label = strings.TrimSpace(it.LinkLabels[i])
+				lv.Own = true
+			}
 		}
 		iv.Links = append(iv.Links, lv)
 	}
@@ -221,6 +228,11 @@ func containsPlaceholder(issue *compose.Issue) bool {
 			return true
 		}
 	}
+	for _, s := range issue.Closing {
+		if has(s) {
+			return true
+		}
+	}
 	for _, sec := range issue.Sections {
 		if has(sec.Group) || has(sec.Heading) || has(sec.Title) || has(sec.Period) || has(sec.Note) {
 			return true
@@ -235,6 +247,11 @@ func containsPlaceholder(issue *compose.Issue) bool {
 				}
 			}
 			for _, s := range it.Links {
+				if has(s) {
+					return true
+				}
+			}
+			for _, s := range it.LinkLabels {
 				if has(s) {
 					return true
 				}

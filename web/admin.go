@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,13 +23,17 @@ import (
 
 func (s *server) adminPage(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
 	sess := sessionFrom(r.Context())
-	s.render(w, r, status, name, &page{Lang: langJA, Admin: true, Editor: sess.Editor.Name, CSRF: sess.CSRF, Data: data})
+	s.rememberLang(w, r)
+	s.render(w, r, status, name, &page{Lang: s.adminLang(r), Admin: true, Editor: sess.Editor.Name, CSRF: sess.CSRF, Data: data})
 }
 
 // ---- sign-in ----
 
 func (s *server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
-	s.render(w, r, http.StatusOK, "login", &page{Lang: langJA, Admin: true, Data: map[string]string{"Next": safeNext(r.URL.Query().Get("next"))}})
+	s.rememberLang(w, r)
+	next := safeNext(r.URL.Query().Get("next"))
+	s.render(w, r, http.StatusOK, "login", &page{Lang: s.adminLang(r), Admin: true, Data: map[string]any{"Next": next,
+		"Resume": strings.HasSuffix(next, "/resume")}})
 }
 
 // safeNext keeps only local console paths as the place to go after sign-in.
@@ -59,8 +64,8 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	ed, err := s.deps.Store.Authenticate(ctx, r.PostForm.Get("name"), r.PostForm.Get("password"))
 	if errors.Is(err, ErrUnauthorized) {
 		s.log.WarnContext(ctx, "console sign-in failed", "ip", s.clientIP(r))
-		s.render(w, r, http.StatusUnauthorized, "login", &page{Lang: langJA, Admin: true,
-			Data: map[string]string{"Next": next, "Error": "名前またはパスワードが違います。 Wrong name or password."}})
+		s.render(w, r, http.StatusUnauthorized, "login", &page{Lang: s.adminLang(r), Admin: true,
+			Data: map[string]any{"Next": next, "Error": translate(s.adminLang(r), "a.wrong_password"), "Resume": strings.HasSuffix(next, "/resume")}})
 		return
 	}
 	if err != nil {
@@ -91,7 +96,7 @@ func (s *server) handleLogout(w http.ResponseWriter, r *http.Request) {
 // ---- issues ----
 
 func (s *server) handleAdminIssues(w http.ResponseWriter, r *http.Request) {
-	list, err := s.deps.Store.Issues(r.Context())
+	list, err := s.deps.Store.IssueStates(r.Context())
 	if err != nil {
 		s.adminError(w, r, err)
 		return
@@ -117,7 +122,7 @@ func (s *server) handleAdminUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	is, problems, err := s.saveUpload(r, name, data)
 	if problems != nil {
-		list, _ := s.deps.Store.Issues(r.Context())
+		list, _ := s.deps.Store.IssueStates(r.Context())
 		s.adminPage(w, r, http.StatusUnprocessableEntity, "admin_issues", map[string]any{"Issues": list, "Problems": problems, "File": name})
 		return
 	}
@@ -182,30 +187,83 @@ func (s *server) handleAdminIssue(w http.ResponseWriter, r *http.Request) {
 		s.adminError(w, r, err)
 		return
 	}
-	p := prefsFromQuery(r.URL.Query())
+	s.issuePage(w, r, http.StatusOK, is, r.URL.Query(), nil)
+}
+
+// issuePage shows an issue with the preview chosen by q; fieldErrors
+// (field name → i18n key) are shown next to the test-send and send forms'
+// fields, the first one focused.
+func (s *server) issuePage(w http.ResponseWriter, r *http.Request, status int, is *StoredIssue, q url.Values, fieldErrors map[string]string) {
+	ctx := r.Context()
+	st, err := s.deps.Store.IssueState(ctx, is.Slug)
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	p := prefsFromQuery(q)
+	email := strings.TrimSpace(q.Get("email"))
 	problems := lint(is)
 	data := map[string]any{
-		"Issue": is, "Stats": statsOf(is.Issue), "Problems": problems, "Blocked": compose.HasErrors(problems), "Regions": regionChoices(p), "Topics": topicChoices(p),
-		"Query": template.URL(prefsQuery(p)), // url.Values.Encode output is safe in a URL
-		"List":  s.cfg.List, "Sent": r.URL.Query().Get("sent") == "1",
+		"Issue": is, "State": st, "Stats": statsOf(is.Issue), "Problems": problems, "Blocked": compose.HasErrors(problems) || st.Head != st.Valid,
+		"Regions": regionChoices(p), "Topics": topicChoices(p), "Email": email,
+		"Query": template.URL(previewQuery(p, email)), // url.Values.Encode output is safe in a URL
+		"List":  s.cfg.List, "Sent": q.Get("sent") == "1", "To": q.Get("to"), "At": q.Get("at"),
+		"FieldErrors": fieldErrors,
 	}
-	_, text, err := s.previewParts(is.Issue, p)
+	cp, label, err := s.previewParts(ctx, is.Issue, p, email)
 	switch code, _ := classify(err); {
 	case err == nil:
-		data["Text"] = string(text)
+		data["Text"], data["Reader"] = string(cp.Text), label
+		data["Sizes"] = translate(s.adminLang(r), "c.sizes", "size", kib(len(cp.Raw)), "html", kib(len(cp.HTML)))
+		data["Clip"] = len(cp.HTML) >= gmailWarn
 	case code == codeNothingToSend:
 		data["Nothing"] = true
+	case code == codeNotFound || code == codeInvalid:
+		data["ReaderError"] = consoleMessage(s.adminLang(r), err)
 	default:
 		s.adminError(w, r, err)
 		return
 	}
-	s.adminPage(w, r, http.StatusOK, "admin_issue", data)
+	s.adminPage(w, r, status, "admin_issue", data)
 }
 
-// previewParts renders the variant of issue for p with sample links.
-func (s *server) previewParts(issue *compose.Issue, p audience.Prefs) (html, text []byte, err error) {
-	return s.renderIssue(issue, func(is *compose.Issue) (templates.Selection, error) { return templates.Select(is, p) },
-		templates.Personal{Name: "山田 太郎", UnsubscribeURL: s.cfg.BaseURL + "/u/preview", PreferencesURL: s.cfg.BaseURL + "/p/preview"})
+func previewQuery(p audience.Prefs, email string) string {
+	q := prefsQuery(p)
+	if email != "" {
+		q += "&" + url.Values{"email": {email}}.Encode()
+	}
+	return q
+}
+
+// previewParts builds the copy of issue for a reader of p, or for the
+// subscriber with address email, through the queue's own path (the bytes
+// the worker would send), and names the reader.
+func (s *server) previewParts(ctx context.Context, issue *compose.Issue, p audience.Prefs, email string) (*queue.Copy, string, error) {
+	v := url.Values{"pv.region": nil, "pv.topic": nil}
+	for _, r := range p.Regions {
+		v.Add("pv.region", string(r))
+	}
+	for _, t := range p.Topics {
+		v.Add("pv.topic", string(t))
+	}
+	if email != "" {
+		v.Set("pv.email", email)
+	}
+	if s.deps.Sends == nil {
+		return nil, "", newError(codeUnavailable, "the queue is not configured")
+	}
+	reader, label, err := s.previewReader(ctx, v, langJA)
+	if err != nil {
+		return nil, "", err
+	}
+	cp, err := s.deps.Sends.PreviewCopy(ctx, issue, s.cfg.List, reader)
+	switch {
+	case errors.Is(err, templates.ErrNothingToSend):
+		return nil, "", wrapError(codeNothingToSend, "no section of this issue matches these regions and topics", err)
+	case errors.Is(err, queue.ErrNotFound):
+		return nil, "", wrapError(codeNotFound, "c.preview_not_active", err)
+	}
+	return cp, label, err
 }
 
 // handleAdminPreviewHTML serves the HTML part of a variant for the preview
@@ -217,7 +275,7 @@ func (s *server) handleAdminPreviewHTML(w http.ResponseWriter, r *http.Request) 
 		s.adminError(w, r, err)
 		return
 	}
-	html, _, err := s.previewParts(is.Issue, prefsFromQuery(r.URL.Query()))
+	cp, _, err := s.previewParts(r.Context(), is.Issue, prefsFromQuery(r.URL.Query()), strings.TrimSpace(r.URL.Query().Get("email")))
 	if err != nil {
 		s.adminError(w, r, err)
 		return
@@ -225,7 +283,7 @@ func (s *server) handleAdminPreviewHTML(w http.ResponseWriter, r *http.Request) 
 	mailFrame(w)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Write(html)
+	w.Write(cp.HTML)
 }
 
 // handleAdminTestSend sends the previewed variant to one address through
@@ -239,7 +297,7 @@ func (s *server) handleAdminTestSend(w http.ResponseWriter, r *http.Request) {
 	}
 	to, err := subscribers.NormalizeEmail(r.PostForm.Get("to"))
 	if err != nil {
-		s.adminError(w, r, err)
+		s.issuePage(w, r, http.StatusUnprocessableEntity, is, r.PostForm, map[string]string{"to": "a.bad_to"})
 		return
 	}
 	ed := sessionFrom(ctx).Editor
@@ -251,22 +309,18 @@ func (s *server) handleAdminTestSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := prefsFromQuery(r.PostForm)
-	html, text, err := s.previewParts(is.Issue, p)
+	cp, _, err := s.previewParts(ctx, is.Issue, p, strings.TrimSpace(r.PostForm.Get("email")))
 	if err == nil {
-		if s.deps.Sends == nil {
-			err = newError(codeUnavailable, "the queue is not configured")
-		} else {
-			_, err = s.deps.Sends.EnqueueMessage(ctx, queue.TransactionalMessage{
-				To: to, Subject: "[テスト TEST] " + is.Issue.Title, Text: text, HTML: html,
-			})
-		}
+		_, err = s.deps.Sends.EnqueueMessage(ctx, queue.TransactionalMessage{
+			To: to, Subject: "[テスト TEST] " + is.Issue.Title, Text: cp.Text, HTML: cp.HTML,
+		})
 	}
 	if err != nil {
 		s.adminError(w, r, err)
 		return
 	}
 	s.log.InfoContext(ctx, "test send queued", "issue", is.Slug, "editor", ed.Name, "prefs", p.Key())
-	http.Redirect(w, r, "/admin/issues/"+url.PathEscape(is.Slug)+"?"+prefsQuery(p)+"&sent=1", http.StatusSeeOther)
+	http.Redirect(w, r, "/admin/issues/"+url.PathEscape(is.Slug)+"?"+previewQuery(p, strings.TrimSpace(r.PostForm.Get("email")))+"&sent=1", http.StatusSeeOther)
 }
 
 // handleAdminPlan is the confirmation step before a send: how many readers
@@ -277,6 +331,12 @@ func (s *server) handleAdminPlan(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.adminError(w, r, err)
 		return
+	}
+	if at := strings.TrimSpace(r.PostForm.Get("at")); at != "" {
+		if _, err := time.ParseInLocation("2006-01-02T15:04", at, s.cfg.Location); err != nil {
+			s.issuePage(w, r, http.StatusUnprocessableEntity, is, r.PostForm, map[string]string{"at": "cerr.schedule"})
+			return
+		}
 	}
 	s.planPage(w, r, http.StatusOK, is, r.PostForm.Get("list"), r.PostForm.Get("at"), "")
 }
@@ -302,7 +362,7 @@ func (s *server) planPage(w http.ResponseWriter, r *http.Request, status int, is
 	rows := make([]row, len(vs))
 	for i, v := range vs {
 		total += v.Readers
-		rows[i] = row{variantJSON: v, Label: prefsLabel(v.Example),
+		rows[i] = row{variantJSON: v, Label: variantLabel(s.adminLang(r), is.Issue, v.Example),
 			Preview: "/admin/issues/" + url.PathEscape(is.Slug) + "?" + prefsQuery(v.Example)}
 	}
 	gate := s.gateState(r)
@@ -334,6 +394,10 @@ func (s *server) handleAdminSend(w http.ResponseWriter, r *http.Request) {
 	if at != "" {
 		t, err := time.ParseInLocation("2006-01-02T15:04", at, s.cfg.Location)
 		if err != nil {
+			if is, ierr := s.deps.Store.Issue(r.Context(), req.Issue); ierr == nil {
+				s.issuePage(w, r, http.StatusUnprocessableEntity, is, r.PostForm, map[string]string{"at": "cerr.schedule"})
+				return
+			}
 			s.adminError(w, r, wrapError(codeInvalid, "schedule time must look like 2026-12-01T09:00", err))
 			return
 		}
@@ -389,7 +453,7 @@ func (s *server) progress(snd *queue.Send) progressJSON {
 	}
 	if snd.State == queue.Done {
 		p.Percent = 100
-		p.ETA = "完了"
+		p.ETA = "—"
 	}
 	if !snd.StartedAt.IsZero() && p.Finished > 0 {
 		end := s.now()
@@ -462,19 +526,58 @@ func (s *server) handleAdminSendPage(w http.ResponseWriter, r *http.Request) {
 			s.adminError(w, r, err)
 			return
 		}
-		data["Failures"] = f
+		rows, err := s.failureRows(r.Context(), f)
+		if err != nil {
+			s.adminError(w, r, err)
+			return
+		}
+		data["Failures"] = rows
 	}
 	s.adminPage(w, r, http.StatusOK, "admin_send", data)
 }
 
-// handleAdminProgress is what the console's script polls.
+// failureRow is a failed delivery named by the reader's address.
+type failureRow struct {
+	Failure
+	Email    string // "" when the reader's data was erased
+	PublicID string // "" when the reader is gone
+}
+
+// failureRows names each failure's reader by address, for the link to
+// their page.
+func (s *server) failureRows(ctx context.Context, fs []Failure) ([]failureRow, error) {
+	out := make([]failureRow, len(fs))
+	seen := map[int64]subscribers.Subscriber{}
+	for i, f := range fs {
+		out[i].Failure = f
+		sub, ok := seen[f.SubscriberID]
+		if !ok {
+			var err error
+			sub, err = s.deps.Subscribers.Get(ctx, f.SubscriberID)
+			if err != nil && !errors.Is(err, subscribers.ErrNotFound) {
+				return nil, err
+			}
+			seen[f.SubscriberID] = sub
+		}
+		out[i].Email, out[i].PublicID = sub.Email, sub.PublicID
+	}
+	return out, nil
+}
+
+// handleAdminProgress is what the console's script polls: the progress,
+// with the state named and explained in the console's language.
 func (s *server) handleAdminProgress(w http.ResponseWriter, r *http.Request) {
 	snd, err := s.loadSend(r)
 	if err != nil {
 		s.apiError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.progress(snd))
+	lang := s.adminLang(r)
+	writeJSON(w, http.StatusOK, struct {
+		progressJSON
+		StateLabel string `json:"state_label"`
+		StateHelp  string `json:"state_help"`
+	}{s.progress(snd), translate(lang, "state."+string(snd.State)), translate(lang, "statehelp."+string(snd.State))})
 }
 
 func (s *server) handleAdminSendAction(w http.ResponseWriter, r *http.Request) {
@@ -552,28 +655,27 @@ func (s *server) handleAdminFeedback(w http.ResponseWriter, r *http.Request) {
 	}
 	type row struct {
 		subscribers.FeedbackEvent
-		SubscriberPID string // "" when the reader is unknown or gone
+		SubscriberPID   string // "" when the reader is unknown or gone
+		SubscriberEmail string // "" when the reader's data was erased
 	}
 	rows := make([]row, len(events))
-	pids := map[int64]string{}
+	subs := map[int64]subscribers.Subscriber{}
 	for i, e := range events {
 		rows[i].FeedbackEvent = e
 		if e.SubscriberID == 0 {
 			continue
 		}
-		pid, seen := pids[e.SubscriberID]
+		sub, seen := subs[e.SubscriberID]
 		if !seen {
-			sub, err := s.deps.Subscribers.Get(ctx, e.SubscriberID)
-			switch {
-			case err == nil:
-				pid = sub.PublicID
-			case !errors.Is(err, subscribers.ErrNotFound):
+			var err error
+			sub, err = s.deps.Subscribers.Get(ctx, e.SubscriberID)
+			if err != nil && !errors.Is(err, subscribers.ErrNotFound) {
 				s.adminError(w, r, err)
 				return
 			}
-			pids[e.SubscriberID] = pid
+			subs[e.SubscriberID] = sub
 		}
-		rows[i].SubscriberPID = pid
+		rows[i].SubscriberPID, rows[i].SubscriberEmail = sub.PublicID, sub.Email
 	}
 	data := map[string]any{
 		"Gate": s.gateState(r), "Events": rows, "Kinds": subscribers.FeedbackKinds, "Kind": kind, "Paged": q.BeforeID != 0,

@@ -291,6 +291,13 @@ func (s *server) createSend(r *http.Request, req newSendRequest) (*queue.Send, e
 	if compose.HasErrors(lint(is)) {
 		return nil, newError(codeLint, "the issue has lint errors: fix them and upload it again")
 	}
+	st, err := s.deps.Store.IssueState(r.Context(), is.Slug)
+	if err != nil {
+		return nil, err
+	}
+	if st.Head != st.Valid {
+		return nil, newError(codeLint, "the newest revision of the issue does not parse: fix it in the composer")
+	}
 	if req.List == "" {
 		req.List = s.cfg.List
 	}
@@ -302,6 +309,10 @@ func (s *server) createSend(r *http.Request, req newSendRequest) (*queue.Send, e
 		IgnoreGate: req.IgnoreGate})
 	if err != nil {
 		return nil, err
+	}
+	// The issue is sent: it is locked, later changes are corrections.
+	if err := s.deps.Store.MarkSent(r.Context(), is.Slug, st.Valid); err != nil {
+		s.log.ErrorContext(r.Context(), "lock a sent issue", "issue", is.Slug, "send_id", snd.ID, "err", err)
 	}
 	if req.IgnoreGate {
 		s.log.WarnContext(r.Context(), "send created with the send gate ignored", "send_id", snd.ID, "issue", is.Slug, "editor", ed,

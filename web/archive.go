@@ -1,10 +1,12 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -82,7 +84,38 @@ func (s *server) handleArchiveIssue(w http.ResponseWriter, r *http.Request) {
 		if a.Slug != r.PathValue("slug") {
 			continue
 		}
-		html, _, err := s.renderIssue(a.Issue, templates.SelectAll, templates.Personal{
+		// A correction made after the send is what the archive shows,
+		// with a note and the sent version a link away.
+		issue, banner := a.Issue, ""
+		corrections, err := s.deps.Store.Corrections(r.Context(), a.Slug)
+		if err != nil {
+			s.pageError(w, r, err)
+			return
+		}
+		lang := pickLang(r)
+		self := "/archive/" + url.PathEscape(a.Slug)
+		if n := len(corrections); n > 0 {
+			last := corrections[n-1]
+			if r.URL.Query().Get("v") == "sent" {
+				banner = translate(lang, "archive.sent_version", "url", self)
+			} else if rev, err := s.deps.Store.Revision(r.Context(), a.Slug, last.Number); err == nil {
+				if corrected, err := compose.Parse(rev.SourceName, rev.Source); err == nil {
+					issue = corrected
+					var notes []string
+					for _, c := range corrections {
+						if c.Note != "" {
+							notes = append(notes, c.Note)
+						}
+					}
+					banner = translate(lang, "archive.corrected", "date", last.CreatedAt.In(s.cfg.Location).Format("2006-01-02"),
+						"url", self+"?v=sent")
+					if len(notes) > 0 {
+						banner = strings.Replace(banner, "</p>", "（"+template.HTMLEscapeString(strings.Join(notes, "／"))+"）</p>", 1)
+					}
+				}
+			}
+		}
+		html, _, err := s.renderIssue(issue, templates.SelectAll, templates.Personal{
 			UnsubscribeURL: s.cfg.BaseURL + "/unsubscribe",
 			PreferencesURL: s.cfg.BaseURL + "/unsubscribe",
 		})
@@ -90,12 +123,35 @@ func (s *server) handleArchiveIssue(w http.ResponseWriter, r *http.Request) {
 			s.pageError(w, r, err)
 			return
 		}
+		if banner != "" {
+			html = withBanner(html, banner)
+		}
 		mailFrame(w)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write(html)
 		return
 	}
 	s.pageError(w, r, newError(codeNotFound, "no such issue in the archive"))
+}
+
+// withBanner puts a notice (trusted HTML) at the top of a rendered issue's
+// body.
+func withBanner(page []byte, banner string) []byte {
+	i := bytes.Index(page, []byte("<body"))
+	if i < 0 {
+		return page
+	}
+	j := bytes.IndexByte(page[i:], '>')
+	if j < 0 {
+		return page
+	}
+	at := i + j + 1
+	div := `<div id="correction" style="max-width:600px;margin:12px auto;padding:10px 14px;border-left:4px solid #8a5a00;` +
+		`background:#fff8e6;color:#1d2433;font:14px/1.6 sans-serif;">` + banner + `</div>`
+	out := make([]byte, 0, len(page)+len(div))
+	out = append(out, page[:at]...)
+	out = append(out, div...)
+	return append(out, page[at:]...)
 }
 
 // renderIssue renders one variant of issue chosen by sel and fills in p.

@@ -59,14 +59,24 @@ func newBrowser(t *testing.T) context.Context {
 // shot saves a full-page PNG screenshot as web-NAME.png.
 func shot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	dir := os.Getenv(screenshotDirEnv)
-	if dir == "" {
-		dir = t.TempDir()
-	}
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
+	writeShot(t, screenshotDir(t), name, png)
+}
+
+// screenshotDir is where screenshots go: TAYORI_SCREENSHOTS, else the
+// test's temporary directory.
+func screenshotDir(t *testing.T) string {
+	if dir := os.Getenv(screenshotDirEnv); dir != "" {
+		return dir
+	}
+	return t.TempDir()
+}
+
+func writeShot(t *testing.T, dir, name string, png []byte) {
+	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, "web-"+name+".png"), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -249,14 +259,19 @@ func TestBrowserEditorJourney(t *testing.T) {
 		if err != nil || p != "100" {
 			return false
 		}
-		st, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`[data-field="state"]`)))
+		st, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("progress").dataset.state`))
 		return err == nil && st == "done"
 	})
 	if got := text(t, ctx, `[data-field="sent"]`); got != "4" {
 		t.Errorf("sent %q, want 4", got)
 	}
-	if got := text(t, ctx, `[data-field="state"]`); got != "done" {
+	if got := text(t, ctx, `[data-field="state_label"]`); got != "完了" {
 		t.Errorf("state %q", got)
+	}
+	// The page was drawn while sending; once done it offers no pause or
+	// cancel.
+	if shown, err := chromedp.Run(ctx, chromedp.Evaluate[int](`[...document.querySelectorAll("#send-actions button")].filter(b => b.offsetParent !== null).length`)); err != nil || shown != 0 {
+		t.Errorf("a finished send still shows %d buttons (pause, cancel): %v", shown, err)
 	}
 	shot(t, ctx, "admin-send")
 	if n := len(e.smtp.Messages()); n != 5 {

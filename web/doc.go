@@ -10,6 +10,18 @@
 // issues) through [Store], migrated under the goose version table
 // "web_migrations".
 //
+// The composer (/admin/issues/new, /admin/issues/{slug}/edit) edits an
+// issue as structured fields and keeps every save as a revision with its
+// author and time (revisions_store.go holds its SQL, migration 0002): a save
+// based on an older revision is refused with a *ConflictError and the
+// editor merges on the conflict page; a send locks the issue and later
+// revisions are corrections the archive shows. The lint and the preview run
+// on the server as the editor types: the lint is compose.Check on the
+// Markdown the form becomes, the preview is queue's own copy of the issue
+// for one reader (Sends.PreviewCopy). Work posted after a session expired
+// is kept and saved once the editor signs in again. The console speaks
+// Japanese, with English on ?lang=en.
+//
 // Public pages are Japanese first with an English fallback (chosen from
 // Accept-Language). Links in mail carry signed tokens (package
 // subscribers/token): a GET on any of them only shows a page with a button,

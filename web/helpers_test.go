@@ -70,9 +70,15 @@ type env struct {
 	smtp    *testutil.SMTPServer
 	srv     *httptest.Server
 	handler http.Handler
-	cfg     web.Config
-	keys    []token.Key
-	wg      sync.WaitGroup
+	// active is the handler the test server serves with; restartWeb
+	// replaces it as a restarted server process would.
+	active atomic.Pointer[http.Handler]
+	// restartWeb builds the web handler afresh over the same database
+	// (a server restart: nothing kept in memory survives).
+	restartWeb func()
+	cfg        web.Config
+	keys       []token.Key
+	wg         sync.WaitGroup
 }
 
 type envOpts struct {
@@ -197,7 +203,21 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv.Config.Handler = e.handler
+	e.active.Store(&e.handler)
+	e.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*e.active.Load()).ServeHTTP(w, r) })
+	e.restartWeb = func() {
+		store, err := web.OpenStore(ctx, db, e.clock.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := deps
+		d.Store = store
+		h, err := web.NewServer(logger, e.cfg, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.active.Store(&h)
+	}
 	e.srv.Start()
 	t.Cleanup(func() {
 		e.srv.Close()

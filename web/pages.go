@@ -41,7 +41,10 @@ func pageFuncs(loc *time.Location) template.FuncMap {
 		// abbreviation).
 		"zone": func() string { return time.Now().In(loc).Format("MST") },
 		"join": strings.Join,
-		"list": func(s ...string) []string { return s },
+		"inc":  func(i int) int { return i + 1 },
+		// fieldID is the element id of a composer field ("s0.heading").
+		"fieldID": fieldID,
+		"list":    func(s ...string) []string { return s },
 	}
 }
 

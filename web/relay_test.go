@@ -11,8 +11,8 @@ import (
 )
 
 // TestConsoleSendShowsRelayDown: while the workers report the relay
-// unreachable, the page of a send still going says so, in Japanese and
-// English, without the relay's address or error text; once it is back,
+// unreachable, the page of a send still going says so, in Japanese (and
+// in English on the toggle), without the relay's address or error text; once it is back,
 // or for a finished send, it says nothing.
 func TestConsoleSendShowsRelayDown(t *testing.T) {
 	e := newEnv(t, envOpts{})
@@ -32,15 +32,19 @@ func TestConsoleSendShowsRelayDown(t *testing.T) {
 		Kind: "refused", Cause: "connection refused"}); err != nil {
 		t.Fatal(err)
 	}
-	_, body := e.do(c, "GET", sendPath, nil)
-	for _, want := range []string{`id="relay-down"`, "2026-02-03 12:04 JST から接続できません（接続を拒否されています）",
-		"unreachable since 2026-02-03 12:04 JST (connection refused)"} {
-		if !strings.Contains(body, want) {
-			t.Errorf("send page with the relay down lacks %q", want)
+	for path, want := range map[string]string{
+		sendPath:              "2026-02-03 12:04 JST から接続できません（接続を拒否されています）",
+		sendPath + "?lang=en": "unreachable since 2026-02-03 12:04 JST (connection refused)",
+	} {
+		_, body := e.do(c, "GET", path, nil)
+		for _, want := range []string{`id="relay-down"`, want} {
+			if !strings.Contains(body, want) {
+				t.Errorf("%s with the relay down lacks %q", path, want)
+			}
 		}
-	}
-	if strings.Contains(body, "127.0.0.1:2525") {
-		t.Error("the send page shows the relay's address")
+		if strings.Contains(body, "127.0.0.1:2525") {
+			t.Errorf("%s shows the relay's address", path)
+		}
 	}
 
 	if err := e.svc.SetRelayState(e.ctx, queue.RelayState{Relay: "127.0.0.1:2525", Since: time.Now()}); err != nil {

@@ -43,10 +43,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // adminError answers a console request that failed with the message page.
 func (s *server) adminError(w http.ResponseWriter, r *http.Request, err error) {
-	code, status := classify(err)
+	_, status := classify(err)
 	s.logError(r, err, status)
-	msg := publicMessage(err, code)
+	lang := s.adminLang(r)
 	sess := sessionFrom(r.Context())
-	s.render(w, r, status, "admin_error", &page{Lang: langJA, Admin: true, Editor: sess.Editor.Name, CSRF: sess.CSRF,
-		Data: map[string]any{"Status": status, "Code": code, "Message": msg}})
+	s.render(w, r, status, "admin_error", &page{Lang: lang, Admin: true, Editor: sess.Editor.Name, CSRF: sess.CSRF,
+		Data: map[string]any{"Status": status, "Message": consoleMessage(lang, err)}})
 }

@@ -138,6 +138,8 @@ type Sends interface {
 	Resume(ctx context.Context, id int64) error
 	Cancel(ctx context.Context, id int64, reason string) error
 	Preview(ctx context.Context, issue *compose.Issue, list string, filter *audience.Prefs) ([]queue.VariantCount, int64, error)
+	// PreviewCopy builds one reader's copy as the worker would send it.
+	PreviewCopy(ctx context.Context, issue *compose.Issue, list string, reader queue.PreviewReader) (*queue.Copy, error)
 	EnqueueMessage(ctx context.Context, m queue.TransactionalMessage) (string, error)
 }
 

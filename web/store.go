@@ -376,21 +376,19 @@ func (s *Store) APIToken(ctx context.Context, tok string) (Editor, error) {
 
 // ---- issues ----
 
-// SaveIssue stores (or replaces, by slug) an uploaded issue with its source.
+// SaveIssue stores an uploaded issue with its source: revision 1 of a new
+// slug, or a new revision of an existing one (without the conflict check:
+// the earlier revisions are kept; on a sent issue it is a correction).
 func (s *Store) SaveIssue(ctx context.Context, issue *compose.Issue, sourceName string, source []byte, by string) (*StoredIssue, error) {
 	if issue == nil || issue.Slug == "" {
 		return nil, fmt.Errorf("%w: issue has no slug", ErrInvalid)
 	}
-	js, err := json.Marshal(issue)
-	if err != nil {
-		return nil, fmt.Errorf("save issue: %w", err)
+	nr := NewRevision{Slug: issue.Slug, Base: AnyBase, Kind: KindUpload, Author: by, SourceName: sourceName,
+		Source: source, Issue: issue, Correction: true}
+	_, err := s.CreateIssue(ctx, nr)
+	if errors.Is(err, ErrExists) {
+		_, err = s.SaveRevision(ctx, nr)
 	}
-	now := s.now().UnixMilli()
-	_, err = s.db.ExecContext(ctx, `INSERT INTO web_issues (slug, title, source_name, source, issue_json, uploaded_by, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (slug) DO UPDATE SET title = excluded.title, source_name = excluded.source_name,
-		source = excluded.source, issue_json = excluded.issue_json, uploaded_by = excluded.uploaded_by,
-		updated_at = excluded.updated_at`, issue.Slug, issue.Title, sourceName, source, js, by, now, now)
 	if err != nil {
 		return nil, fmt.Errorf("save issue: %w", err)
 	}

@@ -1,6 +1,7 @@
 package bind
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -207,6 +208,20 @@ func (s *Sender) Send(ctx context.Context, m *queue.Message) (string, error) {
 		return "", err
 	}
 	return reply.String(), nil
+}
+
+var _ queue.Builder = (*Sender)(nil)
+
+// Build builds m exactly as Send would and returns the bytes, without
+// sending them (the console's preview shows their size).
+func (s *Sender) Build(m *queue.Message) ([]byte, error) {
+	sb := s.buffers()
+	defer s.release(sb)
+	built, _, err := s.build(m, sb)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(built.Raw), nil
 }
 
 // Stream returns a queue.Stream that sends on one pooled connection,

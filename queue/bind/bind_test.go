@@ -81,6 +81,14 @@ func TestSenderLayoutPath(t *testing.T) {
 		if !bytes.Equal(laid, flat) {
 			t.Fatalf("name %q: the copy built from the layout differs from the whole-text copy", name)
 		}
+		// Build (the console's preview) gives the bytes Send hands over.
+		built, err := sender.Build(&m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(bytes.ReplaceAll(built, []byte("\r\n"), []byte("\n")), bytes.ReplaceAll(laid, []byte("\r\n"), []byte("\n"))) {
+			t.Fatalf("name %q: Build differs from the copy sent", name)
+		}
 		if i == 1 && !bytes.Contains(decodeParts(t, laid), []byte("山田 太郎 様")) {
 			t.Error("greeting missing from the delivered copy")
 		}

@@ -2,6 +2,7 @@
 // The page marks the element with data-progress-url; this script polls it
 // every two seconds and fills the elements named by data-field.
 "use strict";
+document.documentElement.classList.add("js");
 (function () {
   const box = document.querySelector("[data-progress-url]");
   if (!box) return;
@@ -16,6 +17,11 @@
       if (res.ok) {
         const p = await res.json();
         for (const k of Object.keys(p)) set(k, p[k]);
+        const badge = box.querySelector('[data-field="state_label"]');
+        if (badge) badge.className = "badge " + p.state;
+        // A finished send offers nothing to pause or cancel.
+        const actions = document.getElementById("send-actions");
+        if (actions && p.final) actions.hidden = true;
         const bar = box.querySelector("progress");
         if (bar) bar.value = p.percent;
         box.setAttribute("data-state", p.state);
