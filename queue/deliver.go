@@ -199,7 +199,7 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 	switch st {
 	case Paused, Scheduled:
 		return errPaused
-	case Done, Cancelled:
+	case Done, Cancelled, Failed:
 		return nil
 	}
 	if s.deps.Sender == nil {

@@ -70,13 +70,18 @@ type envOpts struct {
 	cfg         queue.Config
 	noWorker    bool
 	concurrency int
+	dbDir       string // where the SQLite file goes; default a temporary directory
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &env{t: t, ctx: ctx}
-	e.dbPath = filepath.Join(t.TempDir(), "tayori.db")
+	dir := o.dbDir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	e.dbPath = filepath.Join(dir, "tayori.db")
 	db, err := sqlitedb.Open(ctx, e.dbPath)
 	if err != nil {
 		t.Fatal(err)
@@ -205,12 +210,26 @@ func (e *env) waitState(id int64, want queue.State, timeout time.Duration) *queu
 			e.t.Fatal(err)
 		}
 		if s.State == want {
+			e.checkCounts(s)
 			return s
 		}
 		if time.Now().After(deadline) {
 			e.t.Fatalf("send %d: state %s, want %s (counts %+v, last error %q, pause %q)", id, s.State, want, s.Counts, s.LastError, s.PauseReason)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkCounts compares a send's kept counts (what a progress read
+// returns) with a full recount of its rows.
+func (e *env) checkCounts(s *queue.Send) {
+	e.t.Helper()
+	kept, c, err := queue.KeptAndRecount(e.ctx, e.svc, s.ID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if kept != c {
+		e.t.Errorf("send %d (%s): kept counts %+v, a recount %+v", s.ID, s.State, kept, c)
 	}
 }
 

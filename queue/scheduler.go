@@ -156,6 +156,14 @@ func (s *Service) handleMonthly(ctx context.Context, t *asynq.Task) error {
 		s.log.InfoContext(ctx, "monthly send exists already", "issue", slug, "list", p.List)
 		return nil
 	}
+	var dup *DuplicateError
+	if errors.As(err, &dup) {
+		// The month's issue went (or goes) to the list in an earlier send:
+		// this tick's own, retried, or one an editor made.
+		s.log.InfoContext(ctx, "monthly send not created: the issue went to the list in an earlier send", "issue", slug, "list", p.List,
+			"send_id", dup.Earlier.ID, "state", dup.Earlier.State)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
