@@ -317,6 +317,11 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 			stopReason = ctx.Err()
 			break
 		}
+		// No copy goes while outcomes wait to be recorded (a full disk).
+		if err := s.rec.ready(ctx); err != nil {
+			stopReason = err
+			break
+		}
 		if time.Since(lastCheck) > stateCheckEvery {
 			lastCheck = time.Now()
 			st, err := s.currentState(ctx, p.SendID)
