@@ -138,6 +138,7 @@ type Sends interface {
 	Resume(ctx context.Context, id int64) error
 	Cancel(ctx context.Context, id int64, reason string) error
 	Preview(ctx context.Context, issue *compose.Issue, list string, filter *audience.Prefs) ([]queue.VariantCount, int64, error)
+	EarlierSends(ctx context.Context, slug, list string) ([]queue.EarlierSend, error)
 	EnqueueMessage(ctx context.Context, m queue.TransactionalMessage) (string, error)
 }
 
