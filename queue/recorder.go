@@ -64,6 +64,7 @@ type recorder struct {
 	errN    int    // outcomes in that group
 	fails   uint64 // groups given up so far (only when closing)
 	closed  bool
+	stopped bool // the loop has ended: nothing added now is committed
 	kick    chan struct{}
 	done    chan struct{}
 }
@@ -146,6 +147,9 @@ func (r *recorder) wait(ctx context.Context, t uint64) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if r.stopped {
+			return ErrClosed
+		}
 		r.cond.Wait()
 	}
 	if r.err != nil && t <= r.errAt && t > r.errAt-uint64(r.errN) {
@@ -166,6 +170,12 @@ func (r *recorder) failures() uint64 {
 
 func (r *recorder) loop() {
 	defer close(r.done)
+	defer func() {
+		r.mu.Lock()
+		r.stopped = true
+		r.cond.Broadcast()
+		r.mu.Unlock()
+	}()
 	tick := time.NewTicker(r.interval)
 	defer tick.Stop()
 	var (

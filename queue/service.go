@@ -265,10 +265,18 @@ func (s *Service) checkList(ctx context.Context, list string) error {
 		return fmt.Errorf("queue: list %q: %w", list, err)
 	}
 	if !ok {
-		return fmt.Errorf("list %q does not exist: %w", list, ErrNoList)
+		return &NoListError{List: list}
 	}
 	return nil
 }
+
+// NoListError is ErrNoList naming the list.
+type NoListError struct{ List string }
+
+func (e *NoListError) Error() string { return fmt.Sprintf("list %q does not exist", e.List) }
+
+// Is makes a *NoListError match ErrNoList.
+func (e *NoListError) Is(target error) bool { return target == ErrNoList }
 
 // planOpts are the options of a send:plan task: its attempts end in the
 // send failing (handlePlan).
