@@ -239,6 +239,10 @@ func (s *Service) Create(ctx context.Context, ns NewSend) (*Send, error) {
 	if snd.Replayed { // a twin request won the race
 		return snd, nil
 	}
+	// The send is recorded: its first batch and its planning go on even if
+	// the caller goes away (a closed connection must not leave a send that
+	// nothing plans).
+	ctx = context.WithoutCancel(ctx)
 	opts := s.planOpts()
 	if snd.ScheduledAt.After(now) {
 		opts = append(opts, asynq.ProcessAt(snd.ScheduledAt))
