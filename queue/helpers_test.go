@@ -71,6 +71,8 @@ type envOpts struct {
 	noWorker    bool
 	concurrency int
 	dbDir       string // where the SQLite file goes; default a temporary directory
+	// directory, if set, wraps the real subscriber store as the queue sees it.
+	directory func(queue.Directory) queue.Directory
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -98,6 +100,9 @@ func newEnv(t testing.TB, o envOpts) *env {
 	e.rdb, e.rdbN = testutil.RedisDBNumber(t)
 	e.smtp = testutil.StartSMTP(t, o.smtp...)
 	deps := testDeps(t, e.store, e.smtp.URL(), &e.pool, nil, nil, 16)
+	if o.directory != nil {
+		deps.Directory = o.directory(deps.Directory)
+	}
 	cfg := o.cfg
 	cfg.From, cfg.BaseURL = testFrom, testBaseURL
 	if cfg.RetryBase == 0 {

@@ -124,8 +124,12 @@ func (s *Service) Plan(ctx context.Context, id int64) (PlanResult, error) {
 		}
 	}
 	now = s.cfg.Now()
-	if _, err := s.db.ExecContext(ctx, `UPDATE sends SET state = 'sending', plan_done = 1, last_error = '', updated_at = ?
-		WHERE id = ? AND state = 'planning'`, now.UnixMilli(), id); err != nil {
+	// Planned. A send paused meanwhile (a policy refusal in a batch that
+	// went while the rest was planned) resumes to sending.
+	if _, err := s.db.ExecContext(ctx, `UPDATE sends SET plan_done = 1, last_error = '', updated_at = ?,
+		state = CASE state WHEN 'planning' THEN 'sending' ELSE state END,
+		paused_from = CASE state WHEN 'paused' THEN 'sending' ELSE paused_from END
+		WHERE id = ? AND (state = 'planning' OR state = 'paused' AND paused_from = 'planning')`, now.UnixMilli(), id); err != nil {
 		return res, fmt.Errorf("queue: plan send %d: %w", id, err)
 	}
 	s.log.InfoContext(ctx, "send planned", "send_id", id, "planned", res.Planned, "skipped", res.Skipped,
