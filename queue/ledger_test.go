@@ -237,8 +237,10 @@ func TestProgressReadDoesNotCountRows(t *testing.T) {
 	if done.Counts.Sent != 50 {
 		t.Fatalf("counts %+v, want 50 sent", done.Counts)
 	}
-	if _, err := e.db.ExecContext(e.ctx, `DELETE FROM batch_sent WHERE send_id = ?1; DELETE FROM deliveries WHERE send_id = ?1`, snd.ID); err != nil {
-		t.Fatal(err)
+	for _, q := range []string{`DELETE FROM batch_sent WHERE send_id = ?`, `DELETE FROM deliveries WHERE send_id = ?`} {
+		if _, err := e.db.ExecContext(e.ctx, q, snd.ID); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s, err := e.svc.Get(e.ctx, snd.ID)
 	if err != nil {
