@@ -52,6 +52,8 @@ func recordFixture(t *testing.T) (ctx context.Context, db *sql.DB, now int64, mu
 		mustExec(`INSERT INTO deliveries (send_id, subscriber_id, batch, variant, updated_at) VALUES (1, ?, 0, 'v', ?)`, id, now)
 	}
 	mustExec(`INSERT INTO deliveries (send_id, subscriber_id, batch, variant, updated_at) VALUES (1, 15, 1, 'v', ?)`, now)
+	// Rows inserted here, not by planning, are counted by a recount.
+	mustExec(qRecountRows, 1)
 	s = &Service{db: db, cfg: Config{Now: time.Now}}
 	rec := newRecorder(db, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(func() { rec.close() })
@@ -132,6 +134,7 @@ func TestClaimAndRecord(t *testing.T) {
 	if st, _, _ := row(15); st != "queued" {
 		t.Errorf("row 15 recorded without its batch's claim: %s", st)
 	}
+	checkKept(t, db, 1)
 }
 
 // Every query by delivery status uses a partial index or the primary key,
@@ -164,6 +167,9 @@ func TestStatusQueriesUseIndexes(t *testing.T) {
 		{"batch done, sent copies", qBatchDone, []any{1, 0, "c", 1, 2}, "SEARCH bs USING INDEX batch_sent_batch (send_id=? AND batch=?)", false},
 		{"cancel, sent copies", qCancelOpen, []any{1, 1}, "SEARCH bs USING INDEX batch_sent_batch (send_id=?)", false},
 		{"history, sent copy", qHistory, []any{1}, "SEARCH bs USING INDEX batch_sent_batch (send_id=? AND batch=?)", true},
+		// Migration 8: a send's earlier sends, and its kept counts.
+		{"earlier sends", qEarlier, []any{"2025-11", "monthly"}, "SEARCH s USING INDEX sends_issue_list (issue_slug=? AND list_key=?)", false},
+		{"send", `SELECT ` + sendCols + `, s.issue_json` + sendFrom + ` WHERE s.id = 1`, nil, "SEARCH c USING INTEGER PRIMARY KEY (rowid=?)", false},
 	} {
 		rows, err := db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+c.q, c.args...)
 		if err != nil {
@@ -305,9 +311,8 @@ func TestFirstCopiesInBatchSent(t *testing.T) {
 	}
 	counts := func(want Counts) {
 		t.Helper()
-		c, err := liveCounts(ctx, db, 1)
-		if err != nil || c != want {
-			t.Errorf("counts %+v (%v), want %+v", c, err, want)
+		if c := checkKept(t, db, 1); c != want {
+			t.Errorf("counts %+v, want %+v", c, want)
 		}
 	}
 	batchDone := func() (done bool) {
@@ -410,7 +415,8 @@ func TestFirstCopiesInBatchSent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pr, err := goose.NewProvider("", db, sub, goose.WithStore(store), goose.WithDisableGlobalRegistry(true))
+	pr, err := goose.NewProvider("", db, sub, goose.WithStore(store), goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations(goMigrations()...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,25 +433,83 @@ func TestFirstCopiesInBatchSent(t *testing.T) {
 	}
 }
 
-// A group commit that fails (here: its table is gone) is counted, and
-// waiting on its outcomes returns the error: a batch run that sees the
-// count change runs again instead of ending its batch.
-func TestRecorderCountsFailures(t *testing.T) {
-	ctx := context.Background()
-	db := migratedDB(t)
+// A group commit that fails is not dropped: the recorder stalls (ready
+// blocks, so batch runs send nothing more), keeps the outcomes and writes
+// them once it can. Only a recorder closing while stalled gives them up,
+// after its grace period: counted, and waiting on them returns the error.
+func TestRecorderKeepsOutcomesItCannotCommit(t *testing.T) {
+	ctx, db, _, mustExec, _, _ := recordFixture(t)
+	mustExec(`INSERT INTO batch_claims (send_id, batch, claim, claimed_at) VALUES (1, 0, 'c', 0)`)
+	// Commits of copies fail, as on a full disk, until the trigger goes.
+	mustExec(`CREATE TRIGGER full_disk BEFORE INSERT ON batch_sent BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`)
 	rec := newRecorder(db, time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer rec.close()
+	if err := rec.ready(ctx); err != nil {
+		t.Fatalf("ready before any commit: %v", err)
+	}
+	sent := func(id int64) outcome {
+		return outcome{sendID: 1, subID: id, batch: 0, claim: "c", status: "sent", reply: "250 ok", first: true}
+	}
+	tk := rec.add(sent(10))
+	short := func() context.Context {
+		c, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		t.Cleanup(cancel)
+		return c
+	}
+	if err := rec.wait(short(), tk); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("wait on an outcome that cannot be committed: %v, want it to go on waiting", err)
+	}
+	if err := rec.ready(short()); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("ready while outcomes wait: %v, want it to block", err)
+	}
+	tk = rec.add(sent(11)) // answered meanwhile (a copy in flight)
+	mustExec(`DROP TRIGGER full_disk`)
+	if err := rec.wait(ctx, tk); err != nil {
+		t.Errorf("wait once there is room: %v", err)
+	}
+	if err := rec.ready(short()); err != nil {
+		t.Errorf("ready after the commit: %v", err)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sent_copies WHERE send_id = 1`).Scan(&n); err != nil || n != 2 {
+		t.Errorf("%d copies recorded (%v), want 2", n, err)
+	}
 	if n := rec.failures(); n != 0 {
-		t.Fatalf("failures before any flush: %d", n)
+		t.Errorf("%d groups given up, want none", n)
 	}
-	if _, err := db.ExecContext(ctx, `DROP VIEW delivery_state; DROP VIEW sent_copies; DROP TABLE batch_sent`); err != nil {
-		t.Fatal(err)
+
+	// Closing while stalled: the outcomes are given up after the grace.
+	mustExec(`CREATE TRIGGER full_disk BEFORE INSERT ON batch_sent BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`)
+	rec.grace = 50 * time.Millisecond
+	tk = rec.add(sent(12))
+	for !rec.stalled.Load() {
+		time.Sleep(time.Millisecond)
 	}
-	tk := rec.add(outcome{sendID: 1, subID: 10, batch: 0, claim: "c", status: "sent", reply: "250 ok", first: true})
-	if err := rec.wait(ctx, tk); err == nil || !strings.Contains(err.Error(), "batch_sent") {
-		t.Errorf("wait: %v, want the failed flush's error", err)
+	if err := rec.close(); err == nil || !strings.Contains(err.Error(), "full") {
+		t.Errorf("close: %v, want the commit's error", err)
+	}
+	if err := rec.wait(ctx, tk); err == nil {
+		t.Error("wait on an outcome given up: no error")
 	}
 	if n := rec.failures(); n != 1 {
-		t.Errorf("failures after one failed flush: %d", n)
+		t.Errorf("%d groups given up, want 1", n)
 	}
+}
+
+// checkKept compares a send's kept counts with a full recount.
+func checkKept(t *testing.T, db *sql.DB, id int64) Counts {
+	t.Helper()
+	ctx := context.Background()
+	snd, err := getSend(ctx, db, id, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := liveCounts(ctx, db, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snd.Counts != c {
+		t.Errorf("send %d: kept counts %+v, recount %+v", id, snd.Counts, c)
+	}
+	return c
 }

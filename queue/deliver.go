@@ -215,7 +215,7 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 	switch st {
 	case Paused, Scheduled:
 		return errPaused
-	case Done, Cancelled:
+	case Done, Cancelled, Failed:
 		return nil
 	}
 	if s.deps.Sender == nil {
@@ -348,6 +348,11 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 			break
 		}
 		if err := s.halted(); err != nil {
+			stopReason = err
+			break
+		}
+		// No copy goes while outcomes wait to be recorded (a full disk).
+		if err := s.rec.ready(ctx); err != nil {
 			stopReason = err
 			break
 		}

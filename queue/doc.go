@@ -6,8 +6,16 @@
 //
 //	scheduled → planning → sending → done
 //
-// and may be paused (resumable) or cancelled. Planning (task "send:plan")
-// streams the list's recipients in keyset batches, records one delivery row
+// and may be paused (resumable) or cancelled, or end failed when it cannot
+// be planned (its list is gone, or planning failed Config.PlanAttempts
+// times; the reason is kept). An issue goes to a list in one send: Create
+// refuses a second (a *DuplicateError names the first) unless asked with
+// NewSend.Again, which sends it to the readers with no copy from an
+// earlier send, and NewSend.Key makes creating a send idempotent. A send
+// due now has its first batch planned and queued by Create itself.
+//
+// Planning (task "send:plan") streams the list's recipients in keyset
+// batches, records one delivery row
 // per reader who has something to read, and enqueues "send:batch" tasks
 // that carry only ids (a few bytes per recipient in Redis). A batch
 // handler claims its batch (its row in batch_claims) and reads the
@@ -23,6 +31,15 @@
 // sends the whole batch on one connection, several copies per round trip.
 // A batch none of whose deliveries is open is marked done; the send is
 // done when every batch is.
+//
+// A send's figures are kept as outcomes are recorded (send_counts,
+// migration 8: triggers on deliveries and batch_sent, and planning's own
+// increments), so reading a send's progress costs the same for any list;
+// liveCounts, the full recount, is what tests check them against.
+//
+// An outcome that cannot be committed (a full disk) is kept and tried
+// again until it is; meanwhile no batch sends another copy, so nothing
+// the relay accepted is sent again.
 //
 // Asynq is at-least-once. The claim in SQLite is the real guard: an
 // outcome is recorded only under the batch's current claim and only for a

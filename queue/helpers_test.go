@@ -72,13 +72,20 @@ type envOpts struct {
 	noWorker    bool
 	concurrency int
 	pool        func(*mailer.PoolOptions) // adjusts the mailer pool's options
+	dbDir       string                    // where the SQLite file goes; default a temporary directory
+	// directory, if set, wraps the real subscriber store as the queue sees it.
+	directory func(queue.Directory) queue.Directory
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &env{t: t, ctx: ctx}
-	e.dbPath = filepath.Join(t.TempDir(), "tayori.db")
+	dir := o.dbDir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	e.dbPath = filepath.Join(dir, "tayori.db")
 	db, err := sqlitedb.Open(ctx, e.dbPath)
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +110,9 @@ func newEnv(t testing.TB, o envOpts) *env {
 		tune = append(tune, o.pool)
 	}
 	deps := testDeps(t, e.store, e.smtp.URL(), &e.pool, nil, nil, 16, tune...)
+	if o.directory != nil {
+		deps.Directory = o.directory(deps.Directory)
+	}
 	cfg := o.cfg
 	cfg.From, cfg.BaseURL = testFrom, testBaseURL
 	if cfg.RetryBase == 0 {
@@ -218,12 +228,26 @@ func (e *env) waitState(id int64, want queue.State, timeout time.Duration) *queu
 			e.t.Fatal(err)
 		}
 		if s.State == want {
+			e.checkCounts(s)
 			return s
 		}
 		if time.Now().After(deadline) {
 			e.t.Fatalf("send %d: state %s, want %s (counts %+v, last error %q, pause %q)", id, s.State, want, s.Counts, s.LastError, s.PauseReason)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkCounts compares a send's kept counts (what a progress read
+// returns) with a full recount of its rows.
+func (e *env) checkCounts(s *queue.Send) {
+	e.t.Helper()
+	kept, c, err := queue.KeptAndRecount(e.ctx, e.svc, s.ID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if kept != c {
+		e.t.Errorf("send %d (%s): kept counts %+v, a recount %+v", s.ID, s.State, kept, c)
 	}
 }
 

@@ -1,8 +1,10 @@
 package queue_test
 
 import (
+	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,12 +25,17 @@ func TestPlanTwicePlansNothingNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Create planned and queued the first batch; Plan queues it again (a
+	// no-op) and plans the rest.
+	if snd.State != queue.Planning || snd.Counts.Planned != 2 {
+		t.Errorf("after Create: %s %+v, want the first batch of 2 planned", snd.State, snd.Counts)
+	}
 	first, err := e.svc.Plan(e.ctx, snd.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first.Planned != 5 || first.Skipped != 1 || first.Batches != 3 {
-		t.Errorf("first plan %+v, want 5 planned in 3 batches, 1 skipped", first)
+	if first.Planned != 3 || first.Skipped != 1 || first.Batches != 3 {
+		t.Errorf("first plan %+v, want 3 more planned in 2 more batches (and the first again), 1 skipped", first)
 	}
 	again, err := e.svc.Plan(e.ctx, snd.ID)
 	if err != nil {
@@ -127,7 +134,9 @@ func TestPauseResumeCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cancelled, err := e.svc.Create(e.ctx, queue.NewSend{Issue: is, List: testList})
+	other := *is
+	other.Slug = "2025-11-extra" // one issue goes to a list in one send at a time
+	cancelled, err := e.svc.Create(e.ctx, queue.NewSend{Issue: &other, List: testList})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +191,9 @@ func TestScheduledSendPastNotAfterIsNotSent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	onTime, err := e.svc.Create(e.ctx, queue.NewSend{Issue: is, List: testList, At: now.Add(time.Second), NotAfter: now.Add(time.Hour)})
+	other := *is
+	other.Slug = "2025-11-extra" // one issue goes to a list in one send at a time
+	onTime, err := e.svc.Create(e.ctx, queue.NewSend{Issue: &other, List: testList, At: now.Add(time.Second), NotAfter: now.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,5 +213,63 @@ func TestScheduledSendPastNotAfterIsNotSent(t *testing.T) {
 	}
 	if n := len(e.smtp.Messages()); n != 1 {
 		t.Errorf("%d messages, want 1 (the on-time send)", n)
+	}
+}
+
+// pausingDirectory pauses a send when planning reads past the end of the
+// list: after planning's last look at the send's state, before it marks
+// the send planned (as a policy refusal in an early batch can).
+type pausingDirectory struct {
+	queue.Directory
+	pause func()
+}
+
+func (d pausingDirectory) Recipients(ctx context.Context, list string, afterID int64, limit int) ([]queue.Recipient, error) {
+	r, err := d.Directory.Recipients(ctx, list, afterID, limit)
+	if err == nil && len(r) == 0 && afterID > 0 {
+		d.pause()
+	}
+	return r, err
+}
+
+// A send paused while its planning ends is planned all the same: resumed,
+// it sends and finishes (it used to stay in planning for ever).
+func TestPauseAsPlanningEnds(t *testing.T) {
+	var (
+		e    *env
+		once sync.Once
+		id   int64
+	)
+	e = newEnv(t, envOpts{noWorker: true, cfg: queue.Config{BatchSize: 2}, directory: func(d queue.Directory) queue.Directory {
+		return pausingDirectory{d, func() {
+			once.Do(func() {
+				if err := e.svc.Pause(e.ctx, id, "policy refusal"); err != nil {
+					t.Error(err)
+				}
+			})
+		}}
+	}})
+	is := loadIssue(t, "aisi-monthly-2025-11.txt")
+	for _, a := range []string{"a@example.jp", "b@example.jp", "c@example.jp"} {
+		e.addReader(a, "", audience.All())
+	}
+	snd, err := e.svc.Create(e.ctx, queue.NewSend{Issue: is, List: testList})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id = snd.ID
+	if _, err := e.svc.Plan(e.ctx, snd.ID); err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.svc.Get(e.ctx, snd.ID)
+	if err != nil || s.State != queue.Paused || !s.PlanDone || s.Counts.Planned != 3 {
+		t.Fatalf("after planning: %+v, %v; want paused, planned", s, err)
+	}
+	if err := e.svc.Resume(e.ctx, snd.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.startWorker()
+	if c := e.waitState(snd.ID, queue.Done, 20*time.Second).Counts; c.Sent != 3 {
+		t.Errorf("counts %+v, want 3 sent", c)
 	}
 }

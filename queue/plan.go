@@ -16,6 +16,7 @@ import (
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/compose"
 	"github.com/tayori-news/tayori/internal/jsonw"
+	"github.com/tayori-news/tayori/internal/sqlitedb"
 )
 
 // PlanResult says what one run of planning did.
@@ -23,6 +24,9 @@ type PlanResult struct {
 	Planned int64 // deliveries recorded by this run
 	Skipped int64 // readers with nothing to read in this issue
 	Batches int64 // batch tasks enqueued by this run
+	// AlreadyHad counts the readers a send with Again left out: an
+	// earlier send of the issue to the list gave them a copy.
+	AlreadyHad int64
 }
 
 // planChunkBatches is how many batches one keyset page of recipients fills.
@@ -87,9 +91,11 @@ func (s *Service) Plan(ctx context.Context, id int64) (PlanResult, error) {
 		return res, nil
 	}
 
-	vs := newVariants(s.deps.Renderer, snd.Issue)
+	pl, err := s.newPlanner(ctx, snd)
+	if err != nil {
+		return res, err
+	}
 	cursor, batchNo := snd.planCursor, snd.Batches
-	page := s.cfg.BatchSize * planChunkBatches
 	for {
 		if err := ctx.Err(); err != nil {
 			return res, err
@@ -104,49 +110,156 @@ func (s *Service) Plan(ctx context.Context, id int64) (PlanResult, error) {
 		if st != Planning {
 			return res, nil
 		}
-		recips, err := s.deps.Directory.Recipients(ctx, snd.List, cursor, page)
-		if err != nil {
-			return res, fmt.Errorf("queue: plan send %d: recipients: %w", id, err)
+		// The first batch alone, so that it goes while the rest is planned.
+		page := s.cfg.BatchSize * planChunkBatches
+		if batchNo == 0 {
+			page = s.cfg.BatchSize
 		}
-		if len(recips) == 0 {
-			break
-		}
-		var rows []planRow
-		for _, r := range recips {
-			if !r.Active {
-				continue
-			}
-			k := vs.key(effective(r.Prefs, snd.Filter))
-			if k == "" {
-				res.Skipped++
-				continue
-			}
-			rows = append(rows, planRow{id: r.ID, variant: k})
-		}
-		last := recips[len(recips)-1].ID
-		batches, err := s.insertDeliveries(ctx, id, rows, last, &batchNo)
-		if err != nil {
+		var more bool
+		if cursor, batchNo, more, err = s.planPage(ctx, pl, cursor, batchNo, page, &res); err != nil {
 			return res, err
 		}
-		for _, b := range batches {
-			res.Planned += int64(len(b.IDs))
-			b.UID = snd.UID
-			if err := s.enqueueBatch(ctx, b); err != nil {
-				return res, err
-			}
-			res.Batches++
+		if !more {
+			break
 		}
-		cursor = last
 	}
 	now = s.cfg.Now()
-	if _, err := s.db.ExecContext(ctx, `UPDATE sends SET state = 'sending', plan_done = 1,
-		planned = (SELECT count(*) FROM deliveries WHERE send_id = ?), updated_at = ?
-		WHERE id = ? AND state = 'planning'`, id, now.UnixMilli(), id); err != nil {
+	// Planned. A send paused meanwhile (a policy refusal in a batch that
+	// went while the rest was planned) resumes to sending.
+	if _, err := s.db.ExecContext(ctx, `UPDATE sends SET plan_done = 1, last_error = '', updated_at = ?,
+		state = CASE state WHEN 'planning' THEN 'sending' ELSE state END,
+		paused_from = CASE state WHEN 'paused' THEN 'sending' ELSE paused_from END
+		WHERE id = ? AND (state = 'planning' OR state = 'paused' AND paused_from = 'planning')`, now.UnixMilli(), id); err != nil {
 		return res, fmt.Errorf("queue: plan send %d: %w", id, err)
 	}
 	s.log.InfoContext(ctx, "send planned", "send_id", id, "planned", res.Planned, "skipped", res.Skipped,
-		"batches", res.Batches)
+		"batches", res.Batches, "already_had", res.AlreadyHad)
 	return res, s.maybeFinish(ctx, id)
+}
+
+// planner is what planning a send needs besides the database: the send,
+// its variant selection, and for a send with Again the readers who had
+// the issue from an earlier send to the list.
+type planner struct {
+	snd *Send
+	vs  *variants
+	had []int64 // ascending
+}
+
+func (s *Service) newPlanner(ctx context.Context, snd *Send) (*planner, error) {
+	pl := &planner{snd: snd, vs: newVariants(s.deps.Renderer, snd.Issue)}
+	if snd.Again {
+		var err error
+		if pl.had, err = sqlitedb.QueryColumn[int64](ctx, s.db, qHadIt, snd.Issue.Slug, snd.List, snd.ID); err != nil {
+			return nil, fmt.Errorf("queue: plan send %d: readers who had the issue: %w", snd.ID, err)
+		}
+	}
+	return pl, nil
+}
+
+// qHadIt lists the readers with a copy from an earlier send of an issue
+// to a list (rows sent after a retry, and first copies in batch_sent),
+// ascending. Earlier sends are over when a send with Again is created
+// (Create refuses it while one runs), so the list does not change.
+const qHadIt = `SELECT d.subscriber_id FROM sends s CROSS JOIN deliveries d ON d.send_id = s.id
+	WHERE s.issue_slug = ?1 AND s.list_key = ?2 AND s.id < ?3 AND d.status = 'sent'
+	UNION
+	SELECT j.value ->> 0 FROM sends s CROSS JOIN batch_sent bs ON bs.send_id = s.id CROSS JOIN json_each(bs.sent) j
+	WHERE s.issue_slug = ?1 AND s.list_key = ?2 AND s.id < ?3
+	ORDER BY 1`
+
+// planPage plans the next page of up to limit recipients after cursor:
+// records their deliveries, cut into batches numbered from batchNo, and
+// queues the batches. more is false when the list has no more readers.
+func (s *Service) planPage(ctx context.Context, pl *planner, cursor, batchNo int64, limit int, res *PlanResult) (nextCursor, nextBatch int64, more bool, err error) {
+	snd := pl.snd
+	recips, err := s.deps.Directory.Recipients(ctx, snd.List, cursor, limit)
+	if err != nil {
+		if lerr := s.checkList(ctx, snd.List); errors.Is(lerr, ErrNoList) {
+			err = lerr // gone since the send was created
+		}
+		return cursor, batchNo, false, fmt.Errorf("queue: plan send %d: recipients: %w", snd.ID, err)
+	}
+	if len(recips) == 0 {
+		return cursor, batchNo, false, nil
+	}
+	var (
+		rows []planRow
+		had  int64
+	)
+	for _, r := range recips {
+		if !r.Active {
+			continue
+		}
+		if _, ok := slices.BinarySearch(pl.had, r.ID); ok {
+			had++
+			continue
+		}
+		k := pl.vs.key(effective(r.Prefs, snd.Filter))
+		if k == "" {
+			res.Skipped++
+			continue
+		}
+		rows = append(rows, planRow{id: r.ID, variant: k})
+	}
+	last := recips[len(recips)-1].ID
+	batches, err := s.insertDeliveries(ctx, snd.ID, rows, had, last, &batchNo)
+	if err != nil {
+		return cursor, batchNo, false, err
+	}
+	res.AlreadyHad += had
+	for _, b := range batches {
+		res.Planned += int64(len(b.IDs))
+		b.UID = snd.UID
+		if err := s.enqueueBatch(ctx, b); err != nil {
+			return last, batchNo, false, err
+		}
+		res.Batches++
+	}
+	return last, batchNo, true, nil
+}
+
+// planFirst plans and queues the first batch of a send due now, from
+// Create, so that its first copies do not wait for the planning task to
+// be picked up and for a whole page to be planned. The planning task then
+// goes on from where it stopped (state planning, the cursor saved).
+func (s *Service) planFirst(ctx context.Context, snd *Send) error {
+	now := s.cfg.Now()
+	if !snd.NotAfter.IsZero() && now.After(snd.NotAfter) {
+		return nil // the planning task cancels it, saying why
+	}
+	// The send enters planning under this call's planning lease, in the
+	// same statement: a planning task re-created meanwhile (a reconciler
+	// that finds the send planning before Create has queued its task)
+	// waits for the lease instead of planning the same pages beside it.
+	token := newToken()
+	until := now.Add(s.cfg.LeaseTTL).UnixMilli()
+	r, err := s.db.ExecContext(ctx, `UPDATE sends SET state = 'planning', started_at = ?, updated_at = ?,
+		plan_claim = ?, plan_lease_until = ? WHERE id = ? AND state = 'scheduled'`,
+		now.UnixMilli(), now.UnixMilli(), token, until, snd.ID)
+	if err != nil {
+		return fmt.Errorf("queue: plan send %d: %w", snd.ID, err)
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return nil
+	}
+	run := s.leases.add(snd.ID, planBatch, token, until, func() {})
+	defer s.leases.release(run)
+	ctx = context.WithValue(ctx, planRunKey{}, run)
+	snd.State = Planning
+	pl, err := s.newPlanner(ctx, snd)
+	if err != nil {
+		return err
+	}
+	var res PlanResult
+	// A few pages at most: with a filter few readers match, the planning
+	// task finds the first batch.
+	for i, cursor, batchNo, more := 0, int64(0), int64(0), true; more && batchNo == 0 && i < 4; i++ {
+		if cursor, batchNo, more, err = s.planPage(ctx, pl, cursor, batchNo, s.cfg.BatchSize, &res); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type planRow struct {
@@ -161,7 +274,11 @@ type planRow struct {
 // INSERT … SELECT FROM jsonb_each(?) for the whole page; if some rows
 // existed already (planning resumed after a crash) the page is written
 // again row by row, so that batches hold exactly the new rows.
-func (s *Service) insertDeliveries(ctx context.Context, sendID int64, rows []planRow, cursor int64, batchNo *int64) ([]BatchPayload, error) {
+//
+// The send's kept counts (send_counts) go up by the rows inserted, and
+// had_it by the readers the page left out (had), in the same transaction;
+// a page that was planned before adds no had_it (its first planning did).
+func (s *Service) insertDeliveries(ctx context.Context, sendID int64, rows []planRow, had, cursor int64, batchNo *int64) ([]BatchPayload, error) {
 	wrap := func(err error) error { return fmt.Errorf("queue: plan send %d: %w", sendID, err) }
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -196,6 +313,17 @@ func (s *Service) insertDeliveries(ctx context.Context, sendID int64, rows []pla
 			ON CONFLICT (send_id, batch) DO NOTHING`, sendID, b.Batch); err != nil {
 			return nil, wrap(err)
 		}
+	}
+	var n int64
+	for _, b := range out {
+		n += int64(len(b.IDs))
+	}
+	if !ok {
+		had = 0
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE send_counts SET planned = planned + ?1, queued = queued + ?1, had_it = had_it + ?2
+		WHERE send_id = ?3`, n, had, sendID); err != nil {
+		return nil, wrap(err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE sends SET plan_cursor = ?, batches = ?, updated_at = ? WHERE id = ?`,
 		cursor, next, now, sendID); err != nil {
@@ -351,6 +479,9 @@ type VariantCount struct {
 // Preview is a dry run: it streams the list and counts how many readers
 // would get which variant, sending and recording nothing.
 func (s *Service) Preview(ctx context.Context, issue *compose.Issue, list string, filter *audience.Prefs) (variantsOut []VariantCount, nothing int64, err error) {
+	if err := s.checkList(ctx, list); err != nil {
+		return nil, 0, err
+	}
 	vs := newVariants(s.deps.Renderer, issue)
 	byKey := map[string]*VariantCount{}
 	var cursor int64
@@ -411,5 +542,43 @@ func (s *Service) handlePlan(ctx context.Context, t *asynq.Task) error {
 	if snd.UID != p.UID {
 		return fmt.Errorf("plan: send %d has another uid (stale task): %w", p.SendID, asynq.SkipRetry)
 	}
-	return s.planUnderLease(ctx, p.SendID)
+	err = s.planUnderLease(ctx, p.SendID)
+	if err == nil || !isFailure(err) || ctx.Err() != nil {
+		// A pause, a planning held or taken over by another run, a full
+		// disk: none counts against the attempts (isFailure).
+		return err
+	}
+	// A send that cannot be planned fails, saying why, when its list is
+	// gone or its attempts are used up; until then each failed attempt
+	// leaves its reason for `tayori send status` and the console.
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, ok := asynq.GetMaxRetry(ctx)
+	if !ok {
+		maxRetry = s.cfg.PlanAttempts - 1
+	}
+	wctx := context.WithoutCancel(ctx)
+	if errors.Is(err, ErrNoList) || retried >= maxRetry {
+		reason := fmt.Sprintf("planning failed after %s: %v", plural(retried+1, "attempt", "attempts"), err)
+		if errors.Is(err, ErrNoList) {
+			reason = fmt.Sprintf("planning failed: list %q does not exist (any more)", snd.List)
+		}
+		if ferr := s.fail(wctx, p.SendID, reason); ferr != nil {
+			return errors.Join(err, ferr)
+		}
+		return fmt.Errorf("plan: %w: %w", err, asynq.SkipRetry)
+	}
+	note := fmt.Sprintf("planning attempt %d of %d failed, will try again: %v", retried+1, maxRetry+1, err)
+	if _, nerr := s.db.ExecContext(wctx, `UPDATE sends SET last_error = ?, updated_at = ? WHERE id = ? AND state IN ('scheduled','planning')`,
+		note, s.cfg.Now().UnixMilli(), p.SendID); nerr != nil {
+		s.log.WarnContext(ctx, "note a planning failure", "send_id", p.SendID, "err", nerr)
+	}
+	return err
+}
+
+// plural says "1 attempt" or "3 attempts".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }

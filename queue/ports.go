@@ -31,6 +31,9 @@ type Directory interface {
 	// MarkBounced records a hard bounce (5.1.x) so that no further mail goes
 	// to the subscriber.
 	MarkBounced(ctx context.Context, subscriberID int64, reason string) error
+	// HasList reports whether a list with this key exists (members or
+	// not). Create refuses a send to a list that does not.
+	HasList(ctx context.Context, list string) (bool, error)
 }
 
 // ChangeFeed is what a Directory may also offer: the subscribers whose

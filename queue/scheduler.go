@@ -165,6 +165,14 @@ func (s *Service) createMonthly(ctx context.Context, sch *Schedule, slug, list s
 		s.log.InfoContext(ctx, "monthly send exists already", "issue", slug, "list", list)
 		return nil
 	}
+	var dup *DuplicateError
+	if errors.As(err, &dup) {
+		// The month's issue went (or goes) to the list in an earlier send:
+		// this tick's own, retried, or one an editor made.
+		s.log.InfoContext(ctx, "monthly send not created: the issue went to the list in an earlier send", "issue", slug, "list", list,
+			"send_id", dup.Earlier.ID, "state", dup.Earlier.State)
+		return nil
+	}
 	if err != nil {
 		return err
 	}

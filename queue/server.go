@@ -18,8 +18,13 @@ type ServerConfig struct {
 	// ShutdownTimeout is how long shutdown waits for tasks in flight before
 	// requeueing them; keep it above the slowest SMTP send. Default 30s.
 	ShutdownTimeout time.Duration
-	// TaskCheckInterval and DelayedTaskCheckInterval are asynq's polling
-	// intervals (defaults 1s and 5s); tests shorten them.
+	// TaskCheckInterval is how often an idle worker looks for new tasks
+	// (asynq sleeps between a half and one and a half times it). Default
+	// 200ms: a send's first batch waits for it, and asynq's own default of
+	// 1s put up to 1.5 s between `tayori send` and the first copy; an idle
+	// worker then asks Redis about 5 times a second.
+	// DelayedTaskCheckInterval is asynq's polling of scheduled and retried
+	// tasks (default 5s). Tests shorten both.
 	TaskCheckInterval        time.Duration
 	DelayedTaskCheckInterval time.Duration
 }
@@ -40,6 +45,9 @@ func (s *Service) NewServer(cfg ServerConfig) *Server {
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	if cfg.TaskCheckInterval <= 0 {
+		cfg.TaskCheckInterval = 200 * time.Millisecond
 	}
 	log := s.log.With("component", "asynq")
 	srv := asynq.NewServerFromRedisClient(s.rdb, asynq.Config{

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/internal/sqlitedb"
 )
 
 // Config configures a Service. Every zero field gets the documented default.
@@ -63,6 +64,12 @@ type Config struct {
 	// FlushInterval is how often outcomes are committed (group commit);
 	// a crash resends at most the copies sent in this window. Default 5ms.
 	FlushInterval time.Duration
+	// PlanAttempts is how many times the planning of a send is tried
+	// (after errors, with the backoff of RetryBase and RetryMax) before
+	// the send fails with the last error as its reason. A list that does
+	// not exist fails it at once. Default 6 (about 16 minutes with the
+	// default backoff).
+	PlanAttempts int
 
 	// LeaseTTL is how long a batch's claim holds without being renewed.
 	// A running batch's process renews it every LeaseTTL/3 and stops
@@ -127,6 +134,9 @@ func (c *Config) fill() error {
 	}
 	if c.ReconcileInterval <= 0 {
 		c.ReconcileInterval = 30 * time.Second
+	}
+	if c.PlanAttempts <= 0 {
+		c.PlanAttempts = 6
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -212,16 +222,39 @@ func (s *Service) Close() error {
 }
 
 // Create records a send and enqueues its planning, at ns.At if that is in
-// the future (asynq ProcessAt). The send starts in state scheduled.
+// the future (asynq ProcessAt). A send due now has its first batch
+// planned and queued here, before the planning task plans the rest, so
+// that its first copies go at once. The send starts in state scheduled
+// (planning, when its first batch is queued).
 //
-// With a Deps.Gate, Create first asks it: a closed gate (complaint rate or
-// authentication refusals, see package feedback) refuses the send with a
-// *GateError wrapping ErrBlocked, and nothing is recorded; a warning is
-// logged and returned in Send.GateWarning. This holds for the monthly
-// schedule too, whose tick then fails and is retried by Asynq.
+// Create refuses, recording nothing:
+//   - a list the Directory does not know: ErrNoList, naming it;
+//   - an issue sent, or being sent, to the list in an earlier send: a
+//     *DuplicateError (ErrAlreadySent) naming that send. NewSend.Again
+//     sends it again, to the readers who have not had it, once no earlier
+//     send of it to the list is running;
+//   - with NewSend.Key, a key that another request used: ErrKeyReused (the
+//     same request gets the send it created, Replayed);
+//   - with a Deps.Gate, a closed gate (complaint rate or authentication
+//     refusals, see package feedback): a *GateError wrapping ErrBlocked,
+//     unless NewSend.IgnoreGate. A warning is logged and returned in
+//     Send.GateWarning. This holds for the monthly schedule too, whose tick
+//     then fails and is retried by Asynq.
 func (s *Service) Create(ctx context.Context, ns NewSend) (*Send, error) {
-	if ns.Issue == nil || ns.List == "" {
-		return nil, fmt.Errorf("%w: issue and list are required", ErrInvalid)
+	_, _, hash, err := encodeSend(ns)
+	if err != nil {
+		return nil, err
+	}
+	// A request retried with its key gets its send, whatever has changed
+	// since (the list, the gate): nothing is created again.
+	if snd, err := replay(ctx, s.db, ns.Key, hash); snd != nil || err != nil {
+		if snd != nil {
+			s.requeuePlan(ctx, snd)
+		}
+		return snd, err
+	}
+	if err := s.checkList(ctx, ns.List); err != nil {
+		return nil, err
 	}
 	warning, err := s.checkGate(ctx, ns)
 	if err != nil {
@@ -232,17 +265,79 @@ func (s *Service) Create(ctx context.Context, ns NewSend) (*Send, error) {
 	if err != nil {
 		return nil, err
 	}
-	snd.GateWarning = warning
-	opts := []asynq.Option{asynq.Retention(s.cfg.Retention), asynq.MaxRetry(10), asynq.Timeout(time.Hour)}
+	if snd.Replayed { // a twin request won the race
+		return snd, nil
+	}
+	// The send is recorded: its first batch and its planning go on even if
+	// the caller goes away (a closed connection must not leave a send that
+	// nothing plans).
+	ctx = context.WithoutCancel(ctx)
+	opts := s.planOpts()
 	if snd.ScheduledAt.After(now) {
 		opts = append(opts, asynq.ProcessAt(snd.ScheduledAt))
+	} else if err := s.planFirst(ctx, snd); err != nil {
+		// The planning task starts over from where this stopped.
+		s.log.WarnContext(ctx, "first batch not planned at creation", "send_id", snd.ID, "err", err)
 	}
 	if err := s.enqueuePlan(ctx, snd, opts...); err != nil {
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "send created", "send_id", snd.ID, "issue", ns.Issue.Slug, "list", ns.List,
-		"scheduled_at", snd.ScheduledAt)
+		"scheduled_at", snd.ScheduledAt, "again", ns.Again)
+	if fresh, err := getSend(ctx, s.db, snd.ID, true); err == nil {
+		snd = fresh
+	}
+	snd.GateWarning = warning
 	return snd, nil
+}
+
+// checkList refuses a list the Directory does not know.
+func (s *Service) checkList(ctx context.Context, list string) error {
+	ok, err := s.deps.Directory.HasList(ctx, list)
+	if err != nil {
+		return fmt.Errorf("queue: list %q: %w", list, err)
+	}
+	if !ok {
+		return &NoListError{List: list}
+	}
+	return nil
+}
+
+// NoListError is ErrNoList naming the list.
+type NoListError struct{ List string }
+
+func (e *NoListError) Error() string { return fmt.Sprintf("list %q does not exist", e.List) }
+
+// Is makes a *NoListError match ErrNoList.
+func (e *NoListError) Is(target error) bool { return target == ErrNoList }
+
+// planOpts are the options of a send:plan task: its attempts end in the
+// send failing (handlePlan).
+func (s *Service) planOpts() []asynq.Option {
+	return []asynq.Option{asynq.Retention(s.cfg.Retention), asynq.MaxRetry(s.cfg.PlanAttempts - 1), asynq.Timeout(time.Hour)}
+}
+
+// requeuePlan enqueues the planning of a send that a retried request
+// found, in case the first request failed between recording the send and
+// enqueuing its planning (the task's id makes this a no-op otherwise).
+func (s *Service) requeuePlan(ctx context.Context, snd *Send) {
+	if snd.State != Scheduled && snd.State != Planning {
+		return
+	}
+	opts := s.planOpts()
+	if snd.ScheduledAt.After(s.cfg.Now()) {
+		opts = append(opts, asynq.ProcessAt(snd.ScheduledAt))
+	}
+	if err := s.enqueuePlan(ctx, snd, opts...); err != nil {
+		s.log.WarnContext(ctx, "planning not enqueued again", "send_id", snd.ID, "err", err)
+	}
+}
+
+// EarlierSends lists the sends of the issue with slug to list, newest
+// first: what Create checks a new send against, for the console to show
+// before an editor sends.
+func (s *Service) EarlierSends(ctx context.Context, slug, list string) ([]EarlierSend, error) {
+	return earlierSends(ctx, s.db, slug, list)
 }
 
 func (s *Service) enqueuePlan(ctx context.Context, snd *Send, opts ...asynq.Option) error {
@@ -256,18 +351,11 @@ func (s *Service) enqueuePlan(ctx context.Context, snd *Send, opts ...asynq.Opti
 	return nil
 }
 
-// Get returns a send with its live counts.
+// Get returns a send with its counts. The counts are kept as outcomes
+// are recorded (migration 8), so a read costs the same whatever the size
+// of the list: `tayori send --wait` and the console read it every 250 ms.
 func (s *Service) Get(ctx context.Context, id int64) (*Send, error) {
-	snd, err := getSend(ctx, s.db, id, true)
-	if err != nil {
-		return nil, err
-	}
-	c, err := liveCounts(ctx, s.db, id)
-	if err != nil {
-		return nil, err
-	}
-	snd.Counts = c
-	return snd, nil
+	return getSend(ctx, s.db, id, true)
 }
 
 // List returns the most recent sends, newest first, with their counts.
@@ -276,18 +364,7 @@ func (s *Service) List(ctx context.Context, limit int) ([]*Send, error) {
 	if limit <= 0 {
 		limit = 20
 	}
-	out, err := listSends(ctx, s.db, limit)
-	if err != nil {
-		return nil, err
-	}
-	for _, snd := range out {
-		c, err := liveCounts(ctx, s.db, snd.ID)
-		if err != nil {
-			return nil, err
-		}
-		snd.Counts = c
-	}
-	return out, nil
+	return listSends(ctx, s.db, limit)
 }
 
 // Pause stops a send after the copies in flight; Resume continues it.
@@ -351,9 +428,6 @@ func (s *Service) cancel(ctx context.Context, id int64, reason string) error {
 	if err := cancelOpen(ctx, tx, id, now); err != nil {
 		return fmt.Errorf("queue: cancel send %d: %w", id, err)
 	}
-	if err := snapshotCounts(ctx, tx, id); err != nil {
-		return err
-	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("queue: cancel send %d: %w", id, err)
 	}
@@ -369,16 +443,31 @@ func (s *Service) stateErr(ctx context.Context, id int64, op string) error {
 	return fmt.Errorf("%s send %d: it is %s: %w", op, id, snd.State, ErrState)
 }
 
-func snapshotCounts(ctx context.Context, tx *sql.Tx, id int64) error {
-	c, err := liveCounts(ctx, tx, id)
+// fail ends a send that cannot be planned: state failed with the reason,
+// and its deliveries not yet sent cancelled (copies in flight finish).
+func (s *Service) fail(ctx context.Context, id int64, reason string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("queue: fail send %d: %w", id, err)
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE sends SET planned = ?, sent = ?, skipped = ?, failed_temp = ?, failed_perm = ?
-		WHERE id = ?`, c.Planned, c.Sent, c.Skipped, c.FailedTemp, c.FailedPerm, id)
+	defer tx.Rollback()
+	now := s.cfg.Now().UnixMilli()
+	res, err := tx.ExecContext(ctx, `UPDATE sends SET state = 'failed', paused_from = NULL, last_error = ?, finished_at = ?, updated_at = ?
+		WHERE id = ? AND (state IN ('scheduled','planning') OR state = 'paused' AND paused_from IN ('scheduled','planning'))`,
+		reason, now, now, id)
 	if err != nil {
-		return fmt.Errorf("queue: counts of send %d: %w", id, err)
+		return fmt.Errorf("queue: fail send %d: %w", id, err)
 	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil // planned, cancelled or failed meanwhile
+	}
+	if err := cancelOpen(ctx, tx, id, now); err != nil {
+		return fmt.Errorf("queue: fail send %d: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("queue: fail send %d: %w", id, err)
+	}
+	s.log.ErrorContext(ctx, "send failed", "send_id", id, "reason", reason)
 	return nil
 }
 
@@ -479,9 +568,6 @@ func (s *Service) maybeFinish(ctx context.Context, id int64) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return nil
 	}
-	if err := snapshotCounts(ctx, tx, id); err != nil {
-		return err
-	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("queue: finish send %d: %w", id, err)
 	}
@@ -562,7 +648,7 @@ func (s *Service) feedbackID(issue *compose.Issue, list string) string {
 
 // retryDelay is the bounded backoff of a batch after temporary failures.
 func (s *Service) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
-	if errors.Is(err, errPaused) || errors.Is(err, errLeaseLost) {
+	if errors.Is(err, errPaused) || errors.Is(err, errLeaseLost) || sqlitedb.IsFull(err) {
 		return s.cfg.PauseRecheck
 	}
 	if errors.Is(err, errRelayDown) {
@@ -581,9 +667,12 @@ var errPaused = errors.New("send is paused")
 
 // isFailure tells asynq which errors count against a task's retries: not
 // a pause, nor a batch that waits for another run or lost its lease, nor
-// one that waits for the relay to come back.
+// one that waits for the relay to come back, nor a store whose disk is
+// full (the task waits, as for a pause, and tries again: a batch is not
+// given up, nor a send failed, because the disk filled for a while).
 func isFailure(err error) bool {
-	return !errors.Is(err, errPaused) && !errors.Is(err, errLeaseLost) && !errors.Is(err, errRelayDown)
+	return !errors.Is(err, errPaused) && !errors.Is(err, errLeaseLost) && !errors.Is(err, errRelayDown) &&
+		!sqlitedb.IsFull(err)
 }
 
 // Failure is one delivery of a send that failed or waits to be retried,

@@ -790,6 +790,19 @@ func (s *Store) CreateList(ctx context.Context, key, name string) (List, error) 
 	return List{ID: id, Key: key, Name: strings.TrimSpace(name), CreatedAt: now.UTC().Truncate(time.Microsecond)}, nil
 }
 
+// HasList reports whether a list with this key exists, whether or not it
+// has members.
+func (s *Store) HasList(ctx context.Context, key string) (bool, error) {
+	_, err := s.listID(ctx, s.db, key)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("list %q: %w", key, err)
+	}
+	return true, nil
+}
+
 // Lists returns every list with its member counts, ordered by key.
 func (s *Store) Lists(ctx context.Context) ([]List, error) {
 	rows, err := s.db.QueryContext(ctx, qListsWithSize)

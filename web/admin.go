@@ -2,6 +2,8 @@ package web
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -338,20 +340,80 @@ func (s *server) handleAdminPlan(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.planPage(w, r, http.StatusOK, is, r.PostForm.Get("list"), r.PostForm.Get("at"), "")
+	s.planPage(w, r, http.StatusOK, is, r.PostForm.Get("list"), r.PostForm.Get("at"), "", false)
+}
+
+// earlierView is an earlier send of the issue to the list on the
+// confirmation page, in the console's language.
+type earlierView struct {
+	ID      int64
+	Running bool
+	Text    string
+}
+
+// earlierText says which earlier send of the issue went, or goes, to the
+// list, in lang.
+func (s *server) earlierText(lang, list string, e queue.EarlierSend) string {
+	vars := []string{"list", list, "id", strconv.FormatInt(e.ID, 10), "state", translate(lang, "state."+string(e.State)),
+		"created", e.CreatedAt.In(s.cfg.Location).Format("2006-01-02 15:04 MST"), "sent", strconv.FormatInt(e.Sent, 10)}
+	if e.Running() {
+		return translate(lang, "send.earlier_running", vars...)
+	}
+	return translate(lang, "send.earlier_done", vars...)
+}
+
+// sendRefusal is the console's wording, in lang, of the refusals of a
+// send that the editor can act on; ok is false for other errors.
+func (s *server) sendRefusal(lang string, err error) (string, bool) {
+	var (
+		dup *queue.DuplicateError
+		nl  *queue.NoListError
+	)
+	switch {
+	case errors.As(err, &dup):
+		return s.earlierText(lang, dup.List, dup.Earlier), true
+	case errors.As(err, &nl):
+		return translate(lang, "send.no_list", "list", nl.List), true
+	case errors.Is(err, queue.ErrKeyReused):
+		return translate(lang, "send.key_reused"), true
+	}
+	return "", false
 }
 
 // planPage shows the confirmation page of a send of is to list (at, when
-// set, is the schedule as the editor typed it). refused is the reason of
-// the send gate's refusal when the editor has just been refused.
-func (s *server) planPage(w http.ResponseWriter, r *http.Request, status int, is *StoredIssue, list, at, refused string) {
+// set, is the schedule as the editor typed it): the readers per variant,
+// the send gate, and the earlier sends of the issue to the list, with the
+// box that sends it again to the readers who have not had it. refused is
+// the reason of the send gate's refusal, and again is true, when the
+// editor has just been refused for that reason or for an earlier send.
+// The form carries a fresh idempotency key: a second click sends nothing
+// more.
+func (s *server) planPage(w http.ResponseWriter, r *http.Request, status int, is *StoredIssue, list, at, refused string, again bool) {
 	if list == "" {
 		list = s.cfg.List
 	}
+	lang := s.adminLang(r)
 	vs, nothing, err := s.plan(r, is.Issue, list, nil)
 	if err != nil {
 		s.adminError(w, r, err)
 		return
+	}
+	earlier, err := s.deps.Sends.EarlierSends(r.Context(), is.Slug, list)
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	var (
+		views            []earlierView
+		running, blocked bool
+	)
+	for _, e := range earlier {
+		if !e.Blocking() {
+			continue
+		}
+		views = append(views, earlierView{ID: e.ID, Running: e.Running(), Text: s.earlierText(lang, list, e)})
+		running = running || e.Running()
+		blocked = true
 	}
 	var total int64
 	type row struct {
@@ -362,14 +424,24 @@ func (s *server) planPage(w http.ResponseWriter, r *http.Request, status int, is
 	rows := make([]row, len(vs))
 	for i, v := range vs {
 		total += v.Readers
-		rows[i] = row{variantJSON: v, Label: variantLabel(s.adminLang(r), is.Issue, v.Example),
+		rows[i] = row{variantJSON: v, Label: variantLabel(lang, is.Issue, v.Example),
 			Preview: "/admin/issues/" + url.PathEscape(is.Slug) + "?" + prefsQuery(v.Example)}
 	}
 	gate := s.gateState(r)
 	s.adminPage(w, r, status, "admin_plan", map[string]any{
 		"Issue": is, "List": list, "Variants": rows, "Total": total, "Nothing": nothing, "At": at,
 		"Gate": gate, "Refused": refused, "GateClosed": refused != "" || (gate != nil && gate.Block),
+		"Earlier": views, "Running": running, "NeedAgain": blocked && !running, "AgainRefused": again,
+		"Key": newFormKey(),
 	})
+}
+
+// newFormKey is a send form's idempotency key: random, one per rendering
+// of the confirmation page.
+func newFormKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func prefsLabel(p audience.Prefs) string {
@@ -388,8 +460,23 @@ func prefsLabel(p audience.Prefs) string {
 // the send gate's warning if it gave one. A send the gate refuses shows
 // the confirmation page again with the reason and the box that overrides
 // the gate (ignore_gate=yes, logged).
+//
+// The form's key (hidden field "key", one per confirmation page) makes a
+// double click, or a resubmitted form, create one send: the second request
+// shows the send the first created. A send of an issue the list had
+// already is refused unless the box again=yes is ticked: the confirmation
+// page shows again why.
 func (s *server) handleAdminSend(w http.ResponseWriter, r *http.Request) {
-	req := newSendRequest{Issue: r.PathValue("slug"), List: r.PostForm.Get("list"), IgnoreGate: r.PostForm.Get("ignore_gate") == "yes"}
+	req := newSendRequest{Issue: r.PathValue("slug"), List: r.PostForm.Get("list"), IgnoreGate: r.PostForm.Get("ignore_gate") == "yes",
+		Again: r.PostForm.Get("again") == "yes"}
+	key := strings.TrimSpace(r.PostForm.Get("key"))
+	if key != "" {
+		if !validKey(key) {
+			s.adminError(w, r, newError(codeInvalid, "the form's key is malformed: open the confirmation page again"))
+			return
+		}
+		key = "console:" + sessionFrom(r.Context()).Editor.Name + ":" + key
+	}
 	at := strings.TrimSpace(r.PostForm.Get("at"))
 	if at != "" {
 		t, err := time.ParseInLocation("2006-01-02T15:04", at, s.cfg.Location)
@@ -403,15 +490,16 @@ func (s *server) handleAdminSend(w http.ResponseWriter, r *http.Request) {
 		}
 		req.At = t
 	}
-	snd, err := s.createSend(r, req)
-	if reason, ok := queue.IsBlocked(err); ok {
+	snd, err := s.createSend(r, req, key)
+	reason, blocked := queue.IsBlocked(err)
+	if blocked || errors.Is(err, queue.ErrAlreadySent) {
 		is, ierr := s.deps.Store.Issue(r.Context(), req.Issue)
 		if ierr != nil {
 			s.adminError(w, r, err)
 			return
 		}
 		s.logError(r, err, http.StatusConflict)
-		s.planPage(w, r, http.StatusConflict, is, req.List, at, reason)
+		s.planPage(w, r, http.StatusConflict, is, req.List, at, reason, !blocked)
 		return
 	}
 	if err != nil {
@@ -439,15 +527,19 @@ type progressJSON struct {
 	Skipped  int64       `json:"skipped"`
 	Failed   int64       `json:"failed"`
 	Retrying int64       `json:"retrying"`
-	Percent  int64       `json:"percent"`
-	Rate     string      `json:"rate"` // copies per minute since the start
-	ETA      string      `json:"eta"`
+	// AlreadyHad: readers a send with again left out (an earlier send
+	// gave them the issue).
+	AlreadyHad int64  `json:"already_had"`
+	Percent    int64  `json:"percent"`
+	Rate       string `json:"rate"` // copies per minute since the start
+	ETA        string `json:"eta"`
 }
 
 func (s *server) progress(snd *queue.Send) progressJSON {
 	c := snd.Counts
 	p := progressJSON{State: snd.State, Final: snd.State.Final(), Planned: c.Planned, Finished: c.Finished(),
-		Sent: c.Sent, Skipped: c.Skipped, Failed: c.FailedTemp + c.FailedPerm, Retrying: c.Retrying, Rate: "—", ETA: "—"}
+		Sent: c.Sent, Skipped: c.Skipped, Failed: c.FailedTemp + c.FailedPerm, Retrying: c.Retrying, AlreadyHad: c.AlreadyHad,
+		Rate: "—", ETA: "—"}
 	if c.Planned > 0 {
 		p.Percent = p.Finished * 100 / c.Planned
 	}

@@ -651,6 +651,11 @@ func TestConsoleSendGate(t *testing.T) {
 	if _, body = e.do(c, "GET", sendPath, nil); strings.Contains(body, `id="gate-warning"`) {
 		t.Error("the warning is shown again on reload")
 	}
+	// Cancelled before it sent anything (no worker runs), it leaves room
+	// for another send of the issue.
+	if res, _ := e.postForm(c, sendPath+"/cancel", url.Values{"csrf": {csrf}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("cancel: %d", res.StatusCode)
+	}
 
 	// An authentication refusal closes the gate.
 	e.recordFeedback(authRefusal("r-auth"))

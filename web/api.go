@@ -263,24 +263,61 @@ type newSendRequest struct {
 	// IgnoreGate sends although the send gate is closed (logged with the
 	// editor's name).
 	IgnoreGate bool `json:"ignore_gate"`
+	// Again sends an issue that went to the list before, to the readers
+	// who have not had it (queue.NewSend.Again).
+	Again bool `json:"again"`
 }
 
+// validKey reports whether an idempotency key is 1 to 255 visible ASCII
+// characters.
+func validKey(k string) bool {
+	if len(k) == 0 || len(k) > 255 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// apiCreateSend creates a send. With an Idempotency-Key header, a request
+// repeated with the same key and body gets the send the first created
+// (200, Idempotent-Replayed: true) instead of another, and the same key
+// with another body is refused (422 idempotency_key_reused). Keys belong
+// to the token's editor.
 func (s *server) apiCreateSend(w http.ResponseWriter, r *http.Request) {
+	key := r.Header.Get("Idempotency-Key")
+	if key != "" {
+		if !validKey(key) {
+			s.apiError(w, r, newError(codeInvalid, "Idempotency-Key must be 1 to 255 visible ASCII characters"))
+			return
+		}
+		key = "api:" + editorFrom(r.Context()).Name + ":" + key
+	}
 	var req newSendRequest
 	if err := decodeJSON(r, w, &req); err != nil {
 		s.apiError(w, r, err)
 		return
 	}
-	snd, err := s.createSend(r, req)
+	snd, err := s.createSend(r, req, key)
 	if err != nil {
 		s.apiError(w, r, err)
 		return
 	}
 	w.Header().Set("Location", fmt.Sprintf("/api/v1/sends/%d", snd.ID))
+	if snd.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+		writeJSON(w, http.StatusOK, s.sendToJSON(snd))
+		return
+	}
 	writeJSON(w, http.StatusCreated, s.sendToJSON(snd))
 }
 
-func (s *server) createSend(r *http.Request, req newSendRequest) (*queue.Send, error) {
+// createSend creates the send req asks for; key, if set, is its
+// idempotency key, already scoped to the editor.
+func (s *server) createSend(r *http.Request, req newSendRequest, key string) (*queue.Send, error) {
 	if s.deps.Sends == nil {
 		return nil, newError(codeUnavailable, "the queue is not configured")
 	}
@@ -306,9 +343,13 @@ func (s *server) createSend(r *http.Request, req newSendRequest) (*queue.Send, e
 	}
 	ed := editorFrom(r.Context()).Name
 	snd, err := s.deps.Sends.Create(r.Context(), queue.NewSend{Issue: is.Issue, List: req.List, Filter: req.Filter, At: req.At,
-		IgnoreGate: req.IgnoreGate})
+		IgnoreGate: req.IgnoreGate, Again: req.Again, Key: key})
 	if err != nil {
 		return nil, err
+	}
+	if snd.Replayed {
+		s.log.InfoContext(r.Context(), "send request repeated: the send it created is returned", "send_id", snd.ID, "editor", ed)
+		return snd, nil
 	}
 	// The issue is sent: it is locked, later changes are corrections.
 	if err := s.deps.Store.MarkSent(r.Context(), is.Slug, st.Valid); err != nil {

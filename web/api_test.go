@@ -12,10 +12,11 @@ import (
 	"github.com/tayori-news/tayori/subscribers"
 )
 
-// api calls the JSON API with a bearer token and decodes the answer.
-func (e *env) api(tok, method, path, body string, out any) *http.Response {
+// api calls the JSON API with a bearer token (and header, name and value
+// pairs) and decodes the answer.
+func (e *env) api(tok, method, path, body string, out any, header ...string) *http.Response {
 	e.t.Helper()
-	var hdr []string
+	hdr := append([]string(nil), header...)
 	if tok != "" {
 		hdr = append(hdr, "Authorization", "Bearer "+tok)
 	}
@@ -266,12 +267,22 @@ func TestAPISendGate(t *testing.T) {
 	if _, ok := raw["send"].(map[string]any)["gate_warning"]; ok {
 		t.Error("gate_warning present without a warning")
 	}
+	// Each send is cancelled before it sends anything (no worker runs),
+	// which leaves room for another send of the issue.
+	cancel := func(id int64) {
+		t.Helper()
+		if res := e.api(tok, "POST", "/api/v1/sends/"+itoa(id)+"/cancel", "", nil); res.StatusCode != 200 {
+			t.Fatalf("cancel send %d: %d", id, res.StatusCode)
+		}
+	}
+	cancel(snd.ID)
 
 	e.recordFeedback(subscribers.FeedbackEvent{ReportKey: "r-complaint", Kind: "complaint", Status: "abuse", Domain: "gmail.com", MatchedBy: "message-id"})
 	if res := e.api(tok, "POST", "/api/v1/sends", `{"issue": "2025-11"}`, &snd); res.StatusCode != 201 ||
 		!strings.Contains(snd.GateWarning, "1 complaint in the last 7 days but no copy sent in it") {
 		t.Fatalf("warning gate: %d %+v", res.StatusCode, snd)
 	}
+	cancel(snd.ID)
 
 	e.recordFeedback(authRefusal("r-auth"))
 	var list struct{ Sends []struct{ ID int64 } }

@@ -29,6 +29,9 @@ const (
 	codeNothingToSend = "nothing_to_send"
 	codeLint          = "lint_errors"
 	codeGateClosed    = "gate_closed"
+	codeAlreadySent   = "already_sent"
+	codeUnknownList   = "unknown_list"
+	codeKeyReused     = "idempotency_key_reused"
 )
 
 // httpError is an error the handlers raise themselves with a code and a
@@ -75,6 +78,9 @@ var errorTable = []struct {
 	{subscribers.ErrInvalid, codeInvalid, http.StatusBadRequest},
 	{queue.ErrNotFound, codeNotFound, http.StatusNotFound},
 	{queue.ErrBlocked, codeGateClosed, http.StatusConflict}, // wraps ErrState
+	{queue.ErrAlreadySent, codeAlreadySent, http.StatusConflict},
+	{queue.ErrNoList, codeUnknownList, http.StatusUnprocessableEntity},
+	{queue.ErrKeyReused, codeKeyReused, http.StatusUnprocessableEntity},
 	{queue.ErrState, codeConflict, http.StatusConflict},
 	{queue.ErrInvalid, codeInvalid, http.StatusBadRequest},
 	{compose.ErrTooLarge, codeTooLarge, http.StatusRequestEntityTooLarge},
@@ -105,6 +111,9 @@ var codeStatus = map[string]int{
 	codeNothingToSend: http.StatusUnprocessableEntity,
 	codeLint:          http.StatusUnprocessableEntity,
 	codeGateClosed:    http.StatusConflict,
+	codeAlreadySent:   http.StatusConflict,
+	codeUnknownList:   http.StatusUnprocessableEntity,
+	codeKeyReused:     http.StatusUnprocessableEntity,
 	codeInternal:      http.StatusInternalServerError,
 }
 

@@ -140,6 +140,7 @@ type Sends interface {
 	Preview(ctx context.Context, issue *compose.Issue, list string, filter *audience.Prefs) ([]queue.VariantCount, int64, error)
 	// PreviewCopy builds one reader's copy as the worker would send it.
 	PreviewCopy(ctx context.Context, issue *compose.Issue, list string, reader queue.PreviewReader) (*queue.Copy, error)
+	EarlierSends(ctx context.Context, slug, list string) ([]queue.EarlierSend, error)
 	EnqueueMessage(ctx context.Context, m queue.TransactionalMessage) (string, error)
 }
 

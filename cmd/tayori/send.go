@@ -211,7 +211,7 @@ func newSendCmd(a *app) *cobra.Command {
 	var (
 		list, regions, topics, at, testTo, variant string
 		notAfter                                   time.Duration
-		dryRun, wait, force, ignoreGate            bool
+		dryRun, wait, force, ignoreGate, again     bool
 	)
 	c := &cobra.Command{
 		Use:   "send ISSUE --list L",
@@ -227,6 +227,13 @@ chose, optionally narrowed further with --regions/--topics. A worker
   --at TIME        send later (RFC 3339, or "2006-01-02 15:04" in TAYORI_TIMEZONE)
   --not-after DUR  do not start later than DUR after --at (default 6h with --at)
   --wait           show progress until the send finishes
+  --again          send an issue that went to the list before, to the
+                   readers who have not had it
+
+An issue goes to a list once: a second send of it is refused, naming the
+earlier send. --again sends it to the readers of the list who have no copy
+from an earlier send (new readers, readers whose copy failed), once no
+earlier send of it to the list is still running.
 
 A send is refused while the send gate is closed: an authentication
 refusal (5.7.26, 5.7.515) or a complaint rate of 0.3% or more in the
@@ -273,7 +280,7 @@ Test sends and dry runs are never refused.`,
 				}
 				return nil
 			}
-			ns := queue.NewSend{Issue: issue, List: list, Filter: filter, IgnoreGate: ignoreGate}
+			ns := queue.NewSend{Issue: issue, List: list, Filter: filter, IgnoreGate: ignoreGate, Again: again}
 			if at != "" {
 				if ns.At, err = parseTime(at, a.cfg.Timezone); err != nil {
 					return err
@@ -291,7 +298,7 @@ Test sends and dry runs are never refused.`,
 			}
 			snd, err := svc.Create(ctx, ns)
 			if err != nil {
-				return err
+				return sendRefusal(err)
 			}
 			if snd.GateWarning != "" {
 				fmt.Fprintf(a.stderr, "warning: send gate: %s\n", snd.GateWarning)
@@ -316,6 +323,7 @@ Test sends and dry runs are never refused.`,
 	f.BoolVar(&wait, "wait", false, "show progress until the send finishes")
 	f.BoolVar(&force, "force", false, "send even if the lint (tayori compose check) finds errors")
 	f.BoolVar(&ignoreGate, "ignore-gate", false, "send even if the send gate is closed (complaints or authentication refusals; logged)")
+	f.BoolVar(&again, "again", false, "send an issue sent to the list before, to the readers who have not had it")
 	c.AddCommand(
 		&cobra.Command{
 			Use: "status ID", Short: "Show a send's state and figures", Args: cobra.ExactArgs(1),
@@ -469,7 +477,7 @@ func newSendsCmd(a *app) *cobra.Command {
 func (a *app) dryRun(ctx context.Context, svc *queue.Service, issue *compose.Issue, list string, filter *audience.Prefs) error {
 	vcs, nothing, err := svc.Preview(ctx, issue, list, filter)
 	if err != nil {
-		return err
+		return sendRefusal(err)
 	}
 	var total int64
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
@@ -483,6 +491,29 @@ func (a *app) dryRun(ctx context.Context, svc *queue.Service, issue *compose.Iss
 		issue.Slug, list, plural(total, "reader", "readers"), plural(int64(len(vcs)), "variant", "variants"),
 		plural(nothing, "reader gets", "readers get"))
 	return nil
+}
+
+// sendRefusal words Create's refusals for the command line: which earlier
+// send stands in the way and what to do, or which list is unknown.
+// Nothing was recorded.
+func sendRefusal(err error) error {
+	var dup *queue.DuplicateError
+	switch {
+	case errors.As(err, &dup):
+		e := dup.Earlier
+		at := e.CreatedAt.Local().Format("2006-01-02 15:04 MST")
+		if e.Running() {
+			return fmt.Errorf("issue %s is being sent to list %s by send %d (%s, created %s): nothing was sent.\n"+
+				"Wait for it to finish (tayori send wait %d) or cancel it (tayori send cancel %d); then --again sends the issue "+
+				"to the readers who have not had it", dup.Issue, dup.List, e.ID, e.State, at, e.ID, e.ID)
+		}
+		return fmt.Errorf("issue %s was already sent to list %s by send %d (%s, created %s, %s): nothing was sent.\n"+
+			"To send it to the readers of %s who have not had it (new readers, readers whose copy failed), add --again",
+			dup.Issue, dup.List, e.ID, e.State, at, plural(e.Sent, "copy sent", "copies sent"), dup.List)
+	case errors.Is(err, queue.ErrNoList):
+		return fmt.Errorf("%w: nothing was sent (tayori subscribers lists shows the lists)", err)
+	}
+	return err
 }
 
 // plural says "1 reader" or "3 readers".
@@ -515,10 +546,16 @@ func (a *app) printStatus(w io.Writer, s *queue.Send) {
 	if c.Cancelled > 0 {
 		fmt.Fprintf(w, "cancelled: %d\n", c.Cancelled)
 	}
+	if s.Again {
+		fmt.Fprintf(w, "had it:   %d (left out: an earlier send of the issue to the list gave them a copy)\n", c.AlreadyHad)
+	}
 	if s.PauseReason != "" {
 		fmt.Fprintf(w, "paused:   %s\n", s.PauseReason)
 	}
-	if s.LastError != "" {
+	switch {
+	case s.State == queue.Failed:
+		fmt.Fprintf(w, "failed:   %s\n", s.LastError)
+	case s.LastError != "":
 		fmt.Fprintf(w, "note:     %s\n", s.LastError)
 	}
 }
@@ -580,14 +617,17 @@ func (a *app) waitSend(ctx context.Context, svc *queue.Service, id int64) error 
 				id, s.State, done, c.Planned, c.Sent, c.Skipped, c.FailedPerm+c.FailedTemp, rate, eta)
 		}
 		switch s.State {
-		case queue.Done, queue.Cancelled:
+		case queue.Done, queue.Cancelled, queue.Failed:
 			if bar != nil {
 				_ = bar.Finish()
 				fmt.Fprintln(a.stdout)
 			}
 			a.printStatus(a.stdout, s)
-			if s.State == queue.Cancelled {
+			switch s.State {
+			case queue.Cancelled:
 				return fmt.Errorf("send %d was cancelled: %s", id, s.LastError)
+			case queue.Failed:
+				return fmt.Errorf("send %d failed: %s", id, s.LastError)
 			}
 			return nil
 		case queue.Paused:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
 	"github.com/tayori-news/tayori/internal/testutil"
+	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/subscribers"
 	"github.com/tayori-news/tayori/subscribers/token"
 )
@@ -121,6 +123,32 @@ func TestSendCommands(t *testing.T) {
 	if len(paths) != 3 {
 		t.Errorf("%d distinct return paths for 3 readers", len(paths))
 	}
+	// The same issue to the same list again is refused, naming send 1;
+	// --again sends it to the reader who joined since, only.
+	_, _, err = runCLI(t, getenv, "send", issue, "--force")
+	if err == nil || !strings.Contains(err.Error(), "issue 2025-11 was already sent to list monthly by send 1 (done, created ") ||
+		!strings.Contains(err.Error(), "3 copies sent): nothing was sent") || !strings.Contains(err.Error(), "add --again") {
+		t.Errorf("a second send: %v", err)
+	}
+	_, _, err = runCLI(t, getenv, "send", issue, "--force", "--list", "monthy")
+	if err == nil || err.Error() != `list "monthy" does not exist: nothing was sent (tayori subscribers lists shows the lists)` {
+		t.Errorf("a send to an unknown list: %v", err)
+	}
+	if _, _, err := runCLI(t, getenv, "subscribers", "add", "new@example.jp", "--consent-at", "2026-01-05", "--consent-text", "同意"); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = runCLI(t, getenv, "send", issue, "--force", "--again", "--wait")
+	if err != nil || !strings.Contains(out, "planned:  1") || !strings.Contains(out, "sent:     1") ||
+		!strings.Contains(out, "had it:   3 (left out: an earlier send of the issue to the list gave them a copy)") {
+		t.Errorf("send --again: %v\n%s", err, out)
+	}
+	if n := len(smtp.Messages()); n != 4 {
+		t.Errorf("%d messages after --again, want 4", n)
+	}
+	if n := len(smtp.MessagesTo("new@example.jp")); n != 1 {
+		t.Errorf("the new reader got %d copies", n)
+	}
+
 	out, _, err = runCLI(t, getenv, "sends")
 	if err != nil || !strings.Contains(out, "2025-11") || !strings.Contains(out, "done") {
 		t.Errorf("sends: %v\n%s", err, out)
@@ -141,7 +169,7 @@ func TestSendCommands(t *testing.T) {
 	if !strings.Contains(out, "queued test copy") {
 		t.Errorf("test send output:\n%s", out)
 	}
-	msgs := smtp.WaitFor(4, 10*time.Second)
+	msgs := smtp.WaitFor(5, 10*time.Second)
 	var test int
 	for _, m := range msgs {
 		if m.To[0] == "editor@example.jp" {
@@ -189,5 +217,18 @@ func TestRunStartsAndStopsGracefully(t *testing.T) {
 		}
 	case <-time.After(40 * time.Second):
 		t.Fatal("run did not stop after its context ended")
+	}
+}
+
+// The command line's words for a second send while the first runs.
+func TestSendRefusalWhileRunning(t *testing.T) {
+	created := time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC)
+	err := sendRefusal(fmt.Errorf("queue: %w", &queue.DuplicateError{Issue: "2025-11", List: "monthly", Again: true,
+		Earlier: queue.EarlierSend{ID: 12, State: queue.Sending, CreatedAt: created}}))
+	want := "issue 2025-11 is being sent to list monthly by send 12 (sending, created " + created.Local().Format("2006-01-02 15:04 MST") +
+		"): nothing was sent.\nWait for it to finish (tayori send wait 12) or cancel it (tayori send cancel 12); " +
+		"then --again sends the issue to the readers who have not had it"
+	if err == nil || err.Error() != want {
+		t.Errorf("refusal:\n%v\nwant\n%s", err, want)
 	}
 }

@@ -87,6 +87,11 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 // connection holds a lock that did not clear in time.
 func IsBusy(err error) bool { return isBusy(err) }
 
+// IsFull reports whether err is SQLITE_FULL: the disk (or the file
+// system's quota) has no room for the write. Nothing was written; the
+// same write succeeds once there is room.
+func IsFull(err error) bool { return isFull(err) }
+
 // pragmas are set on every connection, by whichever engine this build
 // links (driver_*.go).
 var pragmas = []string{

@@ -65,6 +65,11 @@ func (d Directory) Lookup(ctx context.Context, list string, ids []int64) ([]queu
 	return out, nil
 }
 
+// HasList reports whether the list exists.
+func (d Directory) HasList(ctx context.Context, list string) (bool, error) {
+	return d.Store.HasList(ctx, list)
+}
+
 // MarkBounced records a hard bounce.
 func (d Directory) MarkBounced(ctx context.Context, id int64, reason string) error {
 	return d.Store.MarkBounced(ctx, id, reason)
