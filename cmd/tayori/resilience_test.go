@@ -44,7 +44,9 @@ func TestSendResumeRecreatesWhatRedisLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, _, err = runCLI(t, getenv, "send", "resume", "1")
-	if err != nil || out != "send 1: re-queued its planning, which Redis had lost\n" {
+	// The command queued the first batch itself (so that the first copies
+	// go at once), then the planning of the rest: Redis lost both.
+	if err != nil || out != "send 1: re-queued its planning and 1 batch of readers still to send, which Redis had lost\n" {
 		t.Fatalf("send resume after Redis lost the send's tasks: %v\n%q", err, out)
 	}
 	out, _, err = runCLI(t, getenv, "send", "resume", "1")
