@@ -258,12 +258,12 @@ func (d *draft) issue() *compose.Issue {
 // fieldProblem is a problem of the lint or the parse, placed at a field
 // of the form.
 type fieldProblem struct {
-	Field    string `json:"field"`    // form field name; "" for the issue as a whole
-	Severity string `json:"severity"` // "error" or "warning"
-	Message  string `json:"message"`  // the message as `tayori compose check` prints it
+	Field    string `json:"field"`      // form field name; "" for the issue as a whole
+	Severity string `json:"severity"`   // "error" or "warning"
+	Message  string `json:"message"`    // the message as `tayori compose check` prints it
 	Japanese string `json:"message_ja"` // the same in Japanese, for the console ("" for the parser's errors)
-	Text     string `json:"text"`     // the whole line `tayori compose check` prints
-	Line     int    `json:"line"`     // line in the Markdown (the downloaded file)
+	Text     string `json:"text"`       // the whole line `tayori compose check` prints
+	Line     int    `json:"line"`       // line in the Markdown (the downloaded file)
 }
 
 // Say is the problem's message in the console's language: Japanese when
