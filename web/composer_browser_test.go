@@ -148,10 +148,14 @@ func TestBrowserComposerJourney(t *testing.T) {
 		}
 		do(t, ctx, steps...)
 	}
-	// The lint error is shown next to its field, with the CLI's wording.
+	// The lint error is shown next to its field, in Japanese, with the
+	// CLI's line on hover.
 	do(t, ctx, chromedp.WaitVisible(chromedp.CSS("#f-s2-i0-l0-url-problems")))
-	if got := text(t, ctx, "#f-s2-i0-l0-url-problems"); !strings.Contains(got, `URL "htp://oecd.ai/en/incidents" is not http or https`) {
+	if got := text(t, ctx, "#f-s2-i0-l0-url-problems"); !strings.Contains(got, `URL は http か https で始めてください: htp://oecd.ai/en/incidents`) {
 		t.Errorf("lint next to the field: %q", got)
+	}
+	if got := js[string](t, ctx, `document.querySelector("#f-s2-i0-l0-url-problems li").title`); !strings.Contains(got, `URL "htp://oecd.ai/en/incidents" is not http or https`) {
+		t.Errorf("the CLI's line on hover: %q", got)
 	}
 	if inv := js[string](t, ctx, `document.querySelector('[name="s2.i0.l0.url"]').getAttribute("aria-invalid")`); inv != "true" {
 		t.Errorf("aria-invalid %q", inv)
