@@ -594,6 +594,7 @@ func (s *server) apiEraseSubscriber(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.InfoContext(r.Context(), "subscriber erased", "subscriber_id", sub.ID, "editor", editorFrom(r.Context()).Name)
+	s.audit(r, "erase", maskEmail(sub.Email), "API")
 	w.WriteHeader(http.StatusNoContent)
 }
 
