@@ -125,6 +125,9 @@ func (v *composerView) NewItem() itemView { return v.item(999, 999, 0) }
 // T translates key into the page's language.
 func (v *composerView) T(key string) string { return translate(v.lang, key) }
 
+// Language is the console's language, "ja" or "en".
+func (v *composerView) Language() string { return v.lang }
+
 // P lists the problems of a field.
 func (v *composerView) P(name string) []fieldProblem { return v.byField[name] }
 
