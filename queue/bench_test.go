@@ -23,6 +23,7 @@ import (
 	"github.com/tayori-news/tayori/compose"
 	"github.com/tayori-news/tayori/internal/smtpsink"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
 	"github.com/tayori-news/tayori/queue"
@@ -89,7 +90,7 @@ func benchDB(b *testing.B, shape benchShape, n int) string {
 			b.Fatal(err)
 		}
 		ring, _ := token.NewKeyring(time.Now, testKeys...)
-		store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring})
+		store, err := store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -180,7 +181,7 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int) {
 	}
 	defer db.Close()
 	ring, _ := token.NewKeyring(time.Now, testKeys...)
-	store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring})
+	store, err := store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -380,7 +381,7 @@ func BenchmarkPlanRedisMemory(b *testing.B) {
 			b.Fatal(err)
 		}
 		ring, _ := token.NewKeyring(time.Now, testKeys...)
-		store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring})
+		store, err := store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
 		if err != nil {
 			b.Fatal(err)
 		}
