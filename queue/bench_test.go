@@ -79,7 +79,7 @@ func smallIssue(tb testing.TB) *compose.Issue {
 // of testList with the shape's preferences (built once per size and shape).
 func benchDB(b *testing.B, shape benchShape, n int) string {
 	b.Helper()
-	cache := filepath.Join(os.TempDir(), fmt.Sprintf("tayori-bench-%s-%d-v3.db", shape.name, n))
+	cache := filepath.Join(os.TempDir(), fmt.Sprintf("tayori-bench-%s-%d-v4.db", shape.name, n))
 	if _, err := os.Stat(cache); err != nil {
 		b.Logf("building %s (%d readers, once)…", cache, n)
 		tmp := cache + ".tmp"

@@ -593,7 +593,8 @@ func TestImportStoppedMidwayCountsWhatCommitted(t *testing.T) {
 // so that its next commit starts the WAL afresh. Without those waits the
 // WAL would grow by every batch of the file.
 func TestImportKeepsWALShort(t *testing.T) {
-	for _, eng := range testutil.Engines() {
+	// SQLite's write-ahead log: PostgreSQL has none of its own to keep short.
+	for _, eng := range testutil.Engines()[:1] {
 		t.Run(string(eng.Name), func(t *testing.T) {
 			e := newEnv(t, eng)
 			const batches, size = 40, 500

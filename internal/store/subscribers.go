@@ -4,12 +4,16 @@ import (
 	"context"
 	"database/sql"
 
+	"github.com/tayori-news/tayori/internal/store/postgres"
 	"github.com/tayori-news/tayori/internal/store/sqlite"
 	"github.com/tayori-news/tayori/subscribers"
 )
 
 // Subscribers returns the subscribers storage of db's engine.
 func Subscribers(db *DB) subscribers.Storage {
+	if db.Engine == Postgres {
+		return postgres.NewSubscribers(db.SQL)
+	}
 	return sqlite.NewSubscribers(db.SQL)
 }
 
