@@ -186,6 +186,11 @@ func (t *subImportTx) InsertNew(ctx context.Context, b subscribers.NewBatch) ([]
 	if err != nil {
 		return nil, fmt.Errorf("copy into the staging table: %w", err)
 	}
+	// A temporary table has no statistics until analysed: without them
+	// the merge's joins run as nested loops, quadratic in the batch.
+	if _, err := t.tx.ExecContext(ctx, `ANALYZE `+subStageTable); err != nil {
+		return nil, err
+	}
 	left, err := subColumn[int32](ctx, t.tx, subMerge, pgT(b.At), b.Cause, b.ListID, b.ListKey)
 	if err != nil {
 		return nil, fmt.Errorf("merge: %w", err)
