@@ -12,6 +12,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/subscribers"
 )
@@ -625,5 +626,50 @@ func TestImportKeepsWALShort(t *testing.T) {
 				t.Errorf("%d subscribers, %v", n, err)
 			}
 		})
+	}
+}
+
+// On PostgreSQL an import's batch does not hold the whole table: an
+// address someone adds between the batch's look-up and its merge is not
+// overwritten and not lost silently, but handed back to be reported.
+// (On SQLite the import's transaction holds the write lock, so no one can.)
+func TestImportNewRowTakenMeanwhileIsHandedBack(t *testing.T) {
+	e := newEnv(t, testutil.EngineByName(t, "postgres"))
+	st := store.Subscribers(e.sdb)
+	sess, err := st.BeginImport(ctx, subscribers.ImportConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close(ctx, false)
+	tx, err := sess.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	listID, err := tx.ListID(ctx, subscribers.DefaultList)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Someone else adds taken@ after the batch looked.
+	mustAdd(t, e.store, subscribers.NewSubscriber{Email: "taken@example.jp"})
+	rows := []*subscribers.NewRow{
+		{Line: 2, Email: "free@example.jp", Key: "free@example.jp", Name: "空き", Status: subscribers.Pending, Regions: 1, Topics: 1},
+		{Line: 3, Email: "taken@example.jp", Key: "taken@example.jp", Name: "取られた", Status: subscribers.Pending, Regions: 1, Topics: 1},
+	}
+	lost, err := tx.InsertNew(ctx, subscribers.NewBatch{ListID: listID, ListKey: subscribers.DefaultList, Cause: "import", At: e.clock.Now(), Rows: rows})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lost) != 1 || lost[0].Line != 3 {
+		t.Fatalf("lost %+v, want row 3 only", lost)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := e.store.FindByEmail(ctx, "free@example.jp"); err != nil || s.Name != "空き" || !slices.Equal(s.Lists, []string{subscribers.DefaultList}) {
+		t.Errorf("free@: %+v, %v", s, err)
+	}
+	if s, err := e.store.FindByEmail(ctx, "taken@example.jp"); err != nil || s.Name != "" {
+		t.Errorf("taken@ was overwritten: %+v, %v", s, err)
 	}
 }

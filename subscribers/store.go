@@ -87,9 +87,6 @@ func Open(ctx context.Context, st Storage, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Storage returns the storage the store uses.
-func (s *Store) Storage() Storage { return s.st }
-
 // Keyring returns the store's token keyring.
 func (s *Store) Keyring() *token.Keyring { return s.ring }
 

@@ -37,7 +37,14 @@ type subDBTX interface {
 }
 
 // subQueries runs subscribers.Queries on a database or in a transaction.
-type subQueries struct{ q subDBTX }
+// In InTx's transactions (lock) a subscriber is read FOR UPDATE: the
+// store reads a subscriber, decides, and writes (a confirm token's nonce,
+// a status change), and under READ COMMITTED two such transactions must
+// not both decide on the same old row, as SQLite's single writer ensures.
+type subQueries struct {
+	q    subDBTX
+	lock bool
+}
 
 // InTx implements subscribers.Storage.
 func (s *Subscribers) InTx(ctx context.Context, fn func(subscribers.Queries) error) error {
@@ -45,7 +52,7 @@ func (s *Subscribers) InTx(ctx context.Context, fn func(subscribers.Queries) err
 	if err != nil {
 		return err
 	}
-	if err := fn(subQueries{q: tx}); err != nil {
+	if err := fn(subQueries{q: tx, lock: true}); err != nil {
 		tx.Rollback()
 		return err
 	}
@@ -154,11 +161,18 @@ func (s subQueries) subMany(ctx context.Context, query string, args ...any) ([]s
 }
 
 func (s subQueries) SubscriberByID(ctx context.Context, id int64) (subscribers.Record, error) {
-	return s.subOne(ctx, subCols+` WHERE s.id = $1`, id)
+	return s.subOne(ctx, subCols+` WHERE s.id = $1`+s.forUpdate(), id)
 }
 
 func (s subQueries) SubscriberByEmailKey(ctx context.Context, key string) (subscribers.Record, error) {
-	return s.subOne(ctx, subCols+` WHERE s.email_key = $1`, key)
+	return s.subOne(ctx, subCols+` WHERE s.email_key = $1`+s.forUpdate(), key)
+}
+
+func (s subQueries) forUpdate() string {
+	if s.lock {
+		return ` FOR UPDATE OF s`
+	}
+	return ""
 }
 
 func (s subQueries) SubscribersByID(ctx context.Context, ids []int64) ([]subscribers.Record, error) {
