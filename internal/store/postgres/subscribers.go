@@ -665,11 +665,3 @@ func subUnique(err error) error {
 	}
 	return err
 }
-
-// subErr names the failing step.
-func subErr(step string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("%s: %w", step, err)
-}

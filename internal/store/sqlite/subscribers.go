@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -653,12 +652,4 @@ func (s *Subscribers) FeedbackCounts(ctx context.Context, since, until time.Time
 		out = append(out, c)
 	}
 	return out, rows.Err()
-}
-
-// subErr names the failing step.
-func subErr(step string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("%s: %w", step, err)
 }
