@@ -27,6 +27,7 @@ import (
 	"github.com/tayori-news/tayori/feedback"
 	"github.com/tayori-news/tayori/internal/metrics"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
 	"github.com/tayori-news/tayori/queue"
@@ -131,7 +132,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.subs, err = subscribers.Open(ctx, db, subscribers.Options{Keyring: ring}); err != nil {
+	if e.subs, err = store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring}); err != nil {
 		t.Fatal(err)
 	}
 	if e.store, err = web.OpenStore(ctx, db, e.clock.Now); err != nil {

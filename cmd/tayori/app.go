@@ -11,6 +11,7 @@ import (
 	"github.com/tayori-news/tayori/internal/config"
 	"github.com/tayori-news/tayori/internal/metrics"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/queue"
 )
 
@@ -26,7 +27,8 @@ type app struct {
 	stdout io.Writer
 	stderr io.Writer
 
-	db       *sql.DB
+	store    *store.DB           // openStore's
+	db       *sql.DB             // store.SQL
 	dbWatch  *sqlitedb.FileWatch // whether the database file is still the one opened
 	rdb      redis.UniversalClient
 	delivery *queue.Service   // deliveryService's, opened once per run

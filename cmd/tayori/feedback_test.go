@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/subscribers"
@@ -43,7 +44,7 @@ func feedbackEnv(t *testing.T, n int, kv ...string) (func(string) string, *subsc
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring})
+	store, err := store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
 	"github.com/tayori-news/tayori/subscribers"
@@ -177,7 +178,7 @@ func addReaders(t *testing.T, dbPath string, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring})
+	store, err := store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
 	if err != nil {
 		t.Fatal(err)
 	}

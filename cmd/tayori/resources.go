@@ -19,6 +19,7 @@ import (
 	"github.com/tayori-news/tayori/internal/logging"
 	"github.com/tayori-news/tayori/internal/redisurl"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store"
 )
 
 // addGlobalFlags declares the flags every command accepts.
@@ -56,52 +57,79 @@ func (a *app) loadConfig(cmd *cobra.Command) error {
 	return nil
 }
 
-// openDB opens the SQLite database once; it is closed when run returns.
-// Each package's store applies its own migrations when it opens. The
-// database must exist: only `tayori init` creates it (createDB), so that
-// a mistyped TAYORI_DB or a deleted file is an error, not a new empty
-// database.
-func (a *app) openDB(ctx context.Context) (*sql.DB, error) {
-	if a.db != nil {
-		return a.db, nil
+// openStore opens the database TAYORI_DB names once (SQLite or
+// PostgreSQL) and brings its schema up to date (store.Migrate); it is
+// closed when run returns. A SQLite database must exist: only `tayori
+// init` creates it (createDB), so that a mistyped TAYORI_DB or a deleted
+// file is an error, not a new empty database.
+func (a *app) openStore(ctx context.Context) (*store.DB, error) {
+	if a.store != nil {
+		return a.store, nil
 	}
-	path, err := sqlitedb.PathFromURL(a.cfg.DB)
-	if err != nil {
-		return nil, fmt.Errorf("TAYORI_DB: %w", err)
-	}
-	db, err := sqlitedb.OpenExisting(ctx, path)
+	db, err := store.Open(ctx, a.cfg.DB)
 	if errors.Is(err, sqlitedb.ErrNoDatabase) {
 		return nil, fmt.Errorf("%w: create it with `tayori init` (TAYORI_DB is %s), or point TAYORI_DB or TAYORI_DATA_DIR at your database", err, a.cfg.DB)
+	}
+	if errors.Is(err, store.ErrUnsupported) {
+		return nil, fmt.Errorf("TAYORI_DB: %w", err)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return db, a.keepDB(db, path)
+	if err := store.Migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, a.keepDB(db)
 }
 
-// createDB opens the database, creating it (and its directory) if need
-// be: for `tayori init` only. created says whether it was new.
+// openDB is openStore's *sql.DB, for the packages that take one.
+func (a *app) openDB(ctx context.Context) (*sql.DB, error) {
+	db, err := a.openStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return db.SQL, nil
+}
+
+// createDB opens the database, creating a SQLite file (and its
+// directory) if need be, and applies the schema: for `tayori init` only.
+// created says whether a SQLite file was new.
 func (a *app) createDB(ctx context.Context) (db *sql.DB, path string, created bool, err error) {
-	path, err = sqlitedb.PathFromURL(a.cfg.DB)
+	if a.store != nil {
+		return a.store.SQL, a.store.Display, false, nil
+	}
+	engine, target, err := store.Parse(a.cfg.DB)
 	if err != nil {
 		return nil, "", false, fmt.Errorf("TAYORI_DB: %w", err)
 	}
-	if a.db != nil {
-		return a.db, path, false, nil
+	path = store.Redact(target)
+	var statErr error
+	if engine == store.SQLite {
+		path = target
+		_, statErr = os.Stat(path)
 	}
-	_, statErr := os.Stat(path)
-	if db, err = sqlitedb.Open(ctx, path); err != nil {
+	sdb, err := store.Create(ctx, a.cfg.DB)
+	if err != nil {
 		return nil, "", false, err
 	}
-	return db, path, errors.Is(statErr, fs.ErrNotExist), a.keepDB(db, path)
+	if err := store.Migrate(ctx, sdb); err != nil {
+		sdb.Close()
+		return nil, "", false, err
+	}
+	return sdb.SQL, path, errors.Is(statErr, fs.ErrNotExist), a.keepDB(sdb)
 }
 
 // keepDB makes db the process's database, closed when run returns, and
-// starts watching its file (see watchStore).
-func (a *app) keepDB(db *sql.DB, path string) error {
-	a.db = db
+// starts watching its file if it is SQLite (see watchStore).
+func (a *app) keepDB(db *store.DB) error {
+	a.store = db
+	a.db = db.SQL
 	a.closers = append(a.closers, db.Close)
-	w, err := sqlitedb.WatchFile(path)
+	if db.Engine != store.SQLite {
+		return nil
+	}
+	w, err := sqlitedb.WatchFile(db.Path)
 	if err != nil {
 		return err
 	}
@@ -120,6 +148,10 @@ const storeCheckEvery = 500 * time.Millisecond
 // deleted file lives on, unseen, while it is open). The database must be
 // open before it starts.
 func (a *app) watchStore(ctx context.Context) error {
+	if a.store != nil && a.store.Engine != store.SQLite {
+		<-ctx.Done() // a server's database: no file to watch
+		return nil
+	}
 	if a.dbWatch == nil {
 		return errors.New("store watch: the database is not open")
 	}

@@ -25,7 +25,6 @@ import (
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/queue/bind"
 	"github.com/tayori-news/tayori/subscribers"
-	"github.com/tayori-news/tayori/subscribers/token"
 	"github.com/tayori-news/tayori/templates"
 )
 
@@ -45,15 +44,7 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys := make([]token.Key, len(a.cfg.Secrets))
-	for i, s := range a.cfg.Secrets {
-		keys[i] = token.Key{ID: s.ID, Secret: s.Key}
-	}
-	ring, err := token.NewKeyring(time.Now, keys...)
-	if err != nil {
-		return nil, fmt.Errorf("TAYORI_SECRET: %w", err)
-	}
-	store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring, Logger: a.logger})
+	store, err := a.subscriberStore(ctx)
 	if err != nil {
 		return nil, err
 	}

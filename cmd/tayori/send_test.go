@@ -13,6 +13,7 @@ import (
 
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/subscribers"
@@ -39,7 +40,7 @@ func sendTestEnv(t *testing.T, smtp *testutil.SMTPServer) func(string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring})
+	store, err := store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/subscribers"
 	"github.com/tayori-news/tayori/subscribers/token"
@@ -29,7 +30,7 @@ import (
 // subscriberStore opens the subscriber store on the shared database with
 // the configured keys (TAYORI_SECRET, newest first).
 func (a *app) subscriberStore(ctx context.Context) (*subscribers.Store, error) {
-	db, err := a.openDB(ctx)
+	db, err := a.openStore(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +42,7 @@ func (a *app) subscriberStore(ctx context.Context) (*subscribers.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("TAYORI_SECRET: %w", err)
 	}
-	return subscribers.Open(ctx, db, subscribers.Options{Keyring: ring, Logger: a.logger})
+	return subscribers.Open(ctx, store.Subscribers(db), subscribers.Options{Keyring: ring, Logger: a.logger})
 }
 
 func newSubscribersCmd(a *app) *cobra.Command {
