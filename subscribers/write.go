@@ -3,6 +3,7 @@ package subscribers
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -46,10 +47,14 @@ type NewSubscriber struct {
 //
 // With Method DoubleOptIn (a web signup) the suppression list is not
 // consulted, since confirming is a fresh opt-in. If the address is already
-// known the existing subscriber is returned unchanged with a nil error
-// (joining any new lists only once they confirm), so the web handler can
-// answer identically in every case and send a confirmation mail unless the
-// subscriber is already active.
+// known the existing subscriber is returned with a nil error (joining any
+// new lists only once they confirm), so the web handler can answer
+// identically in every case and send a confirmation mail unless the
+// subscriber is already active. The name and preferences on the form are
+// the new choice (see keepChoice): a pending subscriber takes them at once,
+// an unsubscribed, bounced or complained one when they confirm, and an
+// active one never (nobody confirms, so whoever typed the address must not
+// change what its owner receives).
 //
 // With Imported or API, a suppressed address gives ErrSuppressed and a
 // known one ErrExists; the subscriber is active if Consent is set and
@@ -65,7 +70,7 @@ func (s *Store) Add(ctx context.Context, n NewSubscriber) (Subscriber, error) {
 		switch {
 		case err == nil && n.Method == DoubleOptIn:
 			id = existing.ID
-			return nil
+			return s.keepChoice(ctx, tx, existing, n, prefs, lists)
 		case err == nil:
 			return ErrExists
 		case !errors.Is(err, ErrNotFound):
@@ -103,6 +108,97 @@ func (s *Store) Add(ctx context.Context, n NewSubscriber) (Subscriber, error) {
 	}
 	s.log.DebugContext(ctx, "subscriber added", "subscriber_id", id, "method", string(n.Method))
 	return s.Get(ctx, id)
+}
+
+// choice is a returning reader's signup choice, kept in the
+// pending_choice column until they confirm.
+type choice struct {
+	Name  string         `json:"name"`
+	Prefs audience.Prefs `json:"prefs"`
+}
+
+// keepChoice records the name and preferences of a double opt-in signup
+// of a known address: a pending subscriber (who receives nothing yet)
+// takes them at once; one who would receive nothing until confirming
+// (unsubscribed, bounced, complained, or active but not in the lists
+// signed up for) keeps them in pending_choice, applied by Confirm; an
+// active member of every list keeps their stored choice.
+func (s *Store) keepChoice(ctx context.Context, tx dbtx, sub Subscriber, n NewSubscriber, prefs audience.Prefs, lists []int64) error {
+	if !sub.ErasedAt.IsZero() {
+		return nil
+	}
+	// The public form shows only the standard topics: keep the editor's
+	// custom tags.
+	for _, t := range sub.Prefs.Topics {
+		if !t.IsStandard() && !slices.Contains(prefs.Topics, t) {
+			prefs.Topics = append(prefs.Topics, t)
+		}
+	}
+	name := strings.TrimSpace(n.Name)
+	now := s.nowText()
+	switch {
+	case sub.Status == Pending:
+		if name != sub.Name {
+			if _, err := tx.ExecContext(ctx, qSetName, name, now, sub.ID); err != nil {
+				return fmt.Errorf("signup choice: %w", err)
+			}
+		}
+		if n.Prefs != nil && prefs.Key() != sub.Prefs.Key() {
+			if err := s.setPrefs(ctx, tx, sub.ID, prefs, now); err != nil {
+				return fmt.Errorf("signup choice: %w", err)
+			}
+		}
+		return nil
+	case sub.Status == Active && s.memberOfAll(sub, s.listKeys(ctx, tx, lists)):
+		return nil
+	}
+	c := choice{Name: name, Prefs: sub.Prefs}
+	if n.Prefs != nil {
+		c.Prefs = prefs
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("signup choice: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, qSetPendingChoice, string(b), now, sub.ID); err != nil {
+		return fmt.Errorf("signup choice: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) memberOfAll(sub Subscriber, keys []string) bool {
+	for _, k := range keys {
+		if !slices.Contains(sub.Lists, k) {
+			return false
+		}
+	}
+	return true
+}
+
+// applyChoice applies and clears the choice keepChoice kept for sub, and
+// returns the preferences sub has afterwards.
+func (s *Store) applyChoice(ctx context.Context, tx dbtx, sub Subscriber, now string) (audience.Prefs, error) {
+	var raw string
+	if err := tx.QueryRowContext(ctx, qGetPendingChoice, sub.ID).Scan(&raw); err != nil {
+		return sub.Prefs, fmt.Errorf("signup choice: %w", err)
+	}
+	if raw == "" {
+		return sub.Prefs, nil
+	}
+	var c choice
+	if err := json.Unmarshal([]byte(raw), &c); err != nil {
+		return sub.Prefs, fmt.Errorf("signup choice of subscriber %d: %w", sub.ID, err)
+	}
+	if _, err := tx.ExecContext(ctx, qSetPendingChoice, "", now, sub.ID); err != nil {
+		return sub.Prefs, fmt.Errorf("signup choice: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, qSetName, c.Name, now, sub.ID); err != nil {
+		return sub.Prefs, fmt.Errorf("signup choice: %w", err)
+	}
+	if err := s.setPrefs(ctx, tx, sub.ID, c.Prefs, now); err != nil {
+		return sub.Prefs, fmt.Errorf("signup choice: %w", err)
+	}
+	return c.Prefs, nil
 }
 
 func (s *Store) validateNew(ctx context.Context, n *NewSubscriber) (string, audience.Prefs, []int64, error) {
@@ -468,10 +564,14 @@ func (s *Store) Confirm(ctx context.Context, tok string, c Consent) (Subscriber,
 		if err := s.unsuppress(ctx, tx, sub.Email); err != nil {
 			return err
 		}
+		prefs, err := s.applyChoice(ctx, tx, sub, now)
+		if err != nil {
+			return err
+		}
 		c.Method = DoubleOptIn
 		c.Lists = []string{listKey}
-		c.Prefs = sub.Prefs
-		_, err = s.recordConsent(ctx, tx, sub.ID, c, DoubleOptIn, nil, sub.Prefs)
+		c.Prefs = prefs
+		_, err = s.recordConsent(ctx, tx, sub.ID, c, DoubleOptIn, nil, prefs)
 		return err
 	})
 	if err != nil {

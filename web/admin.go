@@ -63,8 +63,21 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.adminError(w, r, wrapError(codeTooMany, "too many sign-in attempts: wait a few minutes", errRateLimited))
 		return
 	}
-	ed, err := s.deps.Store.Authenticate(ctx, r.PostForm.Get("name"), r.PostForm.Get("password"))
+	name := r.PostForm.Get("name")
+	locked, err := s.accountLocked(ctx, name)
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	if locked {
+		s.failedSignin(ctx, name, s.clientIP(r), true)
+		s.log.WarnContext(ctx, "console sign-in refused: account locked", "ip", ipNetwork(s.clientIP(r)))
+		s.adminError(w, r, wrapError(codeTooMany, "too many sign-in attempts: wait a few minutes", errAccountLocked))
+		return
+	}
+	ed, err := s.deps.Store.Authenticate(ctx, name, r.PostForm.Get("password"))
 	if errors.Is(err, ErrUnauthorized) {
+		s.failedSignin(ctx, name, s.clientIP(r), false)
 		s.log.WarnContext(ctx, "console sign-in failed", "ip", s.clientIP(r))
 		s.render(w, r, http.StatusUnauthorized, "login", &page{Lang: s.adminLang(r), Admin: true,
 			Data: map[string]any{"Next": next, "Error": translate(s.adminLang(r), "a.wrong_password"), "Resume": strings.HasSuffix(next, "/resume")}})

@@ -49,7 +49,10 @@ func (s *server) handleSubscribeForm(w http.ResponseWriter, r *http.Request) {
 // handleSubscribe takes a signup (POST /subscribe). Whatever the address's
 // state (new, pending, active, unsubscribed or suppressed) the answer is
 // the same page; only a new or not-yet-active address gets a confirmation
-// mail. Past the per-IP or per-address limit the answer is 429.
+// mail, and at most ConfirmPerAddress of them per ConfirmWindow (beyond,
+// the signup is recorded and the mail silently not sent, so that a
+// stranger typing someone's address cannot lock its owner out). Past the
+// per-IP limit the answer is 429.
 func (s *server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
@@ -74,15 +77,6 @@ func (s *server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(problems) > 0 {
 		s.subscribePage(w, r, http.StatusUnprocessableEntity, f, problems)
-		return
-	}
-	ok, err = s.rl.allow(ctx, "signup-addr", strings.ToLower(f.Norm), s.cfg.SignupPerAddress, s.cfg.SignupWindow)
-	if err != nil {
-		s.pageError(w, r, err)
-		return
-	}
-	if !ok {
-		s.pageError(w, r, errRateLimited)
 		return
 	}
 	if err := s.signup(ctx, f); err != nil {
@@ -111,12 +105,15 @@ func (s *server) signup(ctx context.Context, f signupForm) error {
 		s.log.InfoContext(ctx, "signup of an active subscriber: no mail", "subscriber_id", sub.ID)
 		return nil
 	}
-	if sub.Status == subscribers.Pending && sub.Prefs.Key() != f.Prefs.Key() {
-		// A repeated signup before confirming: the latest choice counts.
-		// (Nothing is sent to a pending address, so this harms no one.)
-		if sub, err = s.deps.Subscribers.Update(ctx, sub.ID, subscribers.Update{Prefs: &f.Prefs}); err != nil {
-			return fmt.Errorf("signup: %w", err)
-		}
+	// The store kept the form's choice (applied now if pending, on
+	// confirming otherwise). Mails to one address are capped.
+	ok, err := s.rl.allow(ctx, "confirm-mail", strings.ToLower(f.Norm), s.cfg.ConfirmPerAddress, s.cfg.ConfirmWindow)
+	if err != nil {
+		return fmt.Errorf("signup: %w", err)
+	}
+	if !ok {
+		s.log.InfoContext(ctx, "signup: confirmation mail cap reached, none sent", "subscriber_id", sub.ID)
+		return nil
 	}
 	tok, err := s.deps.Subscribers.ConfirmToken(ctx, sub.ID, s.cfg.List)
 	if err != nil {

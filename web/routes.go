@@ -66,6 +66,7 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/sends/{id}/progress", s.editor(s.handleAdminProgress))
 	mux.HandleFunc("POST /admin/sends/{id}/{action}", s.editor(s.handleAdminSendAction))
 	mux.HandleFunc("GET /admin/feedback", s.editor(s.handleAdminFeedback))
+	mux.HandleFunc("GET /admin/signins", s.editor(s.handleAdminSignins))
 	mux.HandleFunc("GET /admin/subscribers", s.editor(s.handleAdminSubscribers))
 	mux.HandleFunc("GET /admin/subscribers/export.csv", s.editor(s.handleAdminExport))
 	mux.HandleFunc("POST /admin/subscribers/import", s.editor(s.handleAdminImport))

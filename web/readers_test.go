@@ -1,0 +1,190 @@
+package web_test
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/tayori-news/tayori/subscribers"
+	"github.com/tayori-news/tayori/web"
+)
+
+// newChoiceForm is a signup whose choice differs from everything the
+// setups store (every region and topic, the name 読者).
+func newChoiceForm(email string) url.Values {
+	f := signupForm(email)
+	f["name"] = []string{"新しい 名前"}
+	f["region"] = []string{"us"}
+	f["topic"] = []string{"reports"}
+	return f
+}
+
+// Issue 22: a returning reader's new choice (name, regions, topics) is
+// what they get after confirming, and what the consent record describes;
+// an active reader's choice is never changed by a signup (nobody
+// confirms it). Every status a known address can have is covered.
+func TestReturningReaderGetsNewChoice(t *testing.T) {
+	const newKey = "us|reports"
+	allKey := "jp,us,eu,asia,intl|activities,policy,reports"
+	cases := []struct {
+		name   string
+		setup  func(e *env, addr string)
+		mail   bool   // a confirmation mail is queued
+		before string // prefs right after the signup, before confirming
+	}{
+		{"new", func(e *env, addr string) {}, true, newKey},
+		{"pending", func(e *env, addr string) {
+			e.postForm(e.client(), "/subscribe", signupForm(addr))
+		}, true, newKey},
+		{"active", func(e *env, addr string) { e.addActive(addr) }, false, allKey},
+		{"unsubscribed", func(e *env, addr string) {
+			s := e.addActive(addr)
+			if err := e.subs.Unsubscribe(e.ctx, s.ID, "", "test"); err != nil {
+				t.Fatal(err)
+			}
+		}, true, allKey},
+		{"bounced", func(e *env, addr string) {
+			s := e.addActive(addr)
+			if err := e.subs.MarkBounced(e.ctx, s.ID, "test"); err != nil {
+				t.Fatal(err)
+			}
+		}, true, allKey},
+		{"complained", func(e *env, addr string) {
+			s := e.addActive(addr)
+			if err := e.subs.MarkComplained(e.ctx, s.ID, "test"); err != nil {
+				t.Fatal(err)
+			}
+		}, true, allKey},
+		{"erased and suppressed", func(e *env, addr string) {
+			s := e.addActive(addr)
+			if err := e.subs.Erase(e.ctx, s.ID, "test"); err != nil {
+				t.Fatal(err)
+			}
+		}, true, newKey},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, envOpts{})
+			addr := "returning@example.jp"
+			tc.setup(e, addr)
+			earlier := len(e.queuedMessages())
+			res, body := e.postForm(e.client(), "/subscribe", newChoiceForm(addr))
+			if res.StatusCode != 200 || !strings.Contains(body, "確認のメールをお送りしました") {
+				t.Fatalf("signup: %d", res.StatusCode)
+			}
+			sub := e.subscriber(addr)
+			if got := sub.Prefs.Key(); got != tc.before {
+				t.Errorf("prefs before confirming %q, want %q", got, tc.before)
+			}
+			queued := len(e.queuedMessages()) - earlier
+			if !tc.mail {
+				if queued != 0 {
+					t.Errorf("%d confirmation mails queued to an active reader", queued)
+				}
+				if sub.Name != "読者" {
+					t.Errorf("active reader's name changed to %q by a signup", sub.Name)
+				}
+				return
+			}
+			if queued != 1 {
+				t.Fatalf("%d confirmation mails queued, want 1", queued)
+			}
+			tok := e.confirmToken(addr, false)
+			if res, body := e.postForm(e.client(), "/confirm/"+tok, url.Values{"lang": {"ja"}}); res.StatusCode != 200 {
+				t.Fatalf("confirm: %d\n%s", res.StatusCode, body)
+			}
+			sub = e.subscriber(addr)
+			if sub.Status != subscribers.Active || sub.Prefs.Key() != newKey || sub.Name != "新しい 名前" {
+				t.Errorf("after confirming: %s %q %q, want active %q %q", sub.Status, sub.Prefs.Key(), sub.Name, newKey, "新しい 名前")
+			}
+			consents := must[[]subscribers.Consent](t)(e.subs.Consents(e.ctx, sub.ID))
+			last := consents[len(consents)-1]
+			if last.Method != subscribers.DoubleOptIn || last.Prefs.Key() != newKey {
+				t.Errorf("consent record %s %q, want double opt-in of %q", last.Method, last.Prefs.Key(), newKey)
+			}
+		})
+	}
+}
+
+// Issue 22: submissions of someone else's address cap the mails sent to
+// it, never its owner's right to sign up; every answer is the same page.
+func TestStrangerCannotLockOutAddress(t *testing.T) {
+	e := newEnv(t, envOpts{cfg: web.Config{SignupPerIP: 100, ConfirmPerAddress: 2}})
+	victim := "victim@example.jp"
+	var first string
+	for i := range 6 {
+		res, body := e.postForm(e.client(), "/subscribe", signupForm(victim), "X-Forwarded-For", "198.51.100."+strconv.Itoa(i))
+		if res.StatusCode != 200 {
+			t.Fatalf("stranger's submission %d: %d, want 200", i+1, res.StatusCode)
+		}
+		if i == 0 {
+			first = body
+		} else if body != first {
+			t.Errorf("answer %d differs from the first", i+1)
+		}
+	}
+	// The owner signs up from their own place: the same answer, not 429.
+	res, body := e.postForm(e.client(), "/subscribe", newChoiceForm(victim), "X-Forwarded-For", "203.0.113.7")
+	if res.StatusCode != 200 || body != first {
+		t.Errorf("owner's own signup: %d (want 200 and the same page)", res.StatusCode)
+	}
+	if n := len(e.queuedMessages()); n != 2 {
+		t.Errorf("%d confirmation mails queued, want the cap of 2", n)
+	}
+	// The choice of the latest submission waits for confirmation.
+	if got := e.subscriber(victim).Prefs.Key(); got != "us|reports" {
+		t.Errorf("pending prefs %q", got)
+	}
+}
+
+// Issue 22: failed sign-ins lock one account whatever the IP, while
+// another editor behind the same NAT still signs in; the console lists
+// the failures without full IP addresses.
+func TestLoginLocksAccountAcrossIPs(t *testing.T) {
+	e := newEnv(t, envOpts{cfg: web.Config{LoginPerAccount: 3, LoginPerIP: 100, TrustForwardedFor: true}})
+	if _, err := e.store.AddEditor(e.ctx, "hanako", editorPassword); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		res, _ := e.postForm(e.client(), "/admin/login", url.Values{"name": {"hanako"}, "password": {"guess" + strconv.Itoa(i)}},
+			"X-Forwarded-For", "192.0.2."+strconv.Itoa(10+i))
+		if res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d: %d, want 401", i+1, res.StatusCode)
+		}
+	}
+	res, body := e.postForm(e.client(), "/admin/login", url.Values{"name": {"hanako"}, "password": {editorPassword}},
+		"X-Forwarded-For", "203.0.113.50")
+	if res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("right password on a locked account: %d, want 429", res.StatusCode)
+	}
+	if !strings.Contains(body, "しばらく") && !strings.Contains(body, "分") {
+		t.Errorf("lock page does not say to wait:\n%s", body)
+	}
+	// Another editor from the same network is not affected.
+	c, _ := e.loginAs("taro")
+	// A stranger's name is recorded without what was typed.
+	e.postForm(e.client(), "/admin/login", url.Values{"name": {"my-secret-password"}, "password": {"x"}}, "X-Forwarded-For", "2001:db8:1234:5678::9")
+	res, page := e.do(c, "GET", "/admin/signins", nil)
+	if res.StatusCode != 200 {
+		t.Fatalf("/admin/signins: %d", res.StatusCode)
+	}
+	for _, want := range []string{"サインイン失敗", "hanako", "192.0.2.0/24", "ロック中のため拒否", "2001:db8:1234::/48", "登録のない名前"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("failed sign-ins page lacks %q", want)
+		}
+	}
+	for _, leak := range []string{"192.0.2.10", "203.0.113.50", "my-secret-password", "guess0"} {
+		if strings.Contains(page, leak) {
+			t.Errorf("failed sign-ins page shows %q", leak)
+		}
+	}
+	if strings.Count(page, "パスワード違い") != 4 {
+		t.Errorf("want 4 wrong-password rows:\n%s", page)
+	}
+	// Anonymous readers cannot see it.
+	if res, _ := e.do(e.client(), "GET", "/admin/signins", nil); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("anonymous /admin/signins: %d, want a redirect to sign in", res.StatusCode)
+	}
+}
