@@ -128,8 +128,10 @@ func (s *server) signup(ctx context.Context, f signupForm) error {
 
 // confirmationMail returns the confirmation message: plain text only, no
 // advertising, no list headers (so no List-Unsubscribe-Post), with "if you
-// did not ask for this, ignore it" and the sender's details.
-func (s *server) confirmationMail(to, name, tok, lang string) queue.TransactionalMessage {
+// did not ask for this, ignore it" and the sender's details. The name on
+// the form is left out of To: it was typed by whoever filled in the form,
+// who need not be the address's owner.
+func (s *server) confirmationMail(to, tok, lang string) queue.TransactionalMessage {
 	link := s.cfg.BaseURL + "/confirm/" + tok
 	if lang == langEN {
 		link += "?lang=en"
@@ -137,7 +139,6 @@ func (s *server) confirmationMail(to, name, tok, lang string) queue.Transactiona
 	vars := []string{"sender", s.cfg.SenderName, "address", s.cfg.PostalAddress, "contact", s.cfg.Contact, "url", link}
 	return queue.TransactionalMessage{
 		To:      to,
-		ToName:  name,
 		Subject: translate(lang, "mail.confirm.subject", vars...),
 		Text:    []byte(translate(lang, "mail.confirm.body", vars...)),
 	}
@@ -147,7 +148,7 @@ func (s *server) sendConfirmation(ctx context.Context, sub subscribers.Subscribe
 	if s.deps.Sends == nil {
 		return wrapError(codeUnavailable, "mail is not configured", errors.New("web: no Sends dependency"))
 	}
-	m := s.confirmationMail(sub.Email, sub.Name, tok, lang)
+	m := s.confirmationMail(sub.Email, tok, lang)
 	if _, err := s.deps.Sends.EnqueueMessage(ctx, m); err != nil {
 		return fmt.Errorf("queue confirmation of subscriber %d: %w", sub.ID, err)
 	}

@@ -1,12 +1,18 @@
 package web_test
 
 import (
+	"mime"
 	"net/http"
+	"net/mail"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/subscribers"
 	"github.com/tayori-news/tayori/web"
 )
@@ -186,5 +192,64 @@ func TestLoginLocksAccountAcrossIPs(t *testing.T) {
 	// Anonymous readers cannot see it.
 	if res, _ := e.do(e.client(), "GET", "/admin/signins", nil); res.StatusCode != http.StatusSeeOther {
 		t.Errorf("anonymous /admin/signins: %d, want a redirect to sign in", res.StatusCode)
+	}
+}
+
+// Issue 22: the confirmation mail's To: carries no free-text name, and a
+// newsletter copy's To: carries a reader's ASCII name shaped like an
+// encoded word, or holding quotes, as typed (parsed from what the SMTP
+// server received). A name with a line break is refused on the form.
+func TestNameNeverReachesHeaderRaw(t *testing.T) {
+	e := newEnv(t, envOpts{worker: true})
+	tricky := []string{`=?utf-8?q?admin?=`, `Evil" <boss@example.jp>, "x`, `=?UTF-8?B?5pys5b2T?= san`}
+	f := signupForm("signup@example.jp")
+	f["name"] = []string{tricky[0]}
+	if res, _ := e.postForm(e.client(), "/subscribe", f); res.StatusCode != 200 {
+		t.Fatalf("signup: %d", res.StatusCode)
+	}
+	f = signupForm("crlf@example.jp")
+	f["name"] = []string{"太郎\r\nBcc: victim@example.jp"}
+	if res, _ := e.postForm(e.client(), "/subscribe", f); res.StatusCode != http.StatusUnprocessableEntity {
+		t.Errorf("name with CR/LF: %d, want 422", res.StatusCode)
+	}
+	msgs := e.smtp.WaitFor(1, 15*time.Second)
+	to := header(t, msgs[0].Raw, "To")
+	if len(to) != 1 {
+		t.Fatalf("To: %q", to)
+	}
+	a, err := mail.ParseAddress(to[0])
+	if err != nil || a.Name != "" || a.Address != "signup@example.jp" || strings.Contains(to[0], "admin") {
+		t.Errorf("confirmation To: %q parses to %+v, %v (want the bare address)", to[0], a, err)
+	}
+
+	// Newsletter copies to readers with such names.
+	var addrs []string
+	for i, name := range tricky {
+		addr := "reader" + strconv.Itoa(i) + "@example.jp"
+		addrs = append(addrs, addr)
+		s := e.addActive(addr)
+		if _, err := e.subs.Update(e.ctx, s.ID, subscribers.Update{Name: &name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	issue, err := compose.Load(filepath.Join("testdata", "aisi-monthly-2025-11.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snd, err := e.svc.Create(e.ctx, queue.NewSend{Issue: issue, List: testList})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSend(t, e, snd.ID, queue.Done)
+	for i, addr := range addrs {
+		ms := e.smtp.MessagesTo(addr)
+		if len(ms) != 1 {
+			t.Fatalf("%s: %d messages", addr, len(ms))
+		}
+		raw := header(t, ms[0].Raw, "To")
+		a, err := (&mail.AddressParser{WordDecoder: &mime.WordDecoder{}}).Parse(raw[0])
+		if err != nil || a.Name != tricky[i] || a.Address != addr {
+			t.Errorf("To: %q parses to %+v, %v; want name %q", raw[0], a, err, tricky[i])
+		}
 	}
 }
