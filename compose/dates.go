@@ -15,6 +15,17 @@ var errDates = errors.New("bad dates")
 // tilde and wave dash, as editors type them.
 var rangeSeps = []string{"~", "～", "〜"}
 
+// CanonicalPeriod writes a period's range separator as the ASCII tilde:
+// "11月1日〜11月30日" (wave dash U+301C) and "11月1日～11月30日" (full-width
+// tilde U+FF5E) are the same period as "11月1日~11月30日", so sections
+// that mix them still share the period.
+func CanonicalPeriod(p string) string {
+	if !strings.ContainsAny(p, "〜～") {
+		return p
+	}
+	return strings.NewReplacer("〜", "~", "～", "~").Replace(p)
+}
+
 // listSeps separate several dates of one item.
 var listSeps = []string{"、", "，", ","}
 

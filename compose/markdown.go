@@ -112,7 +112,7 @@ func parseFrontMatter(c *errs, is *Issue, src string, off int) {
 		}
 	}
 	is.Newsletter, is.Slug, is.Title = fm.Newsletter, fm.Slug, fm.Title
-	is.Preheader, is.Period, is.RegionRules = fm.Preheader, fm.Period, fm.RegionRules
+	is.Preheader, is.Period, is.RegionRules = fm.Preheader, CanonicalPeriod(fm.Period), fm.RegionRules
 }
 
 // mdParser holds the state of the line-based Markdown parser.

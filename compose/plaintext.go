@@ -219,15 +219,16 @@ func looksLikeName(s string) bool {
 }
 
 // commonPeriod returns the period shared by every section that has one,
-// or "" if they differ.
+// or "" if they differ. Range separators do not count (CanonicalPeriod).
 func commonPeriod(ss []Section) string {
 	p := ""
 	for _, s := range ss {
+		sp := CanonicalPeriod(s.Period)
 		switch {
-		case s.Period == "":
+		case sp == "":
 		case p == "":
-			p = s.Period
-		case p != s.Period:
+			p = sp
+		case p != sp:
 			return ""
 		}
 	}
