@@ -219,7 +219,7 @@ func (s *server) issuePage(w http.ResponseWriter, r *http.Request, status int, i
 	email := strings.TrimSpace(q.Get("email"))
 	problems := lint(is)
 	data := map[string]any{
-		"Issue": is, "State": st, "Stats": statsOf(is.Issue), "Problems": problems, "Blocked": compose.HasErrors(problems) || st.Head != st.Valid,
+		"Issue": is, "State": st, "Stats": statsOf(is.Issue), "Problems": problems, "Blocked": st.Head != st.Valid, "LintErrors": compose.HasErrors(problems),
 		"Regions": regionChoices(p), "Topics": topicChoices(p), "Email": email,
 		"Query": template.URL(previewQuery(p, email)), // url.Values.Encode output is safe in a URL
 		"List":  s.cfg.List, "Sent": q.Get("sent") == "1", "To": q.Get("to"), "At": q.Get("at"),
@@ -441,7 +441,11 @@ func (s *server) planPage(w http.ResponseWriter, r *http.Request, status int, is
 			Preview: "/admin/issues/" + url.PathEscape(is.Slug) + "?" + prefsQuery(v.Example)}
 	}
 	gate := s.gateState(r)
+	// Lint errors do not stop the dry run: they are shown as warnings,
+	// and the send needs the "send anyway" box ticked.
+	problems := lint(is)
 	s.adminPage(w, r, status, "admin_plan", map[string]any{
+		"Problems": problems, "LintErrors": compose.HasErrors(problems),
 		"Issue": is, "List": list, "Variants": rows, "Total": total, "Nothing": nothing, "At": at,
 		"Gate": gate, "Refused": refused, "GateClosed": refused != "" || (gate != nil && gate.Block),
 		"Earlier": views, "Running": running, "NeedAgain": blocked && !running, "AgainRefused": again,
@@ -481,7 +485,7 @@ func prefsLabel(p audience.Prefs) string {
 // page shows again why.
 func (s *server) handleAdminSend(w http.ResponseWriter, r *http.Request) {
 	req := newSendRequest{Issue: r.PathValue("slug"), List: r.PostForm.Get("list"), IgnoreGate: r.PostForm.Get("ignore_gate") == "yes",
-		Again: r.PostForm.Get("again") == "yes"}
+		Again: r.PostForm.Get("again") == "yes", Force: r.PostForm.Get("force") == "yes"}
 	key := strings.TrimSpace(r.PostForm.Get("key"))
 	if key != "" {
 		if !validKey(key) {

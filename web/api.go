@@ -266,6 +266,9 @@ type newSendRequest struct {
 	// Again sends an issue that went to the list before, to the readers
 	// who have not had it (queue.NewSend.Again).
 	Again bool `json:"again"`
+	// Force sends although the lint finds errors (logged with the
+	// editor's name). Dry runs and test sends never need it.
+	Force bool `json:"force"`
 }
 
 // validKey reports whether an idempotency key is 1 to 255 visible ASCII
@@ -325,8 +328,9 @@ func (s *server) createSend(r *http.Request, req newSendRequest, key string) (*q
 	if err != nil {
 		return nil, err
 	}
-	if compose.HasErrors(lint(is)) {
-		return nil, newError(codeLint, "the issue has lint errors: fix them and upload it again")
+	lintErrors := compose.HasErrors(lint(is))
+	if lintErrors && !req.Force {
+		return nil, newError(codeLint, "the issue has lint errors: fix them, or send anyway with force")
 	}
 	st, err := s.deps.Store.IssueState(r.Context(), is.Slug)
 	if err != nil {
@@ -354,6 +358,9 @@ func (s *server) createSend(r *http.Request, req newSendRequest, key string) (*q
 	// The issue is sent: it is locked, later changes are corrections.
 	if err := s.deps.Store.MarkSent(r.Context(), is.Slug, st.Valid); err != nil {
 		s.log.ErrorContext(r.Context(), "lock a sent issue", "issue", is.Slug, "send_id", snd.ID, "err", err)
+	}
+	if lintErrors {
+		s.log.WarnContext(r.Context(), "send created with lint errors (forced)", "send_id", snd.ID, "issue", is.Slug, "editor", ed)
 	}
 	if req.IgnoreGate {
 		s.log.WarnContext(r.Context(), "send created with the send gate ignored", "send_id", snd.ID, "issue", is.Slug, "editor", ed,

@@ -167,8 +167,12 @@ type confirmData struct {
 // nothing and an expired link gets the start-again page at once.
 func (s *server) handleConfirmPage(w http.ResponseWriter, r *http.Request) {
 	tok := r.PathValue("token")
-	if _, _, err := s.deps.Subscribers.VerifyToken(r.Context(), tok, token.Confirm); err != nil {
+	sub, claims, err := s.deps.Subscribers.VerifyToken(r.Context(), tok, token.Confirm)
+	if err != nil {
 		s.pageError(w, r, tokenErr(err))
+		return
+	}
+	if s.alreadySubscribed(w, r, sub, claims, pickLang(r)) {
 		return
 	}
 	lang := pickLang(r)
@@ -200,6 +204,14 @@ func (s *server) handleConfirm(w http.ResponseWriter, r *http.Request) {
 		IP:          s.clientIP(r),
 		UserAgent:   truncate(r.UserAgent(), 512),
 	})
+	if errors.Is(err, token.ErrUsed) {
+		// A link used already: a reader who is subscribed is told so,
+		// not asked to start again.
+		if sub, claims, verr := s.deps.Subscribers.VerifyToken(ctx, r.PathValue("token"), token.Confirm); verr == nil &&
+			s.alreadySubscribed(w, r, sub, claims, lang) {
+			return
+		}
+	}
 	if err != nil {
 		s.pageError(w, r, tokenErr(err))
 		return
@@ -215,6 +227,25 @@ func (s *server) handleConfirm(w http.ResponseWriter, r *http.Request) {
 		Link: &linkData{Href: "/p/" + prefsTok, Label: "confirm.prefs_link"}}})
 }
 
+// alreadySubscribed answers a confirm link whose reader already receives
+// its list with the "already subscribed" page (and their preferences
+// link, as the page after confirming gives), and reports whether it did.
+func (s *server) alreadySubscribed(w http.ResponseWriter, r *http.Request, sub subscribers.Subscriber, claims token.Claims, lang string) bool {
+	list := claims.List
+	if list == "" {
+		list = s.cfg.List
+	}
+	if !sub.ErasedAt.IsZero() || !sub.Sendable(list) {
+		return false
+	}
+	d := messageData{Kind: "ok", Title: "confirm.already_title", Body: []string{"confirm.already"}}
+	if prefsTok, err := s.deps.Subscribers.PreferencesToken(sub.PublicID, list); err == nil {
+		d.Link = &linkData{Href: "/p/" + prefsTok, Label: "confirm.prefs_link"}
+	}
+	s.render(w, r, http.StatusOK, "message", &page{Lang: lang, Data: d})
+	return true
+}
+
 // tokenErr makes an unknown or erased subscriber behind a validly signed
 // confirm or preferences token look like an invalid link.
 func tokenErr(err error) error {
@@ -226,7 +257,11 @@ func tokenErr(err error) error {
 
 // prefsData is the data of the preference centre.
 type prefsData struct {
-	Action       string
+	Action string
+	// Address is the address the page manages, partly masked
+	// (maskAddress): its owner recognises it, a forwarded link does not
+	// give it away whole.
+	Address      string
 	Regions      []choice
 	Topics       []choice
 	Saved        bool
@@ -238,6 +273,7 @@ func (s *server) prefsPage(w http.ResponseWriter, r *http.Request, status int, t
 	d.Action = "/p/" + tok
 	d.Regions, d.Topics = regionChoices(sub.Prefs), topicChoices(sub.Prefs)
 	d.Unsubscribed = !sub.Sendable(list)
+	d.Address = maskAddress(sub.Email)
 	s.render(w, r, status, "prefs", &page{Data: d})
 }
 
@@ -385,3 +421,27 @@ func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
+
+// maskAddress keeps the first two characters of an address's local part
+// (one when it is short), its last character and the whole domain:
+// "hanako@example.jp" → "ha***o@example.jp".
+func maskAddress(addr string) string {
+	local, domain, ok := strings.Cut(addr, "@")
+	if !ok {
+		return ""
+	}
+	rs := []rune(local)
+	switch {
+	case len(rs) <= 2:
+		return string(rs[:1]) + "***@" + domain
+	case len(rs) <= 4:
+		return string(rs[:1]) + "***" + string(rs[len(rs)-1:]) + "@" + domain
+	}
+	return string(rs[:2]) + "***" + string(rs[len(rs)-1:]) + "@" + domain
+}
+
+// handleNotFound answers every path no route knows with the public pages'
+// 404 page.
+func (s *server) handleNotFound(w http.ResponseWriter, r *http.Request) {
+	s.pageError(w, r, newError(codeNotFound, "no such page"))
+}

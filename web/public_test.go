@@ -166,10 +166,14 @@ func TestConfirm(t *testing.T) {
 		t.Errorf("consent record %+v (want the hash of %q)", cr, shown)
 	}
 
-	// Single use.
+	// Single use: a second use records nothing more, and tells the
+	// reader, who is subscribed, so (issue 22).
 	res, body = e.postForm(c, "/confirm/"+tok, url.Values{})
-	if res.StatusCode != http.StatusGone || !strings.Contains(body, `href="/subscribe"`) {
-		t.Errorf("second use: %d (want 410 with a start-again link)", res.StatusCode)
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, "すでに登録済みです") {
+		t.Errorf("second use: %d (want 200 saying the reader is subscribed)", res.StatusCode)
+	}
+	if n := len(must[[]subscribers.Consent](t)(e.subs.Consents(e.ctx, sub.ID))); n != 1 {
+		t.Errorf("%d consent records after a second use", n)
 	}
 
 	// Expiry: a fresh signup's token is dead 49 h later, even on GET.

@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"net/mail"
 	"net/url"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -251,5 +253,154 @@ func TestNameNeverReachesHeaderRaw(t *testing.T) {
 		if err != nil || a.Name != tricky[i] || a.Address != addr {
 			t.Errorf("To: %q parses to %+v, %v; want name %q", raw[0], a, err, tricky[i])
 		}
+	}
+}
+
+// Issue 22: a used confirmation link opened again by a subscribed reader
+// says so (Japanese, or English on request); by a reader who left since,
+// it asks them to start again.
+func TestUsedConfirmLinkOfSubscribedReader(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	c := e.client()
+	e.postForm(c, "/subscribe", signupForm("jiro@example.jp"))
+	tok := e.confirmToken("jiro@example.jp", false)
+	if res, _ := e.postForm(c, "/confirm/"+tok, url.Values{"lang": {"ja"}}); res.StatusCode != 200 {
+		t.Fatalf("confirm: %d", res.StatusCode)
+	}
+	res, body := e.do(c, "GET", "/confirm/"+tok, nil)
+	if res.StatusCode != 200 || !strings.Contains(body, "すでに登録済みです") || strings.Contains(body, "購読を確定する") ||
+		!strings.Contains(body, `href="/p/`) {
+		t.Errorf("GET used link: %d\n%s", res.StatusCode, body)
+	}
+	res, body = e.postForm(c, "/confirm/"+tok, url.Values{"lang": {"ja"}})
+	if res.StatusCode != 200 || !strings.Contains(body, "すでに登録済みです") {
+		t.Errorf("POST used link: %d\n%s", res.StatusCode, body)
+	}
+	if res, body := e.do(c, "GET", "/confirm/"+tok+"?lang=en", nil); res.StatusCode != 200 || !strings.Contains(body, "already subscribed") {
+		t.Errorf("English: %d\n%s", res.StatusCode, body)
+	}
+	// After leaving, the same link asks to start again.
+	sub := e.subscriber("jiro@example.jp")
+	if err := e.subs.Unsubscribe(e.ctx, sub.ID, "", "test"); err != nil {
+		t.Fatal(err)
+	}
+	res, body = e.postForm(c, "/confirm/"+tok, url.Values{"lang": {"ja"}})
+	if res.StatusCode != http.StatusGone || strings.Contains(body, "すでに登録済みです") || !strings.Contains(body, `href="/subscribe"`) {
+		t.Errorf("used link of an unsubscribed reader: %d", res.StatusCode)
+	}
+}
+
+// Issue 22: the preference page names the address it manages, partly
+// masked; unknown paths and /static/ directories get the Japanese 404
+// page.
+func TestPrefsAddressAndNotFoundPages(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	sub := e.addActive("hanako.yamada@example.jp")
+	tok := must[string](t)(e.subs.PreferencesToken(sub.PublicID, testList))
+	res, body := e.do(e.client(), "GET", "/p/"+tok, nil)
+	if res.StatusCode != 200 || !strings.Contains(body, "ha***a@example.jp") || strings.Contains(body, "hanako.yamada@") {
+		t.Errorf("prefs page: %d, want the masked address:\n%s", res.StatusCode, body)
+	}
+	for _, path := range []string{"/nope", "/archive/x/y", "/static/", "/static/vendor/", "/static/vendor", "/subscribe/extra"} {
+		res, body := e.do(e.client(), "GET", path, nil)
+		if res.StatusCode != 404 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") ||
+			!strings.Contains(body, "ページが見つかりません") || !strings.Contains(body, `href="/archive"`) || strings.Contains(body, "style.css\"") && strings.Contains(body, "<pre>") {
+			t.Errorf("GET %s: %d %q\n%s", path, res.StatusCode, res.Header.Get("Content-Type"), body)
+		}
+		if strings.Contains(body, "404 page not found") || strings.Contains(body, `<a href="style.css">`) {
+			t.Errorf("GET %s: Go's text or a listing", path)
+		}
+	}
+	if res, _ := e.do(e.client(), "GET", "/static/style.css", nil); res.StatusCode != 200 {
+		t.Errorf("/static/style.css: %d", res.StatusCode)
+	}
+}
+
+// Issue 22: the archive is ordered and dated by the issues' periods, not
+// by when they were sent: November sent first and July after still lists
+// November first, each under its month.
+func TestArchiveOrderedByPeriod(t *testing.T) {
+	e := newEnv(t, envOpts{worker: true})
+	e.addActive("r1@example.jp")
+	for _, path := range []string{filepath.Join("testdata", "aisi-monthly-2025-11.txt"), filepath.Join("..", "testdata", "aisi-monthly-2025-07.txt")} {
+		issue, err := compose.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snd, err := e.svc.Create(e.ctx, queue.NewSend{Issue: issue, List: testList})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitSend(t, e, snd.ID, queue.Done)
+		e.clock.Advance(24 * time.Hour)
+	}
+	res, body := e.do(e.client(), "GET", "/archive", nil)
+	if res.StatusCode != 200 {
+		t.Fatalf("archive: %d", res.StatusCode)
+	}
+	nov, jul := strings.Index(body, `href="/archive/2025-11"`), strings.Index(body, `href="/archive/2025-07"`)
+	if nov < 0 || jul < 0 || nov > jul {
+		t.Errorf("archive order: November at %d, July at %d (want November first)\n%s", nov, jul, body)
+	}
+	for _, want := range []string{`<time datetime="2025-11-30">2025年11月</time>`, `<time datetime="2025-07-31">2025年7月</time>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("archive lacks %s\n%s", want, body)
+		}
+	}
+}
+
+// Issue 22: an issue with lint errors can be reviewed (the plan, a dry
+// run) and test-sent from the console, with the errors as warnings; only
+// the real send needs the "send anyway" box.
+func TestLintErrorsOnlyStopTheRealSend(t *testing.T) {
+	e := newEnv(t, envOpts{worker: true})
+	e.addActive("reader@example.jp")
+	c := e.browser()
+	csrf := e.login(c)
+	orig, err := os.ReadFile(filepath.Join("..", "testdata", "aisi-monthly-2025-11.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ := e.upload(c, csrf, "aisi-monthly-2025-11.txt", orig)
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("upload: %d", res.StatusCode)
+	}
+	issuePath := res.Header.Get("Location")
+	_, body := e.do(c, "GET", issuePath, nil)
+	for _, want := range []string{`id="plan-form"`, `id="test-form"`, "エラーを承知で送信する"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("issue page lacks %s", want)
+		}
+	}
+	// Test send.
+	if res, _ := e.postForm(c, issuePath+"/test", url.Values{"csrf": {csrf}, "to": {"editor@example.jp"}}); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("test send: %d, want 303", res.StatusCode)
+	}
+	e.smtp.WaitFor(1, 15*time.Second)
+	// Dry run: the plan with the errors as warnings and the force box.
+	res, body = e.postForm(c, issuePath+"/plan", url.Values{"csrf": {csrf}, "list": {testList}})
+	if res.StatusCode != 200 || !strings.Contains(body, `id="lint-warnings"`) || !strings.Contains(body, ":70: error") ||
+		!strings.Contains(body, `name="force"`) || !strings.Contains(body, `id="plan-total">1<`) {
+		t.Fatalf("plan: %d\n%s", res.StatusCode, body)
+	}
+	key := regexp.MustCompile(`name="key" value="([0-9a-f]+)"`).FindStringSubmatch(body)[1]
+	// The real send without the box: refused, saying what to do.
+	res, body = e.postForm(c, issuePath+"/send", url.Values{"csrf": {csrf}, "list": {testList}, "key": {key}})
+	if res.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, "エラーを承知で送信する") {
+		t.Errorf("send without force: %d\n%s", res.StatusCode, body)
+	}
+	if got := len(e.smtp.MessagesTo("reader@example.jp")); got != 0 {
+		t.Errorf("%d copies sent without force", got)
+	}
+	// With it: sent.
+	res, _ = e.postForm(c, issuePath+"/send", url.Values{"csrf": {csrf}, "list": {testList}, "key": {key}, "force": {"yes"}})
+	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/admin/sends/") {
+		t.Fatalf("forced send: %d", res.StatusCode)
+	}
+	var id int64
+	fmtSscan(t, strings.TrimPrefix(res.Header.Get("Location"), "/admin/sends/"), &id)
+	waitSend(t, e, id, queue.Done)
+	if got := len(e.smtp.MessagesTo("reader@example.jp")); got != 1 {
+		t.Errorf("%d copies after the forced send, want 1", got)
 	}
 }

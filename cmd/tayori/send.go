@@ -246,11 +246,22 @@ Test sends and dry runs are never refused.`,
 			if err != nil {
 				return err
 			}
+			// Lint errors stop only the real send: a dry run or a test
+			// send shows them as warnings, since that is how an editor
+			// looks at an issue before fixing it.
 			if problems := compose.Check(issue); compose.HasErrors(problems) {
+				rehearsal := dryRun || testTo != ""
 				for _, p := range problems {
-					fmt.Fprintln(a.stderr, p)
+					if rehearsal {
+						fmt.Fprintf(a.stderr, "warning: %s\n", p)
+					} else {
+						fmt.Fprintln(a.stderr, p)
+					}
 				}
-				if !force {
+				switch {
+				case rehearsal:
+					fmt.Fprintf(a.stderr, "warning: %s has errors; the real send will need them fixed or --force\n", args[0])
+				case !force:
 					fmt.Fprintf(a.stderr, "%s has errors: fix them (tayori compose check), or send anyway with --force\n", args[0])
 					return errSilent
 				}
