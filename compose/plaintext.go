@@ -160,6 +160,9 @@ func ImportText(name string, data []byte, opt ImportOptions) (*Issue, error) {
 			continue
 		}
 		if slices.Contains(noItems, t) && sec != nil {
+			if len(sec.Items) == 0 {
+				sec.Nothing = t
+			}
 			continue
 		}
 		if len(is.Sections) == 0 && group == "" {
