@@ -56,20 +56,16 @@ const (
        (subscriber_id, consented_at, method, form_version, text_sha256, ip, user_agent, lists, prefs, recorded_at)
        SELECT value ->> 0, value ->> 1, ?4, ?5, ?6, value ->> 2, value ->> 3, ?2, value ->> 4, ?3
          FROM jsonb_each(?1)`
-	qSetStatus      = `UPDATE subscribers SET status = ?, status_at = ?, updated_at = ? WHERE id = ?`
-	qSetName        = `UPDATE subscribers SET name = ?, updated_at = ? WHERE id = ?`
-	qSetPrefs       = `UPDATE subscribers SET regions = ?, topics = ?, updated_at = ? WHERE id = ?`
-	qAdvanceConfirm = `UPDATE subscribers SET confirm_seq = confirm_seq + 1, updated_at = ? WHERE id = ?`
-	// The choice a returning reader made on the signup form, applied when
-	// they confirm (migration 5).
-	qSetPendingChoice = `UPDATE subscribers SET pending_choice = ?, updated_at = ? WHERE id = ?`
-	qGetPendingChoice = `SELECT pending_choice FROM subscribers WHERE id = ?`
-	qSetLegalHold     = `UPDATE subscribers SET legal_hold = ?, updated_at = ? WHERE id = ?`
-	qTouch            = `UPDATE subscribers SET updated_at = ? WHERE id = ?`
-	qDeleteTags       = `DELETE FROM subscriber_tags WHERE subscriber_id = ?`
-	qInsertTag        = `INSERT INTO subscriber_tags (subscriber_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING`
-	qTagsInRange      = `SELECT subscriber_id, tag FROM subscriber_tags WHERE subscriber_id BETWEEN ? AND ? ORDER BY subscriber_id, tag`
-	qEraseSubscriber  = `UPDATE subscribers SET email = NULL, email_key = NULL, name = '', pending_choice = '', status = ?, regions = 0, topics = 0,
+	qSetStatus       = `UPDATE subscribers SET status = ?, status_at = ?, updated_at = ? WHERE id = ?`
+	qSetName         = `UPDATE subscribers SET name = ?, updated_at = ? WHERE id = ?`
+	qSetPrefs        = `UPDATE subscribers SET regions = ?, topics = ?, updated_at = ? WHERE id = ?`
+	qAdvanceConfirm  = `UPDATE subscribers SET confirm_seq = confirm_seq + 1, updated_at = ? WHERE id = ?`
+	qSetLegalHold    = `UPDATE subscribers SET legal_hold = ?, updated_at = ? WHERE id = ?`
+	qTouch           = `UPDATE subscribers SET updated_at = ? WHERE id = ?`
+	qDeleteTags      = `DELETE FROM subscriber_tags WHERE subscriber_id = ?`
+	qInsertTag       = `INSERT INTO subscriber_tags (subscriber_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING`
+	qTagsInRange     = `SELECT subscriber_id, tag FROM subscriber_tags WHERE subscriber_id BETWEEN ? AND ? ORDER BY subscriber_id, tag`
+	qEraseSubscriber = `UPDATE subscribers SET email = NULL, email_key = NULL, name = '', pending_choice = '', status = ?, regions = 0, topics = 0,
        legal_hold = 0, updated_at = ?, status_at = ?, erased_at = ? WHERE id = ?`
 	qScrubHistory = `UPDATE status_history SET cause = '' WHERE subscriber_id = ?`
 
@@ -177,3 +173,13 @@ func placeholders(n int) string {
 }
 
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// Migration 5: the choice a returning reader made on the signup form,
+// applied when they confirm, and a list's setting for readers with
+// nothing this month.
+const (
+	qSetPendingChoice    = `UPDATE subscribers SET pending_choice = ?, updated_at = ? WHERE id = ?`
+	qGetPendingChoice    = `SELECT pending_choice FROM subscribers WHERE id = ?`
+	qListSkipsNothing    = `SELECT skip_nothing FROM lists WHERE key = ?`
+	qSetListSkipsNothing = `UPDATE lists SET skip_nothing = ? WHERE key = ?`
+)

@@ -903,6 +903,37 @@ func (s *Store) HasList(ctx context.Context, key string) (bool, error) {
 	return true, nil
 }
 
+// ListSkipsNothing reports whether list leaves out of a send the readers
+// whose chosen sections all have nothing this month (false, the default:
+// they get a short copy that says so). ErrNotFound for an unknown list.
+func (s *Store) ListSkipsNothing(ctx context.Context, list string) (bool, error) {
+	var skip int64
+	err := s.db.QueryRowContext(ctx, qListSkipsNothing, list).Scan(&skip)
+	if isNoRows(err) {
+		return false, fmt.Errorf("list %q: %w", list, ErrNotFound)
+	}
+	if err != nil {
+		return false, fmt.Errorf("list %q: %w", list, err)
+	}
+	return skip != 0, nil
+}
+
+// SetListSkipsNothing sets list's ListSkipsNothing setting.
+func (s *Store) SetListSkipsNothing(ctx context.Context, list string, skip bool) error {
+	v := 0
+	if skip {
+		v = 1
+	}
+	res, err := s.db.ExecContext(ctx, qSetListSkipsNothing, v, list)
+	if err != nil {
+		return fmt.Errorf("list %q: %w", list, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("list %q: %w", list, ErrNotFound)
+	}
+	return nil
+}
+
 // Lists returns every list with its member counts, ordered by key.
 func (s *Store) Lists(ctx context.Context) ([]List, error) {
 	rows, err := s.db.QueryContext(ctx, qListsWithSize)

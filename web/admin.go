@@ -428,7 +428,7 @@ func (s *server) planPage(w http.ResponseWriter, r *http.Request, status int, is
 		running = running || e.Running()
 		blocked = true
 	}
-	var total int64
+	var total, short, skipped int64
 	type row struct {
 		variantJSON
 		Label   string
@@ -436,7 +436,14 @@ func (s *server) planPage(w http.ResponseWriter, r *http.Request, status int, is
 	}
 	rows := make([]row, len(vs))
 	for i, v := range vs {
-		total += v.Readers
+		switch {
+		case v.Skipped:
+			skipped += v.Readers
+		case v.OnlyNothing:
+			short += v.Readers
+		default:
+			total += v.Readers
+		}
 		rows[i] = row{variantJSON: v, Label: variantLabel(lang, is.Issue, v.Example),
 			Preview: "/admin/issues/" + url.PathEscape(is.Slug) + "?" + prefsQuery(v.Example)}
 	}
@@ -447,6 +454,7 @@ func (s *server) planPage(w http.ResponseWriter, r *http.Request, status int, is
 	s.adminPage(w, r, status, "admin_plan", map[string]any{
 		"Problems": problems, "LintErrors": compose.HasErrors(problems),
 		"Issue": is, "List": list, "Variants": rows, "Total": total, "Nothing": nothing, "At": at,
+		"Short": short, "Skipped": skipped,
 		"Gate": gate, "Refused": refused, "GateClosed": refused != "" || (gate != nil && gate.Block),
 		"Earlier": views, "Running": running, "NeedAgain": blocked && !running, "AgainRefused": again,
 		"Key": newFormKey(),

@@ -198,6 +198,10 @@ type variantJSON struct {
 	Key     string         `json:"key"`
 	Readers int64          `json:"readers"`
 	Example audience.Prefs `json:"example"`
+	// OnlyNothing: the short copy of readers whose chosen sections all
+	// have nothing this month; Skipped: the list leaves them out.
+	OnlyNothing bool `json:"only_nothing,omitempty"`
+	Skipped     bool `json:"skipped,omitempty"`
 }
 
 // apiPlan is a dry run: how many readers of ?list= would get which variant.
@@ -229,7 +233,7 @@ func (s *server) plan(r *http.Request, issue *compose.Issue, list string, filter
 	}
 	out := make([]variantJSON, len(vs))
 	for i, v := range vs {
-		out[i] = variantJSON{Key: v.Key, Readers: v.Readers, Example: v.Example}
+		out[i] = variantJSON{Key: v.Key, Readers: v.Readers, Example: v.Example, OnlyNothing: v.OnlyNothing, Skipped: v.Skipped}
 	}
 	return out, nothing, nil
 }

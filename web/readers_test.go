@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/compose"
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/subscribers"
@@ -402,5 +403,143 @@ func TestLintErrorsOnlyStopTheRealSend(t *testing.T) {
 	waitSend(t, e, id, queue.Done)
 	if got := len(e.smtp.MessagesTo("reader@example.jp")); got != 1 {
 		t.Errorf("%d copies after the forced send, want 1", got)
+	}
+}
+
+// nothingIssue is the November sample with its US and EU policy sections
+// marked "該当なし" by the editor.
+func nothingIssue(t testing.TB) *compose.Issue {
+	t.Helper()
+	is, err := compose.Load(filepath.Join("testdata", "aisi-monthly-2025-11.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range is.Sections {
+		if r := is.Sections[i].Region; (r == audience.US || r == audience.EU) && is.Sections[i].Kind == audience.Policy {
+			is.Sections[i].Items = []compose.Item{}
+			is.Sections[i].Nothing = "該当なし"
+		}
+	}
+	return is
+}
+
+// Issue 22: readers of a region marked "該当なし" see its heading and the
+// note; a reader whose chosen sections all have nothing gets a short copy
+// saying so with the issue's link, counted apart in the dry run; a list
+// set to skip them sends them nothing; the archive keeps the headings.
+func TestNothingThisMonthReaders(t *testing.T) {
+	e := newEnv(t, envOpts{worker: true, webURL: true})
+	c := e.browser()
+	csrf := e.login(c)
+	e.addActive("all@example.jp")
+	usEU := audience.Prefs{Regions: []audience.Region{audience.US, audience.EU}, Topics: []audience.Topic{audience.Policy}}
+	for _, addr := range []string{"quiet1@example.jp", "quiet2@example.jp"} {
+		s := e.addActive(addr)
+		if _, err := e.subs.Update(e.ctx, s.ID, subscribers.Update{Prefs: &usEU}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	is := nothingIssue(t)
+
+	// Dry run: the two quiet readers apart.
+	vcs, nothing, err := e.svc.Preview(e.ctx, is, testList, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var short, full int64
+	for _, v := range vcs {
+		switch {
+		case v.OnlyNothing && !v.Skipped:
+			short += v.Readers
+		case !v.OnlyNothing:
+			full += v.Readers
+		}
+	}
+	if short != 2 || full != 1 || nothing != 0 {
+		t.Errorf("dry run: %d short, %d full, %d nothing; want 2, 1, 0 (%+v)", short, full, nothing, vcs)
+	}
+
+	snd, err := e.svc.Create(e.ctx, queue.NewSend{Issue: is, List: testList})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSend(t, e, snd.ID, queue.Done)
+	quiet := e.smtp.MessagesTo("quiet1@example.jp")
+	if len(quiet) != 1 {
+		t.Fatalf("quiet reader got %d messages, want the short copy", len(quiet))
+	}
+	text := decodedBody(t, quiet[0].Raw)
+	for _, want := range []string{"今月は、お選びいただいた地域・分野に該当する項目はありませんでした。", "/issues/2025-11", "■ 【米国】", "該当なし", "配信停止"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("short copy lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "国内AI政策動向") {
+		t.Error("short copy carries other sections")
+	}
+	all := e.smtp.MessagesTo("all@example.jp")
+	if len(all) != 1 || !strings.Contains(decodedBody(t, all[0].Raw), "該当なし") {
+		t.Errorf("full reader's copy lacks the 該当なし headings")
+	}
+
+	// The archive keeps the headings with the note.
+	res, body := e.do(e.client(), "GET", "/archive/2025-11", nil)
+	if res.StatusCode != 200 || !strings.Contains(body, "【米国】") || !strings.Contains(body, "該当なし") {
+		t.Errorf("archive: %d, want the 該当なし headings", res.StatusCode)
+	}
+
+	// A list set to skip them: counted as skipped, sent nothing.
+	if _, err := e.subs.CreateList(e.ctx, "quiet", "静かなリスト"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.subs.SetListSkipsNothing(e.ctx, "quiet", true); err != nil {
+		t.Fatal(err)
+	}
+	p := audience.All()
+	for _, n := range []struct {
+		addr  string
+		prefs audience.Prefs
+	}{{"q-all@example.jp", p}, {"q-quiet@example.jp", usEU}} {
+		if _, err := e.subs.Add(e.ctx, subscribers.NewSubscriber{Email: n.addr, Prefs: &n.prefs, Lists: []string{"quiet"},
+			Method: subscribers.API, Consent: &subscribers.Consent{At: e.clock.Now(), Method: subscribers.API, FormVersion: "test", Text: "同意"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vcs, _, err = e.svc.Preview(e.ctx, is, "quiet", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	skipped := int64(0)
+	for _, v := range vcs {
+		if v.Skipped {
+			skipped += v.Readers
+		}
+	}
+	if skipped != 1 {
+		t.Errorf("dry run of the skipping list: %d skipped, want 1 (%+v)", skipped, vcs)
+	}
+	snd, err = e.svc.Create(e.ctx, queue.NewSend{Issue: is, List: "quiet"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSend(t, e, snd.ID, queue.Done)
+	if n := len(e.smtp.MessagesTo("q-quiet@example.jp")); n != 0 {
+		t.Errorf("skipping list: quiet reader got %d messages", n)
+	}
+	if n := len(e.smtp.MessagesTo("q-all@example.jp")); n != 1 {
+		t.Errorf("skipping list: full reader got %d messages", n)
+	}
+
+	// The console's dry run shows them apart.
+	var buf strings.Builder
+	if err := compose.WriteMarkdown(&buf, is); err != nil {
+		t.Fatal(err)
+	}
+	if res, body := e.upload(c, csrf, "nothing.md", []byte(buf.String())); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("upload: %d\n%s", res.StatusCode, body)
+	}
+	res, body = e.postForm(c, "/admin/issues/2025-11/plan", url.Values{"csrf": {csrf}, "list": {testList}})
+	if res.StatusCode != 200 || !strings.Contains(body, `id="plan-only-nothing"`) || !strings.Contains(body, "該当なしのみ（短いお知らせを送ります）") {
+		t.Errorf("console plan: %d\n%s", res.StatusCode, body)
 	}
 }

@@ -490,16 +490,32 @@ func (a *app) dryRun(ctx context.Context, svc *queue.Service, issue *compose.Iss
 	if err != nil {
 		return sendRefusal(err)
 	}
-	var total int64
+	// The readers whose chosen sections all have nothing this month are
+	// counted apart: they get a short copy saying so, or nothing when
+	// the list skips them.
+	var total, variants, short1, skipped int64
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIANT\tREADERS\tFOR EXAMPLE")
 	for _, v := range vcs {
-		total += v.Readers
-		fmt.Fprintf(tw, "%s\t%d\t%s\n", short(v.Key), v.Readers, v.Example.Key())
+		note := ""
+		switch {
+		case v.Skipped:
+			skipped += v.Readers
+			note = "  (all 該当なし: skipped by the list's setting)"
+		case v.OnlyNothing:
+			short1 += v.Readers
+			note = "  (all 該当なし: short copy)"
+		default:
+			total += v.Readers
+			variants++
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s%s\n", short(v.Key), v.Readers, v.Example.Key(), note)
 	}
 	tw.Flush()
-	fmt.Fprintf(a.stdout, "%s to list %s: %s in %s; %s nothing this month. Nothing was sent.\n",
-		issue.Slug, list, plural(total, "reader", "readers"), plural(int64(len(vcs)), "variant", "variants"),
+	fmt.Fprintf(a.stdout, "%s to list %s: %s in %s; %s a short copy (all their sections have nothing this month); "+
+		"%s skipped by the list's setting; %s nothing this month. Nothing was sent.\n",
+		issue.Slug, list, plural(total, "reader", "readers"), plural(variants, "variant", "variants"),
+		plural(short1, "reader gets", "readers get"), plural(skipped, "reader", "readers"),
 		plural(nothing, "reader gets", "readers get"))
 	return nil
 }
