@@ -626,6 +626,9 @@ func (s *Service) withListSettings(ctx context.Context, vs *variants, list strin
 	}
 	skip, err := ls.SkipsNothing(ctx, list)
 	if err != nil {
+		if lerr := s.checkList(ctx, list); errors.Is(lerr, ErrNoList) {
+			return nil, lerr // gone since the send was created
+		}
 		return nil, fmt.Errorf("queue: settings of list %q: %w", list, err)
 	}
 	vs.skipNothing = skip
