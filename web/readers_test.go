@@ -393,6 +393,18 @@ func TestLintErrorsOnlyStopTheRealSend(t *testing.T) {
 	if got := len(e.smtp.MessagesTo("reader@example.jp")); got != 0 {
 		t.Errorf("%d copies sent without force", got)
 	}
+	// The API likewise: the dry run answers, a send needs "force".
+	tok := e.apiToken()
+	var plan struct {
+		Variants []struct{ Readers int64 } `json:"variants"`
+	}
+	if res := e.api(tok, "GET", "/api/v1/issues/2025-11/plan", "", &plan); res.StatusCode != 200 || len(plan.Variants) != 1 {
+		t.Errorf("API plan: %d %+v", res.StatusCode, plan)
+	}
+	var ae apiErr
+	if res := e.api(tok, "POST", "/api/v1/sends", `{"issue": "2025-11"}`, &ae); res.StatusCode != 422 || ae.Error.Code != "lint_errors" {
+		t.Errorf("API send without force: %d %+v", res.StatusCode, ae)
+	}
 	// With it: sent.
 	res, _ = e.postForm(c, issuePath+"/send", url.Values{"csrf": {csrf}, "list": {testList}, "key": {key}, "force": {"yes"}})
 	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/admin/sends/") {
