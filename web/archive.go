@@ -41,7 +41,20 @@ func (a archived) Date() time.Time {
 // PeriodText is the issue's period as the archive shows it:
 // "2025年11月" for a whole month, "2025年11月1日〜11月15日" otherwise, the
 // sending day when the issue has no period.
-func (a archived) PeriodText() string {
+func (a archived) PeriodText() string { return a.PeriodIn(langJA) }
+
+// PeriodIn is PeriodText in lang ("November 2025", "1 Nov – 15 Nov 2025"
+// in English).
+func (a archived) PeriodIn(lang string) string {
+	if lang == langEN {
+		switch {
+		case a.From.IsZero():
+			return a.Sent.Format("2 January 2006")
+		case a.From.Day() == 1 && a.To.AddDate(0, 0, 1).Day() == 1 && a.From.Year() == a.To.Year() && a.From.Month() == a.To.Month():
+			return a.From.Format("January 2006")
+		}
+		return a.From.Format("2 Jan 2006") + " – " + a.To.Format("2 Jan 2006")
+	}
 	if a.From.IsZero() {
 		return a.Sent.Format("2006年1月2日")
 	}

@@ -348,6 +348,9 @@ func TestArchiveOrderedByPeriod(t *testing.T) {
 			t.Errorf("archive lacks %s\n%s", want, body)
 		}
 	}
+	if _, body := e.do(e.client(), "GET", "/archive?lang=en", nil); !strings.Contains(body, `<time datetime="2025-11-30">November 2025</time>`) {
+		t.Errorf("English archive lacks the English month\n%s", body)
+	}
 }
 
 // Issue 22: an issue with lint errors can be reviewed (the plan, a dry
