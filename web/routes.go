@@ -12,6 +12,10 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /static/", http.StripPrefix("/static/", s.staticHandler(static)))
 	mux.HandleFunc("/", s.handleNotFound) // any path no route knows: the public 404 page
 	mux.HandleFunc("GET /healthz", s.handleHealth)
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	if s.cfg.MetricsToken != "" && s.deps.MetricsHandler != nil {
+		mux.Handle("GET /metrics", s.metricsAuth(s.deps.MetricsHandler))
+	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/subscribe", http.StatusSeeOther)
 	})
@@ -74,6 +78,12 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /admin/subscribers/import", s.editor(s.handleAdminImport))
 	mux.HandleFunc("GET /admin/subscribers/{pid}", s.editor(s.handleAdminSubscriber))
 	mux.HandleFunc("POST /admin/subscribers/{pid}/{action}", s.editor(s.handleAdminSubscriberAction))
+	// Operations (ops.go): the Asynq queues, workers and failed tasks, and
+	// the audit log.
+	mux.HandleFunc("GET /admin/ops", s.editor(s.handleOps))
+	mux.HandleFunc("POST /admin/ops/tasks/{action}", s.editor(s.handleOpsTask))
+	mux.HandleFunc("GET /admin/audit", s.editor(s.handleAudit))
+	mux.HandleFunc("GET /admin/audit.csv", s.editor(s.handleAuditCSV))
 
 	// JSON API (bearer tokens).
 	mux.HandleFunc("GET /api/v1/issues", s.apiAuth(s.apiIssues))

@@ -125,6 +125,14 @@ type Config struct {
 	// SessionTTL is how long a console session lasts.
 	// TAYORI_SESSION_TTL, default 12h.
 	SessionTTL time.Duration `yaml:"session_ttl"`
+	// MetricsAddr is a listen address of its own for the Prometheus
+	// metrics (/metrics, no token), used by serve, worker and run alike.
+	// TAYORI_METRICS_ADDR, default "" (none).
+	MetricsAddr string `yaml:"metrics_addr"`
+	// MetricsToken, when set, serves the metrics on the web server's
+	// /metrics to requests bearing it. TAYORI_METRICS_TOKEN, default ""
+	// (no /metrics on the web server).
+	MetricsToken string `yaml:"-"`
 }
 
 // Secret is one HMAC key with its id.
