@@ -75,6 +75,10 @@ type Queries interface {
 	// AddTags adds custom tags (present ones are kept).
 	AddTags(ctx context.Context, id int64, tags []string) error
 	AdvanceConfirm(ctx context.Context, id int64, at time.Time) error
+	// SetPendingChoice keeps a returning reader's signup choice (JSON; ""
+	// clears it) until they confirm; PendingChoice reads it.
+	SetPendingChoice(ctx context.Context, id int64, choice string, at time.Time) error
+	PendingChoice(ctx context.Context, id int64) (string, error)
 	// SetLegalHold reports false when there is no such subscriber.
 	SetLegalHold(ctx context.Context, id int64, hold bool, at time.Time) (bool, error)
 	Touch(ctx context.Context, id int64, at time.Time) error
@@ -93,6 +97,11 @@ type Queries interface {
 	ListID(ctx context.Context, key string) (int64, error)
 	ListKey(ctx context.Context, id int64) (string, error)
 	InsertList(ctx context.Context, key, name string, at time.Time) (int64, error)
+	// ListSkipsNothing and SetListSkipsNothing read and set a list's
+	// setting for readers with nothing this month (ErrNotFound for an
+	// unknown key).
+	ListSkipsNothing(ctx context.Context, key string) (bool, error)
+	SetListSkipsNothing(ctx context.Context, key string, skip bool) error
 	// Lists are every list with its counts, by key.
 	Lists(ctx context.Context) ([]List, error)
 	// JoinList subscribes id to list (again, if it had left) and reports

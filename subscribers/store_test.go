@@ -666,3 +666,53 @@ func TestConcurrentUse(t *testing.T) {
 		})
 	}
 }
+
+// A reader who left and signs up again gets the name and preferences of
+// the new form once they confirm, and the consent record describes that
+// choice; until then what they had is kept. The same on both engines.
+func TestReturningReaderTakesNewChoiceOnConfirm(t *testing.T) {
+	for _, eng := range testutil.Engines() {
+		t.Run(string(eng.Name), func(t *testing.T) {
+			e := newEnv(t, eng)
+			old := audience.Prefs{Regions: []audience.Region{audience.JP}, Topics: []audience.Topic{audience.Policy}}
+			sub := mustAdd(t, e.store, subscribers.NewSubscriber{Email: "kaeru@example.jp", Name: "古い名前", Prefs: &old,
+				Method: subscribers.API, Consent: &subscribers.Consent{At: e.clock.Now(), FormVersion: "api", TextSHA256: subscribers.HashText("x")}})
+			if err := e.store.Unsubscribe(ctx, sub.ID, "", "test"); err != nil {
+				t.Fatal(err)
+			}
+			nw := audience.Prefs{Regions: []audience.Region{audience.US, audience.EU}, Topics: []audience.Topic{audience.Reports}}
+			again := mustAdd(t, e.store, subscribers.NewSubscriber{Email: "kaeru@example.jp", Name: "新しい名前", Prefs: &nw})
+			if again.ID != sub.ID || again.Name != "古い名前" || again.Prefs.Key() != old.Key() {
+				t.Fatalf("before confirming: %+v, want the old choice kept", again)
+			}
+			tok, err := e.store.ConfirmToken(ctx, sub.ID, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := e.store.Confirm(ctx, tok, subscribers.Consent{FormVersion: "signup-2026-02", Text: "毎月お送りします。"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != subscribers.Active || got.Name != "新しい名前" || got.Prefs.Key() != nw.Key() {
+				t.Errorf("after confirming: %s %q %s, want active 新しい名前 %s", got.Status, got.Name, got.Prefs.Key(), nw.Key())
+			}
+			cs, _ := e.store.Consents(ctx, sub.ID)
+			if len(cs) == 0 || cs[len(cs)-1].Prefs.Key() != nw.Key() {
+				t.Errorf("the consent record describes %v, want the applied choice %s", cs, nw.Key())
+			}
+			// The list setting for readers with nothing this month.
+			if skip, err := e.store.ListSkipsNothing(ctx, "monthly"); err != nil || skip {
+				t.Errorf("default skip_nothing = %v, %v; want false", skip, err)
+			}
+			if err := e.store.SetListSkipsNothing(ctx, "monthly", true); err != nil {
+				t.Fatal(err)
+			}
+			if skip, _ := e.store.ListSkipsNothing(ctx, "monthly"); !skip {
+				t.Error("skip_nothing not kept")
+			}
+			if err := e.store.SetListSkipsNothing(ctx, "nope", true); !errors.Is(err, subscribers.ErrNotFound) {
+				t.Errorf("unknown list: %v, want ErrNotFound", err)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package subscribers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -64,7 +65,7 @@ func (s *Store) Add(ctx context.Context, n NewSubscriber) (Subscriber, error) {
 		switch {
 		case err == nil && n.Method == DoubleOptIn:
 			id = existing.ID
-			return nil
+			return s.keepChoice(ctx, tx, existing, n, prefs, lists)
 		case err == nil:
 			return ErrExists
 		case !errors.Is(err, ErrNotFound):
@@ -102,6 +103,97 @@ func (s *Store) Add(ctx context.Context, n NewSubscriber) (Subscriber, error) {
 	}
 	s.log.DebugContext(ctx, "subscriber added", "subscriber_id", id, "method", string(n.Method))
 	return s.Get(ctx, id)
+}
+
+// choice is a returning reader's signup choice, kept in the
+// pending_choice column until they confirm.
+type choice struct {
+	Name  string         `json:"name"`
+	Prefs audience.Prefs `json:"prefs"`
+}
+
+// keepChoice records the name and preferences of a double opt-in signup
+// of a known address: a pending subscriber (who receives nothing yet)
+// takes them at once; one who would receive nothing until confirming
+// (unsubscribed, bounced, complained, or active but not in the lists
+// signed up for) keeps them in pending_choice, applied by Confirm; an
+// active member of every list keeps their stored choice.
+func (s *Store) keepChoice(ctx context.Context, tx Queries, sub Subscriber, n NewSubscriber, prefs audience.Prefs, lists []int64) error {
+	if !sub.ErasedAt.IsZero() {
+		return nil
+	}
+	// The public form shows only the standard topics: keep the editor's
+	// custom tags.
+	for _, t := range sub.Prefs.Topics {
+		if !t.IsStandard() && !slices.Contains(prefs.Topics, t) {
+			prefs.Topics = append(prefs.Topics, t)
+		}
+	}
+	name := strings.TrimSpace(n.Name)
+	now := s.nowUTC()
+	switch {
+	case sub.Status == Pending:
+		if name != sub.Name {
+			if err := tx.SetName(ctx, sub.ID, name, now); err != nil {
+				return fmt.Errorf("signup choice: %w", err)
+			}
+		}
+		if n.Prefs != nil && prefs.Key() != sub.Prefs.Key() {
+			if err := s.setPrefs(ctx, tx, sub.ID, prefs, now); err != nil {
+				return fmt.Errorf("signup choice: %w", err)
+			}
+		}
+		return nil
+	case sub.Status == Active && s.memberOfAll(sub, s.listKeys(ctx, tx, lists)):
+		return nil
+	}
+	c := choice{Name: name, Prefs: sub.Prefs}
+	if n.Prefs != nil {
+		c.Prefs = prefs
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("signup choice: %w", err)
+	}
+	if err := tx.SetPendingChoice(ctx, sub.ID, string(b), now); err != nil {
+		return fmt.Errorf("signup choice: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) memberOfAll(sub Subscriber, keys []string) bool {
+	for _, k := range keys {
+		if !slices.Contains(sub.Lists, k) {
+			return false
+		}
+	}
+	return true
+}
+
+// applyChoice applies and clears the choice keepChoice kept for sub, and
+// returns the preferences sub has afterwards.
+func (s *Store) applyChoice(ctx context.Context, tx Queries, sub Subscriber, now time.Time) (audience.Prefs, error) {
+	raw, err := tx.PendingChoice(ctx, sub.ID)
+	if err != nil {
+		return sub.Prefs, fmt.Errorf("signup choice: %w", err)
+	}
+	if raw == "" {
+		return sub.Prefs, nil
+	}
+	var c choice
+	if err := json.Unmarshal([]byte(raw), &c); err != nil {
+		return sub.Prefs, fmt.Errorf("signup choice of subscriber %d: %w", sub.ID, err)
+	}
+	if err := tx.SetPendingChoice(ctx, sub.ID, "", now); err != nil {
+		return sub.Prefs, fmt.Errorf("signup choice: %w", err)
+	}
+	if err := tx.SetName(ctx, sub.ID, c.Name, now); err != nil {
+		return sub.Prefs, fmt.Errorf("signup choice: %w", err)
+	}
+	if err := s.setPrefs(ctx, tx, sub.ID, c.Prefs, now); err != nil {
+		return sub.Prefs, fmt.Errorf("signup choice: %w", err)
+	}
+	return c.Prefs, nil
 }
 
 func (s *Store) validateNew(ctx context.Context, n *NewSubscriber) (string, audience.Prefs, []int64, error) {
@@ -464,10 +556,14 @@ func (s *Store) Confirm(ctx context.Context, tok string, c Consent) (Subscriber,
 		if err := s.unsuppress(ctx, tx, sub.Email); err != nil {
 			return err
 		}
+		prefs, err := s.applyChoice(ctx, tx, sub, now)
+		if err != nil {
+			return err
+		}
 		c.Method = DoubleOptIn
 		c.Lists = []string{listKey}
-		c.Prefs = sub.Prefs
-		_, err = s.recordConsent(ctx, tx, sub.ID, c, DoubleOptIn, nil, sub.Prefs)
+		c.Prefs = prefs
+		_, err = s.recordConsent(ctx, tx, sub.ID, c, DoubleOptIn, nil, prefs)
 		return err
 	})
 	if err != nil {
@@ -782,4 +878,24 @@ func (s *Store) Lists(ctx context.Context) ([]List, error) {
 		return nil, fmt.Errorf("lists: %w", err)
 	}
 	return out, nil
+}
+
+// ListSkipsNothing reports whether list leaves out of a send the readers
+// whose chosen sections all have nothing this month (false, the default:
+// they get a short copy that says so). ErrNotFound for an unknown list.
+func (s *Store) ListSkipsNothing(ctx context.Context, list string) (bool, error) {
+	skip, err := s.st.ListSkipsNothing(ctx, list)
+	if err != nil {
+		return false, fmt.Errorf("list %q: %w", list, err)
+	}
+	return skip, nil
+}
+
+// SetListSkipsNothing sets list's ListSkipsNothing setting (ErrNotFound
+// for an unknown list).
+func (s *Store) SetListSkipsNothing(ctx context.Context, list string, skip bool) error {
+	if err := s.st.SetListSkipsNothing(ctx, list, skip); err != nil {
+		return fmt.Errorf("list %q: %w", list, err)
+	}
+	return nil
 }

@@ -87,9 +87,13 @@ func TestSendCommands(t *testing.T) {
 	if !errors.Is(err, errSilent) || !strings.Contains(stderr, "--force") {
 		t.Errorf("send of an issue with errors: %v\n%s", err, stderr)
 	}
-	out, _, err := runCLI(t, getenv, "send", issue, "--dry-run", "--force")
+	// A dry run needs no --force: the errors are warnings (issue 22).
+	out, stderr, err := runCLI(t, getenv, "send", issue, "--dry-run")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(stderr, "warning: ") || !strings.Contains(stderr, ":70: error") || !strings.Contains(stderr, "--force") {
+		t.Errorf("dry run does not warn of the lint errors:\n%s", stderr)
 	}
 	if !strings.Contains(out, "3 readers in 3 variants") || !strings.Contains(out, "Nothing was sent") {
 		t.Errorf("dry run output:\n%s", out)
@@ -163,7 +167,8 @@ func TestSendCommands(t *testing.T) {
 		t.Errorf("pause of a done send: %v", err)
 	}
 
-	out, _, err = runCLI(t, getenv, "send", issue, "--force", "--regions", "us", "--test-to", "editor@example.jp")
+	// A test send needs no --force either.
+	out, _, err = runCLI(t, getenv, "send", issue, "--regions", "us", "--test-to", "editor@example.jp")
 	if err != nil {
 		t.Fatal(err)
 	}

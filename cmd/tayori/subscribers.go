@@ -501,6 +501,35 @@ func (a *app) subsListsCmd() *cobra.Command {
 			return nil
 		},
 	})
+	c.AddCommand(&cobra.Command{
+		Use:   "nothing-month KEY send|skip",
+		Short: "Send or skip the readers whose chosen regions and topics all have nothing this month",
+		Long: `Choose what a send to list KEY does for a reader whose chosen regions and
+topics are all marked 該当なし (nothing this month) in the issue: "send"
+(the default) sends them a short copy that says so, with the issue's
+link; "skip" leaves them out. Dry runs count these readers apart either way.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			var skip bool
+			switch args[1] {
+			case "send":
+			case "skip":
+				skip = true
+			default:
+				return fmt.Errorf("nothing-month: want send or skip, got %q", args[1])
+			}
+			store, err := a.subscriberStore(ctx)
+			if err != nil {
+				return err
+			}
+			if err := store.SetListSkipsNothing(ctx, args[0], skip); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "list %s: readers with nothing this month: %s\n", args[0], args[1])
+			return nil
+		},
+	})
 	return c
 }
 

@@ -272,6 +272,36 @@ func (s subQueries) AdvanceConfirm(ctx context.Context, id int64, at time.Time) 
 	return s.subExec(ctx, `UPDATE subscribers SET confirm_seq = confirm_seq + 1, updated_at = $1 WHERE id = $2`, pgT(at), id)
 }
 
+func (s subQueries) SetPendingChoice(ctx context.Context, id int64, choice string, at time.Time) error {
+	return s.subExec(ctx, `UPDATE subscribers SET pending_choice = $1, updated_at = $2 WHERE id = $3`, choice, pgT(at), id)
+}
+
+func (s subQueries) PendingChoice(ctx context.Context, id int64) (string, error) {
+	var c string
+	err := s.q.QueryRowContext(ctx, `SELECT pending_choice FROM subscribers WHERE id = $1`, id).Scan(&c)
+	if subNoRows(err) {
+		return "", subscribers.ErrNotFound
+	}
+	return c, err
+}
+
+func (s subQueries) ListSkipsNothing(ctx context.Context, key string) (bool, error) {
+	var skip int64
+	err := s.q.QueryRowContext(ctx, `SELECT skip_nothing FROM lists WHERE key = $1`, key).Scan(&skip)
+	if subNoRows(err) {
+		return false, subscribers.ErrNotFound
+	}
+	return skip != 0, err
+}
+
+func (s subQueries) SetListSkipsNothing(ctx context.Context, key string, skip bool) error {
+	n, err := s.subExecN(ctx, `UPDATE lists SET skip_nothing = $1 WHERE key = $2`, subBool(skip), key)
+	if err == nil && n == 0 {
+		return subscribers.ErrNotFound
+	}
+	return err
+}
+
 func (s subQueries) SetLegalHold(ctx context.Context, id int64, hold bool, at time.Time) (bool, error) {
 	n, err := s.subExecN(ctx, `UPDATE subscribers SET legal_hold = $1, updated_at = $2 WHERE id = $3`, subBool(hold), pgT(at), id)
 	return n > 0, err
@@ -293,7 +323,7 @@ func (s subQueries) EraseData(ctx context.Context, id int64, st subscribers.Stat
 		}
 	}
 	now := pgT(at)
-	return s.subExec(ctx, `UPDATE subscribers SET email = NULL, email_key = NULL, name = '', status = $1, regions = 0, topics = 0,
+	return s.subExec(ctx, `UPDATE subscribers SET email = NULL, email_key = NULL, name = '', pending_choice = '', status = $1, regions = 0, topics = 0,
        legal_hold = 0, updated_at = $2, status_at = $3, erased_at = $4 WHERE id = $5`, string(st), now, now, now, id)
 }
 

@@ -263,6 +263,36 @@ func (s subQueries) AdvanceConfirm(ctx context.Context, id int64, at time.Time) 
 	return s.subExec(ctx, `UPDATE subscribers SET confirm_seq = confirm_seq + 1, updated_at = ? WHERE id = ?`, subTime(at), id)
 }
 
+func (s subQueries) SetPendingChoice(ctx context.Context, id int64, choice string, at time.Time) error {
+	return s.subExec(ctx, `UPDATE subscribers SET pending_choice = ?, updated_at = ? WHERE id = ?`, choice, subTime(at), id)
+}
+
+func (s subQueries) PendingChoice(ctx context.Context, id int64) (string, error) {
+	var c string
+	err := s.q.QueryRowContext(ctx, `SELECT pending_choice FROM subscribers WHERE id = ?`, id).Scan(&c)
+	if subNoRows(err) {
+		return "", subscribers.ErrNotFound
+	}
+	return c, err
+}
+
+func (s subQueries) ListSkipsNothing(ctx context.Context, key string) (bool, error) {
+	var skip int64
+	err := s.q.QueryRowContext(ctx, `SELECT skip_nothing FROM lists WHERE key = ?`, key).Scan(&skip)
+	if subNoRows(err) {
+		return false, subscribers.ErrNotFound
+	}
+	return skip != 0, err
+}
+
+func (s subQueries) SetListSkipsNothing(ctx context.Context, key string, skip bool) error {
+	n, err := s.subExecN(ctx, `UPDATE lists SET skip_nothing = ? WHERE key = ?`, subBool(skip), key)
+	if err == nil && n == 0 {
+		return subscribers.ErrNotFound
+	}
+	return err
+}
+
 func (s subQueries) SetLegalHold(ctx context.Context, id int64, hold bool, at time.Time) (bool, error) {
 	n, err := s.subExecN(ctx, `UPDATE subscribers SET legal_hold = ?, updated_at = ? WHERE id = ?`, subBool(hold), subTime(at), id)
 	return n > 0, err
@@ -284,7 +314,7 @@ func (s subQueries) EraseData(ctx context.Context, id int64, st subscribers.Stat
 		}
 	}
 	now := subTime(at)
-	return s.subExec(ctx, `UPDATE subscribers SET email = NULL, email_key = NULL, name = '', status = ?, regions = 0, topics = 0,
+	return s.subExec(ctx, `UPDATE subscribers SET email = NULL, email_key = NULL, name = '', pending_choice = '', status = ?, regions = 0, topics = 0,
        legal_hold = 0, updated_at = ?, status_at = ?, erased_at = ? WHERE id = ?`, string(st), now, now, now, id)
 }
 

@@ -11,7 +11,8 @@ CREATE TABLE lists (
     id         INTEGER PRIMARY KEY,
     key        TEXT    NOT NULL UNIQUE,
     name       TEXT    NOT NULL,
-    created_at TEXT    NOT NULL
+    created_at TEXT    NOT NULL,
+    skip_nothing INTEGER NOT NULL DEFAULT 0 -- 1 = readers with nothing this month get no copy (else a short one)
 );
 
 INSERT INTO lists (key, name, created_at)
@@ -33,7 +34,8 @@ CREATE TABLE subscribers (
     created_at  TEXT    NOT NULL,
     updated_at  TEXT    NOT NULL,
     status_at   TEXT    NOT NULL,             -- when status last changed
-    erased_at   TEXT
+    erased_at   TEXT,
+    pending_choice TEXT NOT NULL DEFAULT ''   -- a returning reader's signup choice (JSON), applied when they confirm
 );
 
 CREATE TABLE store_keys (
