@@ -485,7 +485,9 @@ func (s *Service) AddEndpoint(ctx context.Context, e Endpoint) (Endpoint, error)
 }
 
 // Endpoint returns endpoint id (ErrNotFound).
-func (s *Service) Endpoint(ctx context.Context, id int64) (Endpoint, error) { return s.store.Endpoint(ctx, id) }
+func (s *Service) Endpoint(ctx context.Context, id int64) (Endpoint, error) {
+	return s.store.Endpoint(ctx, id)
+}
 
 // Endpoints lists every endpoint.
 func (s *Service) Endpoints(ctx context.Context) ([]Endpoint, error) { return s.store.Endpoints(ctx) }
