@@ -58,6 +58,7 @@ type Store struct {
 	log       *slog.Logger
 	opts      Options
 	defListID int64
+	ev        eventHub // events.go
 }
 
 // Open applies the package's migrations to db and returns a Store.
@@ -118,11 +119,15 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err != nil {
 		return err
 	}
+	s.ev.track(tx)
 	if err := fn(tx); err != nil {
 		tx.Rollback()
+		s.eventsDone(ctx, tx, false)
 		return err
 	}
-	return tx.Commit()
+	err = tx.Commit()
+	s.eventsDone(ctx, tx, err == nil)
+	return err
 }
 
 // Times are stored as fixed-width UTC text so that text order is time order.

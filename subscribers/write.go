@@ -268,6 +268,7 @@ func (s *Store) insert(ctx context.Context, tx dbtx, email, name string, status 
 }
 
 func (s *Store) history(ctx context.Context, tx dbtx, id int64, from, to Status, list, cause string) error {
+	s.ev.noteStatus(tx, id, from, to)
 	if _, err := tx.ExecContext(ctx, qInsertHistory, id, s.nowText(), string(from), string(to), list, truncate(cause, 1000)); err != nil {
 		return fmt.Errorf("status history: %w", err)
 	}
@@ -643,6 +644,9 @@ func (s *Store) Update(ctx context.Context, id int64, u Update) (Subscriber, err
 			}
 		}
 		if u.Prefs != nil {
+			if u.Prefs.Key() != sub.Prefs.Key() {
+				s.ev.notePrefs(tx, id)
+			}
 			return s.setPrefs(ctx, tx, id, *u.Prefs, now)
 		}
 		return nil
