@@ -85,7 +85,9 @@ func (h *eventHub) noteStatus(tx dbtx, id int64, from, to Status) {
 }
 
 // notePrefs records a change of preferences made in tx.
-func (h *eventHub) notePrefs(tx dbtx, id int64) { h.note(tx, noted{typ: EventPreferencesChanged, id: id}) }
+func (h *eventHub) notePrefs(tx dbtx, id int64) {
+	h.note(tx, noted{typ: EventPreferencesChanged, id: id})
+}
 
 // track starts collecting the events of tx (only transactions of inTx
 // are tracked: the bulk import's are not).
