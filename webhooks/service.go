@@ -281,11 +281,16 @@ func (s *Service) enqueue(ctx context.Context, deliveryID int64, taskID string) 
 	return nil
 }
 
-// Replay queues delivery id again, with the same webhook-id, whatever its
-// state.
-func (s *Service) Replay(ctx context.Context, id int64) error {
-	if _, err := s.store.Job(ctx, id); err != nil {
+// Replay queues delivery id of endpoint endpointID again, with the same
+// webhook-id, whatever its state. A delivery of another endpoint is
+// ErrNotFound.
+func (s *Service) Replay(ctx context.Context, endpointID, id int64) error {
+	j, err := s.store.Job(ctx, id)
+	if err != nil {
 		return err
+	}
+	if j.EndpointID != endpointID {
+		return fmt.Errorf("webhooks: delivery %d of endpoint %d: %w", id, endpointID, ErrNotFound)
 	}
 	if err := s.enqueue(ctx, id, fmt.Sprintf("webhook:%d:replay:%d", id, s.cfg.Now().UnixNano())); err != nil {
 		return err

@@ -2,18 +2,10 @@ package webhooks_test
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
-	"io"
+	"errors"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,90 +15,6 @@ import (
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/webhooks"
 )
-
-// receiver is a webhook endpoint written from the Standard Webhooks
-// specification, independently of the package's signer: it verifies every
-// request and fails the first failFirst attempts of each message.
-type receiver struct {
-	t         *testing.T
-	key       []byte
-	failFirst int
-
-	mu       sync.Mutex
-	attempts map[string]int      // msg id: requests seen
-	bodies   map[string][]string // msg id: bodies seen
-	order    []string            // msg ids of accepted requests
-	badSigs  int
-}
-
-func newReceiver(t *testing.T, secret string, failFirst int) (*receiver, *httptest.Server) {
-	t.Helper()
-	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
-	if err != nil || !strings.HasPrefix(secret, "whsec_") {
-		t.Fatalf("secret %q is not whsec_<base64>", secret)
-	}
-	r := &receiver{t: t, key: key, failFirst: failFirst, attempts: map[string]int{}, bodies: map[string][]string{}}
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
-	return r, srv
-}
-
-// verify checks a request as a receiver following the specification would.
-func (r *receiver) verify(h http.Header, body []byte) bool {
-	id, ts, sigs := h.Get("webhook-id"), h.Get("webhook-timestamp"), h.Get("webhook-signature")
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if id == "" || err != nil {
-		return false
-	}
-	if d := time.Since(time.Unix(sec, 0)); d > 5*time.Minute || d < -5*time.Minute {
-		return false
-	}
-	mac := hmac.New(sha256.New, r.key)
-	io.WriteString(mac, id+"."+ts+".")
-	mac.Write(body)
-	want := mac.Sum(nil)
-	for _, s := range strings.Fields(sigs) {
-		v, b64, ok := strings.Cut(s, ",")
-		if !ok || v != "v1" {
-			continue
-		}
-		got, err := base64.StdEncoding.DecodeString(b64)
-		if err == nil && hmac.Equal(got, want) {
-			return true
-		}
-	}
-	return false
-}
-
-func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	body, _ := io.ReadAll(req.Body)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.verify(req.Header, body) {
-		r.badSigs++
-		http.Error(w, "bad signature", http.StatusUnauthorized)
-		return
-	}
-	id := req.Header.Get("webhook-id")
-	r.attempts[id]++
-	r.bodies[id] = append(r.bodies[id], string(body))
-	if r.attempts[id] <= r.failFirst {
-		http.Error(w, "エラー: まだ受け取れません", http.StatusServiceUnavailable)
-		return
-	}
-	r.order = append(r.order, id)
-	w.Write([]byte(`{"ok":true}`))
-}
-
-func (r *receiver) snapshot() (map[string]int, []string, int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	att := map[string]int{}
-	for k, v := range r.attempts {
-		att[k] = v
-	}
-	return att, append([]string(nil), r.order...), r.badSigs
-}
 
 type env struct {
 	store *webhooks.SQLStore
@@ -174,14 +82,15 @@ func TestDeliveryAtLeastOnceSigned(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
 	secret := webhooks.NewSecret()
-	recv, srv := newReceiver(t, secret, 2)
-	ep, err := e.svc.AddEndpoint(ctx, webhooks.Endpoint{URL: srv.URL + "/hook", Description: "CRM", Secret: secret})
+	recv := testutil.StartWebhookReceiver(t, secret, 2)
+	ep, err := e.svc.AddEndpoint(ctx, webhooks.Endpoint{URL: recv.URL + "/hook", Description: "CRM", Secret: secret})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// An endpoint that takes only send events gets none of the subscriber events.
-	other, otherSrv := newReceiver(t, webhooks.NewSecret(), 0)
-	if _, err := e.svc.AddEndpoint(ctx, webhooks.Endpoint{URL: otherSrv.URL, Events: []string{webhooks.SendFinished}, Secret: other.secret()}); err != nil {
+	otherSecret := webhooks.NewSecret()
+	other := testutil.StartWebhookReceiver(t, otherSecret, 0)
+	if _, err := e.svc.AddEndpoint(ctx, webhooks.Endpoint{URL: other.URL, Events: []string{webhooks.SendFinished}, Secret: otherSecret}); err != nil {
 		t.Fatal(err)
 	}
 	types := []string{webhooks.SubscriberCreated, webhooks.SubscriberConfirmed, webhooks.SubscriberPreferencesChanged,
@@ -190,24 +99,21 @@ func TestDeliveryAtLeastOnceSigned(t *testing.T) {
 		e.svc.Emit(ctx, typ, map[string]any{"n": i, "name": "山田 花子"})
 	}
 	runService(t, e.svc)
-	waitFor(t, "every event accepted", func() bool { _, order, _ := recv.snapshot(); return len(order) == len(types) })
-
-	attempts, order, bad := recv.snapshot()
-	if bad != 0 {
+	accepted := recv.WaitAccepted(t, len(types), 20*time.Second)
+	if bad := recv.BadRequests(); bad != 0 {
 		t.Errorf("%d requests failed signature verification", bad)
 	}
 	seen := map[string]bool{}
-	for _, id := range order {
+	for _, a := range accepted {
+		id := a.ID
 		if seen[id] {
 			t.Errorf("message %s accepted twice without a replay", id)
 		}
 		seen[id] = true
-		if attempts[id] != 3 {
-			t.Errorf("message %s: %d attempts, want 3 (two refused, one accepted)", id, attempts[id])
+		if n := recv.Attempts(id); n != 3 {
+			t.Errorf("message %s: %d attempts, want 3 (two refused, one accepted)", id, n)
 		}
-		recv.mu.Lock()
-		bodies := recv.bodies[id]
-		recv.mu.Unlock()
+		bodies := recv.Bodies(id)
 		for _, b := range bodies[1:] {
 			if b != bodies[0] {
 				t.Errorf("message %s: body changed between attempts:\n%s\n%s", id, bodies[0], b)
@@ -217,7 +123,7 @@ func TestDeliveryAtLeastOnceSigned(t *testing.T) {
 			Type string         `json:"type"`
 			Data map[string]any `json:"data"`
 		}
-		if err := json.Unmarshal([]byte(bodies[0]), &got); err != nil {
+		if err := json.Unmarshal([]byte(a.Body), &got); err != nil {
 			t.Fatal(err)
 		}
 		if got.Data["name"] != "山田 花子" {
@@ -227,7 +133,7 @@ func TestDeliveryAtLeastOnceSigned(t *testing.T) {
 	if len(seen) != len(types) {
 		t.Errorf("%d distinct ids for %d events", len(seen), len(types))
 	}
-	if _, o, _ := other.snapshot(); len(o) != 0 {
+	if o := other.Accepted(); len(o) != 0 {
 		t.Errorf("the send.finished-only endpoint got %d subscriber events", len(o))
 	}
 
@@ -252,17 +158,17 @@ func TestDeliveryAtLeastOnceSigned(t *testing.T) {
 	}
 
 	// A replay is a duplicate: the same id again.
-	if err := e.svc.Replay(ctx, ds[0].ID); err != nil {
+	if err := e.svc.Replay(ctx, ep.ID+1, ds[0].ID); !errors.Is(err, webhooks.ErrNotFound) {
+		t.Errorf("replay under another endpoint: %v", err)
+	}
+	if err := e.svc.Replay(ctx, ep.ID, ds[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the replay", func() bool { _, order, _ := recv.snapshot(); return len(order) == len(types)+1 })
-	_, order, _ = recv.snapshot()
-	if last := order[len(order)-1]; last != ds[0].MsgID {
-		t.Errorf("replay came with id %s, want the original %s", last, ds[0].MsgID)
+	again := recv.WaitAccepted(t, len(types)+1, 20*time.Second)
+	if last := again[len(again)-1]; last.ID != ds[0].MsgID {
+		t.Errorf("replay came with id %s, want the original %s", last.ID, ds[0].MsgID)
 	}
 }
-
-func (r *receiver) secret() string { return "whsec_" + base64.StdEncoding.EncodeToString(r.key) }
 
 // TestEmitWithRedisDown: an event emitted while Redis is unreachable is
 // kept in the outbox (Emit neither waits nor fails), and delivered once
@@ -271,8 +177,8 @@ func TestEmitWithRedisDown(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
 	secret := webhooks.NewSecret()
-	recv, srv := newReceiver(t, secret, 0)
-	if _, err := e.svc.AddEndpoint(ctx, webhooks.Endpoint{URL: srv.URL, Secret: secret}); err != nil {
+	recv := testutil.StartWebhookReceiver(t, secret, 0)
+	if _, err := e.svc.AddEndpoint(ctx, webhooks.Endpoint{URL: recv.URL, Secret: secret}); err != nil {
 		t.Fatal(err)
 	}
 	db := e.store
@@ -293,7 +199,7 @@ func TestEmitWithRedisDown(t *testing.T) {
 		t.Fatalf("outbox after a failed dispatch: %v, %v; want the event kept", pending, err)
 	}
 	runService(t, e.svc) // Redis is back
-	waitFor(t, "the kept event", func() bool { _, order, _ := recv.snapshot(); return len(order) == 1 })
+	recv.WaitAccepted(t, 1, 20*time.Second)
 	if pending, _ := db.Undispatched(ctx, 10); len(pending) != 0 {
 		t.Errorf("outbox still holds %d events", len(pending))
 	}
@@ -309,8 +215,8 @@ func TestGivesUp(t *testing.T) {
 	svc := webhooks.New(e.store, e.rdb, cfg, nil)
 	defer svc.Close()
 	secret := webhooks.NewSecret()
-	recv, srv := newReceiver(t, secret, 1000)
-	ep, err := svc.AddEndpoint(ctx, webhooks.Endpoint{URL: srv.URL, Secret: secret})
+	recv := testutil.StartWebhookReceiver(t, secret, 1000)
+	ep, err := svc.AddEndpoint(ctx, webhooks.Endpoint{URL: recv.URL, Secret: secret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,8 +231,8 @@ func TestGivesUp(t *testing.T) {
 		t.Errorf("failed delivery: %+v, want 3 attempts, last 503", ds[0])
 	}
 	time.Sleep(200 * time.Millisecond)
-	if att, _, _ := recv.snapshot(); att[ds[0].MsgID] != 3 {
-		t.Errorf("endpoint saw %d attempts, want 3", att[ds[0].MsgID])
+	if n := recv.Attempts(ds[0].MsgID); n != 3 {
+		t.Errorf("endpoint saw %d attempts, want 3", n)
 	}
 }
 
