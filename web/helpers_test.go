@@ -34,6 +34,7 @@ import (
 	"github.com/tayori-news/tayori/subscribers/token"
 	"github.com/tayori-news/tayori/templates"
 	"github.com/tayori-news/tayori/web"
+	"github.com/tayori-news/tayori/webhooks"
 )
 
 const (
@@ -79,6 +80,7 @@ type env struct {
 	cfg        web.Config
 	keys       []token.Key
 	wg         sync.WaitGroup
+	webhooks   *webhooks.Service // with envOpts.webhooks
 }
 
 type envOpts struct {
@@ -88,6 +90,9 @@ type envOpts struct {
 	db     string      // reuse this database file (key rotation)
 	smtp   []testutil.SMTPOption
 	gate   bool // the send gate of package feedback, in the queue and the console
+	// webhooks wires package webhooks (outbox, worker, console and API)
+	// with these settings.
+	webhooks *webhooks.Config
 }
 
 // queueVolume gives the send gate the queue's record, as cmd/tayori does.
@@ -174,6 +179,9 @@ func newEnv(t testing.TB, o envOpts) *env {
 			return queue.GateVerdict{Block: v.Block, Warn: v.Warn, Reason: v.Reason}, err
 		}
 	}
+	if o.webhooks != nil {
+		e.wireWebhooks(*o.webhooks, &qdeps, logger)
+	}
 	e.svc, err = queue.New(ctx, db, e.rdb, queue.Config{From: testFrom, BaseURL: base, FeedbackID: "jpaipol01",
 		RetryBase: 100 * time.Millisecond, RetryMax: 200 * time.Millisecond, PauseRecheck: 100 * time.Millisecond},
 		qdeps, logger)
@@ -198,6 +206,9 @@ func newEnv(t testing.TB, o envOpts) *env {
 	}
 	if gate != nil {
 		deps.Gate = gate
+	}
+	if e.webhooks != nil {
+		deps.Webhooks = e.webhooks
 	}
 	e.handler, err = web.NewServer(logger, e.cfg, deps)
 	if err != nil {

@@ -182,6 +182,9 @@ type Deps struct {
 	// on the send confirmation page; without it the console still lists
 	// feedback events and shows a refusal when the queue's gate refuses.
 	Gate Gate
+	// Webhooks, when set, manages the outbound webhooks on
+	// /admin/webhooks and /api/v1/webhooks (webhooks.go).
+	Webhooks Webhooks
 	// Redis backs the rate limiters (shared by every server process).
 	Redis redis.UniversalClient
 	// Ping checks the health of the backing services for /healthz; nil
