@@ -184,13 +184,22 @@ type Service struct {
 	log    *slog.Logger
 }
 
-// New returns a Service on store and the shared Redis client rdb.
+// ErrNoRedis: Dispatch, Replay or Run on a Service made without Redis.
+var ErrNoRedis = errors.New("webhooks: no Redis client: events are kept in the outbox for a worker")
+
+// New returns a Service on store and the shared Redis client rdb. With a
+// nil rdb the Service only emits (a CLI command records events in the
+// outbox; a worker delivers them) and manages endpoints.
 func New(store Store, rdb redis.UniversalClient, cfg Config, logger *slog.Logger) *Service {
 	cfg.fill()
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, rdb: rdb, client: asynq.NewClientFromRedisClient(rdb), cfg: cfg, log: logger}
+	s := &Service{store: store, rdb: rdb, cfg: cfg, log: logger}
+	if rdb != nil {
+		s.client = asynq.NewClientFromRedisClient(rdb)
+	}
+	return s
 }
 
 // ---- emitting ----
@@ -269,6 +278,9 @@ type payload struct {
 }
 
 func (s *Service) enqueue(ctx context.Context, deliveryID int64, taskID string) error {
+	if s.client == nil {
+		return ErrNoRedis
+	}
 	b, _ := json.Marshal(payload{deliveryID})
 	_, err := s.client.EnqueueContext(ctx, asynq.NewTask(TypeWebhookDeliver, b), asynq.Queue(Queue), asynq.TaskID(taskID),
 		asynq.MaxRetry(s.cfg.MaxRetry), asynq.Timeout(time.Minute))
@@ -395,6 +407,9 @@ func trim(s string) string {
 // queue, and the dispatcher reading the outbox every Config.DispatchEvery.
 // Any number of workers may run it.
 func (s *Service) Run(ctx context.Context) error {
+	if s.rdb == nil {
+		return ErrNoRedis
+	}
 	srv := asynq.NewServerFromRedisClient(s.rdb, asynq.Config{
 		Concurrency: s.cfg.Concurrency,
 		Queues:      map[string]int{Queue: 1},
@@ -432,7 +447,12 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // Close releases the Service's Asynq client (not the Redis client).
-func (s *Service) Close() error { return s.client.Close() }
+func (s *Service) Close() error {
+	if s.client == nil {
+		return nil
+	}
+	return s.client.Close()
+}
 
 type asynqLogger struct{ l *slog.Logger }
 

@@ -56,6 +56,11 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	events, err := a.webhookEmitter(ctx, db) // webhooks.go
+	if err != nil {
+		return nil, err
+	}
+	store.SetEvents(events)
 	renderer, err := templates.New(a.templatesConfig())
 	if err != nil {
 		return nil, err
@@ -109,6 +114,7 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 		Sender:    sender,
 		Classify:  bind.Classify,
 		Gate:      queueGate(gate),
+		Events:    events,
 	}, a.logger)
 	if err != nil {
 		return nil, err

@@ -87,6 +87,10 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	hooks, err := a.webhookService(ctx)
+	if err != nil {
+		return nil, err
+	}
 	h, err := web.NewServer(a.logger, web.Config{
 		BaseURL:           a.cfg.BaseURL,
 		SenderName:        tcfg.SenderName,
@@ -103,6 +107,7 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 		Deliveries:  svc.DeliveryHistory,
 		Relay:       svc.RelayState,
 		Gate:        gate,
+		Webhooks:    hooks,
 		Redis:       rdb,
 		Ping: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)

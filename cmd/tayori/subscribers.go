@@ -41,7 +41,16 @@ func (a *app) subscriberStore(ctx context.Context) (*subscribers.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("TAYORI_SECRET: %w", err)
 	}
-	return subscribers.Open(ctx, db, subscribers.Options{Keyring: ring, Logger: a.logger})
+	store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring, Logger: a.logger})
+	if err != nil {
+		return nil, err
+	}
+	ev, err := a.webhookEmitter(ctx, db) // webhooks.go
+	if err != nil {
+		return nil, err
+	}
+	store.SetEvents(ev)
+	return store, nil
 }
 
 func newSubscribersCmd(a *app) *cobra.Command {
