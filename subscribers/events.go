@@ -34,6 +34,9 @@ type EventData struct {
 
 // EventSubscriber is a subscriber as events describe them.
 type EventSubscriber struct {
+	// ID is the internal id, for the process's own use (the welcome mail);
+	// it is never serialised.
+	ID       int64          `json:"-"`
 	PublicID string         `json:"public_id"`
 	Email    string         `json:"email"`
 	Name     string         `json:"name"`
@@ -42,16 +45,16 @@ type EventSubscriber struct {
 	Prefs    audience.Prefs `json:"prefs"`
 }
 
-// SetEvents makes the store emit an event after each committed change
-// of a subscriber's status (created, confirmed, unsubscribed, bounced,
-// complained) or preferences, from any path but the bulk CSV import. Call
-// it before the store is used.
-func (s *Store) SetEvents(e Events) { s.ev.sink = e }
+// SetEvents makes the store emit an event to each of es after each
+// committed change of a subscriber's status (created, confirmed,
+// unsubscribed, bounced, complained) or preferences, from any path but the
+// bulk CSV import. Call it before the store is used.
+func (s *Store) SetEvents(es ...Events) { s.ev.sinks = es }
 
 // eventHub collects the events of each open transaction and emits them
 // after it commits (a rolled-back change emits nothing).
 type eventHub struct {
-	sink    Events
+	sinks   []Events
 	mu      sync.Mutex
 	pending map[dbtx][]noted
 }
@@ -92,7 +95,7 @@ func (h *eventHub) notePrefs(tx dbtx, id int64) {
 // track starts collecting the events of tx (only transactions of inTx
 // are tracked: the bulk import's are not).
 func (h *eventHub) track(tx dbtx) {
-	if h.sink == nil {
+	if len(h.sinks) == 0 {
 		return
 	}
 	h.mu.Lock()
@@ -104,7 +107,7 @@ func (h *eventHub) track(tx dbtx) {
 }
 
 func (h *eventHub) note(tx dbtx, n noted) {
-	if h.sink == nil {
+	if len(h.sinks) == 0 {
 		return
 	}
 	h.mu.Lock()
@@ -115,7 +118,7 @@ func (h *eventHub) note(tx dbtx, n noted) {
 }
 
 func (h *eventHub) take(tx dbtx) []noted {
-	if h.sink == nil {
+	if len(h.sinks) == 0 {
 		return nil
 	}
 	h.mu.Lock()
@@ -137,7 +140,10 @@ func (s *Store) eventsDone(ctx context.Context, tx dbtx, committed bool) {
 			s.log.WarnContext(ctx, "subscriber event: re-read failed", "subscriber_id", n.id, "err", err)
 			continue
 		}
-		s.ev.sink.Emit(ctx, n.typ, EventData{PreviousStatus: n.from, Subscriber: EventSubscriber{
-			PublicID: sub.PublicID, Email: sub.Email, Name: sub.Name, Status: sub.Status, Lists: sub.Lists, Prefs: sub.Prefs}})
+		d := EventData{PreviousStatus: n.from, Subscriber: EventSubscriber{ID: sub.ID,
+			PublicID: sub.PublicID, Email: sub.Email, Name: sub.Name, Status: sub.Status, Lists: sub.Lists, Prefs: sub.Prefs}}
+		for _, sink := range s.ev.sinks {
+			sink.Emit(ctx, n.typ, d)
+		}
 	}
 }

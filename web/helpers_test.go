@@ -35,6 +35,7 @@ import (
 	"github.com/tayori-news/tayori/templates"
 	"github.com/tayori-news/tayori/web"
 	"github.com/tayori-news/tayori/webhooks"
+	"github.com/tayori-news/tayori/welcome"
 )
 
 const (
@@ -81,6 +82,8 @@ type env struct {
 	keys       []token.Key
 	wg         sync.WaitGroup
 	webhooks   *webhooks.Service // with envOpts.webhooks
+	welcome    *welcome.Service  // with envOpts.welcome
+	sinks      []subscribers.Events
 }
 
 type envOpts struct {
@@ -93,6 +96,7 @@ type envOpts struct {
 	// webhooks wires package webhooks (outbox, worker, console and API)
 	// with these settings.
 	webhooks *webhooks.Config
+	welcome  bool // the welcome mail (package welcome)
 }
 
 // queueVolume gives the send gate the queue's record, as cmd/tayori does.
@@ -188,6 +192,10 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if o.welcome {
+		e.wireWelcome(base, logger)
+	}
+	e.subs.SetEvents(e.sinks...)
 	if o.worker {
 		srv := e.svc.NewServer(queue.ServerConfig{Concurrency: 4, ShutdownTimeout: 2 * time.Second,
 			TaskCheckInterval: 20 * time.Millisecond, DelayedTaskCheckInterval: 100 * time.Millisecond})
@@ -209,6 +217,9 @@ func newEnv(t testing.TB, o envOpts) *env {
 	}
 	if e.webhooks != nil {
 		deps.Webhooks = e.webhooks
+	}
+	if e.welcome != nil {
+		deps.Welcome = e.welcome
 	}
 	e.handler, err = web.NewServer(logger, e.cfg, deps)
 	if err != nil {

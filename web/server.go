@@ -185,6 +185,9 @@ type Deps struct {
 	// Webhooks, when set, manages the outbound webhooks on
 	// /admin/webhooks and /api/v1/webhooks (webhooks.go).
 	Webhooks Webhooks
+	// Welcome, when set, edits the welcome mail on /admin/welcome
+	// (welcome.go).
+	Welcome Welcome
 	// Redis backs the rate limiters (shared by every server process).
 	Redis redis.UniversalClient
 	// Ping checks the health of the backing services for /healthz; nil

@@ -28,7 +28,7 @@ func (e *env) wireWebhooks(cfg webhooks.Config, q *queue.Deps, logger *slog.Logg
 		e.t.Fatal(err)
 	}
 	e.webhooks = webhooks.New(st, e.rdb, cfg, logger)
-	e.subs.SetEvents(e.webhooks)
+	e.sinks = append(e.sinks, e.webhooks)
 	q.Events = e.webhooks
 	e.wg.Add(1)
 	go func() { defer e.wg.Done(); e.webhooks.Run(e.ctx) }()

@@ -91,6 +91,10 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	wel, err := a.welcomeService(ctx, db, svc, subs, tcfg) // welcome.go
+	if err != nil {
+		return nil, err
+	}
 	h, err := web.NewServer(a.logger, web.Config{
 		BaseURL:           a.cfg.BaseURL,
 		SenderName:        tcfg.SenderName,
@@ -108,6 +112,7 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 		Relay:       svc.RelayState,
 		Gate:        gate,
 		Webhooks:    hooks,
+		Welcome:     wel,
 		Redis:       rdb,
 		Ping: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
