@@ -85,7 +85,9 @@ func (e *RuleError) Error() string {
 func (e *RuleError) Is(target error) bool { return target == ErrInvalid }
 
 // Rule returns list's rule (ok false: none yet).
-func (r *Runner) Rule(ctx context.Context, list string) (Rule, bool, error) { return r.store.Rule(ctx, list) }
+func (r *Runner) Rule(ctx context.Context, list string) (Rule, bool, error) {
+	return r.store.Rule(ctx, list)
+}
 
 // SaveRule checks and stores a rule.
 func (r *Runner) SaveRule(ctx context.Context, rule Rule, by string) error {
