@@ -97,6 +97,7 @@ type envOpts struct {
 	// with these settings.
 	webhooks *webhooks.Config
 	welcome  bool // the welcome mail (package welcome)
+	rhythm   bool // the recurring send rules (package rhythm)
 }
 
 // queueVolume gives the send gate the queue's record, as cmd/tayori does.
@@ -220,6 +221,9 @@ func newEnv(t testing.TB, o envOpts) *env {
 	}
 	if e.welcome != nil {
 		deps.Welcome = e.welcome
+	}
+	if o.rhythm {
+		deps.Rhythm = e.rhythmRunner()
 	}
 	e.handler, err = web.NewServer(logger, e.cfg, deps)
 	if err != nil {

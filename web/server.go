@@ -188,6 +188,9 @@ type Deps struct {
 	// Welcome, when set, edits the welcome mail on /admin/welcome
 	// (welcome.go).
 	Welcome Welcome
+	// Rhythm, when set, manages the recurring send rules on
+	// /admin/rhythm (rhythm.go).
+	Rhythm Rhythm
 	// Redis backs the rate limiters (shared by every server process).
 	Redis redis.UniversalClient
 	// Ping checks the health of the backing services for /healthz; nil

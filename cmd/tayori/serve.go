@@ -95,6 +95,10 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	rh, err := a.rhythmRunner(ctx, "issues") // rhythm.go
+	if err != nil {
+		return nil, err
+	}
 	h, err := web.NewServer(a.logger, web.Config{
 		BaseURL:           a.cfg.BaseURL,
 		SenderName:        tcfg.SenderName,
@@ -113,6 +117,7 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 		Gate:        gate,
 		Webhooks:    hooks,
 		Welcome:     wel,
+		Rhythm:      rh,
 		Redis:       rdb,
 		Ping: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
