@@ -25,22 +25,22 @@ install: ## install tayori into GOBIN (default $(go env GOPATH)/bin), so that it
 	echo "installed $$bindir/tayori"; \
 	case ":$$PATH:" in *":$$bindir:"*) ;; *) echo "$$bindir is not on your PATH: add it with"; echo "  export PATH=\"$$bindir:\$$PATH\"";; esac
 
-test: ## go vet and every test with the race detector, against a real Redis (found or started)
+test: ## go vet and every test with the race detector, against a real Redis and PostgreSQL (found, started or installed)
 	$(GO) vet ./...
 	scripts/chromium.sh >/dev/null
-	scripts/redis.sh run $(GO) test -race -count=1 -timeout 14m ./...
+	scripts/redis.sh run scripts/postgres.sh run $(GO) test -race -count=1 -timeout 14m ./...
 	@echo "== the database packages again on the C SQLite engine (-tags sqlite_cgo)"
-	scripts/redis.sh run $(GO) test -tags sqlite_cgo -count=1 -timeout 5m ./internal/sqlitedb/ ./subscribers/... ./queue/... ./cmd/tayori/
+	scripts/redis.sh run scripts/postgres.sh run $(GO) test -tags sqlite_cgo -count=1 -timeout 5m ./internal/sqlitedb/ ./subscribers/... ./queue/... ./cmd/tayori/
 
 test-short: ## every test without the race detector (quicker while developing)
-	scripts/redis.sh run $(GO) test -count=1 ./...
+	scripts/redis.sh run scripts/postgres.sh run $(GO) test -count=1 ./...
 
 chaos: ## the chaos suite (issue 18): tayori serve, two workers, Redis and a fault relay under kills, outages, a full disk (root; ~10 min; CHAOS_FLAGS="-short", "-o FILE", see go run ./tools/chaos -help)
 	@$(MAKE) --no-print-directory build
 	$(GO) run ./tools/chaos -tayori bin/tayori $(CHAOS_FLAGS)
 
 bench: ## the benchmarks behind docs/performance.md (several minutes; SQLITE=cgo for the C engine)
-	scripts/redis.sh run scripts/bench.sh
+	scripts/redis.sh run scripts/postgres.sh run scripts/bench.sh
 
 bench-composer: ## five editors autosaving and previewing the July issue at once: p50/p99 of the preview endpoint (target p99 <= 150 ms)
 	scripts/redis.sh run $(GO) test -run '^$$' -bench BenchmarkComposerLoad -benchtime $${COMPOSER_ROUNDS:-500}x -count $${COUNT:-3} ./web/

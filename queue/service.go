@@ -158,6 +158,9 @@ type Deps struct {
 	Gate GateFunc
 	// Events, if set, is told when a send starts, finishes or pauses.
 	Events Events
+	// Metrics, if set, counts copies by outcome and times the relay's
+	// replies (see [Metrics]).
+	Metrics Metrics
 }
 
 // Service creates sends, plans them, and (inside a Server) delivers them.
@@ -195,6 +198,9 @@ func New(ctx context.Context, db *sql.DB, rdb redis.UniversalClient, cfg Config,
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Metrics == nil {
+		deps.Metrics = noMetrics{}
 	}
 	if err := Migrate(ctx, db); err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tayori-news/tayori/internal/config"
+	"github.com/tayori-news/tayori/internal/metrics"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
 	"github.com/tayori-news/tayori/queue"
 )
@@ -28,7 +29,8 @@ type app struct {
 	db       *sql.DB
 	dbWatch  *sqlitedb.FileWatch // whether the database file is still the one opened
 	rdb      redis.UniversalClient
-	delivery *queue.Service // deliveryService's, opened once per run
+	delivery *queue.Service   // deliveryService's, opened once per run
+	mx       *metrics.Metrics // the process's metrics, made once (processMetrics)
 	closers  []func() error
 }
 
