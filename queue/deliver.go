@@ -530,10 +530,13 @@ func (s *Service) handleMessage(ctx context.Context, t *asynq.Task) error {
 		return errors.New("queue: this process has no Sender")
 	}
 	id, _ := asynq.GetTaskID(ctx)
+	if skip, err := s.listMailGone(ctx, m); skip || err != nil {
+		return err // listmail.go
+	}
 	msg := &Message{
 		From: s.cfg.From, ReplyTo: s.cfg.ReplyTo, To: m.To, ToName: m.ToName, Subject: m.Subject,
 		Text: m.Text, HTML: m.HTML,
-		ListID: m.ListID, ListUnsubscribe: m.ListUnsubscribe, FeedbackID: m.FeedbackID,
+		ListID: m.ListID, ListUnsubscribe: m.ListUnsubscribe, FeedbackID: m.FeedbackID, SubscriberID: m.SubscriberID,
 	}
 	reply, err := s.deps.Sender.Send(ctx, msg)
 	if err == nil {

@@ -76,6 +76,7 @@ type envOpts struct {
 	dbDir       string                    // where the SQLite file goes; default a temporary directory
 	// directory, if set, wraps the real subscriber store as the queue sees it.
 	directory func(queue.Directory) queue.Directory
+	events    queue.Events // told of sends starting, finishing and pausing
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -114,6 +115,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if o.directory != nil {
 		deps.Directory = o.directory(deps.Directory)
 	}
+	deps.Events = o.events
 	cfg := o.cfg
 	cfg.From, cfg.BaseURL = testFrom, testBaseURL
 	if cfg.RetryBase == 0 {

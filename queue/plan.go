@@ -246,6 +246,7 @@ func (s *Service) planFirst(ctx context.Context, snd *Send) error {
 	if n, _ := r.RowsAffected(); n == 0 {
 		return nil
 	}
+	s.emit(ctx, EventSendStarted, snd.ID)
 	run := s.leases.add(snd.ID, planBatch, token, until, func() {})
 	defer s.leases.release(run)
 	ctx = context.WithValue(ctx, planRunKey{}, run)

@@ -34,8 +34,12 @@ type Schedule struct {
 	Filter *audience.Prefs
 	// NotAfter bounds how late a tick may still start its send. Default 6h.
 	NotAfter time.Duration
-	// Load finds the month's issue. Required.
+	// Load finds the month's issue. Required with Spec.
 	Load IssueLoader
+	// Every, if set, runs every few seconds in the process that holds the
+	// schedule (package rhythm applies the console's send rules there).
+	// With Every, Spec may be empty.
+	Every func(ctx context.Context)
 }
 
 // SchedulerLeaseTTL is how long the scheduler lease outlives a dead holder.
@@ -59,8 +63,8 @@ type monthlyPayload struct {
 // Each tick only creates and plans the month's send, identified by the
 // month and the list, so a duplicate tick creates nothing.
 func (s *Service) RunScheduler(ctx context.Context, sch Schedule) error {
-	if sch.Spec == "" || sch.List == "" || sch.Load == nil {
-		return fmt.Errorf("%w: schedule needs Spec, List and Load", ErrInvalid)
+	if (sch.Spec == "" && sch.Every == nil) || (sch.Spec != "" && (sch.List == "" || sch.Load == nil)) {
+		return fmt.Errorf("%w: schedule needs Spec, List and Load, or Every", ErrInvalid)
 	}
 	if sch.Location == nil {
 		loc, err := time.LoadLocation("Asia/Tokyo")
@@ -84,8 +88,10 @@ func (s *Service) RunScheduler(ctx context.Context, sch Schedule) error {
 		}
 		if ok {
 			s.log.InfoContext(ctx, "scheduler lease taken", "spec", sch.Spec, "location", sch.Location.String())
-			if err := s.catchUpMonthly(ctx, sch); err != nil && ctx.Err() == nil {
-				s.log.Error("monthly send not caught up", "err", err)
+			if sch.Spec != "" {
+				if err := s.catchUpMonthly(ctx, sch); err != nil && ctx.Err() == nil {
+					s.log.Error("monthly send not caught up", "err", err)
+				}
 			}
 			if err := s.runScheduler(ctx, sch, lease); err != nil {
 				return err
@@ -112,9 +118,11 @@ func (s *Service) runScheduler(ctx context.Context, sch Schedule, l *lease) erro
 			}
 		},
 	})
-	if _, err := sc.Register(sch.Spec, asynq.NewTask(TypeSendMonthly, payload),
-		asynq.Queue(QueueNewsletter), asynq.MaxRetry(5), asynq.Timeout(time.Hour)); err != nil {
-		return fmt.Errorf("queue: schedule %q: %w", sch.Spec, err)
+	if sch.Spec != "" {
+		if _, err := sc.Register(sch.Spec, asynq.NewTask(TypeSendMonthly, payload),
+			asynq.Queue(QueueNewsletter), asynq.MaxRetry(5), asynq.Timeout(time.Hour)); err != nil {
+			return fmt.Errorf("queue: schedule %q: %w", sch.Spec, err)
+		}
 	}
 	if err := sc.Start(); err != nil {
 		return fmt.Errorf("queue: start scheduler: %w", err)
@@ -124,6 +132,9 @@ func (s *Service) runScheduler(ctx context.Context, sch Schedule, l *lease) erro
 	tick := time.NewTicker(SchedulerLeaseTTL / 3)
 	defer tick.Stop()
 	for {
+		if sch.Every != nil {
+			sch.Every(ctx)
+		}
 		select {
 		case <-ctx.Done():
 			return nil

@@ -156,6 +156,8 @@ type Deps struct {
 	// (checklist 36): a closed gate refuses the send with a *GateError
 	// unless NewSend.IgnoreGate. Test sends and dry runs never consult it.
 	Gate GateFunc
+	// Events, if set, is told when a send starts, finishes or pauses.
+	Events Events
 	// Metrics, if set, counts copies by outcome and times the relay's
 	// replies (see [Metrics]).
 	Metrics Metrics
@@ -389,6 +391,7 @@ func (s *Service) pause(ctx context.Context, id int64, reason string) error {
 		return s.stateErr(ctx, id, "pause")
 	}
 	s.log.InfoContext(ctx, "send paused", "send_id", id, "reason", reason)
+	s.emit(ctx, EventSendPaused, id)
 	return nil
 }
 
@@ -578,6 +581,7 @@ func (s *Service) maybeFinish(ctx context.Context, id int64) error {
 		return fmt.Errorf("queue: finish send %d: %w", id, err)
 	}
 	s.log.InfoContext(ctx, "send done", "send_id", id)
+	s.emit(ctx, EventSendFinished, id)
 	return nil
 }
 

@@ -193,6 +193,12 @@ type TransactionalMessage struct {
 	ListUnsubscribe string `json:"list_unsubscribe,omitempty"`
 	ListID          string `json:"list_id,omitempty"`
 	FeedbackID      string `json:"feedback_id,omitempty"`
+	// SubscriberID and List, when set, name a reader's list mail that is
+	// not an issue (the welcome mail, listmail.go): it is tagged for bounce
+	// and complaint correlation as issues are, and not sent if the reader
+	// is no longer an active member of List when the worker takes it.
+	SubscriberID int64  `json:"subscriber_id,omitempty"`
+	List         string `json:"list,omitempty"`
 }
 
 // NewMessageTask returns the message:send task for m on the transactional queue.

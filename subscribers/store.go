@@ -49,6 +49,7 @@ type Store struct {
 	log       *slog.Logger
 	opts      Options
 	defListID int64
+	ev        eventHub // events.go
 }
 
 // Open returns a Store over st, whose schema store.Migrate has applied
@@ -92,7 +93,15 @@ func (s *Store) Keyring() *token.Keyring { return s.ring }
 
 // inTx runs fn in a write transaction, committing if it returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(q Queries) error) error {
-	return s.st.InTx(ctx, fn)
+	var tn *txNotes
+	err := s.st.InTx(ctx, func(q Queries) error {
+		tn = &txNotes{Queries: q} // afresh on each attempt: only the committed one's notes count
+		return fn(tn)
+	})
+	if err == nil && tn != nil {
+		s.emitNotes(ctx, tn.notes)
+	}
+	return err
 }
 
 // nowUTC is the clock's time in UTC at the microsecond both engines keep.

@@ -358,6 +358,7 @@ func (s *Store) insert(ctx context.Context, tx Queries, email, name string, stat
 }
 
 func (s *Store) history(ctx context.Context, tx Queries, id int64, from, to Status, list, cause string) error {
+	noteStatus(tx, id, from, to)
 	if err := tx.InsertHistory(ctx, id, StatusChange{At: s.nowUTC(), From: from, To: to, List: list, Cause: truncate(cause, 1000)}); err != nil {
 		return fmt.Errorf("status history: %w", err)
 	}
@@ -735,6 +736,9 @@ func (s *Store) Update(ctx context.Context, id int64, u Update) (Subscriber, err
 			}
 		}
 		if u.Prefs != nil {
+			if u.Prefs.Key() != sub.Prefs.Key() {
+				notePrefs(tx, id)
+			}
 			return s.setPrefs(ctx, tx, id, *u.Prefs, now)
 		}
 		return nil

@@ -36,6 +36,8 @@ import (
 	"github.com/tayori-news/tayori/subscribers/token"
 	"github.com/tayori-news/tayori/templates"
 	"github.com/tayori-news/tayori/web"
+	"github.com/tayori-news/tayori/webhooks"
+	"github.com/tayori-news/tayori/welcome"
 )
 
 const (
@@ -81,6 +83,9 @@ type env struct {
 	cfg        web.Config
 	keys       []token.Key
 	wg         sync.WaitGroup
+	webhooks   *webhooks.Service // with envOpts.webhooks
+	welcome    *welcome.Service  // with envOpts.welcome
+	sinks      []subscribers.Events
 	// mx are the process's metrics: the queue's, the web server's, served
 	// on /metrics when cfg.MetricsToken is set.
 	mx *metrics.Metrics
@@ -94,6 +99,11 @@ type envOpts struct {
 	smtp   []testutil.SMTPOption
 	gate   bool // the send gate of package feedback, in the queue and the console
 	webURL bool // copies link to their web version (<base>/issues/{slug}), as cmd/tayori sets it
+	// webhooks wires package webhooks (outbox, worker, console and API)
+	// with these settings.
+	webhooks *webhooks.Config
+	welcome  bool // the welcome mail (package welcome)
+	rhythm   bool // the recurring send rules (package rhythm)
 }
 
 // queueVolume gives the send gate the queue's record, as cmd/tayori does.
@@ -185,12 +195,19 @@ func newEnv(t testing.TB, o envOpts) *env {
 			return queue.GateVerdict{Block: v.Block, Warn: v.Warn, Reason: v.Reason}, err
 		}
 	}
+	if o.webhooks != nil {
+		e.wireWebhooks(*o.webhooks, &qdeps, logger)
+	}
 	e.svc, err = queue.New(ctx, db, e.rdb, queue.Config{From: testFrom, BaseURL: base, FeedbackID: "jpaipol01",
 		RetryBase: 100 * time.Millisecond, RetryMax: 200 * time.Millisecond, PauseRecheck: 100 * time.Millisecond},
 		qdeps, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if o.welcome {
+		e.wireWelcome(base, logger)
+	}
+	e.subs.SetEvents(e.sinks...)
 	if o.worker {
 		srv := e.svc.NewServer(queue.ServerConfig{Concurrency: 4, ShutdownTimeout: 2 * time.Second,
 			TaskCheckInterval: 20 * time.Millisecond, DelayedTaskCheckInterval: 100 * time.Millisecond})
@@ -210,6 +227,15 @@ func newEnv(t testing.TB, o envOpts) *env {
 	}
 	if gate != nil {
 		deps.Gate = gate
+	}
+	if e.webhooks != nil {
+		deps.Webhooks = e.webhooks
+	}
+	if e.welcome != nil {
+		deps.Welcome = e.welcome
+	}
+	if o.rhythm {
+		deps.Rhythm = e.rhythmRunner()
 	}
 	e.handler, err = web.NewServer(logger, e.cfg, deps)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"strings"
 )
@@ -28,6 +29,17 @@ var catalog = func() map[string]map[string]string {
 		m := map[string]string{}
 		if err := json.Unmarshal(b, &m); err != nil {
 			panic(fmt.Sprintf("i18n/%s.json: %v", l, err))
+		}
+		// A feature may keep its strings apart, in i18n/<feature>.<lang>.json.
+		extra, _ := fs.Glob(i18nFS, "i18n/*."+l+".json")
+		for _, name := range extra {
+			b, err := i18nFS.ReadFile(name)
+			if err != nil {
+				panic(err)
+			}
+			if err := json.Unmarshal(b, &m); err != nil {
+				panic(fmt.Sprintf("%s: %v", name, err))
+			}
 		}
 		out[l] = m
 	}

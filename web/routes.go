@@ -102,6 +102,7 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("PATCH /api/v1/subscribers/{pid}", s.apiAuth(s.apiUpdateSubscriber))
 	mux.HandleFunc("DELETE /api/v1/subscribers/{pid}", s.apiAuth(s.apiEraseSubscriber))
 	mux.HandleFunc("POST /api/v1/subscribers/{pid}/unsubscribe", s.apiAuth(s.apiUnsubscribeSubscriber))
+	s.automationRoutes(mux) // automation.go: webhooks, welcome mail
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, newError(codeNotFound, "no such API endpoint"))
 	})

@@ -204,6 +204,15 @@ type Deps struct {
 	// on the send confirmation page; without it the console still lists
 	// feedback events and shows a refusal when the queue's gate refuses.
 	Gate Gate
+	// Webhooks, when set, manages the outbound webhooks on
+	// /admin/webhooks and /api/v1/webhooks (webhooks.go).
+	Webhooks Webhooks
+	// Welcome, when set, edits the welcome mail on /admin/welcome
+	// (welcome.go).
+	Welcome Welcome
+	// Rhythm, when set, manages the recurring send rules on
+	// /admin/rhythm (rhythm.go).
+	Rhythm Rhythm
 	// Redis backs the rate limiters (shared by every server process).
 	Redis redis.UniversalClient
 	// Ping checks the health of the backing services for /healthz; nil

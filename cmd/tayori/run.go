@@ -62,19 +62,22 @@ database file being deleted or replaced while it runs, with an error.`,
 			}
 			services := []runService{{name: "worker", run: a.runWorker}, {name: "retention", run: a.runRetention},
 				{name: "store", run: a.watchStore}}
-			if monthly != "" {
-				svc, err := a.deliveryService(ctx)
-				if err != nil {
-					return err
-				}
-				sch := queue.Schedule{
-					Spec: monthly, Location: a.location(), List: monthlyList, NotAfter: notAfter,
-					Load: issueFromDir(issuesDir),
-				}
-				services = append(services, runService{name: "scheduler", run: func(ctx context.Context) error {
-					return svc.RunScheduler(ctx, sch)
-				}})
+			// The scheduler always runs: the console's send rules (rhythm.go)
+			// tick in it, and the --monthly spec if given.
+			svc, err := a.deliveryService(ctx)
+			if err != nil {
+				return err
 			}
+			sch := queue.Schedule{Location: a.location(), NotAfter: notAfter}
+			if monthly != "" {
+				sch.Spec, sch.List, sch.Load = monthly, monthlyList, issueFromDir(issuesDir)
+			}
+			if sch, err = a.withRhythm(ctx, sch, issuesDir); err != nil {
+				return err
+			}
+			services = append(services, runService{name: "scheduler", run: func(ctx context.Context) error {
+				return svc.RunScheduler(ctx, sch)
+			}})
 			for _, add := range extraRunServices {
 				s, err := add(ctx, a)
 				if err != nil {

@@ -48,6 +48,11 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	events, err := a.webhookEmitter(ctx, db) // webhooks.go
+	if err != nil {
+		return nil, err
+	}
+	store.SetEvents(events)
 	renderer, err := templates.New(a.templatesConfig())
 	if err != nil {
 		return nil, err
@@ -103,6 +108,7 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 		Sender:    sender,
 		Classify:  bind.Classify,
 		Gate:      queueGate(gate),
+		Events:    events,
 		Metrics:   mx,
 	}, a.logger)
 	if err != nil {

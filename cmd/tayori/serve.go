@@ -88,6 +88,18 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	hooks, err := a.webhookService(ctx)
+	if err != nil {
+		return nil, err
+	}
+	wel, err := a.welcomeService(ctx, db, svc, subs, tcfg) // welcome.go
+	if err != nil {
+		return nil, err
+	}
+	rh, err := a.rhythmRunner(ctx, "issues") // rhythm.go
+	if err != nil {
+		return nil, err
+	}
 	h, err := web.NewServer(a.logger, web.Config{
 		BaseURL:           a.cfg.BaseURL,
 		SenderName:        tcfg.SenderName,
@@ -113,6 +125,9 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 		Deliveries:     svc.DeliveryHistory,
 		Relay:          svc.RelayState,
 		Gate:           gate,
+		Webhooks:       hooks,
+		Welcome:        wel,
+		Rhythm:         rh,
 		Redis:          rdb,
 		Metrics:        a.processMetrics(),
 		MetricsHandler: a.processMetrics().Handler(),

@@ -42,7 +42,16 @@ func (a *app) subscriberStore(ctx context.Context) (*subscribers.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("TAYORI_SECRET: %w", err)
 	}
-	return subscribers.Open(ctx, store.Subscribers(db), subscribers.Options{Keyring: ring, Logger: a.logger})
+	st, err := subscribers.Open(ctx, store.Subscribers(db), subscribers.Options{Keyring: ring, Logger: a.logger})
+	if err != nil {
+		return nil, err
+	}
+	ev, err := a.webhookEmitter(ctx, db.SQL) // webhooks.go
+	if err != nil {
+		return nil, err
+	}
+	st.SetEvents(ev)
+	return st, nil
 }
 
 func newSubscribersCmd(a *app) *cobra.Command {

@@ -28,7 +28,8 @@ error.`,
 			if _, err := a.deliveryService(cmd.Context()); err != nil {
 				return stoppedWhileStarting(cmd.Context(), err)
 			}
-			return runAll(cmd.Context(), a, a.withMetrics([]runService{{name: "worker", run: a.runWorker}, {name: "store", run: a.watchStore}}))
+			return runAll(cmd.Context(), a, a.withMetrics([]runService{{name: "worker", run: a.runWorker}, {name: "store", run: a.watchStore},
+				{name: "webhooks", run: a.runWebhooks}}))
 		},
 	}
 }

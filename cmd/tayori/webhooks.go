@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/tayori-news/tayori/webhooks"
+)
+
+func init() {
+	// `tayori run` delivers webhooks too (`tayori worker` adds it itself).
+	extraRunServices = append(extraRunServices, func(ctx context.Context, a *app) (runService, error) {
+		return runService{name: "webhooks", run: a.runWebhooks}, nil
+	})
+}
+
+// webhookEmitter returns the outbox writer the subscriber store and the
+// queue emit their events through. It needs no Redis: a CLI command
+// (`tayori subscribers unsubscribe`, `tayori feedback ingest`) records its
+// events and a worker delivers them.
+func (a *app) webhookEmitter(ctx context.Context, db *sql.DB) (*webhooks.Service, error) {
+	st, err := webhooks.OpenSQLStore(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return webhooks.New(st, nil, webhooks.Config{}, a.logger), nil
+}
+
+// webhookService returns the webhooks with Redis: the console's and the
+// API's endpoints and replays, and the worker's deliveries.
+func (a *app) webhookService(ctx context.Context) (*webhooks.Service, error) {
+	db, err := a.openDB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rdb, err := a.redisClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := webhooks.OpenSQLStore(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	svc := webhooks.New(st, rdb, webhooks.Config{}, a.logger)
+	a.closers = append(a.closers, svc.Close)
+	return svc, nil
+}
+
+// runWebhooks delivers webhooks until ctx ends.
+func (a *app) runWebhooks(ctx context.Context) error {
+	svc, err := a.webhookService(ctx)
+	if err != nil {
+		return err
+	}
+	return svc.Run(ctx)
+}
