@@ -174,11 +174,8 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int) {
 	go sink.Serve(ctx, ln)
 	defer sink.Close()
 	sinkURL := "smtp://" + ln.Addr().String() + "?tls=none"
-	db, err := sqlitedb.Open(ctx, dbPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	sdb, ledger := sqliteStore(b, dbPath)
+	db := sdb.SQL
 	ring, _ := token.NewKeyring(time.Now, testKeys...)
 	store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring})
 	if err != nil {
@@ -186,7 +183,7 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int) {
 	}
 	deps := testDeps(b, store, sinkURL, new(*mailer.Pool), nil, nil, 1)
 	deps.Sender = nil
-	svc, err := queue.New(ctx, db, rdb, queue.Config{From: testFrom, BaseURL: testBaseURL}, deps, nil)
+	svc, err := queue.New(ctx, ledger, rdb, queue.Config{From: testFrom, BaseURL: testBaseURL}, deps, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -375,17 +372,15 @@ func BenchmarkPlanRedisMemory(b *testing.B) {
 		dbPath := benchDB(b, shape, n)
 		ctx := context.Background()
 		rdb := testutil.RedisDB(b)
-		db, err := sqlitedb.Open(ctx, dbPath)
-		if err != nil {
-			b.Fatal(err)
-		}
+		sdb, ledger := sqliteStore(b, dbPath)
+		db := sdb.SQL
 		ring, _ := token.NewKeyring(time.Now, testKeys...)
 		store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring})
 		if err != nil {
 			b.Fatal(err)
 		}
 		deps := testDeps(b, store, "smtp://127.0.0.1:1?tls=none", new(*mailer.Pool), nil, nil, 1)
-		svc, err := queue.New(ctx, db, rdb, queue.Config{From: testFrom, BaseURL: testBaseURL,
+		svc, err := queue.New(ctx, ledger, rdb, queue.Config{From: testFrom, BaseURL: testBaseURL,
 			BatchSize: benchEnv("TAYORI_BENCH_BATCH", 500)}, deps, nil)
 		if err != nil {
 			b.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
+	tstore "github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
 	"github.com/tayori-news/tayori/queue"
@@ -70,7 +71,14 @@ func runChildWorker() error {
 	conc, _ := strconv.Atoi(os.Getenv("CHILD_CONCURRENCY"))
 	batch, _ := strconv.Atoi(os.Getenv("CHILD_BATCH"))
 	flush, _ := time.ParseDuration(os.Getenv("CHILD_FLUSH"))
-	svc, err := queue.New(ctx, db, rdb, queue.Config{
+	// The ledger: on the same SQLite file, or the store CHILD_LEDGER names.
+	ldb := &tstore.DB{SQL: db, Engine: tstore.SQLite}
+	if u := os.Getenv("CHILD_LEDGER"); u != "" {
+		if ldb, err = tstore.Open(ctx, u); err != nil {
+			return err
+		}
+	}
+	svc, err := queue.New(ctx, tstore.Ledger(ldb), rdb, queue.Config{
 		From: testFrom, BaseURL: testBaseURL, FeedbackID: "jpaipol01", BatchSize: batch, Senders: senders,
 		RetryBase: 200 * time.Millisecond, RetryMax: 400 * time.Millisecond, FlushInterval: flush,
 	}, deps, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -123,7 +131,7 @@ func TestWorkerKilledMidSendLosesNoneDuplicatesOnlyInFlight(t *testing.T) {
 	}
 
 	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), childEnv+"=worker", "CHILD_DB="+e.dbPath,
+	child.Env = append(os.Environ(), childEnv+"=worker", "CHILD_DB="+e.dbPath, "CHILD_LEDGER="+e.ledgerURL,
 		"CHILD_REDIS="+testutil.RedisDBURL(t, e.rdbN), "CHILD_SMTP="+e.smtp.URL(),
 		"CHILD_CONCURRENCY="+strconv.Itoa(childConc))
 	child.Stdout, child.Stderr = os.Stderr, os.Stderr

@@ -23,7 +23,7 @@ import (
 func startChildWorker(t *testing.T, e *env, kv ...string) *exec.Cmd {
 	t.Helper()
 	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), childEnv+"=worker", "CHILD_DB="+e.dbPath,
+	child.Env = append(os.Environ(), childEnv+"=worker", "CHILD_DB="+e.dbPath, "CHILD_LEDGER="+e.ledgerURL,
 		"CHILD_REDIS="+testutil.RedisDBURL(t, e.rdbN), "CHILD_SMTP="+e.smtp.URL())
 	for i := 0; i+1 < len(kv); i += 2 {
 		child.Env = append(child.Env, kv[i]+"="+kv[i+1])
@@ -39,7 +39,7 @@ func startChildWorker(t *testing.T, e *env, kv ...string) *exec.Cmd {
 // claims returns the claim of each batch of a send ("" once it is done).
 func (e *env) claims(sendID int64) map[int64]string {
 	e.t.Helper()
-	rows, err := e.db.QueryContext(e.ctx, `SELECT batch, claim, done FROM batch_claims WHERE send_id = ?`, sendID)
+	rows, err := e.query(`SELECT batch, claim, done FROM batch_claims WHERE send_id = ?`, sendID)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -159,7 +159,7 @@ func TestCreateWithAKey(t *testing.T) {
 		}
 	}
 	var n int
-	if err := e.db.QueryRowContext(e.ctx, `SELECT count(*) FROM sends`).Scan(&n); err != nil || n != 2 {
+	if err := e.queryRow(`SELECT count(*) FROM sends`).Scan(&n); err != nil || n != 2 {
 		t.Errorf("%d sends (%v), want 2", n, err)
 	}
 }
@@ -177,7 +177,7 @@ func TestSendToUnknownListIsRefused(t *testing.T) {
 		t.Errorf("refusal %q does not name the list", err)
 	}
 	var n int
-	if err := e.db.QueryRowContext(e.ctx, `SELECT count(*) FROM sends`).Scan(&n); err != nil || n != 0 {
+	if err := e.queryRow(`SELECT count(*) FROM sends`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("%d sends recorded (%v), want none", n, err)
 	}
 }
@@ -201,10 +201,10 @@ func TestSendThatCannotPlanFails(t *testing.T) {
 	}
 	// The list goes away before planning. The other list's readers cannot
 	// be read any more (a damaged store): each attempt fails.
-	if _, err := e.db.ExecContext(e.ctx, `DELETE FROM lists WHERE key = 'weekly'`); err != nil {
+	if _, err := e.subDB.ExecContext(e.ctx, `DELETE FROM lists WHERE key = 'weekly'`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.db.ExecContext(e.ctx, `ALTER TABLE memberships RENAME TO memberships_lost`); err != nil {
+	if _, err := e.subDB.ExecContext(e.ctx, `ALTER TABLE memberships RENAME TO memberships_lost`); err != nil {
 		t.Fatal(err)
 	}
 	e.startWorker()
@@ -238,7 +238,7 @@ func TestProgressReadDoesNotCountRows(t *testing.T) {
 		t.Fatalf("counts %+v, want 50 sent", done.Counts)
 	}
 	for _, q := range []string{`DELETE FROM batch_sent WHERE send_id = ?`, `DELETE FROM deliveries WHERE send_id = ?`} {
-		if _, err := e.db.ExecContext(e.ctx, q, snd.ID); err != nil {
+		if _, err := e.exec(q, snd.ID); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -275,7 +275,7 @@ func TestCreateQueuesTheFirstBatch(t *testing.T) {
 		t.Errorf("queued after Create: %v, want batch 0 first", types)
 	}
 	var rows int
-	if err := e.db.QueryRowContext(e.ctx, `SELECT count(*) FROM deliveries WHERE send_id = ? AND batch = 0`, snd.ID).Scan(&rows); err != nil || rows != 20 {
+	if err := e.queryRow(`SELECT count(*) FROM deliveries WHERE send_id = ? AND batch = 0`, snd.ID).Scan(&rows); err != nil || rows != 20 {
 		t.Errorf("batch 0 has %d deliveries (%v), want 20", rows, err)
 	}
 	// The rest is planned by the planning task, from where Create stopped.

@@ -46,7 +46,7 @@ func TestPlanTwicePlansNothingNew(t *testing.T) {
 	}
 	// A planner that crashed before saving its cursor runs again from the
 	// start: rows and tasks exist, so nothing new appears.
-	if _, err := e.db.ExecContext(e.ctx, `UPDATE sends SET state = 'planning', plan_cursor = 0, plan_done = 0, batches = 0 WHERE id = ?`, snd.ID); err != nil {
+	if _, err := e.exec(`UPDATE sends SET state = 'planning', plan_cursor = 0, plan_done = 0, batches = 0 WHERE id = ?`, snd.ID); err != nil {
 		t.Fatal(err)
 	}
 	rerun, err := e.svc.Plan(e.ctx, snd.ID)
@@ -57,7 +57,7 @@ func TestPlanTwicePlansNothingNew(t *testing.T) {
 		t.Errorf("re-run planned %d new deliveries", rerun.Planned)
 	}
 	var rows int
-	e.db.QueryRowContext(e.ctx, `SELECT count(*) FROM deliveries WHERE send_id = ?`, snd.ID).Scan(&rows)
+	e.queryRow(`SELECT count(*) FROM deliveries WHERE send_id = ?`, snd.ID).Scan(&rows)
 	if rows != 5 {
 		t.Errorf("%d delivery rows, want 5", rows)
 	}

@@ -78,7 +78,7 @@ func TestSendRelayDownMidSend(t *testing.T) {
 		t.Errorf("%d duplicates, more than the %d copies that can be in flight", dups, bound)
 	}
 	var maxAttempts, retried int
-	if err := e.db.QueryRowContext(e.ctx, `SELECT max(attempts), count(*) FILTER (WHERE attempts > 1) FROM delivery_state WHERE send_id = ?`,
+	if err := e.queryRow(`SELECT max(attempts), count(*) FILTER (WHERE attempts > 1) FROM delivery_state WHERE send_id = ?`,
 		snd.ID).Scan(&maxAttempts, &retried); err != nil {
 		t.Fatal(err)
 	}

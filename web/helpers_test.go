@@ -26,6 +26,7 @@ import (
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/feedback"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
 	"github.com/tayori-news/tayori/queue"
@@ -160,12 +161,16 @@ func newEnv(t testing.TB, o envOpts) *env {
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	qdeps := queue.Deps{Directory: bind.Directory{Store: e.subs}, Tokens: e.subs, Renderer: bind.Renderer{R: renderer},
 		Sender: &bind.Sender{Builder: b, Pool: pool}, Classify: bind.Classify}
+	// The send ledger, on the same file.
+	ldb := &store.DB{SQL: db, Engine: store.SQLite}
+	if err := store.Migrate(ctx, ldb); err != nil {
+		t.Fatal(err)
+	}
+	ledger := store.Ledger(ldb)
+	t.Cleanup(func() { ledger.Close() })
 	var gate *feedback.Gate
 	if o.gate {
-		outcomes, err := queue.NewOutcomes(ctx, db)
-		if err != nil {
-			t.Fatal(err)
-		}
+		outcomes := queue.NewOutcomes(ledger)
 		if gate, err = feedback.NewGate(feedback.GateConfig{Events: e.subs, Volume: queueVolume{outcomes}, Now: e.clock.Now}); err != nil {
 			t.Fatal(err)
 		}
@@ -174,7 +179,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 			return queue.GateVerdict{Block: v.Block, Warn: v.Warn, Reason: v.Reason}, err
 		}
 	}
-	e.svc, err = queue.New(ctx, db, e.rdb, queue.Config{From: testFrom, BaseURL: base, FeedbackID: "jpaipol01",
+	e.svc, err = queue.New(ctx, ledger, e.rdb, queue.Config{From: testFrom, BaseURL: base, FeedbackID: "jpaipol01",
 		RetryBase: 100 * time.Millisecond, RetryMax: 200 * time.Millisecond, PauseRecheck: 100 * time.Millisecond},
 		qdeps, logger)
 	if err != nil {
