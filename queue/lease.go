@@ -14,7 +14,7 @@ import (
 	"github.com/hibiken/asynq"
 )
 
-// Batch leases (migration 0009)
+// Batch leases
 //
 // A run of a batch holds the batch's claim under a lease in batch_claims:
 // its process renews lease_until every LeaseTTL/3, and the run sends a

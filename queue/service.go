@@ -355,7 +355,7 @@ func (s *Service) enqueuePlan(ctx context.Context, snd *Send, opts ...asynq.Opti
 }
 
 // Get returns a send with its counts. The counts are kept as outcomes
-// are recorded (migration 8), so a read costs the same whatever the size
+// are recorded (send_counts), so a read costs the same whatever the size
 // of the list: `tayori send --wait` and the console read it every 250 ms.
 func (s *Service) Get(ctx context.Context, id int64) (*Send, error) {
 	return s.getSend(ctx, id, true)

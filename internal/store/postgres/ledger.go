@@ -120,7 +120,7 @@ func (l *Ledger) CreateSend(ctx context.Context, r queue.SendRecord, check func(
 	defer tx.Rollback()
 	// The checks and the insert are one step: creations of a send of the
 	// same issue to the same list (or with the same key) take turns.
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 19))`, r.Slug+"\x00"+r.List); err != nil {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 19))`, r.Slug+"\n"+r.List); err != nil {
 		return queue.Created{}, ledgerErr(err)
 	}
 	if r.Key != "" {
