@@ -1,7 +1,9 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/tayori-news/tayori/queue"
@@ -83,14 +85,36 @@ const (
 	ledgerQReleasePlanLease = `UPDATE sends SET plan_lease_until = 0 WHERE id = $1 AND plan_claim = $2`
 )
 
+// RenewLeases renews in the order every writer locks: plannings (sends)
+// first, then batch claims by send and batch, so that renewing leases and
+// a group commit (which locks the claims it records under, in the same
+// order) never wait for each other in a circle.
 func (l *Ledger) RenewLeases(ctx context.Context, leases []queue.LeaseRef, until int64) ([]bool, error) {
+	order := make([]int, len(leases))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		x, y := leases[a], leases[b]
+		if px, py := x.Batch == queue.PlanLease, y.Batch == queue.PlanLease; px != py {
+			if px {
+				return -1
+			}
+			return 1
+		}
+		if c := cmp.Compare(x.SendID, y.SendID); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.Batch, y.Batch)
+	})
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, ledgerErr(err)
 	}
 	defer tx.Rollback()
 	lost := make([]bool, len(leases))
-	for i, r := range leases {
+	for _, i := range order {
+		r := leases[i]
 		var ok bool
 		if r.Batch == queue.PlanLease {
 			ok, err = ledgerAffected(ctx, tx, ledgerQRenewPlanLease, until, r.SendID, r.Claim)
