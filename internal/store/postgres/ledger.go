@@ -346,7 +346,7 @@ func (l *Ledger) end(ctx context.Context, q string, id int64, reason string, now
 	}
 	// No group commit adds copies of the send while it is cancelled: the
 	// next statement sees every copy committed before.
-	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM send_counts WHERE send_id = $1 FOR UPDATE`, id); err != nil {
+	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM send_counts WHERE send_id = $1 FOR NO KEY UPDATE`, id); err != nil {
 		return false, ledgerErr(err)
 	}
 	if _, err := tx.ExecContext(ctx, ledgerQCancelOpen, ms, id); err != nil {

@@ -27,7 +27,7 @@ func (l *Ledger) insertPage(ctx context.Context, p queue.PlanPage, set bool) ([]
 	}
 	defer tx.Rollback()
 	var claim string
-	if err := tx.QueryRowContext(ctx, `SELECT plan_claim FROM sends WHERE id = $1 FOR UPDATE`, p.SendID).Scan(&claim); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT plan_claim FROM sends WHERE id = $1 FOR NO KEY UPDATE`, p.SendID).Scan(&claim); err != nil {
 		return nil, false, ledgerErr(err)
 	}
 	if p.PlanClaim != "" && claim != p.PlanClaim {

@@ -57,7 +57,7 @@ func (l *Ledger) Record(ctx context.Context, group []queue.Outcome, now time.Tim
 		ORDER BY b.send_id, b.batch FOR SHARE OF b`, sendIDs, batches); err != nil {
 		return ledgerErr(err)
 	}
-	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM send_counts WHERE send_id = ANY($1) ORDER BY send_id FOR UPDATE`, sends); err != nil {
+	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM send_counts WHERE send_id = ANY($1) ORDER BY send_id FOR NO KEY UPDATE`, sends); err != nil {
 		return ledgerErr(err)
 	}
 	ms := now.UnixMilli()
