@@ -371,6 +371,12 @@ func TestRecorderKeepsOutcomesItCannotCommit(t *testing.T) {
 		}
 		mustExec(`INSERT INTO batch_claims (send_id, batch, claim, claimed_at) VALUES (1, 0, 'c', 0)`)
 		fill()
+		// PostgreSQL's disk_full is the domain's ErrStoreFull (SQLite's is
+		// checked on a real full disk, diskfull_test.go).
+		err := s.ledger.Record(ctx, []outcome{{SendID: 1, SubscriberID: 10, Claim: "c", Status: "sent", First: true}}, time.Now())
+		if err == nil || e.Name == "postgres" && !errors.Is(err, ErrStoreFull) {
+			t.Fatalf("record on a full store: %v, want ErrStoreFull", err)
+		}
 		rec := newRecorder(s.ledger, time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		defer rec.close()
 		if err := rec.ready(ctx); err != nil {
