@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -155,13 +156,102 @@ func BenchmarkDeliver(b *testing.B) {
 	for _, shape := range benchShapes {
 		b.Run(shape.name, func(b *testing.B) {
 			for range b.N {
-				benchDeliverOnce(b, shape, n)
+				benchDeliverOnce(b, shape, n, store.SQLite)
 			}
 		})
 	}
 }
 
-func benchDeliverOnce(b *testing.B, shape benchShape, n int) {
+// BenchmarkDeliverStore is BenchmarkDeliver's 5KB shape with the send
+// ledger on each engine, in turn, in the same run: SQLite (the file that
+// holds the readers) and PostgreSQL (a database of its own; the readers
+// stay in the SQLite file). On PostgreSQL it also reports the CPU of the
+// PostgreSQL backends serving the test's database (the parent's and the
+// worker's connections), read from /proc for the pids pg_stat_activity
+// lists, sampled every 25 ms, per message (pg-core-µs/msg), and that of
+// the server's background processes (WAL writer, checkpointer, …; shared
+// with any other user of the server) as pg-bg-core-µs/msg.
+func BenchmarkDeliverStore(b *testing.B) {
+	n := benchEnv("TAYORI_BENCH_RECIPIENTS", 100_000)
+	for _, eng := range []store.Engine{store.SQLite, store.Postgres} {
+		b.Run(string(eng)+"/5KB", func(b *testing.B) {
+			for range b.N {
+				benchDeliverOnce(b, benchShapes[0], n, eng)
+			}
+		})
+	}
+}
+
+// pgCPU samples the CPU time of PostgreSQL processes: the backends of
+// one database, and the server's background processes.
+type pgCPU struct {
+	db         *sql.DB
+	base, last map[int]time.Duration // per pid: at the start (or first seen), latest
+	bg         map[int]bool
+}
+
+func newPGCPU(db *sql.DB) *pgCPU {
+	p := &pgCPU{db: db, base: map[int]time.Duration{}, last: map[int]time.Duration{}, bg: map[int]bool{}}
+	p.sample(true)
+	return p
+}
+
+// sample reads the CPU of every process of interest; at the start (first)
+// it is the baseline, later a new backend starts from zero.
+func (p *pgCPU) sample(first bool) {
+	rows, err := p.db.Query(`SELECT pid, datname IS NULL OR backend_type <> 'client backend' FROM pg_stat_activity
+		WHERE datname = current_database() OR backend_type IN ('walwriter','checkpointer','background writer','autovacuum launcher','autovacuum worker')`)
+	if err != nil {
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var pid int
+		var bg bool
+		if rows.Scan(&pid, &bg) != nil {
+			continue
+		}
+		cpu, ok := pidCPU(pid)
+		if !ok {
+			continue
+		}
+		if _, seen := p.base[pid]; !seen {
+			if first || bg {
+				p.base[pid] = cpu
+			} else {
+				p.base[pid] = 0
+			}
+		}
+		p.last[pid], p.bg[pid] = cpu, bg
+	}
+}
+
+// used returns the CPU used since the start by backends and background.
+func (p *pgCPU) used() (backends, background time.Duration) {
+	for pid, last := range p.last {
+		if p.bg[pid] {
+			background += last - p.base[pid]
+		} else {
+			backends += last - p.base[pid]
+		}
+	}
+	return
+}
+
+// pidCPU reads a process's user+system CPU time from /proc; ok is false
+// if the process is gone.
+func pidCPU(pid int) (time.Duration, bool) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100, true
+}
+
+func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 	dbPath := benchDB(b, shape, n)
 	ctx := context.Background()
 	rdb, rdbN := testutil.RedisDBNumber(b)
@@ -175,19 +265,34 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int) {
 	go sink.Serve(ctx, ln)
 	defer sink.Close()
 	sinkURL := "smtp://" + ln.Addr().String() + "?tls=none"
-	db, err := sqlitedb.Open(ctx, dbPath)
-	if err != nil {
-		b.Fatal(err)
+	sdb, ledger := sqliteStore(b, dbPath)
+	db := sdb.SQL
+	var (
+		ledgerURL string
+		pg        *pgCPU
+	)
+	if eng == store.Postgres {
+		ledgerURL = testutil.PostgresURL(b)
+		pdb, err := store.Create(ctx, ledgerURL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pdb.Close()
+		if err := store.Migrate(ctx, pdb); err != nil {
+			b.Fatal(err)
+		}
+		ledger = store.Ledger(pdb)
+		defer ledger.Close()
+		pg = newPGCPU(pdb.SQL)
 	}
-	defer db.Close()
 	ring, _ := token.NewKeyring(time.Now, testKeys...)
-	store, err := store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
+	subs, err := store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
 	if err != nil {
 		b.Fatal(err)
 	}
-	deps := testDeps(b, store, sinkURL, new(*mailer.Pool), nil, nil, 1)
+	deps := testDeps(b, subs, sinkURL, new(*mailer.Pool), nil, nil, 1)
 	deps.Sender = nil
-	svc, err := queue.New(ctx, db, rdb, queue.Config{From: testFrom, BaseURL: testBaseURL}, deps, nil)
+	svc, err := queue.New(ctx, ledger, rdb, queue.Config{From: testFrom, BaseURL: testBaseURL}, deps, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -195,7 +300,7 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int) {
 
 	conc := benchEnv("TAYORI_BENCH_CONCURRENCY", 8)
 	child := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
-	child.Env = append(os.Environ(), childEnv+"=worker", "CHILD_DB="+dbPath,
+	child.Env = append(os.Environ(), childEnv+"=worker", "CHILD_DB="+dbPath, "CHILD_LEDGER="+ledgerURL,
 		"CHILD_REDIS="+testutil.RedisDBURL(b, rdbN), "CHILD_SMTP="+sinkURL,
 		"CHILD_CONCURRENCY="+strconv.Itoa(conc), "CHILD_SENDERS="+strconv.Itoa(conc),
 		"CHILD_BATCH="+strconv.Itoa(benchEnv("TAYORI_BENCH_BATCH", 500)),
@@ -223,6 +328,9 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int) {
 	memBase := redisInfoInt(b, rdb, "memory", "used_memory")
 	cpuBase := redisCPU(b, rdb)
 	peak := memBase
+	if pg != nil {
+		pg.sample(true)
+	}
 	b.ResetTimer()
 	start := time.Now()
 	snd, err := svc.Create(ctx, queue.NewSend{Issue: issue, List: testList})
@@ -237,7 +345,13 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int) {
 		if m := redisInfoInt(b, rdb, "memory", "used_memory"); m > peak {
 			peak = m
 		}
+		if pg != nil {
+			pg.sample(false)
+		}
 		time.Sleep(25 * time.Millisecond)
+	}
+	if pg != nil {
+		pg.sample(false)
 	}
 	st := sink.Stats()
 	elapsed := st.Last.Sub(start)
@@ -263,6 +377,12 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int) {
 	b.ReportMetric(float64(peak-memBase)/(1<<20), "redis-peak-MB")
 	b.ReportMetric(float64(st.Bytes)/float64(st.Messages), "bytes/msg")
 	ms := func(a, b time.Duration) float64 { return float64((a+b)/2) / float64(time.Millisecond) }
+	if pg != nil {
+		back, bg := pg.used()
+		b.ReportMetric(back.Seconds()*1e6/float64(n), "pg-core-µs/msg")
+		b.ReportMetric(bg.Seconds()*1e6/float64(n), "pg-bg-core-µs/msg")
+		b.Logf("PostgreSQL backends CPU %v, background %v", back.Round(time.Millisecond), bg.Round(time.Millisecond))
+	}
 	b.ReportMetric(ms(cpu0, cpu1), "ref-cpu-ms")
 	b.ReportMetric(ms(mem0, mem1), "ref-mem-ms")
 	b.ReportMetric(ms(sys0, sys1), "ref-sys-ms")
@@ -376,17 +496,15 @@ func BenchmarkPlanRedisMemory(b *testing.B) {
 		dbPath := benchDB(b, shape, n)
 		ctx := context.Background()
 		rdb := testutil.RedisDB(b)
-		db, err := sqlitedb.Open(ctx, dbPath)
-		if err != nil {
-			b.Fatal(err)
-		}
+		sdb, ledger := sqliteStore(b, dbPath)
+		db := sdb.SQL
 		ring, _ := token.NewKeyring(time.Now, testKeys...)
 		store, err := store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
 		if err != nil {
 			b.Fatal(err)
 		}
 		deps := testDeps(b, store, "smtp://127.0.0.1:1?tls=none", new(*mailer.Pool), nil, nil, 1)
-		svc, err := queue.New(ctx, db, rdb, queue.Config{From: testFrom, BaseURL: testBaseURL,
+		svc, err := queue.New(ctx, ledger, rdb, queue.Config{From: testFrom, BaseURL: testBaseURL,
 			BatchSize: benchEnv("TAYORI_BENCH_BATCH", 500)}, deps, nil)
 		if err != nil {
 			b.Fatal(err)

@@ -58,13 +58,13 @@ func (w *readerWatch) refresh(ctx context.Context, pending []claimed, byID map[i
 			set[id] = true
 		}
 		for _, c := range pending {
-			if set[c.subID] {
-				ids = append(ids, c.subID)
+			if set[c.SubscriberID] {
+				ids = append(ids, c.SubscriberID)
 			}
 		}
 	} else {
 		for _, c := range pending {
-			ids = append(ids, c.subID)
+			ids = append(ids, c.SubscriberID)
 		}
 	}
 	if len(ids) == 0 {

@@ -18,7 +18,7 @@ import (
 
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
-	"github.com/tayori-news/tayori/internal/store"
+	tstore "github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
 	"github.com/tayori-news/tayori/queue"
@@ -56,7 +56,18 @@ func runChildWorker() error {
 	if err != nil {
 		return err
 	}
-	store, err := store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
+	// The store: the SQLite file, or the database CHILD_LEDGER names
+	// (readers and ledger alike, as a worker has them).
+	ldb := &tstore.DB{SQL: db, Engine: tstore.SQLite}
+	if u := os.Getenv("CHILD_LEDGER"); u != "" {
+		if ldb, err = tstore.Open(ctx, u); err != nil {
+			return err
+		}
+	}
+	if err := tstore.Migrate(ctx, ldb); err != nil {
+		return err
+	}
+	store, err := tstore.OpenSubscribers(ctx, ldb, subscribers.Options{Keyring: ring})
 	if err != nil {
 		return err
 	}
@@ -71,7 +82,7 @@ func runChildWorker() error {
 	conc, _ := strconv.Atoi(os.Getenv("CHILD_CONCURRENCY"))
 	batch, _ := strconv.Atoi(os.Getenv("CHILD_BATCH"))
 	flush, _ := time.ParseDuration(os.Getenv("CHILD_FLUSH"))
-	svc, err := queue.New(ctx, db, rdb, queue.Config{
+	svc, err := queue.New(ctx, tstore.Ledger(ldb), rdb, queue.Config{
 		From: testFrom, BaseURL: testBaseURL, FeedbackID: "jpaipol01", BatchSize: batch, Senders: senders,
 		RetryBase: 200 * time.Millisecond, RetryMax: 400 * time.Millisecond, FlushInterval: flush,
 	}, deps, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -111,74 +122,76 @@ func (childTB) Fatalf(f string, args ...any) {
 }
 
 func TestWorkerKilledMidSendLosesNoneDuplicatesOnlyInFlight(t *testing.T) {
-	const readers, childConc = 300, 4
-	slow := testutil.FailFunc(func(string, int) *testutil.Fault { f := testutil.Slow(5 * time.Millisecond); return &f })
-	e := newEnv(t, envOpts{noWorker: true, smtp: []testutil.SMTPOption{slow}, cfg: queue.Config{BatchSize: 25}})
-	is := loadIssue(t, "aisi-monthly-2025-11.txt")
-	for i := range readers {
-		e.addReader(fmt.Sprintf("r%03d@example.jp", i), "", audience.All())
-	}
-	snd, err := e.svc.Create(e.ctx, queue.NewSend{Issue: is, List: testList})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), childEnv+"=worker", "CHILD_DB="+e.dbPath,
-		"CHILD_REDIS="+testutil.RedisDBURL(t, e.rdbN), "CHILD_SMTP="+e.smtp.URL(),
-		"CHILD_CONCURRENCY="+strconv.Itoa(childConc))
-	child.Stdout, child.Stderr = os.Stderr, os.Stderr
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer child.Process.Kill()
-	// Kill it hard part way through the send.
-	deadline := time.Now().Add(30 * time.Second)
-	for len(e.smtp.Messages()) < readers/3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("child sent only %d messages", len(e.smtp.Messages()))
+	forEngines(t, func(t *testing.T, eng testutil.Engine) {
+		const readers, childConc = 300, 4
+		slow := testutil.FailFunc(func(string, int) *testutil.Fault { f := testutil.Slow(5 * time.Millisecond); return &f })
+		e := newEnv(t, envOpts{engine: eng, noWorker: true, smtp: []testutil.SMTPOption{slow}, cfg: queue.Config{BatchSize: 25}})
+		is := loadIssue(t, "aisi-monthly-2025-11.txt")
+		for i := range readers {
+			e.addReader(fmt.Sprintf("r%03d@example.jp", i), "", audience.All())
 		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	if err := child.Process.Kill(); err != nil { // SIGKILL
-		t.Fatal(err)
-	}
-	child.Wait()
-	atKill := len(e.smtp.Messages())
-	t.Logf("child killed after %d of %d messages", atKill, readers)
-	if atKill >= readers {
-		t.Fatalf("the child finished before it was killed")
-	}
-
-	// The dead worker's tasks hold 30 s leases in asynq; let them run out
-	// now instead of waiting (asynq's own tests move the clock the same way).
-	leases, err := e.rdb.ZRange(e.ctx, "asynq:{"+queue.QueueNewsletter+"}:lease", 0, -1).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range leases {
-		e.rdb.ZAdd(e.ctx, "asynq:{"+queue.QueueNewsletter+"}:lease", redis.Z{Score: 1, Member: id})
-	}
-	e.startWorker() // a second worker, in this process, finishes the send
-	done := e.waitState(snd.ID, queue.Done, 60*time.Second)
-	if done.Counts.Sent != readers {
-		t.Errorf("counts %+v, want %d sent", done.Counts, readers)
-	}
-	dups := 0
-	for i := range readers {
-		n := len(e.smtp.MessagesTo(fmt.Sprintf("r%03d@example.jp", i)))
-		if n == 0 {
-			t.Errorf("r%03d lost: no message", i)
+		snd, err := e.svc.Create(e.ctx, queue.NewSend{Issue: is, List: testList})
+		if err != nil {
+			t.Fatal(err)
 		}
-		dups += max(n-1, 0)
-	}
-	// Per sending goroutine: the copies sent on its connection whose
-	// replies were not read yet (at most MaxInFlight), and about one
-	// copy answered but not committed (a 5 ms group-commit window against
-	// a relay taking 5 ms a message).
-	bound := childConc * (mailer.MaxInFlight + 1)
-	t.Logf("%d duplicates (bound %d)", dups, bound)
-	if dups > bound {
-		t.Errorf("%d duplicates, more than the %d copies that can be in flight", dups, bound)
-	}
+
+		child := exec.Command(os.Args[0], "-test.run=^$")
+		child.Env = append(os.Environ(), childEnv+"=worker", "CHILD_DB="+e.dbPath, "CHILD_LEDGER="+e.ledgerURL,
+			"CHILD_REDIS="+testutil.RedisDBURL(t, e.rdbN), "CHILD_SMTP="+e.smtp.URL(),
+			"CHILD_CONCURRENCY="+strconv.Itoa(childConc))
+		child.Stdout, child.Stderr = os.Stderr, os.Stderr
+		if err := child.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer child.Process.Kill()
+		// Kill it hard part way through the send.
+		deadline := time.Now().Add(30 * time.Second)
+		for len(e.smtp.Messages()) < readers/3 {
+			if time.Now().After(deadline) {
+				t.Fatalf("child sent only %d messages", len(e.smtp.Messages()))
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		if err := child.Process.Kill(); err != nil { // SIGKILL
+			t.Fatal(err)
+		}
+		child.Wait()
+		atKill := len(e.smtp.Messages())
+		t.Logf("child killed after %d of %d messages", atKill, readers)
+		if atKill >= readers {
+			t.Fatalf("the child finished before it was killed")
+		}
+
+		// The dead worker's tasks hold 30 s leases in asynq; let them run out
+		// now instead of waiting (asynq's own tests move the clock the same way).
+		leases, err := e.rdb.ZRange(e.ctx, "asynq:{"+queue.QueueNewsletter+"}:lease", 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range leases {
+			e.rdb.ZAdd(e.ctx, "asynq:{"+queue.QueueNewsletter+"}:lease", redis.Z{Score: 1, Member: id})
+		}
+		e.startWorker() // a second worker, in this process, finishes the send
+		done := e.waitState(snd.ID, queue.Done, 60*time.Second)
+		if done.Counts.Sent != readers {
+			t.Errorf("counts %+v, want %d sent", done.Counts, readers)
+		}
+		dups := 0
+		for i := range readers {
+			n := len(e.smtp.MessagesTo(fmt.Sprintf("r%03d@example.jp", i)))
+			if n == 0 {
+				t.Errorf("r%03d lost: no message", i)
+			}
+			dups += max(n-1, 0)
+		}
+		// Per sending goroutine: the copies sent on its connection whose
+		// replies were not read yet (at most MaxInFlight), and about one
+		// copy answered but not committed (a 5 ms group-commit window against
+		// a relay taking 5 ms a message).
+		bound := childConc * (mailer.MaxInFlight + 1)
+		t.Logf("%d duplicates (bound %d)", dups, bound)
+		if dups > bound {
+			t.Errorf("%d duplicates, more than the %d copies that can be in flight", dups, bound)
+		}
+	})
 }

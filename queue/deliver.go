@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,7 +17,6 @@ import (
 
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/compose"
-	"github.com/tayori-news/tayori/internal/sqlitedb"
 )
 
 // sendCache keeps what does not change during a send: its issue and
@@ -33,9 +31,6 @@ type sendCache struct {
 func (s *Service) loadSend(ctx context.Context, id int64) (*sendCache, State, error) {
 	st, err := s.currentState(ctx, id)
 	if err != nil {
-		if strings.Contains(err.Error(), "no rows") {
-			return nil, "", fmt.Errorf("send %d: %w", id, ErrNotFound)
-		}
 		return nil, "", err
 	}
 	s.mu.Lock()
@@ -44,7 +39,7 @@ func (s *Service) loadSend(ctx context.Context, id int64) (*sendCache, State, er
 	if sc != nil {
 		return sc, st, nil
 	}
-	snd, err := getSend(ctx, s.db, id, true)
+	snd, err := s.getSend(ctx, id, true)
 	if err != nil {
 		return nil, "", err
 	}
@@ -97,22 +92,8 @@ func (s *Service) render(ctx context.Context, sc *sendCache, key string, prefs a
 // recording them saves sending them again.
 const drainTimeout = 15 * time.Second
 
-type claimed struct {
-	subID    int64
-	attempts int
-}
-
-// qClaimRows reads a batch's unfinished deliveries along the primary key.
-const qClaimRows = `SELECT subscriber_id, attempts FROM deliveries
-	WHERE send_id = ? AND subscriber_id BETWEEN ? AND ? AND batch = ? AND status IN ('queued','retry','sending')
-	ORDER BY subscriber_id`
-
-// qClaim takes a batch for a run, under a lease until ?5, unless another
-// run holds it under a live lease (migration 0009).
-const qClaim = `INSERT INTO batch_claims (send_id, batch, claim, claimed_at, lease_until, lo, hi) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-	ON CONFLICT (send_id, batch) DO UPDATE SET claim = excluded.claim, claimed_at = excluded.claimed_at,
-		lease_until = excluded.lease_until, lo = excluded.lo, hi = excluded.hi
-	WHERE batch_claims.claim = '' OR batch_claims.claim LIKE 'reclaim:%' OR batch_claims.lease_until <= ?4`
+// claimed is an open delivery of the run's batch.
+type claimed = ClaimedRow
 
 // claim takes the batch for this run (one row in batch_claims, whatever
 // the batch's size) under a lease that ends at until (Unix ms), and
@@ -121,70 +102,27 @@ const qClaim = `INSERT INTO batch_claims (send_id, batch, claim, claimed_at, lea
 // the at-most-in-flight duplicates). Outcomes are recorded only under the
 // batch's current claim, so an earlier run that is still alive, if its
 // batch was taken over, records nothing more. A batch that another run
-// holds under a live lease is not claimed: errBusy.
+// holds under a live lease is not claimed: errBusy. Copies an earlier run
+// sent on their first attempt (batch_sent) are done and left out.
 func (s *Service) claim(ctx context.Context, p *BatchPayload, token string) (out []claimed, until int64, err error) {
 	if len(p.IDs) == 0 {
 		return nil, 0, nil
 	}
-	wrap := func(err error) error {
-		return fmt.Errorf("queue: claim batch %d of send %d: %w", p.Batch, p.SendID, err)
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, 0, wrap(err)
-	}
-	defer tx.Rollback()
 	// A batch's ids are consecutive in the send's planning order, so its
 	// rows are one key range of the primary key.
 	lo, hi := slices.Min(p.IDs), slices.Max(p.IDs)
 	now := s.cfg.Now()
 	until = now.Add(s.cfg.LeaseTTL).UnixMilli()
-	res, err := tx.ExecContext(ctx, qClaim, p.SendID, p.Batch, token, now.UnixMilli(), until, lo, hi)
-	if err != nil {
-		return nil, 0, wrap(err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	out, err = s.ledger.Claim(ctx, BatchClaim{SendID: p.SendID, Batch: p.Batch, Claim: token,
+		Now: now.UnixMilli(), Until: until, Lo: lo, Hi: hi})
+	if errors.Is(err, errBusy) {
 		return nil, 0, errBusy
 	}
-	rows, err := tx.QueryContext(ctx, qClaimRows, p.SendID, lo, hi, p.Batch)
 	if err != nil {
-		return nil, 0, wrap(err)
-	}
-	out = make([]claimed, 0, len(p.IDs))
-	for rows.Next() {
-		var c claimed
-		if err := rows.Scan(&c.subID, &c.attempts); err != nil {
-			rows.Close()
-			return nil, 0, wrap(err)
-		}
-		out = append(out, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, 0, wrap(err)
-	}
-	// Copies an earlier run sent on their first attempt are in batch_sent,
-	// their rows still queued: they are done.
-	sent, err := sqlitedb.QueryColumn[int64](ctx, tx, qBatchSentIDs, p.SendID, p.Batch)
-	if err != nil {
-		return nil, 0, wrap(err)
-	}
-	if len(sent) > 0 {
-		done := make(map[int64]bool, len(sent))
-		for _, id := range sent {
-			done[id] = true
-		}
-		out = slices.DeleteFunc(out, func(c claimed) bool { return done[c.subID] })
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, 0, wrap(err)
+		return nil, 0, fmt.Errorf("queue: claim batch %d of send %d: %w", p.Batch, p.SendID, err)
 	}
 	return out, until, nil
 }
-
-// qBatchSentIDs lists the readers of a batch whose copies are in
-// batch_sent.
-const qBatchSentIDs = `SELECT subscriber_id FROM sent_copies WHERE send_id = ? AND batch = ?`
 
 func newToken() string {
 	var b [12]byte
@@ -241,7 +179,7 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 	}
 	ids := make([]int64, len(rows))
 	for i, r := range rows {
-		ids[i] = r.subID
+		ids[i] = r.SubscriberID
 	}
 	watch, err := s.watchReaders(ctx, sc.snd.List)
 	if err != nil {
@@ -278,8 +216,8 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 		if status != "retry" {
 			final++
 		}
-		last = s.rec.add(outcome{sendID: p.SendID, subID: c.subID, batch: p.Batch, claim: token, status: status,
-			permanent: perm, reply: reply, first: c.attempts == 0})
+		last = s.rec.add(outcome{SendID: p.SendID, SubscriberID: c.SubscriberID, Batch: p.Batch, Claim: token, Status: status,
+			Permanent: perm, Reply: reply, First: c.Attempts == 0})
 	}
 	// handle records the relay's answer for one copy.
 	mx := s.deps.Metrics
@@ -301,10 +239,10 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 		}
 		switch class {
 		case Temporary:
-			if c.attempts+1 >= s.cfg.MaxAttempts { // attempts before this one
+			if c.Attempts+1 >= s.cfg.MaxAttempts { // attempts before this one
 				record(c, "failed", false, err.Error())
 				mx.CopyFailed(class)
-				log.Warn("delivery failed after retries", "subscriber_id", r.ID, "attempts", c.attempts, "err", err)
+				log.Warn("delivery failed after retries", "subscriber_id", r.ID, "attempts", c.Attempts, "err", err)
 			} else {
 				record(c, "retry", false, err.Error())
 				mx.CopyRetried(class)
@@ -396,7 +334,7 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 				break
 			}
 		}
-		r := byID[c.subID]
+		r := byID[c.SubscriberID]
 		if r == nil || !r.Active {
 			record(c, "skipped", false, "not subscribed at delivery time")
 			continue

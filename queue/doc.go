@@ -1,6 +1,8 @@
 // Package queue delivers newsletter issues: it records sends and their
-// per-recipient deliveries in SQLite, fans the work out as Asynq tasks on
-// Redis, and sends each reader's copy over SMTP exactly once in effect.
+// per-recipient deliveries in the send ledger ([Ledger]: SQLite or
+// PostgreSQL, implemented in internal/store), fans the work out as Asynq
+// tasks on Redis, and sends each reader's copy over SMTP exactly once in
+// effect.
 //
 // A send moves through the states
 //
@@ -24,24 +26,23 @@
 // values, and records each outcome through a group-commit writer. A copy
 // sent on its first attempt, nearly every copy, is not written into its
 // delivery row: each commit appends one batch_sent row per batch holding
-// that batch's accepted copies and the relay's replies (migration 0007),
-// and delivery_state reads a delivery as its row overridden by such an
+// that batch's accepted copies and the relay's replies, and delivery_state reads a delivery as its row overridden by such an
 // entry. Other outcomes (skips, retries, failures, a retried copy's
 // success) update their rows. A Sender that offers a [Stream]
 // sends the whole batch on one connection, several copies per round trip.
 // A batch none of whose deliveries is open is marked done; the send is
 // done when every batch is.
 //
-// A send's figures are kept as outcomes are recorded (send_counts,
-// migration 8: triggers on deliveries and batch_sent, and planning's own
-// increments), so reading a send's progress costs the same for any list;
-// liveCounts, the full recount, is what tests check them against.
+// A send's figures are kept as outcomes are recorded (send_counts:
+// triggers on deliveries and batch_sent, and planning's own increments),
+// so reading a send's progress costs the same for any list;
+// Ledger.Recount, the full recount, is what tests check them against.
 //
 // An outcome that cannot be committed (a full disk) is kept and tried
 // again until it is; meanwhile no batch sends another copy, so nothing
 // the relay accepted is sent again.
 //
-// Asynq is at-least-once. The claim in SQLite is the real guard: an
+// Asynq is at-least-once. The claim in the ledger is the real guard: an
 // outcome is recorded only under the batch's current claim and only for a
 // row still open (a claim leaves out the copies in batch_sent), so a
 // finished delivery is never sent again by a re-run, a
@@ -50,8 +51,7 @@
 // those sent but not yet answered (at most mailer.MaxInFlight), and
 // those answered within the last group-commit window.
 //
-// A run holds its batch under a lease (batch_claims.lease_until,
-// migration 0009) that its process renews every LeaseTTL/3; no other run
+// A run holds its batch under a lease (batch_claims.lease_until) that its process renews every LeaseTTL/3; no other run
 // claims a batch under a live lease, and every worker re-enqueues within
 // seconds the batches whose lease lapsed because their worker died (see
 // lease.go). Redis holds only work in progress: every worker compares the
@@ -59,13 +59,15 @@
 // re-creates the missing ones from the store (reconcile.go), as does
 // Service.Requeue (`tayori send resume ID`) on demand.
 //
-// The package owns neither the subscriber store, the renderer nor the SMTP
-// client: it declares the small interfaces it needs ([Directory], [Tokens],
-// [Renderer], [Sender]) and cmd/tayori passes the concrete types.
+// The package owns neither its storage, the subscriber store, the renderer
+// nor the SMTP client: it declares the small interfaces it needs
+// ([Ledger], [Directory], [Tokens], [Renderer], [Sender]) and cmd/tayori
+// passes the concrete types (store.Ledger(db) for the ledger). A store
+// that cannot write (a full disk) is ErrStoreFull.
 //
 // Typical wiring:
 //
-//	svc, err := queue.New(ctx, db, rdb, queue.Config{...}, queue.Deps{...}, logger)
+//	svc, err := queue.New(ctx, store.Ledger(db), rdb, queue.Config{...}, queue.Deps{...}, logger)
 //	srv := svc.NewServer(queue.ServerConfig{Concurrency: 8})
 //	err = srv.Run(ctx)
 package queue

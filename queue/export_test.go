@@ -2,7 +2,13 @@ package queue
 
 import (
 	"context"
+	"database/sql"
+	"regexp"
+	"strconv"
+	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // StopRenewal simulates the death of a process holding slots of s: its
@@ -26,18 +32,44 @@ func SetRedisGrace(l *Limiter, s *Semaphore, d time.Duration) {
 }
 
 // KeptAndRecount reads a send's kept counts (what a progress read
-// returns) and counts its rows (liveCounts), in one transaction so that
-// both see the same outcomes.
+// returns) and counts its rows (the full recount), in one transaction so
+// that both see the same outcomes.
 func KeptAndRecount(ctx context.Context, s *Service, id int64) (kept, recount Counts, err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return kept, recount, err
+	return s.ledger.Recount(ctx, id)
+}
+
+// TestEngine is a database engine the tests of this package run on. The
+// external test package sets TestEngines up (engines_test.go): it may
+// import internal/store, which imports this package; this package's own
+// tests may not.
+type TestEngine struct {
+	Name string
+	// Open returns a ledger on a fresh migrated database of the engine,
+	// and the database, closed when the test ends.
+	Open func(tb testing.TB) (Ledger, *sql.DB)
+}
+
+// TestEngines are the engines, SQLite first; TestRedis hands a test a
+// Redis database of its own.
+var (
+	TestEngines []TestEngine
+	TestRedis   func(tb testing.TB) *redis.Client
+)
+
+var placeholder = regexp.MustCompile(`\?(\d*)`)
+
+// Rebind rewrites a test's query with ? or ?N placeholders for engine:
+// PostgreSQL numbers them $N.
+func Rebind(engine, q string) string {
+	if engine != "postgres" {
+		return q
 	}
-	defer tx.Rollback()
-	snd, err := getSend(ctx, tx, id, false)
-	if err != nil {
-		return kept, recount, err
-	}
-	recount, err = liveCounts(ctx, tx, id)
-	return snd.Counts, recount, err
+	n := 0
+	return placeholder.ReplaceAllStringFunc(q, func(m string) string {
+		if len(m) > 1 {
+			return "$" + m[1:]
+		}
+		n++
+		return "$" + strconv.Itoa(n)
+	})
 }

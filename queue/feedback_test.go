@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tayori-news/tayori/internal/sqlitedb"
 	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
@@ -23,11 +22,8 @@ import (
 func gateService(t *testing.T, gate queue.GateFunc) (*queue.Service, *sql.DB) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqlitedb.Open(ctx, filepath.Join(t.TempDir(), "tayori.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	sdb, ledger := sqliteStore(t, filepath.Join(t.TempDir(), "tayori.db"))
+	db := sdb.SQL
 	ring, err := token.NewKeyring(time.Now, testKeys...)
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +38,7 @@ func gateService(t *testing.T, gate queue.GateFunc) (*queue.Service, *sql.DB) {
 	deps := testDeps(t, store, smtp.URL(), &pool, nil, nil, 1)
 	t.Cleanup(func() { pool.Close() })
 	deps.Gate = gate
-	svc, err := queue.New(ctx, db, rdb, queue.Config{From: testFrom, BaseURL: testBaseURL}, deps,
+	svc, err := queue.New(ctx, ledger, rdb, queue.Config{From: testFrom, BaseURL: testBaseURL}, deps,
 		slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		t.Fatal(err)
@@ -146,15 +142,9 @@ func seedDeliveries(t *testing.T, db *sql.DB, created time.Time, rows ...[]any) 
 
 func TestOutcomes(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlitedb.Open(ctx, filepath.Join(t.TempDir(), "tayori.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	o, err := queue.NewOutcomes(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sdb, ledger := sqliteStore(t, filepath.Join(t.TempDir(), "tayori.db"))
+	db := sdb.SQL
+	o := queue.NewOutcomes(ledger)
 	now := time.Date(2026, 2, 10, 12, 0, 0, 0, time.UTC)
 	old, recent := now.Add(-10*24*time.Hour), now.Add(-2*24*time.Hour)
 	seedDeliveries(t, db, old.Add(-time.Hour),

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/tayori-news/tayori/internal/smtpsink"
-	"github.com/tayori-news/tayori/internal/sqlitedb"
 	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
@@ -44,11 +43,8 @@ func benchFirstCopy(b *testing.B, n int) {
 	}
 	go sink.Serve(ctx, ln)
 	defer sink.Close()
-	db, err := sqlitedb.Open(ctx, dbPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	sdb, ledger := sqliteStore(b, dbPath)
+	db := sdb.SQL
 	ring, _ := token.NewKeyring(time.Now, testKeys...)
 	store, err := store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
 	if err != nil {
@@ -57,7 +53,7 @@ func benchFirstCopy(b *testing.B, n int) {
 	var pool *mailer.Pool
 	deps := testDeps(b, store, "smtp://"+ln.Addr().String()+"?tls=none", &pool, nil, nil, 8)
 	defer pool.Close()
-	svc, err := queue.New(ctx, db, rdb, queue.Config{From: testFrom, BaseURL: testBaseURL, BatchSize: 500, Senders: 8}, deps, nil)
+	svc, err := queue.New(ctx, ledger, rdb, queue.Config{From: testFrom, BaseURL: testBaseURL, BatchSize: 500, Senders: 8}, deps, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

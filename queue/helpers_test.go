@@ -16,7 +16,6 @@ import (
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/compose"
 	"github.com/tayori-news/tayori/feedback"
-	"github.com/tayori-news/tayori/internal/sqlitedb"
 	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
@@ -38,18 +37,26 @@ var testKeys = []token.Key{{ID: "k1", Secret: []byte("queue-test-secret-01234567
 // env is one test's real parts: SQLite file, subscriber store, renderer,
 // mailer pool against the in-process SMTP server, Redis DB and the queue.
 type env struct {
-	t      testing.TB
-	ctx    context.Context
+	t   testing.TB
+	ctx context.Context
+	// db is the ledger's database (engine), subDB the subscribers': one
+	// SQLite file, or one PostgreSQL database.
 	db     *sql.DB
+	engine string
+	subDB  *sql.DB
 	dbPath string
-	rdb    *redis.Client
-	rdbN   int
-	store  *subscribers.Store
-	smtp   *testutil.SMTPServer
-	pool   *mailer.Pool
-	svc    *queue.Service
-	cfg    queue.Config
-	stop   func()
+	// ledgerURL is the ledger's store for worker processes, "" when it
+	// is the SQLite file at dbPath.
+	ledgerURL string
+	rdb       *redis.Client
+	rdbN      int
+	store     *subscribers.Store
+	ledger    queue.Ledger
+	smtp      *testutil.SMTPServer
+	pool      *mailer.Pool
+	svc       *queue.Service
+	cfg       queue.Config
+	stop      func()
 
 	concurrency int
 	wg          sync.WaitGroup
@@ -77,6 +84,8 @@ type envOpts struct {
 	// directory, if set, wraps the real subscriber store as the queue sees it.
 	directory func(queue.Directory) queue.Directory
 	events    queue.Events // told of sends starting, finishing and pausing
+	// engine is the ledger's database engine; default SQLite.
+	engine testutil.Engine
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -88,16 +97,36 @@ func newEnv(t testing.TB, o envOpts) *env {
 		dir = t.TempDir()
 	}
 	e.dbPath = filepath.Join(dir, "tayori.db")
-	db, err := sqlitedb.Open(ctx, e.dbPath)
+	sdb, err := store.Create(ctx, "sqlite:"+e.dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.db = db
+	e.subDB, e.engine = sdb.SQL, string(store.SQLite)
+	subsDB := sdb // the subscribers' store: the ledger's database
+	if o.engine.Name == store.Postgres {
+		e.ledgerURL = o.engine.URL(t)
+		pg, err := store.Create(ctx, e.ledgerURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Migrate(ctx, pg); err != nil {
+			t.Fatal(err)
+		}
+		e.db, e.engine = pg.SQL, string(pg.Engine)
+		e.ledger = store.Ledger(pg)
+		e.subDB, subsDB = pg.SQL, pg
+	} else {
+		if err := store.Migrate(ctx, sdb); err != nil {
+			t.Fatal(err)
+		}
+		e.db = sdb.SQL
+		e.ledger = store.Ledger(sdb)
+	}
 	ring, err := token.NewKeyring(time.Now, testKeys...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.store, err = store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
+	e.store, err = store.OpenSubscribers(ctx, subsDB, subscribers.Options{Keyring: ring})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +158,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	}
 	e.cfg = cfg
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	e.svc, err = queue.New(ctx, db, e.rdb, cfg, deps, logger)
+	e.svc, err = queue.New(ctx, e.ledger, e.rdb, cfg, deps, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +171,11 @@ func newEnv(t testing.TB, o envOpts) *env {
 		e.wg.Wait()
 		e.svc.Close()
 		e.pool.Close()
-		db.Close()
+		e.ledger.Close()
+		if e.db != sdb.SQL {
+			e.db.Close()
+		}
+		sdb.Close()
 	})
 	t.Cleanup(e.stop)
 	return e
@@ -295,7 +328,7 @@ func (e *env) delivery(sendID int64, email string) deliveryRow {
 		e.t.Fatal(err)
 	}
 	var d deliveryRow
-	err = e.db.QueryRowContext(e.ctx, `SELECT status, permanent, attempts, reply, variant FROM delivery_state
+	err = e.queryRow(`SELECT status, permanent, attempts, reply, variant FROM delivery_state
 		WHERE send_id = ? AND subscriber_id = ?`, sendID, s.ID).Scan(&d.status, &d.permanent, &d.attempts, &d.reply, &d.variant)
 	if err != nil {
 		e.t.Fatalf("delivery of %s: %v", email, err)
@@ -304,3 +337,41 @@ func (e *env) delivery(sendID int64, email string) deliveryRow {
 }
 
 func subscribersUpdate(p audience.Prefs) subscribers.Update { return subscribers.Update{Prefs: &p} }
+
+// exec runs a statement on the ledger's database, placeholders written ?.
+func (e *env) exec(q string, args ...any) (sql.Result, error) {
+	return e.db.ExecContext(e.ctx, queue.Rebind(e.engine, q), args...)
+}
+
+// queryRow reads a row of the ledger's database, placeholders written ?.
+func (e *env) queryRow(q string, args ...any) *sql.Row {
+	return e.db.QueryRowContext(e.ctx, queue.Rebind(e.engine, q), args...)
+}
+
+// forEngines runs test once per database engine of the ledger, as subtests.
+func forEngines(t *testing.T, test func(t *testing.T, eng testutil.Engine)) {
+	for _, eng := range testutil.Engines() {
+		t.Run(string(eng.Name), func(t *testing.T) { test(t, eng) })
+	}
+}
+
+// sqliteStore opens (creating) the SQLite file at path as Tayori's store,
+// with the schema, and its ledger; both are closed when the test ends.
+func sqliteStore(tb testing.TB, path string) (*store.DB, queue.Ledger) {
+	tb.Helper()
+	sdb, err := store.Create(context.Background(), "sqlite:"+path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := store.Migrate(context.Background(), sdb); err != nil {
+		tb.Fatal(err)
+	}
+	l := store.Ledger(sdb)
+	tb.Cleanup(func() { l.Close(); sdb.Close() })
+	return sdb, l
+}
+
+// query reads rows of the ledger's database, placeholders written ?.
+func (e *env) query(q string, args ...any) (*sql.Rows, error) {
+	return e.db.QueryContext(e.ctx, queue.Rebind(e.engine, q), args...)
+}

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,11 +12,9 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-
-	"github.com/tayori-news/tayori/internal/sqlitedb"
 )
 
-// Batch leases (migration 0009)
+// Batch leases
 //
 // A run of a batch holds the batch's claim under a lease in batch_claims:
 // its process renews lease_until every LeaseTTL/3, and the run sends a
@@ -65,14 +62,8 @@ type batchRun struct {
 	lost func()
 }
 
-// leaseQueries are a run's renewal and release statements, with the
-// arguments (until, send, batch, claim) and (send, batch, claim).
-func (r *batchRun) leaseQueries() (renew, release string) {
-	if r.batch == planBatch {
-		return qRenewPlanLease, qReleasePlanLease
-	}
-	return qRenewLease, qReleaseLease
-}
+// ref names the run's lease for the Ledger.
+func (r *batchRun) ref() LeaseRef { return LeaseRef{SendID: r.sendID, Batch: r.batch, Claim: r.claim} }
 
 // valid reports whether the run may still hand a copy to the relay.
 func (r *batchRun) valid(now time.Time, margin time.Duration) bool {
@@ -81,10 +72,10 @@ func (r *batchRun) valid(now time.Time, margin time.Duration) bool {
 
 // leaser renews the leases of this process's running batches.
 type leaser struct {
-	db  *sql.DB
-	ttl time.Duration
-	now func() time.Time
-	log *slog.Logger
+	ledger Ledger
+	ttl    time.Duration
+	now    func() time.Time
+	log    *slog.Logger
 
 	mu    sync.Mutex
 	runs  map[*batchRun]struct{}
@@ -93,8 +84,8 @@ type leaser struct {
 	done  chan struct{}
 }
 
-func newLeaser(db *sql.DB, ttl time.Duration, now func() time.Time, log *slog.Logger) *leaser {
-	return &leaser{db: db, ttl: ttl, now: now, log: log, runs: map[*batchRun]struct{}{},
+func newLeaser(ledger Ledger, ttl time.Duration, now func() time.Time, log *slog.Logger) *leaser {
+	return &leaser{ledger: ledger, ttl: ttl, now: now, log: log, runs: map[*batchRun]struct{}{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -110,17 +101,6 @@ func (l *leaser) add(sendID, batch int64, claim string, until int64, lost func()
 	return r
 }
 
-// qReleaseLease ends a run's lease: the batch is free for the next run
-// (Asynq's retry, or a task waiting on it), and no watchdog takes it.
-const qReleaseLease = `UPDATE batch_claims SET lease_until = 0 WHERE send_id = ?1 AND batch = ?2 AND claim = ?3`
-
-// qReleasePlanLease and qRenewPlanLease are qReleaseLease and
-// qRenewLease for a send's planning (?2, the batch, is planBatch).
-const (
-	qReleasePlanLease = `UPDATE sends SET plan_lease_until = 0 WHERE id = ?1 AND ?2 = -1 AND plan_claim = ?3`
-	qRenewPlanLease   = `UPDATE sends SET plan_lease_until = ?1 WHERE id = ?2 AND ?3 = -1 AND plan_claim = ?4`
-)
-
 // release stops renewing r and ends its lease.
 func (l *leaser) release(r *batchRun) {
 	l.mu.Lock()
@@ -131,8 +111,7 @@ func (l *leaser) release(r *batchRun) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, q := r.leaseQueries()
-	if _, err := l.db.ExecContext(ctx, q, r.sendID, r.batch, r.claim); err != nil {
+	if err := l.ledger.ReleaseLease(ctx, r.ref()); err != nil {
 		// It lapses by itself; a watchdog then enqueues the batch again.
 		l.log.Warn("release batch lease", "send_id", r.sendID, "batch", r.batch, "err", err)
 	}
@@ -154,9 +133,6 @@ func (l *leaser) loop() {
 	}
 }
 
-// qRenewLease extends a run's lease while its claim stands.
-const qRenewLease = `UPDATE batch_claims SET lease_until = ?1 WHERE send_id = ?2 AND batch = ?3 AND claim = ?4`
-
 // renew extends the lease of every running batch in one transaction. A
 // run whose claim is gone is told so (its until becomes 0).
 func (l *leaser) renew() error {
@@ -171,23 +147,13 @@ func (l *leaser) renew() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.ttl)
 	defer cancel()
-	tx, err := l.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
 	until := l.now().Add(l.ttl).UnixMilli()
-	lost := make([]bool, len(runs))
+	refs := make([]LeaseRef, len(runs))
 	for i, r := range runs {
-		q, _ := r.leaseQueries()
-		res, err := tx.ExecContext(ctx, q, until, r.sendID, r.batch, r.claim)
-		if err != nil {
-			return err
-		}
-		n, _ := res.RowsAffected()
-		lost[i] = n == 0
+		refs[i] = r.ref()
 	}
-	if err := tx.Commit(); err != nil {
+	lost, err := l.ledger.RenewLeases(ctx, refs, until)
+	if err != nil {
 		return err
 	}
 	for i, r := range runs {
@@ -228,48 +194,16 @@ const pickupGrace = 2 * time.Minute
 // also names the new task (reclaimTaskID). Any run may claim it.
 const reclaimPrefix = "reclaim:"
 
-// qLapsedLeases lists the batches of sends under way whose lease lapsed.
-const qLapsedLeases = `SELECT bc.send_id, s.uid, bc.batch, bc.claim, bc.lease_until, bc.lo, bc.hi
-	FROM batch_claims bc INDEXED BY batch_claims_leased JOIN sends s ON s.id = bc.send_id
-	WHERE bc.done = 0 AND bc.lease_until > 0 AND bc.lease_until < ?1 AND s.state IN ('planning','sending')
-	ORDER BY bc.lease_until LIMIT 1000`
-
-// qTakeOver hands a batch whose lease lapsed to its new task (claim ?1,
-// a pickup wait until ?2), unless someone else did first (or the run
-// renewed its lease after all).
-const qTakeOver = `UPDATE batch_claims SET claim = ?1, lease_until = ?2
-	WHERE send_id = ?3 AND batch = ?4 AND claim = ?5 AND lease_until = ?6 AND done = 0`
-
 // lapsed is a batch whose lease ran out.
-type lapsed struct {
-	sendID int64
-	uid    string
-	batch  int64
-	claim  string
-	until  int64
-	lo, hi int64
-}
+type lapsed = Lapsed
 
 // reclaimLapsed re-enqueues the batches whose runs died (their lease
 // lapsed) and returns how many it took over. Every worker runs it; one
 // conditional write decides which worker takes each batch.
 func (s *Service) reclaimLapsed(ctx context.Context) (int, error) {
 	now := s.cfg.Now()
-	rows, err := s.db.QueryContext(ctx, qLapsedLeases, now.UnixMilli())
+	found, err := s.ledger.LapsedLeases(ctx, now)
 	if err != nil {
-		return 0, fmt.Errorf("queue: lapsed leases: %w", err)
-	}
-	var found []lapsed
-	for rows.Next() {
-		var l lapsed
-		if err := rows.Scan(&l.sendID, &l.uid, &l.batch, &l.claim, &l.until, &l.lo, &l.hi); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("queue: lapsed leases: %w", err)
-		}
-		found = append(found, l)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("queue: lapsed leases: %w", err)
 	}
 	n := 0
@@ -291,57 +225,38 @@ func (s *Service) reclaimLapsed(ctx context.Context) (int, error) {
 // is enqueued again only if that task is no longer in Redis.
 func (s *Service) reclaim(ctx context.Context, l lapsed, now time.Time) (bool, error) {
 	wrap := func(err error) error {
-		return fmt.Errorf("queue: reclaim batch %d of send %d: %w", l.batch, l.sendID, err)
+		return fmt.Errorf("queue: reclaim batch %d of send %d: %w", l.Batch, l.SendID, err)
 	}
-	claim := l.claim
+	claim := l.Claim
 	if !strings.HasPrefix(claim, reclaimPrefix) {
-		claim = reclaimPrefix + l.claim
+		claim = reclaimPrefix + l.Claim
 	}
-	taskID := reclaimTaskID(l.sendID, l.uid, l.batch, claim)
-	if claim == l.claim { // taken over before: is its task still waiting?
+	taskID := reclaimTaskID(l.SendID, l.UID, l.Batch, claim)
+	if claim == l.Claim { // taken over before: is its task still waiting?
 		ok, err := s.tasksExist(ctx, taskID)
 		if err != nil {
 			return false, wrap(err)
 		}
 		if ok[0] {
-			_, err := s.db.ExecContext(ctx, qTakeOver, claim, now.Add(pickupGrace).UnixMilli(), l.sendID, l.batch, l.claim, l.until)
-			if err != nil {
+			if _, _, err := s.ledger.TakeOver(ctx, l, claim, now.Add(pickupGrace).UnixMilli(), false); err != nil {
 				return false, wrap(err)
 			}
 			return false, nil
 		}
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	ok, ids, err := s.ledger.TakeOver(ctx, l, claim, now.Add(pickupGrace).UnixMilli(), true)
 	if err != nil {
 		return false, wrap(err)
 	}
-	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, qTakeOver, claim, now.Add(pickupGrace).UnixMilli(), l.sendID, l.batch, l.claim, l.until)
-	if err != nil {
-		return false, wrap(err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if !ok {
 		return false, nil // another worker was first, or the run lives
 	}
-	ids, err := openRowsOfBatch(ctx, tx, l.sendID, l.batch, l.lo, l.hi)
-	if err != nil {
-		return false, wrap(err)
-	}
 	if len(ids) == 0 {
-		if _, err := tx.ExecContext(ctx, `UPDATE batch_claims SET done = 1, lease_until = 0 WHERE send_id = ? AND batch = ?`,
-			l.sendID, l.batch); err != nil {
-			return false, wrap(err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return false, wrap(err)
-	}
-	if len(ids) == 0 {
-		return true, s.maybeFinish(ctx, l.sendID)
+		return true, s.maybeFinish(ctx, l.SendID)
 	}
 	// Should the enqueue fail, the pickup wait lapses and a watchdog
 	// tries once more.
-	p := BatchPayload{SendID: l.sendID, UID: l.uid, Batch: l.batch, IDs: ids}
+	p := BatchPayload{SendID: l.SendID, UID: l.UID, Batch: l.Batch, IDs: ids}
 	t, err := NewBatchTask(p, append(s.batchOpts(), asynq.TaskID(taskID))...)
 	if err != nil {
 		return false, wrap(err)
@@ -349,8 +264,8 @@ func (s *Service) reclaim(ctx context.Context, l lapsed, now time.Time) (bool, e
 	if _, err := s.client.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return false, wrap(err)
 	}
-	s.log.WarnContext(ctx, "batch of a dead worker re-enqueued", "send_id", l.sendID, "batch", l.batch,
-		"open", len(ids), "lapsed_for", now.Sub(time.UnixMilli(l.until)).Round(time.Millisecond))
+	s.log.WarnContext(ctx, "batch of a dead worker re-enqueued", "send_id", l.SendID, "batch", l.Batch,
+		"open", len(ids), "lapsed_for", now.Sub(time.UnixMilli(l.Until)).Round(time.Millisecond))
 	return true, nil
 }
 
@@ -359,38 +274,6 @@ func (s *Service) reclaim(ctx context.Context, l lapsed, now time.Time) (bool, e
 // still be held by the dead worker's task.
 func reclaimTaskID(sendID int64, uid string, batch int64, claim string) string {
 	return BatchTaskID(sendID, uid, batch) + "~" + strings.TrimPrefix(claim, reclaimPrefix)
-}
-
-// openRowsOfBatch lists the subscribers of a batch whose deliveries are
-// open, along the primary key when the range is known (lo <= hi, hi > 0).
-func openRowsOfBatch(ctx context.Context, q querier, sendID, batch, lo, hi int64) ([]int64, error) {
-	if hi == 0 {
-		lo, hi = 0, 1<<62 // claimed before migration 0009: the whole send
-	}
-	ids, err := sqlitedb.QueryColumn[int64](ctx, q, `SELECT subscriber_id FROM deliveries
-		WHERE send_id = ? AND subscriber_id BETWEEN ? AND ? AND batch = ? AND status IN ('queued','retry','sending')
-		ORDER BY subscriber_id`, sendID, lo, hi, batch)
-	if err != nil || len(ids) == 0 {
-		return ids, err
-	}
-	sent, err := sqlitedb.QueryColumn[int64](ctx, q, qBatchSentIDs, sendID, batch)
-	if err != nil {
-		return nil, err
-	}
-	if len(sent) == 0 {
-		return ids, nil
-	}
-	done := make(map[int64]bool, len(sent))
-	for _, id := range sent {
-		done[id] = true
-	}
-	out := ids[:0]
-	for _, id := range ids {
-		if !done[id] {
-			out = append(out, id)
-		}
-	}
-	return out, nil
 }
 
 // runWatchdog re-enqueues the batches of dead runs every LeaseTTL/3

@@ -34,21 +34,8 @@ func (noMetrics) RelayReply(time.Duration) {}
 // SendsByState counts the sends in each state, for the operator's
 // metrics (read when they are scraped). States with no send are absent.
 func (s *Service) SendsByState(ctx context.Context) (map[State]int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM sends GROUP BY state`)
+	out, err := s.ledger.SendsByState(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("queue: count sends by state: %w", err)
-	}
-	defer rows.Close()
-	out := map[State]int64{}
-	for rows.Next() {
-		var st State
-		var n int64
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, fmt.Errorf("queue: count sends by state: %w", err)
-		}
-		out[st] = n
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("queue: count sends by state: %w", err)
 	}
 	return out, nil

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,8 +14,6 @@ import (
 
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/compose"
-	"github.com/tayori-news/tayori/internal/jsonw"
-	"github.com/tayori-news/tayori/internal/sqlitedb"
 )
 
 // PlanResult says what one run of planning did.
@@ -38,7 +35,7 @@ const planChunkBatches = 5
 // stop duplicate tasks, and a run resumes from the saved keyset cursor.
 func (s *Service) Plan(ctx context.Context, id int64) (PlanResult, error) {
 	var res PlanResult
-	snd, err := getSend(ctx, s.db, id, true)
+	snd, err := s.getSend(ctx, id, true)
 	if err != nil {
 		return res, err
 	}
@@ -66,12 +63,11 @@ func (s *Service) Plan(ctx context.Context, id int64) (PlanResult, error) {
 			s.log.WarnContext(ctx, "stale send cancelled", "send_id", id, "not_after", snd.NotAfter)
 			return res, s.cancel(ctx, id, reason)
 		}
-		r, err := s.db.ExecContext(ctx, `UPDATE sends SET state = 'planning', started_at = ?, updated_at = ?
-			WHERE id = ? AND state = 'scheduled'`, now.UnixMilli(), now.UnixMilli(), id)
+		ok, err := s.ledger.StartPlanning(ctx, id, now, "", 0)
 		if err != nil {
 			return res, fmt.Errorf("queue: plan send %d: %w", id, err)
 		}
-		if n, _ := r.RowsAffected(); n == 0 {
+		if !ok {
 			return s.Plan(ctx, id) // state changed under us: look again
 		}
 	case Planning:
@@ -126,10 +122,7 @@ func (s *Service) Plan(ctx context.Context, id int64) (PlanResult, error) {
 	now = s.cfg.Now()
 	// Planned. A send paused meanwhile (a policy refusal in a batch that
 	// went while the rest was planned) resumes to sending.
-	if _, err := s.db.ExecContext(ctx, `UPDATE sends SET plan_done = 1, last_error = '', updated_at = ?,
-		state = CASE state WHEN 'planning' THEN 'sending' ELSE state END,
-		paused_from = CASE state WHEN 'paused' THEN 'sending' ELSE paused_from END
-		WHERE id = ? AND (state = 'planning' OR state = 'paused' AND paused_from = 'planning')`, now.UnixMilli(), id); err != nil {
+	if err := s.ledger.PlanDone(ctx, id, now); err != nil {
 		return res, fmt.Errorf("queue: plan send %d: %w", id, err)
 	}
 	s.log.InfoContext(ctx, "send planned", "send_id", id, "planned", res.Planned, "skipped", res.Skipped,
@@ -153,23 +146,13 @@ func (s *Service) newPlanner(ctx context.Context, snd *Send) (*planner, error) {
 		return nil, err
 	}
 	if snd.Again {
-		if pl.had, err = sqlitedb.QueryColumn[int64](ctx, s.db, qHadIt, snd.Issue.Slug, snd.List, snd.ID); err != nil {
+		var err error
+		if pl.had, err = s.ledger.HadIt(ctx, snd.Issue.Slug, snd.List, snd.ID); err != nil {
 			return nil, fmt.Errorf("queue: plan send %d: readers who had the issue: %w", snd.ID, err)
 		}
 	}
 	return pl, nil
 }
-
-// qHadIt lists the readers with a copy from an earlier send of an issue
-// to a list (rows sent after a retry, and first copies in batch_sent),
-// ascending. Earlier sends are over when a send with Again is created
-// (Create refuses it while one runs), so the list does not change.
-const qHadIt = `SELECT d.subscriber_id FROM sends s CROSS JOIN deliveries d ON d.send_id = s.id
-	WHERE s.issue_slug = ?1 AND s.list_key = ?2 AND s.id < ?3 AND d.status = 'sent'
-	UNION
-	SELECT j.value ->> 0 FROM sends s CROSS JOIN batch_sent bs ON bs.send_id = s.id CROSS JOIN json_each(bs.sent) j
-	WHERE s.issue_slug = ?1 AND s.list_key = ?2 AND s.id < ?3
-	ORDER BY 1`
 
 // planPage plans the next page of up to limit recipients after cursor:
 // records their deliveries, cut into batches numbered from batchNo, and
@@ -187,7 +170,7 @@ func (s *Service) planPage(ctx context.Context, pl *planner, cursor, batchNo int
 		return cursor, batchNo, false, nil
 	}
 	var (
-		rows []planRow
+		rows []PlanRow
 		had  int64
 	)
 	for _, r := range recips {
@@ -203,7 +186,7 @@ func (s *Service) planPage(ctx context.Context, pl *planner, cursor, batchNo int
 			res.Skipped++
 			continue
 		}
-		rows = append(rows, planRow{id: r.ID, variant: k})
+		rows = append(rows, PlanRow{SubscriberID: r.ID, Variant: k})
 	}
 	last := recips[len(recips)-1].ID
 	batches, err := s.insertDeliveries(ctx, snd.ID, rows, had, last, &batchNo)
@@ -237,13 +220,11 @@ func (s *Service) planFirst(ctx context.Context, snd *Send) error {
 	// waits for the lease instead of planning the same pages beside it.
 	token := newToken()
 	until := now.Add(s.cfg.LeaseTTL).UnixMilli()
-	r, err := s.db.ExecContext(ctx, `UPDATE sends SET state = 'planning', started_at = ?, updated_at = ?,
-		plan_claim = ?, plan_lease_until = ? WHERE id = ? AND state = 'scheduled'`,
-		now.UnixMilli(), now.UnixMilli(), token, until, snd.ID)
+	ok, err := s.ledger.StartPlanning(ctx, snd.ID, now, token, until)
 	if err != nil {
 		return fmt.Errorf("queue: plan send %d: %w", snd.ID, err)
 	}
-	if n, _ := r.RowsAffected(); n == 0 {
+	if !ok {
 		return nil
 	}
 	s.emit(ctx, EventSendStarted, snd.ID)
@@ -266,76 +247,23 @@ func (s *Service) planFirst(ctx context.Context, snd *Send) error {
 	return nil
 }
 
-type planRow struct {
-	id      int64
-	variant string
-}
-
-// insertDeliveries records rows in one transaction, cut into batches, and
-// moves the cursor. Only rows that were new go into the returned batches.
-//
-// The common case (none of the rows planned before) is one set-based
-// INSERT … SELECT FROM jsonb_each(?) for the whole page; if some rows
-// existed already (planning resumed after a crash) the page is written
-// again row by row, so that batches hold exactly the new rows.
-//
-// The send's kept counts (send_counts) go up by the rows inserted, and
-// had_it by the readers the page left out (had), in the same transaction;
-// a page that was planned before adds no had_it (its first planning did).
-func (s *Service) insertDeliveries(ctx context.Context, sendID int64, rows []planRow, had, cursor int64, batchNo *int64) ([]BatchPayload, error) {
-	wrap := func(err error) error { return fmt.Errorf("queue: plan send %d: %w", sendID, err) }
-	tx, err := s.db.BeginTx(ctx, nil)
+// insertDeliveries records rows in one transaction (Ledger.InsertDeliveries),
+// cut into batches numbered from *batchNo, and moves the cursor. Only rows
+// that were new go into the returned batches. The send's kept counts go up
+// by the rows inserted, and had_it by the readers the page left out
+// (had), in the same transaction; a page that was planned before adds no
+// had_it (its first planning did).
+func (s *Service) insertDeliveries(ctx context.Context, sendID int64, rows []PlanRow, had, cursor int64, batchNo *int64) ([]BatchPayload, error) {
+	var claim string
+	if run := planRunOf(ctx); run != nil {
+		claim = run.claim
+	}
+	ids, err := s.ledger.InsertDeliveries(ctx, PlanPage{SendID: sendID, Rows: rows, Had: had, Cursor: cursor,
+		FirstBatch: *batchNo, BatchSize: s.cfg.BatchSize, Now: s.cfg.Now().UnixMilli(), PlanClaim: claim})
 	if err != nil {
-		return nil, wrap(err)
+		return nil, fmt.Errorf("queue: plan send %d: %w", sendID, err)
 	}
-	defer tx.Rollback()
-	if err := checkPlanClaim(ctx, tx, sendID); err != nil {
-		return nil, wrap(err)
-	}
-	now := s.cfg.Now().UnixMilli()
-	out, next, ok, err := s.insertDeliveriesSet(ctx, tx, sendID, rows, *batchNo, now)
-	if err != nil {
-		return nil, wrap(err)
-	}
-	if !ok {
-		tx.Rollback()
-		if tx, err = s.db.BeginTx(ctx, nil); err != nil {
-			return nil, wrap(err)
-		}
-		defer tx.Rollback()
-		if err := checkPlanClaim(ctx, tx, sendID); err != nil {
-			return nil, wrap(err)
-		}
-		if out, next, err = s.insertDeliveriesEach(ctx, tx, sendID, rows, *batchNo, now); err != nil {
-			return nil, wrap(err)
-		}
-	}
-	// Each batch has its claims row from the start: the send is done when
-	// all of them are (a re-plan leaves existing rows as they are).
-	for _, b := range out {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO batch_claims (send_id, batch, claim, claimed_at) VALUES (?, ?, '', 0)
-			ON CONFLICT (send_id, batch) DO NOTHING`, sendID, b.Batch); err != nil {
-			return nil, wrap(err)
-		}
-	}
-	var n int64
-	for _, b := range out {
-		n += int64(len(b.IDs))
-	}
-	if !ok {
-		had = 0
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE send_counts SET planned = planned + ?1, queued = queued + ?1, had_it = had_it + ?2
-		WHERE send_id = ?3`, n, had, sendID); err != nil {
-		return nil, wrap(err)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE sends SET plan_cursor = ?, batches = ?, updated_at = ? WHERE id = ?`,
-		cursor, next, now, sendID); err != nil {
-		return nil, wrap(err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, wrap(err)
-	}
+	out, next := s.cutBatches(sendID, ids, *batchNo)
 	*batchNo = next
 	return out, nil
 }
@@ -349,65 +277,6 @@ func (s *Service) cutBatches(sendID int64, ids []int64, first int64) ([]BatchPay
 		b++
 	}
 	return out, b
-}
-
-// insertDeliveriesSet inserts every row with one statement, assuming none
-// exists; ok is false (and the transaction must be rolled back) if some did.
-func (s *Service) insertDeliveriesSet(ctx context.Context, tx *sql.Tx, sendID int64, rows []planRow, first, now int64) ([]BatchPayload, int64, bool, error) {
-	if len(rows) == 0 {
-		return nil, first, true, nil
-	}
-	ids := make([]int64, len(rows))
-	buf := make([]byte, 0, len(rows)*32)
-	buf = append(buf, '[')
-	for i, r := range rows {
-		ids[i] = r.id
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = append(buf, '[')
-		buf = strconv.AppendInt(buf, r.id, 10)
-		buf = append(buf, ',')
-		buf = strconv.AppendInt(buf, first+int64(i/s.cfg.BatchSize), 10)
-		buf = append(buf, ',')
-		buf = jsonw.AppendString(buf, r.variant)
-		buf = append(buf, ']')
-	}
-	buf = append(buf, ']')
-	res, err := tx.ExecContext(ctx, `INSERT INTO deliveries (send_id, subscriber_id, batch, variant, updated_at)
-		SELECT ?1, value ->> 0, value ->> 1, value ->> 2, ?3 FROM jsonb_each(?2) WHERE true ON CONFLICT DO NOTHING`,
-		sendID, string(buf), now)
-	if err != nil {
-		return nil, 0, false, err
-	}
-	if n, err := res.RowsAffected(); err != nil || n != int64(len(rows)) {
-		return nil, 0, false, err
-	}
-	out, next := s.cutBatches(sendID, ids, first)
-	return out, next, true, nil
-}
-
-// insertDeliveriesEach inserts row by row and batches only the new rows.
-func (s *Service) insertDeliveriesEach(ctx context.Context, tx *sql.Tx, sendID int64, rows []planRow, first, now int64) ([]BatchPayload, int64, error) {
-	st, err := tx.PrepareContext(ctx, `INSERT INTO deliveries (send_id, subscriber_id, batch, variant, updated_at)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer st.Close()
-	var ids []int64
-	for _, r := range rows {
-		res, err := st.ExecContext(ctx, sendID, r.id, first+int64(len(ids)/s.cfg.BatchSize), r.variant, now)
-		if err != nil {
-			return nil, 0, err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			continue // planned before
-		}
-		ids = append(ids, r.id)
-	}
-	out, next := s.cutBatches(sendID, ids, first)
-	return out, next, nil
 }
 
 func (s *Service) batchOpts() []asynq.Option {
@@ -435,21 +304,8 @@ func (s *Service) enqueueBatch(ctx context.Context, b BatchPayload) error {
 // requeueBatches enqueues (again) every batch that still has queued rows;
 // TaskID conflicts mean the batch is queued already.
 func (s *Service) requeueBatches(ctx context.Context, snd *Send) (int64, error) {
-	rows, err := s.db.QueryContext(ctx, qOpenRows, snd.ID)
+	byBatch, err := s.ledger.OpenRows(ctx, snd.ID)
 	if err != nil {
-		return 0, fmt.Errorf("queue: requeue batches of send %d: %w", snd.ID, err)
-	}
-	byBatch := map[int64][]int64{}
-	for rows.Next() {
-		var b, id int64
-		if err := rows.Scan(&b, &id); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("queue: requeue batches of send %d: %w", snd.ID, err)
-		}
-		byBatch[b] = append(byBatch[b], id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("queue: requeue batches of send %d: %w", snd.ID, err)
 	}
 	nums := make([]int64, 0, len(byBatch))
@@ -466,11 +322,14 @@ func (s *Service) requeueBatches(ctx context.Context, snd *Send) (int64, error) 
 }
 
 func (s *Service) currentState(ctx context.Context, id int64) (State, error) {
-	var st string
-	if err := s.db.QueryRowContext(ctx, `SELECT state FROM sends WHERE id = ?`, id).Scan(&st); err != nil {
+	st, err := s.ledger.SendState(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return "", fmt.Errorf("send %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
 		return "", fmt.Errorf("queue: state of send %d: %w", id, err)
 	}
-	return State(st), nil
+	return st, nil
 }
 
 // VariantCount is one variant's share of a list, from Preview.
@@ -546,7 +405,7 @@ func (s *Service) handlePlan(ctx context.Context, t *asynq.Task) error {
 	if err := s.halted(); err != nil {
 		return err
 	}
-	snd, err := getSend(ctx, s.db, p.SendID, false)
+	snd, err := s.getSend(ctx, p.SendID, false)
 	if errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("plan: %w: %w", err, asynq.SkipRetry)
 	}
@@ -582,8 +441,7 @@ func (s *Service) handlePlan(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("plan: %w: %w", err, asynq.SkipRetry)
 	}
 	note := fmt.Sprintf("planning attempt %d of %d failed, will try again: %v", retried+1, maxRetry+1, err)
-	if _, nerr := s.db.ExecContext(wctx, `UPDATE sends SET last_error = ?, updated_at = ? WHERE id = ? AND state IN ('scheduled','planning')`,
-		note, s.cfg.Now().UnixMilli(), p.SendID); nerr != nil {
+	if nerr := s.ledger.NotePlanError(wctx, p.SendID, note, s.cfg.Now()); nerr != nil {
 		s.log.WarnContext(ctx, "note a planning failure", "send_id", p.SendID, "err", nerr)
 	}
 	return err

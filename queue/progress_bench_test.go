@@ -13,7 +13,7 @@ import (
 // a thousand failed, the rest queued.
 func progressFixture(b *testing.B, n int) *Service {
 	ctx := context.Background()
-	db := migratedDB(b)
+	ledger, db := migratedDB(b)
 	now := time.Now().UnixMilli()
 	for _, q := range []string{
 		`INSERT INTO sends (id, uid, issue_slug, issue_json, list_key, state, scheduled_at, created_at, updated_at, plan_done, batches)
@@ -32,12 +32,12 @@ func progressFixture(b *testing.B, n int) *Service {
 		}
 	}
 	// Rows inserted here, not by planning, are counted once by a recount.
-	for _, q := range []string{qRecountRows, qRecountSent} {
+	for _, q := range []string{progressRecountRows, progressRecountSent} {
 		if _, err := db.ExecContext(ctx, q, 1); err != nil {
 			b.Fatal(err)
 		}
 	}
-	return &Service{db: db, cfg: Config{Now: time.Now}}
+	return &Service{ledger: ledger, cfg: Config{Now: time.Now}}
 }
 
 // BenchmarkProgress is one progress read, what `tayori send --wait` and
@@ -62,3 +62,18 @@ func BenchmarkProgress(b *testing.B) {
 		})
 	}
 }
+
+// progressRecountRows and progressRecountSent set a send's kept counts
+// from its delivery rows and batch_sent (SQLite).
+const (
+	progressRecountRows = `UPDATE send_counts SET (planned, queued, retry, sent, skipped, failed_temp, failed_perm, cancelled) =
+    (SELECT count(*), ifnull(sum(status IN ('queued','sending')), 0), ifnull(sum(status = 'retry'), 0),
+            ifnull(sum(status = 'sent'), 0), ifnull(sum(status = 'skipped'), 0),
+            ifnull(sum(status = 'failed' AND permanent = 0), 0), ifnull(sum(status = 'failed' AND permanent <> 0), 0),
+            ifnull(sum(status = 'cancelled'), 0)
+       FROM deliveries d WHERE d.send_id = send_counts.send_id)
+ WHERE send_id = ?1`
+	progressRecountSent = `UPDATE send_counts SET
+    first_sent = (SELECT ifnull(sum(n), 0) FROM batch_sent bs WHERE bs.send_id = send_counts.send_id)
+ WHERE send_id = ?1`
+)

@@ -35,11 +35,6 @@ type Requeued struct {
 // Any reports whether Requeue found anything missing.
 func (r Requeued) Any() bool { return r.Plan || r.Batches > 0 || r.Finished > 0 }
 
-// qUnfinishedBatches lists a send's batches not done, with their key
-// range where a claim recorded it (0, 0 otherwise).
-const qUnfinishedBatches = `SELECT batch, lo, hi FROM batch_claims INDEXED BY batch_claims_open
-	WHERE send_id = ? AND done = 0 ORDER BY batch`
-
 // Requeue re-creates the tasks of send id that Redis lacks, from the
 // store: its planning task while it is scheduled or planning (at its
 // time, for a send scheduled later), and the task of every batch not done
@@ -48,7 +43,7 @@ const qUnfinishedBatches = `SELECT batch, lo, hi FROM batch_claims INDEXED BY ba
 // exist are left alone. A send that is done or cancelled is ErrState.
 func (s *Service) Requeue(ctx context.Context, id int64) (Requeued, error) {
 	var r Requeued
-	snd, err := getSend(ctx, s.db, id, false)
+	snd, err := s.getSend(ctx, id, false)
 	if err != nil {
 		return r, err
 	}
@@ -94,27 +89,14 @@ func (s *Service) Requeue(ctx context.Context, id int64) (Requeued, error) {
 			r.Plan = true
 		}
 	}
-	type batchRange struct{ batch, lo, hi int64 }
-	rows, err := s.db.QueryContext(ctx, qUnfinishedBatches, id)
+	type batchRange = BatchRange
+	open, err := s.ledger.UnfinishedBatches(ctx, id)
 	if err != nil {
-		return r, wrap(err)
-	}
-	var open []batchRange
-	for rows.Next() {
-		var b batchRange
-		if err := rows.Scan(&b.batch, &b.lo, &b.hi); err != nil {
-			rows.Close()
-			return r, wrap(err)
-		}
-		open = append(open, b)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return r, wrap(err)
 	}
 	ids := make([]string, len(open))
 	for i, b := range open {
-		ids[i] = BatchTaskID(snd.ID, snd.UID, b.batch)
+		ids[i] = BatchTaskID(snd.ID, snd.UID, b.Batch)
 	}
 	exist, err := s.tasksExist(ctx, ids...)
 	if err != nil {
@@ -127,7 +109,7 @@ func (s *Service) Requeue(ctx context.Context, id int64) (Requeued, error) {
 	for i, b := range open {
 		if !exist[i] {
 			missing = append(missing, b)
-			if b.hi == 0 && byBatch == nil {
+			if b.Hi == 0 && byBatch == nil {
 				if byBatch, err = s.openRowsByBatch(ctx, id); err != nil {
 					return r, wrap(err)
 				}
@@ -136,21 +118,20 @@ func (s *Service) Requeue(ctx context.Context, id int64) (Requeued, error) {
 	}
 	for _, b := range missing {
 		var rowIDs []int64
-		if b.hi == 0 {
-			rowIDs = byBatch[b.batch]
-		} else if rowIDs, err = openRowsOfBatch(ctx, s.db, id, b.batch, b.lo, b.hi); err != nil {
+		if b.Hi == 0 {
+			rowIDs = byBatch[b.Batch]
+		} else if rowIDs, err = s.ledger.OpenRowsOfBatch(ctx, id, b.Batch, b.Lo, b.Hi); err != nil {
 			return r, wrap(err)
 		}
 		if len(rowIDs) == 0 {
 			// Its last run died between its last outcome and marking it.
-			if _, err := s.db.ExecContext(ctx, `UPDATE batch_claims SET done = 1, lease_until = 0
-				WHERE send_id = ? AND batch = ? AND done = 0`, id, b.batch); err != nil {
+			if err := s.ledger.MarkBatchDone(ctx, id, b.Batch); err != nil {
 				return r, wrap(err)
 			}
 			r.Finished++
 			continue
 		}
-		t, err := NewBatchTask(BatchPayload{SendID: id, UID: snd.UID, Batch: b.batch, IDs: rowIDs}, s.batchOpts()...)
+		t, err := NewBatchTask(BatchPayload{SendID: id, UID: snd.UID, Batch: b.Batch, IDs: rowIDs}, s.batchOpts()...)
 		if err != nil {
 			return r, err
 		}
@@ -171,20 +152,7 @@ func (s *Service) Requeue(ctx context.Context, id int64) (Requeued, error) {
 
 // openRowsByBatch lists the open deliveries of a whole send by batch.
 func (s *Service) openRowsByBatch(ctx context.Context, id int64) (map[int64][]int64, error) {
-	rows, err := s.db.QueryContext(ctx, qOpenRows, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[int64][]int64{}
-	for rows.Next() {
-		var b, sub int64
-		if err := rows.Scan(&b, &sub); err != nil {
-			return nil, err
-		}
-		out[b] = append(out[b], sub)
-	}
-	return out, rows.Err()
+	return s.ledger.OpenRows(ctx, id)
 }
 
 // taskKey is the Redis key of an Asynq task (asynq's base.TaskKey, which
@@ -216,28 +184,12 @@ func (s *Service) tasksExist(ctx context.Context, ids ...string) ([]bool, error)
 	return out, nil
 }
 
-// qUnfinishedSends lists the sends whose tasks must be in Redis.
-const qUnfinishedSends = `SELECT id FROM sends WHERE state IN ('scheduled','planning','sending','paused') ORDER BY id`
-
 // Reconcile runs Requeue on every send that is not finished and returns
 // the total of what it re-created.
 func (s *Service) Reconcile(ctx context.Context) (Requeued, error) {
 	var total Requeued
-	rows, err := s.db.QueryContext(ctx, qUnfinishedSends)
+	ids, err := s.ledger.UnfinishedSends(ctx)
 	if err != nil {
-		return total, fmt.Errorf("queue: reconcile: %w", err)
-	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return total, fmt.Errorf("queue: reconcile: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return total, fmt.Errorf("queue: reconcile: %w", err)
 	}
 	var errs []error

@@ -2,34 +2,16 @@ package queue
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/tayori-news/tayori/internal/jsonw"
 )
 
-// outcome is the result of one delivery attempt, to be committed.
-type outcome struct {
-	sendID, subID int64
-	batch         int64
-	claim         string
-	status        string // sent, skipped, retry, failed
-	permanent     bool
-	reply         string
-	// first: the row was claimed unattempted (queued, attempts 0). A
-	// first copy that was sent goes to batch_sent (migration 0007)
-	// instead of rewriting its row.
-	first bool
-}
-
-// appended reports whether o is recorded in batch_sent.
-func (o *outcome) appended() bool { return o.first && o.status == "sent" }
+// outcome is the result of one delivery attempt (Outcome).
+type outcome = Outcome
 
 // recorder commits outcomes in groups: every FlushInterval (or sooner
 // when many are waiting) one transaction writes all of them. A crash
@@ -45,9 +27,7 @@ func (o *outcome) appended() bool { return o.first && o.status == "sent" }
 // copy that cannot be recorded would be lost and the copy sent again by a
 // re-run. Copies already in flight are answered and their outcomes kept.
 type recorder struct {
-	db       *sql.DB
-	stmt     *sql.Stmt // qRecord, prepared when first needed (loop goroutine only)
-	sentStmt *sql.Stmt // qRecordSent, likewise
+	ledger   Ledger
 	interval time.Duration
 	grace    time.Duration // closeGrace; tests shorten it
 	log      *slog.Logger
@@ -77,8 +57,8 @@ const (
 	closeGrace = 10 * time.Second
 )
 
-func newRecorder(db *sql.DB, interval time.Duration, log *slog.Logger) *recorder {
-	r := &recorder{db: db, interval: interval, grace: closeGrace, log: log, kick: make(chan struct{}, 1), done: make(chan struct{})}
+func newRecorder(ledger Ledger, interval time.Duration, log *slog.Logger) *recorder {
+	r := &recorder{ledger: ledger, interval: interval, grace: closeGrace, log: log, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	r.cond = sync.NewCond(&r.mu)
 	go r.loop()
 	return r
@@ -251,174 +231,13 @@ func (r *recorder) loop() {
 	}
 }
 
-// qRecord writes a group of outcomes in one statement: the group goes to
-// SQLite as a JSON array of [send_id, subscriber_id, status, permanent,
-// reply, claim] and each row is updated only if it is unfinished (or was
-// cancelled while its copy was in flight) and its batch's claim is still
-// the one the outcome was made under.
-const qRecord = `UPDATE deliveries
-   SET status = j.value ->> 2, permanent = j.value ->> 3, reply = j.value ->> 4,
-       attempts = attempts + 1, updated_at = ?2
-  FROM jsonb_each(?1) AS j
- WHERE deliveries.send_id = j.value ->> 0 AND deliveries.subscriber_id = j.value ->> 1
-   AND deliveries.status IN ('queued','retry','sending','cancelled')
-   AND EXISTS (SELECT 1 FROM batch_claims b
-                WHERE b.send_id = deliveries.send_id AND b.batch = deliveries.batch AND b.claim = j.value ->> 5)`
-
-// qRecordSent appends the group's first copies that were sent, one
-// batch_sent row per batch: ?1 is a JSON array of [send_id, batch, claim,
-// n, [[subscriber_id, reply], ...]], and a batch's row goes in only while
-// the claim its copies were sent under stands.
-const qRecordSent = `INSERT INTO batch_sent (send_id, batch, n, at, sent)
-SELECT j.value ->> 0, j.value ->> 1, j.value ->> 3, ?2, j.value -> 4
-  FROM json_each(?1) AS j
- WHERE EXISTS (SELECT 1 FROM batch_claims b
-                WHERE b.send_id = j.value ->> 0 AND b.batch = j.value ->> 1 AND b.claim = j.value ->> 2)`
-
 func (r *recorder) flushOnce(batch []outcome) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	wrap := func(err error) error { return fmt.Errorf("queue: record %d outcomes: %w", len(batch), err) }
-	rows, sent := encodeRows(batch), encodeSent(batch)
-	var tx *sql.Tx // with both statements to run: both or neither
-	if rows != "" && sent != "" {
-		var err error
-		if tx, err = r.db.BeginTx(ctx, nil); err != nil {
-			return wrap(err)
-		}
-		defer tx.Rollback()
-	}
-	now := time.Now().UnixMilli()
-	if err := r.exec(ctx, tx, &r.stmt, qRecord, rows, now); err != nil {
-		return wrap(err)
-	}
-	if err := r.exec(ctx, tx, &r.sentStmt, qRecordSent, sent, now); err != nil {
-		return wrap(err)
-	}
-	if tx != nil {
-		if err := tx.Commit(); err != nil {
-			return wrap(err)
-		}
+	if err := r.ledger.Record(ctx, batch, time.Now()); err != nil {
+		return fmt.Errorf("queue: record %d outcomes: %w", len(batch), err)
 	}
 	return nil
-}
-
-// exec runs q with arg and now, in tx if there is one; an empty arg runs
-// nothing. q is prepared once, into *st: an UPDATE … FROM costs more to
-// prepare than to run for a small group.
-func (r *recorder) exec(ctx context.Context, tx *sql.Tx, st **sql.Stmt, q, arg string, now int64) error {
-	if arg == "" {
-		return nil
-	}
-	if *st == nil {
-		p, err := r.db.PrepareContext(ctx, q)
-		if err != nil {
-			return err
-		}
-		*st = p
-	}
-	stmt := *st
-	if tx != nil {
-		stmt = tx.StmtContext(ctx, stmt)
-	}
-	_, err := stmt.ExecContext(ctx, arg, now)
-	return err
-}
-
-// encodeRows is qRecord's argument for the outcomes that update their
-// rows, "" if there are none.
-func encodeRows(batch []outcome) string {
-	var buf []byte
-	for i := range batch {
-		o := &batch[i]
-		if o.appended() {
-			continue
-		}
-		if buf == nil {
-			buf = make([]byte, 0, 64+len(batch)*96)
-			buf = append(buf, '[')
-		} else {
-			buf = append(buf, ',')
-		}
-		buf = append(buf, '[')
-		buf = strconv.AppendInt(buf, o.sendID, 10)
-		buf = append(buf, ',')
-		buf = strconv.AppendInt(buf, o.subID, 10)
-		buf = append(buf, ',')
-		buf = jsonw.AppendString(buf, o.status)
-		if o.permanent {
-			buf = append(buf, ",1,"...)
-		} else {
-			buf = append(buf, ",0,"...)
-		}
-		buf = jsonw.AppendString(buf, o.reply)
-		buf = append(buf, ',')
-		buf = jsonw.AppendString(buf, o.claim)
-		buf = append(buf, ']')
-	}
-	if buf == nil {
-		return ""
-	}
-	return string(append(buf, ']'))
-}
-
-// encodeSent is qRecordSent's argument: the first copies sent, grouped
-// by batch run in order of first appearance; "" if there are none.
-func encodeSent(batch []outcome) string {
-	type run struct {
-		sendID, batch int64
-		claim         string
-	}
-	var (
-		order []run
-		byRun map[run][]*outcome
-	)
-	for i := range batch {
-		o := &batch[i]
-		if !o.appended() {
-			continue
-		}
-		k := run{o.sendID, o.batch, o.claim}
-		if byRun == nil {
-			byRun = map[run][]*outcome{}
-		}
-		if _, ok := byRun[k]; !ok {
-			order = append(order, k)
-		}
-		byRun[k] = append(byRun[k], o)
-	}
-	if len(order) == 0 {
-		return ""
-	}
-	buf := make([]byte, 0, 64*len(order)+len(batch)*64)
-	buf = append(buf, '[')
-	for i, k := range order {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		os := byRun[k]
-		buf = append(buf, '[')
-		buf = strconv.AppendInt(buf, k.sendID, 10)
-		buf = append(buf, ',')
-		buf = strconv.AppendInt(buf, k.batch, 10)
-		buf = append(buf, ',')
-		buf = jsonw.AppendString(buf, k.claim)
-		buf = append(buf, ',')
-		buf = strconv.AppendInt(buf, int64(len(os)), 10)
-		buf = append(buf, ",["...)
-		for j, o := range os {
-			if j > 0 {
-				buf = append(buf, ',')
-			}
-			buf = append(buf, '[')
-			buf = strconv.AppendInt(buf, o.subID, 10)
-			buf = append(buf, ',')
-			buf = jsonw.AppendString(buf, o.reply)
-			buf = append(buf, ']')
-		}
-		buf = append(buf, "]]"...)
-	}
-	return string(append(buf, ']'))
 }
 
 // close flushes what is pending and stops the writer.
@@ -436,11 +255,6 @@ func (r *recorder) close() error {
 	default:
 	}
 	<-r.done
-	for _, st := range []*sql.Stmt{r.stmt, r.sentStmt} {
-		if st != nil {
-			st.Close()
-		}
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.err != nil {

@@ -24,7 +24,7 @@ func BenchmarkRecord(b *testing.B) {
 	}
 	for range b.N {
 		b.StopTimer()
-		db := migratedDB(b)
+		ledger, db := migratedDB(b)
 		now := time.Now().UnixMilli()
 		if _, err := db.ExecContext(ctx, `INSERT INTO sends (id, uid, issue_slug, issue_json, list_key, state, scheduled_at, created_at, updated_at)
 			VALUES (1, 'u1', 'x', '{}', 'monthly', 'sending', ?, ?, ?)`, now, now, now); err != nil {
@@ -40,7 +40,7 @@ func BenchmarkRecord(b *testing.B) {
 			n/batchSize, now); err != nil {
 			b.Fatal(err)
 		}
-		rec := newRecorder(db, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		rec := newRecorder(ledger, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		// Outcome order: runs batches at a time, one copy of each in turn.
 		order := make([]outcome, 0, n)
 		for first := 0; first < n/batchSize; first += runs {
@@ -48,8 +48,8 @@ func BenchmarkRecord(b *testing.B) {
 				for r := range runs {
 					bt := first + r
 					id := int64(bt*batchSize + k + 1)
-					order = append(order, outcome{sendID: 1, subID: id, batch: int64(bt), first: true, claim: "claim-" + strconv.Itoa(bt), status: "sent",
-						reply: fmt.Sprintf("250 2.0.0 Ok: queued as 4ZqN8b1k%07d", id)}) // as Postfix answers
+					order = append(order, outcome{SendID: 1, SubscriberID: id, Batch: int64(bt), First: true, Claim: "claim-" + strconv.Itoa(bt), Status: "sent",
+						Reply: fmt.Sprintf("250 2.0.0 Ok: queued as 4ZqN8b1k%07d", id)}) // as Postfix answers
 				}
 			}
 		}

@@ -157,59 +157,61 @@ func TestRedisReplacedByAnEmptyOneSendFinishes(t *testing.T) {
 // Requeue re-creates from the store what Redis lost, with the tasks'
 // own TaskIDs: once only, and nothing that Redis still holds.
 func TestRequeueRecreatesWhatRedisLost(t *testing.T) {
-	e := newEnv(t, envOpts{noWorker: true, cfg: queue.Config{BatchSize: 2}})
-	is := loadIssue(t, "aisi-monthly-2025-11.txt")
-	for _, a := range readerAddrs("q", 5) {
-		e.addReader(a, "", audience.All())
-	}
-	snd, err := e.svc.Create(e.ctx, queue.NewSend{Issue: is, List: testList})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Another issue: one send of an issue per list.
-	later, err := e.svc.Create(e.ctx, queue.NewSend{Issue: loadIssue(t, "aisi-monthly-2025-07.txt"), List: testList,
-		At: time.Now().Add(time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Nothing is missing yet.
-	if r, err := e.svc.Requeue(e.ctx, snd.ID); err != nil || r.Any() {
-		t.Fatalf("requeue with every task in Redis: %+v, %v", r, err)
-	}
-	if _, err := e.svc.Plan(e.ctx, snd.ID); err != nil {
-		t.Fatal(err)
-	}
-	if r, err := e.svc.Requeue(e.ctx, snd.ID); err != nil || r.Any() {
-		t.Fatalf("requeue of a planned send with its batches in Redis: %+v, %v", r, err)
-	}
-	if err := e.rdb.FlushDB(e.ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	r, err := e.svc.Requeue(e.ctx, snd.ID)
-	if err != nil || r != (queue.Requeued{Batches: 3}) {
-		t.Fatalf("requeue after Redis lost everything: %+v, %v; want 3 batches", r, err)
-	}
-	r, err = e.svc.Requeue(e.ctx, later.ID)
-	if err != nil || r != (queue.Requeued{Plan: true}) {
-		t.Fatalf("requeue of the scheduled send: %+v, %v; want its planning", r, err)
-	}
-	if r, err := e.svc.Requeue(e.ctx, snd.ID); err != nil || r.Any() {
-		t.Fatalf("second requeue: %+v, %v; want nothing", r, err)
-	}
-	insp := asynq.NewInspectorFromRedisClient(e.rdb)
-	info, err := insp.GetQueueInfo(queue.QueueNewsletter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.Pending != 3 || info.Scheduled != 1 {
-		t.Errorf("%d pending and %d scheduled tasks, want 3 batches and the later send's planning", info.Pending, info.Scheduled)
-	}
-	e.startWorker()
-	e.waitState(snd.ID, queue.Done, 20*time.Second)
-	e.checkOnce(readerAddrs("q", 5), 0)
-	if _, err := e.svc.Requeue(e.ctx, snd.ID); err == nil {
-		t.Error("requeue of a finished send: no error")
-	}
+	forEngines(t, func(t *testing.T, eng testutil.Engine) {
+		e := newEnv(t, envOpts{engine: eng, noWorker: true, cfg: queue.Config{BatchSize: 2}})
+		is := loadIssue(t, "aisi-monthly-2025-11.txt")
+		for _, a := range readerAddrs("q", 5) {
+			e.addReader(a, "", audience.All())
+		}
+		snd, err := e.svc.Create(e.ctx, queue.NewSend{Issue: is, List: testList})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Another issue: one send of an issue per list.
+		later, err := e.svc.Create(e.ctx, queue.NewSend{Issue: loadIssue(t, "aisi-monthly-2025-07.txt"), List: testList,
+			At: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Nothing is missing yet.
+		if r, err := e.svc.Requeue(e.ctx, snd.ID); err != nil || r.Any() {
+			t.Fatalf("requeue with every task in Redis: %+v, %v", r, err)
+		}
+		if _, err := e.svc.Plan(e.ctx, snd.ID); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := e.svc.Requeue(e.ctx, snd.ID); err != nil || r.Any() {
+			t.Fatalf("requeue of a planned send with its batches in Redis: %+v, %v", r, err)
+		}
+		if err := e.rdb.FlushDB(e.ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		r, err := e.svc.Requeue(e.ctx, snd.ID)
+		if err != nil || r != (queue.Requeued{Batches: 3}) {
+			t.Fatalf("requeue after Redis lost everything: %+v, %v; want 3 batches", r, err)
+		}
+		r, err = e.svc.Requeue(e.ctx, later.ID)
+		if err != nil || r != (queue.Requeued{Plan: true}) {
+			t.Fatalf("requeue of the scheduled send: %+v, %v; want its planning", r, err)
+		}
+		if r, err := e.svc.Requeue(e.ctx, snd.ID); err != nil || r.Any() {
+			t.Fatalf("second requeue: %+v, %v; want nothing", r, err)
+		}
+		insp := asynq.NewInspectorFromRedisClient(e.rdb)
+		info, err := insp.GetQueueInfo(queue.QueueNewsletter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Pending != 3 || info.Scheduled != 1 {
+			t.Errorf("%d pending and %d scheduled tasks, want 3 batches and the later send's planning", info.Pending, info.Scheduled)
+		}
+		e.startWorker()
+		e.waitState(snd.ID, queue.Done, 20*time.Second)
+		e.checkOnce(readerAddrs("q", 5), 0)
+		if _, err := e.svc.Requeue(e.ctx, snd.ID); err == nil {
+			t.Error("requeue of a finished send: no error")
+		}
+	})
 }
 
 // A monthly tick lost (its task gone with Redis, or no process running
@@ -217,35 +219,37 @@ func TestRequeueRecreatesWhatRedisLost(t *testing.T) {
 // within the schedule's NotAfter: the month's send is created from the
 // store's view (none exists), once.
 func TestMonthlyTickLostIsCaughtUp(t *testing.T) {
-	e := newEnv(t, envOpts{})
-	is := loadIssue(t, "aisi-monthly-2025-11.txt")
-	e.addReader("a@example.jp", "", audience.All())
-	tick := time.Now().UTC().Add(-2 * time.Minute)
-	sch := queue.Schedule{Spec: fmt.Sprintf("%d %d * * *", tick.Minute(), tick.Hour()), Location: time.UTC, List: testList,
-		Load: func(context.Context, string) (*compose.Issue, error) { return is, nil }}
-	for range 2 { // two `tayori run`s
-		go e.svc.RunScheduler(e.ctx, sch)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		sends, err := e.svc.List(e.ctx, 10)
-		if err != nil {
-			t.Fatal(err)
+	forEngines(t, func(t *testing.T, eng testutil.Engine) {
+		e := newEnv(t, envOpts{engine: eng})
+		is := loadIssue(t, "aisi-monthly-2025-11.txt")
+		e.addReader("a@example.jp", "", audience.All())
+		tick := time.Now().UTC().Add(-2 * time.Minute)
+		sch := queue.Schedule{Spec: fmt.Sprintf("%d %d * * *", tick.Minute(), tick.Hour()), Location: time.UTC, List: testList,
+			Load: func(context.Context, string) (*compose.Issue, error) { return is, nil }}
+		for range 2 { // two `tayori run`s
+			go e.svc.RunScheduler(e.ctx, sch)
 		}
-		if len(sends) == 1 {
-			e.waitState(sends[0].ID, queue.Done, 20*time.Second)
-			break
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			sends, err := e.svc.List(e.ctx, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sends) == 1 {
+				e.waitState(sends[0].ID, queue.Done, 20*time.Second)
+				break
+			}
+			if len(sends) > 1 || time.Now().After(deadline) {
+				t.Fatalf("%d sends %v after the lost tick of %s, want 1", len(sends), sends, tick.Format(time.TimeOnly))
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		if len(sends) > 1 || time.Now().After(deadline) {
-			t.Fatalf("%d sends %v after the lost tick of %s, want 1", len(sends), sends, tick.Format(time.TimeOnly))
+		time.Sleep(2 * time.Second)
+		if sends, _ := e.svc.List(e.ctx, 10); len(sends) != 1 {
+			t.Errorf("%d sends, want the one caught up", len(sends))
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(2 * time.Second)
-	if sends, _ := e.svc.List(e.ctx, 10); len(sends) != 1 {
-		t.Errorf("%d sends, want the one caught up", len(sends))
-	}
-	if n := len(e.smtp.MessagesTo("a@example.jp")); n != 1 {
-		t.Errorf("%d copies, want 1", n)
-	}
+		if n := len(e.smtp.MessagesTo("a@example.jp")); n != 1 {
+			t.Errorf("%d copies, want 1", n)
+		}
+	})
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 	_ "time/tzdata" // schedules in Asia/Tokyo work in minimal containers
 
@@ -202,9 +201,8 @@ func (s *Service) catchUpMonthly(ctx context.Context, sch Schedule) error {
 		return nil
 	}
 	slug := tick.Format("2006-01")
-	var exists bool
-	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM sends WHERE uid = ?)`,
-		monthlyUID(slug, sch.List)).Scan(&exists); err != nil {
+	exists, err := s.ledger.UIDExists(ctx, monthlyUID(slug, sch.List))
+	if err != nil {
 		return fmt.Errorf("queue: monthly send %s: %w", slug, err)
 	}
 	if exists {
@@ -238,10 +236,6 @@ func lastTick(spec string, loc *time.Location, now time.Time, within time.Durati
 func monthlyUID(slug, list string) string {
 	h := sha256.Sum256([]byte("monthly\x00" + slug + "\x00" + list))
 	return "m" + hex.EncodeToString(h[:6])
-}
-
-func isUniqueViolation(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
 // lease is a Redis key held by one process, renewed while alive.

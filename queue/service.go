@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/compose"
-	"github.com/tayori-news/tayori/internal/sqlitedb"
 )
 
 // Config configures a Service. Every zero field gets the documented default.
@@ -165,7 +163,7 @@ type Deps struct {
 
 // Service creates sends, plans them, and (inside a Server) delivers them.
 type Service struct {
-	db     *sql.DB
+	ledger Ledger
 	rdb    redis.UniversalClient
 	client *asynq.Client
 	insp   *asynq.Inspector
@@ -184,9 +182,10 @@ type Service struct {
 	halt     atomic.Pointer[error] // set by Halt
 }
 
-// New returns a Service on db (migrated here) and the shared Redis client
-// rdb. Close releases what it holds but not db or rdb.
-func New(ctx context.Context, db *sql.DB, rdb redis.UniversalClient, cfg Config, deps Deps, logger *slog.Logger) (*Service, error) {
+// New returns a Service on the send ledger (store.Ledger of a migrated
+// database) and the shared Redis client rdb. Close releases what it holds
+// but not the ledger or rdb.
+func New(ctx context.Context, ledger Ledger, rdb redis.UniversalClient, cfg Config, deps Deps, logger *slog.Logger) (*Service, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
@@ -196,18 +195,18 @@ func New(ctx context.Context, db *sql.DB, rdb redis.UniversalClient, cfg Config,
 	if deps.Sender != nil && deps.Classify == nil {
 		return nil, fmt.Errorf("%w: queue needs Classify with a Sender", ErrInvalid)
 	}
+	if ledger == nil {
+		return nil, fmt.Errorf("%w: queue needs a Ledger", ErrInvalid)
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if deps.Metrics == nil {
 		deps.Metrics = noMetrics{}
 	}
-	if err := Migrate(ctx, db); err != nil {
-		return nil, err
-	}
 	addr, _ := mail.ParseAddress(cfg.From)
 	s := &Service{
-		db: db, rdb: rdb, cfg: cfg, deps: deps, log: logger,
+		ledger: ledger, rdb: rdb, cfg: cfg, deps: deps, log: logger,
 		client:   asynq.NewClientFromRedisClient(rdb),
 		insp:     asynq.NewInspectorFromRedisClient(rdb),
 		domain:   addr.Address[strings.LastIndexByte(addr.Address, '@')+1:],
@@ -217,8 +216,8 @@ func New(ctx context.Context, db *sql.DB, rdb redis.UniversalClient, cfg Config,
 	if cfg.Senders > 0 {
 		s.senders = make(chan struct{}, cfg.Senders)
 	}
-	s.rec = newRecorder(db, cfg.FlushInterval, logger)
-	s.leases = newLeaser(db, cfg.LeaseTTL, cfg.Now, logger)
+	s.rec = newRecorder(ledger, cfg.FlushInterval, logger)
+	s.leases = newLeaser(ledger, cfg.LeaseTTL, cfg.Now, logger)
 	return s, nil
 }
 
@@ -255,7 +254,7 @@ func (s *Service) Create(ctx context.Context, ns NewSend) (*Send, error) {
 	}
 	// A request retried with its key gets its send, whatever has changed
 	// since (the list, the gate): nothing is created again.
-	if snd, err := replay(ctx, s.db, ns.Key, hash); snd != nil || err != nil {
+	if snd, err := s.replay(ctx, ns.Key, hash); snd != nil || err != nil {
 		if snd != nil {
 			s.requeuePlan(ctx, snd)
 		}
@@ -269,7 +268,7 @@ func (s *Service) Create(ctx context.Context, ns NewSend) (*Send, error) {
 		return nil, err
 	}
 	now := s.cfg.Now()
-	snd, err := insertSend(ctx, s.db, ns, now)
+	snd, err := s.insertSend(ctx, ns, now)
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +291,7 @@ func (s *Service) Create(ctx context.Context, ns NewSend) (*Send, error) {
 	}
 	s.log.InfoContext(ctx, "send created", "send_id", snd.ID, "issue", ns.Issue.Slug, "list", ns.List,
 		"scheduled_at", snd.ScheduledAt, "again", ns.Again)
-	if fresh, err := getSend(ctx, s.db, snd.ID, true); err == nil {
+	if fresh, err := s.getSend(ctx, snd.ID, true); err == nil {
 		snd = fresh
 	}
 	snd.GateWarning = warning
@@ -345,7 +344,11 @@ func (s *Service) requeuePlan(ctx context.Context, snd *Send) {
 // first: what Create checks a new send against, for the console to show
 // before an editor sends.
 func (s *Service) EarlierSends(ctx context.Context, slug, list string) ([]EarlierSend, error) {
-	return earlierSends(ctx, s.db, slug, list)
+	earlier, err := s.ledger.EarlierSends(ctx, slug, list)
+	if err != nil {
+		return nil, fmt.Errorf("queue: earlier sends of %s to %s: %w", slug, list, err)
+	}
+	return earlier, nil
 }
 
 func (s *Service) enqueuePlan(ctx context.Context, snd *Send, opts ...asynq.Option) error {
@@ -360,10 +363,10 @@ func (s *Service) enqueuePlan(ctx context.Context, snd *Send, opts ...asynq.Opti
 }
 
 // Get returns a send with its counts. The counts are kept as outcomes
-// are recorded (migration 8), so a read costs the same whatever the size
+// are recorded (send_counts), so a read costs the same whatever the size
 // of the list: `tayori send --wait` and the console read it every 250 ms.
 func (s *Service) Get(ctx context.Context, id int64) (*Send, error) {
-	return getSend(ctx, s.db, id, true)
+	return s.getSend(ctx, id, true)
 }
 
 // List returns the most recent sends, newest first, with their counts.
@@ -372,7 +375,7 @@ func (s *Service) List(ctx context.Context, limit int) ([]*Send, error) {
 	if limit <= 0 {
 		limit = 20
 	}
-	return listSends(ctx, s.db, limit)
+	return s.listSends(ctx, limit)
 }
 
 // Pause stops a send after the copies in flight; Resume continues it.
@@ -382,12 +385,11 @@ func (s *Service) Pause(ctx context.Context, id int64, reason string) error {
 }
 
 func (s *Service) pause(ctx context.Context, id int64, reason string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE sends SET paused_from = state, state = 'paused', pause_reason = ?, updated_at = ?
-		WHERE id = ? AND state IN ('scheduled','planning','sending')`, reason, s.cfg.Now().UnixMilli(), id)
+	ok, err := s.ledger.Pause(ctx, id, reason, s.cfg.Now())
 	if err != nil {
 		return fmt.Errorf("queue: pause send %d: %w", id, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if !ok {
 		return s.stateErr(ctx, id, "pause")
 	}
 	s.log.InfoContext(ctx, "send paused", "send_id", id, "reason", reason)
@@ -398,12 +400,11 @@ func (s *Service) pause(ctx context.Context, id int64, reason string) error {
 // Resume continues a paused send where it stopped. Its waiting batches
 // notice within Config.PauseRecheck.
 func (s *Service) Resume(ctx context.Context, id int64) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE sends SET state = coalesce(paused_from, 'sending'), paused_from = NULL,
-		pause_reason = '', updated_at = ? WHERE id = ? AND state = 'paused'`, s.cfg.Now().UnixMilli(), id)
+	ok, err := s.ledger.Resume(ctx, id, s.cfg.Now())
 	if err != nil {
 		return fmt.Errorf("queue: resume send %d: %w", id, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if !ok {
 		return s.stateErr(ctx, id, "resume")
 	}
 	s.log.InfoContext(ctx, "send resumed", "send_id", id)
@@ -419,33 +420,19 @@ func (s *Service) Cancel(ctx context.Context, id int64, reason string) error {
 }
 
 func (s *Service) cancel(ctx context.Context, id int64, reason string) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	ok, err := s.ledger.Cancel(ctx, id, reason, s.cfg.Now())
 	if err != nil {
 		return fmt.Errorf("queue: cancel send %d: %w", id, err)
 	}
-	defer tx.Rollback()
-	now := s.cfg.Now().UnixMilli()
-	res, err := tx.ExecContext(ctx, `UPDATE sends SET state = 'cancelled', last_error = ?, finished_at = ?, updated_at = ?
-		WHERE id = ? AND state IN ('scheduled','planning','sending','paused')`, reason, now, now, id)
-	if err != nil {
-		return fmt.Errorf("queue: cancel send %d: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if !ok {
 		return s.stateErr(ctx, id, "cancel")
-	}
-	// Copies in flight now are recorded over 'cancelled' by their run.
-	if err := cancelOpen(ctx, tx, id, now); err != nil {
-		return fmt.Errorf("queue: cancel send %d: %w", id, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("queue: cancel send %d: %w", id, err)
 	}
 	s.log.InfoContext(ctx, "send cancelled", "send_id", id, "reason", reason)
 	return nil
 }
 
 func (s *Service) stateErr(ctx context.Context, id int64, op string) error {
-	snd, err := getSend(ctx, s.db, id, false)
+	snd, err := s.getSend(ctx, id, false)
 	if err != nil {
 		return err
 	}
@@ -455,78 +442,16 @@ func (s *Service) stateErr(ctx context.Context, id int64, op string) error {
 // fail ends a send that cannot be planned: state failed with the reason,
 // and its deliveries not yet sent cancelled (copies in flight finish).
 func (s *Service) fail(ctx context.Context, id int64, reason string) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	ok, err := s.ledger.Fail(ctx, id, reason, s.cfg.Now())
 	if err != nil {
 		return fmt.Errorf("queue: fail send %d: %w", id, err)
 	}
-	defer tx.Rollback()
-	now := s.cfg.Now().UnixMilli()
-	res, err := tx.ExecContext(ctx, `UPDATE sends SET state = 'failed', paused_from = NULL, last_error = ?, finished_at = ?, updated_at = ?
-		WHERE id = ? AND (state IN ('scheduled','planning') OR state = 'paused' AND paused_from IN ('scheduled','planning'))`,
-		reason, now, now, id)
-	if err != nil {
-		return fmt.Errorf("queue: fail send %d: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if !ok {
 		return nil // planned, cancelled or failed meanwhile
-	}
-	if err := cancelOpen(ctx, tx, id, now); err != nil {
-		return fmt.Errorf("queue: fail send %d: %w", id, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("queue: fail send %d: %w", id, err)
 	}
 	s.log.ErrorContext(ctx, "send failed", "send_id", id, "reason", reason)
 	return nil
 }
-
-// Queries by delivery status. Open rows have no index (a send's batches
-// say when they are done, migration 0005): they are found along the
-// primary key, within a batch's key range when the batch is known, else
-// over the whole send, which only cancelling and a planner's restart do.
-// Failed rows are few and have a partial index (migration 0004), named
-// with INDEXED BY since without statistics SQLite prefers the primary key
-// prefix; the query repeats the index's condition word for word.
-// TestStatusQueriesUseIndexes checks the plans. (PostgreSQL: drop INDEXED
-// BY, its planner uses partial indexes by itself.)
-//
-// Copies sent on their first attempt are in batch_sent (migration 0007)
-// and their rows stay queued: the queries for open rows leave out the
-// readers of sent_copies, one send or one batch at a time (a list built
-// once, not a lookup per row).
-const (
-	qCancelOpen = `UPDATE deliveries SET status = 'cancelled', updated_at = ?1
-		WHERE send_id = ?2 AND status IN ('queued','retry','sending')
-		AND subscriber_id NOT IN (SELECT subscriber_id FROM sent_copies WHERE send_id = ?2)`
-	qFailures = `SELECT subscriber_id, status, permanent, attempts, reply, updated_at
-		FROM deliveries INDEXED BY deliveries_trouble WHERE send_id = ? AND status IN ('failed','retry')
-		ORDER BY updated_at DESC LIMIT ?`
-	qOpenRows = `SELECT batch, subscriber_id FROM deliveries
-		WHERE send_id = ?1 AND status IN ('queued','retry','sending')
-		AND subscriber_id NOT IN (SELECT subscriber_id FROM sent_copies WHERE send_id = ?1)
-		ORDER BY batch, subscriber_id`
-	// qBatchDone marks a batch done under the run's claim when none of
-	// its rows (one primary key range) is open.
-	qBatchDone = `UPDATE batch_claims SET done = 1
-		WHERE send_id = ?1 AND batch = ?2 AND claim = ?3 AND done = 0
-		AND NOT EXISTS (SELECT 1 FROM deliveries WHERE send_id = ?1 AND subscriber_id BETWEEN ?4 AND ?5
-		                AND batch = ?2 AND status IN ('queued','retry','sending')
-		                AND subscriber_id NOT IN (SELECT subscriber_id FROM sent_copies WHERE send_id = ?1 AND batch = ?2))`
-)
-
-// cancelOpen marks the send's open deliveries cancelled and sets the
-// send's cancel_mark (migration 0007).
-func cancelOpen(ctx context.Context, tx *sql.Tx, id, now int64) error {
-	if _, err := tx.ExecContext(ctx, qCancelOpen, now, id); err != nil {
-		return err
-	}
-	_, err := tx.ExecContext(ctx, `UPDATE sends SET cancel_mark = (SELECT coalesce(max(rowid), 0) FROM batch_sent) WHERE id = ?`, id)
-	return err
-}
-
-// qBatchRunDone marks a batch done under the run's claim without looking
-// at its rows: see finishBatch.
-const qBatchRunDone = `UPDATE batch_claims SET done = 1 WHERE send_id = ? AND batch = ? AND claim = ? AND done = 0`
 
 // finishBatch records that the batch is done when none of its deliveries
 // is open any more, under the run's claim (a stale run changes nothing).
@@ -540,48 +465,22 @@ func (s *Service) finishBatch(ctx context.Context, p *BatchPayload, claim string
 	if len(p.IDs) == 0 {
 		return nil
 	}
-	q, args := qBatchDone, []any{p.SendID, p.Batch, claim, slices.Min(p.IDs), slices.Max(p.IDs)}
-	if allFinal {
-		q, args = qBatchRunDone, args[:3]
-	}
-	if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
+	if err := s.ledger.FinishBatch(ctx, p.SendID, p.Batch, claim, slices.Min(p.IDs), slices.Max(p.IDs), allFinal); err != nil {
 		return fmt.Errorf("queue: finish batch %d of send %d: %w", p.Batch, p.SendID, err)
 	}
 	return nil
 }
 
-// qAllBatchesDone: planning is over and every planned batch is done.
-const qAllBatchesDone = `plan_done = 1 AND NOT EXISTS (SELECT 1 FROM batch_claims INDEXED BY batch_claims_open
-	WHERE batch_claims.send_id = sends.id AND done = 0)`
-
 // maybeFinish moves a fully planned send to done once all its batches are.
 func (s *Service) maybeFinish(ctx context.Context, id int64) error {
-	var ready bool
-	if err := s.db.QueryRowContext(ctx, `SELECT state = 'sending' AND `+qAllBatchesDone+` FROM sends WHERE id = ?`, id).Scan(&ready); err != nil {
-		return fmt.Errorf("queue: finish send %d: %w", id, err)
-	}
-	if !ready {
-		return nil // the common case: no write lock taken
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	ok, err := s.ledger.FinishIfDone(ctx, id, s.cfg.Now())
 	if err != nil {
 		return fmt.Errorf("queue: finish send %d: %w", id, err)
 	}
-	defer tx.Rollback()
-	now := s.cfg.Now().UnixMilli()
-	res, err := tx.ExecContext(ctx, `UPDATE sends SET state = 'done', finished_at = ?, updated_at = ?
-		WHERE id = ? AND state = 'sending' AND `+qAllBatchesDone, now, now, id)
-	if err != nil {
-		return fmt.Errorf("queue: finish send %d: %w", id, err)
+	if ok {
+		s.log.InfoContext(ctx, "send done", "send_id", id)
+		s.emit(ctx, EventSendFinished, id)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("queue: finish send %d: %w", id, err)
-	}
-	s.log.InfoContext(ctx, "send done", "send_id", id)
-	s.emit(ctx, EventSendFinished, id)
 	return nil
 }
 
@@ -685,7 +584,7 @@ func (s *Service) feedbackID(issue *compose.Issue, list string) string {
 
 // retryDelay is the bounded backoff of a batch after temporary failures.
 func (s *Service) retryDelay(n int, err error, _ *asynq.Task) time.Duration {
-	if errors.Is(err, errPaused) || errors.Is(err, errLeaseLost) || sqlitedb.IsFull(err) {
+	if errors.Is(err, errPaused) || errors.Is(err, errLeaseLost) || errors.Is(err, ErrStoreFull) {
 		return s.cfg.PauseRecheck
 	}
 	if errors.Is(err, errRelayDown) {
@@ -709,7 +608,7 @@ var errPaused = errors.New("send is paused")
 // given up, nor a send failed, because the disk filled for a while).
 func isFailure(err error) bool {
 	return !errors.Is(err, errPaused) && !errors.Is(err, errLeaseLost) && !errors.Is(err, errRelayDown) &&
-		!sqlitedb.IsFull(err)
+		!errors.Is(err, ErrStoreFull)
 }
 
 // Failure is one delivery of a send that failed or waits to be retried,
@@ -729,27 +628,8 @@ func (s *Service) Failures(ctx context.Context, sendID int64, limit int) ([]Fail
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.db.QueryContext(ctx, qFailures, sendID, limit)
+	out, err := s.ledger.Failures(ctx, sendID, limit)
 	if err != nil {
-		return nil, fmt.Errorf("queue: failures of send %d: %w", sendID, err)
-	}
-	defer rows.Close()
-	var out []Failure
-	for rows.Next() {
-		var (
-			f      Failure
-			status string
-			perm   int
-			at     int64
-		)
-		if err := rows.Scan(&f.SubscriberID, &status, &perm, &f.Attempts, &f.Reply, &at); err != nil {
-			return nil, fmt.Errorf("queue: failures of send %d: %w", sendID, err)
-		}
-		f.Permanent, f.Retrying = perm != 0, status == "retry"
-		f.At = time.UnixMilli(at).UTC()
-		out = append(out, f)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("queue: failures of send %d: %w", sendID, err)
 	}
 	return out, nil

@@ -181,12 +181,16 @@ func newEnv(t testing.TB, o envOpts) *env {
 	e.mx = metrics.New(logger)
 	qdeps := queue.Deps{Directory: bind.Directory{Store: e.subs}, Tokens: e.subs, Renderer: bind.Renderer{R: renderer},
 		Sender: &bind.Sender{Builder: b, Pool: pool}, Classify: bind.Classify, Metrics: e.mx}
+	// The send ledger, on the same file.
+	ldb := &store.DB{SQL: db, Engine: store.SQLite}
+	if err := store.Migrate(ctx, ldb); err != nil {
+		t.Fatal(err)
+	}
+	ledger := store.Ledger(ldb)
+	t.Cleanup(func() { ledger.Close() })
 	var gate *feedback.Gate
 	if o.gate {
-		outcomes, err := queue.NewOutcomes(ctx, db)
-		if err != nil {
-			t.Fatal(err)
-		}
+		outcomes := queue.NewOutcomes(ledger)
 		if gate, err = feedback.NewGate(feedback.GateConfig{Events: e.subs, Volume: queueVolume{outcomes}, Now: e.clock.Now}); err != nil {
 			t.Fatal(err)
 		}
@@ -198,7 +202,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if o.webhooks != nil {
 		e.wireWebhooks(*o.webhooks, &qdeps, logger)
 	}
-	e.svc, err = queue.New(ctx, db, e.rdb, queue.Config{From: testFrom, BaseURL: base, FeedbackID: "jpaipol01",
+	e.svc, err = queue.New(ctx, ledger, e.rdb, queue.Config{From: testFrom, BaseURL: base, FeedbackID: "jpaipol01",
 		RetryBase: 100 * time.Millisecond, RetryMax: 200 * time.Millisecond, PauseRecheck: 100 * time.Millisecond},
 		qdeps, logger)
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,11 +69,8 @@ func (a *app) fromDomain() (string, error) {
 // sendGate returns the send gate of checklist 36 over the shared
 // database: complaints and authentication refusals from the feedback
 // events, copies sent and relay refusals from the queue's deliveries.
-func sendGate(ctx context.Context, db *sql.DB, store *subscribers.Store) (*feedback.Gate, error) {
-	o, err := queue.NewOutcomes(ctx, db)
-	if err != nil {
-		return nil, err
-	}
+func sendGate(ledger queue.Ledger, store *subscribers.Store) (*feedback.Gate, error) {
+	o := queue.NewOutcomes(ledger)
 	return feedback.NewGate(feedback.GateConfig{Events: store, Volume: queueVolume{o}})
 }
 
@@ -172,14 +168,11 @@ func (a *app) feedbackIngest(ctx context.Context, args []string, envelopeTo stri
 	if err != nil {
 		return err
 	}
-	db, err := a.openDB(ctx)
+	ledger, err := a.ledger(ctx)
 	if err != nil {
 		return err
 	}
-	o, err := queue.NewOutcomes(ctx, db)
-	if err != nil {
-		return err
-	}
+	o := queue.NewOutcomes(ledger)
 	tg, err := a.tagger(store)
 	if err != nil {
 		return err
@@ -327,11 +320,11 @@ func (a *app) feedbackList(ctx context.Context, days, limit int, asJSON bool) er
 	if err != nil {
 		return err
 	}
-	db, err := a.openDB(ctx)
+	ledger, err := a.ledger(ctx)
 	if err != nil {
 		return err
 	}
-	gate, err := sendGate(ctx, db, store)
+	gate, err := sendGate(ledger, store)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/tayori-news/tayori/internal/sqlitedb"
-	"github.com/tayori-news/tayori/internal/store"
+	tstore "github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/subscribers"
@@ -44,7 +44,7 @@ func feedbackEnv(t *testing.T, n int, kv ...string) (func(string) string, *subsc
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
+	store, err := tstore.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func feedbackEnv(t *testing.T, n int, kv ...string) (func(string) string, *subsc
 			t.Fatalf("reader %d: %v, id %d", i, err, sub.ID)
 		}
 	}
-	if err := queue.Migrate(ctx, db); err != nil {
+	if err := tstore.Migrate(ctx, &tstore.DB{SQL: db, Engine: tstore.SQLite}); err != nil {
 		t.Fatal(err)
 	}
 	return getenv, store, db

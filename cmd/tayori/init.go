@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/web"
 )
 
@@ -35,7 +34,7 @@ brings its tables up to date.`,
 			if _, err := a.subscriberStore(ctx); err != nil {
 				return err
 			}
-			if err := queue.Migrate(ctx, db); err != nil {
+			if _, err := a.ledger(ctx); err != nil {
 				return err
 			}
 			if _, err := web.OpenStore(ctx, db, time.Now); err != nil {

@@ -90,7 +90,11 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	gate, err := sendGate(ctx, db, store)
+	ledger, err := a.ledger(ctx)
+	if err != nil {
+		return nil, err
+	}
+	gate, err := sendGate(ledger, store)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +102,7 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, err := queue.New(ctx, db, rdb, queue.Config{
+	svc, err := queue.New(ctx, ledger, rdb, queue.Config{
 		From: a.cfg.From, ReplyTo: a.cfg.ReplyTo, BaseURL: a.cfg.BaseURL, FeedbackID: a.cfg.FeedbackID,
 		Senders: a.cfg.SMTPConns,
 	}, queue.Deps{

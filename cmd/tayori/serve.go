@@ -84,7 +84,11 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	gate, err := sendGate(ctx, db, subs)
+	ledger, err := a.ledger(ctx)
+	if err != nil {
+		return nil, err
+	}
+	gate, err := sendGate(ledger, subs)
 	if err != nil {
 		return nil, err
 	}

@@ -388,11 +388,11 @@ func (a *app) subsShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			db, err := a.openDB(ctx)
+			ledger, err := a.ledger(ctx)
 			if err != nil {
 				return err
 			}
-			sent, err := queue.DeliveryHistory(ctx, db, sub.ID)
+			sent, err := queue.DeliveryHistory(ctx, ledger, sub.ID)
 			if err != nil {
 				return err
 			}

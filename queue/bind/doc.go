@@ -7,7 +7,7 @@
 // queue itself imports none of them; cmd/tayori and the queue's tests use
 // this package to wire the real types:
 //
-//	svc, err := queue.New(ctx, db, rdb, cfg, queue.Deps{
+//	svc, err := queue.New(ctx, store.Ledger(db), rdb, cfg, queue.Deps{
 //		Directory: bind.Directory{Store: store},
 //		Tokens:    store,
 //		Renderer:  bind.Renderer{R: renderer},
