@@ -1,16 +1,49 @@
 package web_test
 
 import (
+	"context"
+	"crypto/sha256"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tayori-news/tayori/internal/store"
+	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/web"
 )
 
-func TestStoreEditorsSessionsTokens(t *testing.T) {
-	e := newEnv(t, envOpts{})
+// storeEnv is a web Store on a fresh database of one engine, with the
+// database for looking at the rows and a clock that can jump.
+type storeEnv struct {
+	ctx   context.Context
+	store *web.Store
+	db    *store.DB
+	clock *clock
+}
+
+// q writes a query's one placeholder in the engine's form.
+func (e storeEnv) q(query string) string {
+	if e.db.Engine == store.Postgres {
+		return strings.Replace(query, "?", "$1", 1)
+	}
+	return query
+}
+
+// onEngines runs f as a subtest on every engine (testutil.Engines).
+func onEngines(t *testing.T, f func(t *testing.T, e storeEnv)) {
+	for _, eng := range testutil.Engines() {
+		t.Run(string(eng.Name), func(t *testing.T) {
+			db := testutil.OpenStore(t, eng)
+			c := &clock{}
+			f(t, storeEnv{ctx: context.Background(), store: web.NewStore(store.Web(db), c.Now), db: db, clock: c})
+		})
+	}
+}
+
+func TestStoreEditorsSessionsTokens(t *testing.T) { onEngines(t, testStoreEditorsSessionsTokens) }
+
+func testStoreEditorsSessionsTokens(t *testing.T, e storeEnv) {
 	s, ctx := e.store, e.ctx
 	if _, err := s.AddEditor(ctx, "hanako", "short"); !errors.Is(err, web.ErrInvalid) {
 		t.Errorf("short password: %v", err)
@@ -26,7 +59,7 @@ func TestStoreEditorsSessionsTokens(t *testing.T) {
 		t.Errorf("duplicate: %v", err)
 	}
 	var stored string
-	if err := e.db.QueryRow(`SELECT password_hash FROM web_editors WHERE id = ?`, ed.ID).Scan(&stored); err != nil {
+	if err := e.db.SQL.QueryRow(e.q(`SELECT password_hash FROM web_editors WHERE id = ?`), ed.ID).Scan(&stored); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(stored, "$argon2id$v=19$m=19456,t=2,p=1$") || strings.Contains(stored, editorPassword) {
@@ -47,9 +80,12 @@ func TestStoreEditorsSessionsTokens(t *testing.T) {
 		t.Fatalf("NewSession: %+v %v", sess, err)
 	}
 	var n int
-	e.db.QueryRow(`SELECT count(*) FROM web_sessions WHERE id_hash = ?`, cookie).Scan(&n)
-	if n != 0 {
-		t.Error("the session id is stored in the clear")
+	if err := e.db.SQL.QueryRow(e.q(`SELECT count(*) FROM web_sessions WHERE id_hash = ?`), []byte(cookie)).Scan(&n); err != nil || n != 0 {
+		t.Errorf("the session id is stored in the clear (%d, %v)", n, err)
+	}
+	sum := sha256.Sum256([]byte(cookie))
+	if err := e.db.SQL.QueryRow(e.q(`SELECT count(*) FROM web_sessions WHERE id_hash = ?`), sum[:]).Scan(&n); err != nil || n != 1 {
+		t.Errorf("sessions stored under the cookie's hash: %d, %v; want 1", n, err)
 	}
 	if _, err := s.Session(ctx, cookie); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"database/sql"
 	"io"
 	"log/slog"
 	"time"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/tayori-news/tayori/internal/config"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/queue"
 )
 
@@ -25,8 +25,9 @@ type app struct {
 	stdout io.Writer
 	stderr io.Writer
 
-	db       *sql.DB
-	dbWatch  *sqlitedb.FileWatch // whether the database file is still the one opened
+	db       *store.DB
+	migrated bool                // store.Migrate ran on db (migrateDB)
+	dbWatch  *sqlitedb.FileWatch // whether the SQLite file is still the one opened; nil on PostgreSQL
 	rdb      redis.UniversalClient
 	delivery *queue.Service // deliveryService's, opened once per run
 	closers  []func() error

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/web"
 )
 
@@ -27,7 +28,7 @@ func (a *app) webStore(cmd *cobra.Command) (*web.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return web.OpenStore(cmd.Context(), db, nil)
+	return web.NewStore(store.Web(db), nil), nil
 }
 
 // readPassword reads a password: with a terminal on stdin it prompts twice

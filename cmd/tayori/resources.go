@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -19,6 +18,7 @@ import (
 	"github.com/tayori-news/tayori/internal/logging"
 	"github.com/tayori-news/tayori/internal/redisurl"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store"
 )
 
 // addGlobalFlags declares the flags every command accepts.
@@ -56,52 +56,79 @@ func (a *app) loadConfig(cmd *cobra.Command) error {
 	return nil
 }
 
-// openDB opens the SQLite database once; it is closed when run returns.
-// Each package's store applies its own migrations when it opens. The
-// database must exist: only `tayori init` creates it (createDB), so that
-// a mistyped TAYORI_DB or a deleted file is an error, not a new empty
-// database.
-func (a *app) openDB(ctx context.Context) (*sql.DB, error) {
+// openDB opens TAYORI_DB once, on its engine (store.Open); it is closed
+// when run returns. The database must exist: only `tayori init` creates a
+// SQLite file (createDB), so that a mistyped TAYORI_DB or a deleted file
+// is an error, not a new empty database. A PostgreSQL server that does not
+// answer is retried with backoff before the error (store.ConnectTimeout).
+// openDB does not touch the schema: migrateDB does.
+func (a *app) openDB(ctx context.Context) (*store.DB, error) {
 	if a.db != nil {
 		return a.db, nil
 	}
-	path, err := sqlitedb.PathFromURL(a.cfg.DB)
-	if err != nil {
-		return nil, fmt.Errorf("TAYORI_DB: %w", err)
-	}
-	db, err := sqlitedb.OpenExisting(ctx, path)
+	db, err := store.Open(ctx, a.cfg.DB)
 	if errors.Is(err, sqlitedb.ErrNoDatabase) {
 		return nil, fmt.Errorf("%w: create it with `tayori init` (TAYORI_DB is %s), or point TAYORI_DB or TAYORI_DATA_DIR at your database", err, a.cfg.DB)
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("TAYORI_DB: %w", err)
 	}
-	return db, a.keepDB(db, path)
+	return db, a.keepDB(db)
 }
 
-// createDB opens the database, creating it (and its directory) if need
-// be: for `tayori init` only. created says whether it was new.
-func (a *app) createDB(ctx context.Context) (db *sql.DB, path string, created bool, err error) {
-	path, err = sqlitedb.PathFromURL(a.cfg.DB)
-	if err != nil {
-		return nil, "", false, fmt.Errorf("TAYORI_DB: %w", err)
+// migrateDB opens the database (openDB) and brings its schema up to this
+// binary's (store.Migrate), once per run: `tayori init` and the
+// long-running commands (serve, worker, run) call it before anything else.
+// A schema from a newer tayori is refused with a message that says so.
+func (a *app) migrateDB(ctx context.Context) (*store.DB, error) {
+	db, err := a.openDB(ctx)
+	if err != nil || a.migrated {
+		return db, err
 	}
-	if a.db != nil {
-		return a.db, path, false, nil
+	if err := store.Migrate(ctx, db); errors.Is(err, store.ErrNewerSchema) {
+		return nil, fmt.Errorf("TAYORI_DB: %w; this tayori (version %s) is older than the one that last migrated the database: run the newer binary, or restore a backup", err, version)
+	} else if err != nil {
+		return nil, fmt.Errorf("TAYORI_DB: %w", err)
 	}
-	_, statErr := os.Stat(path)
-	if db, err = sqlitedb.Open(ctx, path); err != nil {
-		return nil, "", false, err
+	a.migrated = true
+	return db, nil
+}
+
+// createDB opens the database, creating a SQLite file (and its directory)
+// if need be, and brings its schema up to date: for `tayori init` only.
+// created says whether a SQLite file was new; on PostgreSQL the database
+// must exist (init creates the tables in it) and created is false.
+func (a *app) createDB(ctx context.Context) (db *store.DB, created bool, err error) {
+	if a.db == nil {
+		engine, path, err := store.Parse(a.cfg.DB)
+		if err != nil {
+			return nil, false, fmt.Errorf("TAYORI_DB: %w", err)
+		}
+		if engine == store.SQLite {
+			_, statErr := os.Stat(path)
+			created = errors.Is(statErr, fs.ErrNotExist)
+		}
+		db, err := store.Create(ctx, a.cfg.DB)
+		if err != nil {
+			return nil, false, fmt.Errorf("TAYORI_DB: %w", err)
+		}
+		if err := a.keepDB(db); err != nil {
+			return nil, false, err
+		}
 	}
-	return db, path, errors.Is(statErr, fs.ErrNotExist), a.keepDB(db, path)
+	db, err = a.migrateDB(ctx)
+	return db, created, err
 }
 
 // keepDB makes db the process's database, closed when run returns, and
-// starts watching its file (see watchStore).
-func (a *app) keepDB(db *sql.DB, path string) error {
+// starts watching its file if it is SQLite (see watchStore).
+func (a *app) keepDB(db *store.DB) error {
 	a.db = db
 	a.closers = append(a.closers, db.Close)
-	w, err := sqlitedb.WatchFile(path)
+	if db.Engine != store.SQLite {
+		return nil
+	}
+	w, err := sqlitedb.WatchFile(db.Path)
 	if err != nil {
 		return err
 	}
@@ -118,8 +145,13 @@ const storeCheckEvery = 500 * time.Millisecond
 // opened is deleted or replaced under them. They would otherwise go on
 // sending and recording outcomes into a file nobody will read again (a
 // deleted file lives on, unseen, while it is open). The database must be
-// open before it starts.
+// open before it starts. A PostgreSQL store has no file to watch: the
+// service then only waits for ctx.
 func (a *app) watchStore(ctx context.Context) error {
+	if a.db != nil && a.db.Engine != store.SQLite {
+		<-ctx.Done()
+		return nil
+	}
 	if a.dbWatch == nil {
 		return errors.New("store watch: the database is not open")
 	}

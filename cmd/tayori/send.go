@@ -52,7 +52,7 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("TAYORI_SECRET: %w", err)
 	}
-	store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring, Logger: a.logger})
+	store, err := subscribers.Open(ctx, db.SQL, subscribers.Options{Keyring: ring, Logger: a.logger})
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +91,7 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	gate, err := sendGate(ctx, db, store)
+	gate, err := sendGate(ctx, db.SQL, store)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +99,7 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, err := queue.New(ctx, db, rdb, queue.Config{
+	svc, err := queue.New(ctx, db.SQL, rdb, queue.Config{
 		From: a.cfg.From, ReplyTo: a.cfg.ReplyTo, BaseURL: a.cfg.BaseURL, FeedbackID: a.cfg.FeedbackID,
 		Senders: a.cfg.SMTPConns,
 	}, queue.Deps{

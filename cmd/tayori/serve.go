@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/templates"
 	"github.com/tayori-news/tayori/web"
 )
@@ -58,7 +59,7 @@ Mail is queued for a worker: run ` + "`tayori worker`" + ` as well, or ` + "`tay
 // TAYORI_HTTP_ADDR with conservative timeouts. Both `serve` and `run` call
 // it.
 func (a *app) webServer(ctx context.Context) (*http.Server, error) {
-	db, err := a.openDB(ctx)
+	db, err := a.migrateDB(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -79,11 +80,7 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := web.OpenStore(ctx, db, nil)
-	if err != nil {
-		return nil, err
-	}
-	gate, err := sendGate(ctx, db, subs)
+	gate, err := sendGate(ctx, db.SQL, subs)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +93,7 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 		Location:          a.location(),
 	}, web.Deps{
 		Subscribers: subs,
-		Store:       store,
+		Store:       web.NewStore(store.Web(db), nil),
 		Sends:       svc,
 		Renderer:    renderer,
 		Failures:    svc.Failures,
@@ -107,7 +104,7 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 		Ping: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
-			if err := db.PingContext(ctx); err != nil {
+			if err := db.SQL.PingContext(ctx); err != nil {
 				return fmt.Errorf("database: %w", err)
 			}
 			if err := rdb.Ping(ctx).Err(); err != nil {

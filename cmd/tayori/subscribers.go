@@ -41,7 +41,7 @@ func (a *app) subscriberStore(ctx context.Context) (*subscribers.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("TAYORI_SECRET: %w", err)
 	}
-	return subscribers.Open(ctx, db, subscribers.Options{Keyring: ring, Logger: a.logger})
+	return subscribers.Open(ctx, db.SQL, subscribers.Options{Keyring: ring, Logger: a.logger})
 }
 
 func newSubscribersCmd(a *app) *cobra.Command {
@@ -382,7 +382,7 @@ func (a *app) subsShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sent, err := queue.DeliveryHistory(ctx, db, sub.ID)
+			sent, err := queue.DeliveryHistory(ctx, db.SQL, sub.ID)
 			if err != nil {
 				return err
 			}
