@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/internal/store"
+	"github.com/tayori-news/tayori/queue"
 )
 
 // newInitCmd is `tayori init`: the first set-up, and the only command
