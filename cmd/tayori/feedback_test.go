@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tayori-news/tayori/internal/sqlitedb"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/subscribers"
@@ -33,7 +32,7 @@ func feedbackEnv(t *testing.T, n int, kv ...string) (func(string) string, *subsc
 	dir := t.TempDir()
 	getenv := testEnv(t, append([]string{"TAYORI_DATA_DIR", dir, "TAYORI_SECRET", fixtureSecret, "TAYORI_FROM", fixtureFrom}, kv...)...)
 	ctx := context.Background()
-	db, err := sqlitedb.Open(ctx, filepath.Join(dir, "tayori.db"))
+	db, err := createStore(ctx, filepath.Join(dir, "tayori.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

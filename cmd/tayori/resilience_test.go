@@ -16,7 +16,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tayori-news/tayori/audience"
-	"github.com/tayori-news/tayori/internal/sqlitedb"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
 	"github.com/tayori-news/tayori/subscribers"
@@ -168,7 +167,7 @@ func TestWorkerStopsWhenItsStoreIsDeleted(t *testing.T) {
 func addReaders(t *testing.T, dbPath string, n int) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqlitedb.Open(ctx, dbPath)
+	db, err := createStore(ctx, dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}

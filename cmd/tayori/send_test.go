@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/tayori-news/tayori/audience"
-	"github.com/tayori-news/tayori/internal/sqlitedb"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/subscribers"
@@ -30,7 +29,7 @@ func sendTestEnv(t *testing.T, smtp *testutil.SMTPServer) func(string) string {
 		"TAYORI_CONTACT", "https://news.example.jp/contact", "TAYORI_CONCURRENCY", "4")
 	// Readers, added through the real store on the file the CLI will use.
 	ctx := context.Background()
-	db, err := sqlitedb.Open(ctx, filepath.Join(dir, "tayori.db"))
+	db, err := createStore(ctx, filepath.Join(dir, "tayori.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
