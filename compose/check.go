@@ -27,6 +27,9 @@ type Problem struct {
 	Line     int      `json:"line"` // 0 when the problem concerns the whole issue
 	Severity Severity `json:"severity"`
 	Message  string   `json:"message"`
+	// Japanese is the message in Japanese, for the editor's console; the
+	// CLI prints Message.
+	Japanese string `json:"message_ja"`
 }
 
 // String formats the problem as "file:line: severity: message".
@@ -51,16 +54,16 @@ func HasErrors(ps []Problem) bool {
 func Check(is *Issue) []Problem {
 	c := checker{file: is.Source}
 	if is.Slug == "" {
-		c.add(0, SeverityError, "issue has no slug (front matter slug: 2025-11)")
+		c.add(0, SeverityError, "issue has no slug (front matter slug: 2025-11)", "号の識別名（slug、例: 2025-11）がありません")
 	}
 	if is.Title == "" {
-		c.add(0, SeverityError, "issue has no title (front matter title:)")
+		c.add(0, SeverityError, "issue has no title (front matter title:)", "号のタイトルがありません")
 	}
 	if is.Newsletter == "" {
-		c.add(0, SeverityWarning, "issue has no newsletter name (front matter newsletter:)")
+		c.add(0, SeverityWarning, "issue has no newsletter name (front matter newsletter:)", "ニュースレターの名前がありません")
 	}
 	if len(is.Sections) == 0 {
-		c.add(0, SeverityError, "issue has no sections")
+		c.add(0, SeverityError, "issue has no sections", "セクションがひとつもありません")
 	}
 	year := issueYear(is)
 	items := map[string]int{} // headline → line of first item
@@ -69,15 +72,15 @@ func Check(is *Issue) []Problem {
 		s := &is.Sections[si]
 		name := s.Heading
 		if s.Region == "" {
-			c.add(s.Line, SeverityError, fmt.Sprintf("section %q has no region", name))
+			c.add(s.Line, SeverityError, fmt.Sprintf("section %q has no region", name), fmt.Sprintf("セクション「%s」に地域がありません", name))
 		} else if err := validRegion(s.Region); err != nil {
-			c.add(s.Line, SeverityError, fmt.Sprintf("section %q: %v", name, err))
+			c.add(s.Line, SeverityError, fmt.Sprintf("section %q: %v", name, err), fmt.Sprintf("セクション「%s」の地域「%s」は使えません（jp・us・eu・asia・intl のいずれか）", name, s.Region))
 		}
 		if !s.Kind.IsStandard() {
-			c.add(s.Line, SeverityError, fmt.Sprintf("section %q has kind %q, want activities, policy or reports", name, s.Kind))
+			c.add(s.Line, SeverityError, fmt.Sprintf("section %q has kind %q, want activities, policy or reports", name, s.Kind), fmt.Sprintf("セクション「%s」の種類「%s」は使えません（activities・policy・reports のいずれか）", name, s.Kind))
 		}
 		if len(s.Items) == 0 {
-			c.add(s.Line, SeverityWarning, fmt.Sprintf("section %q has no items; readers will not see it", name))
+			c.add(s.Line, SeverityWarning, fmt.Sprintf("section %q has no items; readers will not see it", name), fmt.Sprintf("セクション「%s」に記事がありません。読者には表示されません", name))
 		}
 		var from, to time.Time
 		hasPeriod := false
@@ -85,7 +88,7 @@ func Check(is *Issue) []Problem {
 			var err error
 			from, to, err = parsePeriod(s.Period, year)
 			if err != nil {
-				c.add(s.Line, SeverityWarning, fmt.Sprintf("section period: %v", err))
+				c.add(s.Line, SeverityWarning, fmt.Sprintf("section period: %v", err), fmt.Sprintf("セクションの期間「%s」を読み取れません（例: 2025年11月1日~11月30日）", s.Period))
 			} else {
 				hasPeriod = true
 				// A December period in a January issue is last year's.
@@ -99,7 +102,7 @@ func Check(is *Issue) []Problem {
 			c.item(it, hasPeriod, from, to, s.Period)
 			key := strings.Join(strings.Fields(it.Headline), " ")
 			if first, dup := items[key]; dup && key != "" {
-				c.add(it.Line, SeverityError, fmt.Sprintf("duplicate item: same headline as the item at line %d", first))
+				c.add(it.Line, SeverityError, fmt.Sprintf("duplicate item: same headline as the item at line %d", first), fmt.Sprintf("同じ見出しの記事がすでにあります（%d 行目）", first))
 			} else {
 				items[key] = it.Line
 			}
@@ -110,7 +113,7 @@ func Check(is *Issue) []Problem {
 				}
 				c.link(ln, u)
 				if first, dup := urls[u]; dup {
-					c.add(ln, SeverityWarning, fmt.Sprintf("duplicate URL: also at line %d: %s", first, u))
+					c.add(ln, SeverityWarning, fmt.Sprintf("duplicate URL: also at line %d: %s", first, u), fmt.Sprintf("同じ URL が %d 行目にもあります: %s", first, u))
 				} else {
 					urls[u] = ln
 				}
@@ -125,28 +128,31 @@ type checker struct {
 	list []Problem
 }
 
-func (c *checker) add(line int, sev Severity, msg string) {
-	c.list = append(c.list, Problem{File: c.file, Line: line, Severity: sev, Message: msg})
+// add records a problem, worded in English (the CLI) and Japanese (the
+// console).
+func (c *checker) add(line int, sev Severity, msg, ja string) {
+	c.list = append(c.list, Problem{File: c.file, Line: line, Severity: sev, Message: msg, Japanese: ja})
 }
 
 func (c *checker) item(it *Item, hasPeriod bool, from, to time.Time, period string) {
 	if strings.TrimSpace(it.Headline) == "" {
-		c.add(it.Line, SeverityError, "item has no headline")
+		c.add(it.Line, SeverityError, "item has no headline", "記事に見出しがありません")
 	}
 	if it.Region == "" {
-		c.add(it.Line, SeverityError, "item has no region")
+		c.add(it.Line, SeverityError, "item has no region", "記事に地域がありません")
 	} else if err := validRegion(it.Region); err != nil {
-		c.add(it.Line, SeverityError, "item: "+err.Error())
+		c.add(it.Line, SeverityError, "item: "+err.Error(), "記事の地域「"+string(it.Region)+"」は使えません（jp・us・eu・asia・intl のいずれか）")
 	}
 	if len(it.Topics) == 0 {
-		c.add(it.Line, SeverityError, "item has no topics")
+		c.add(it.Line, SeverityError, "item has no topics", "記事にトピックがありません")
 	}
 	first, last, ok := it.Dates.Span()
 	switch {
 	case !ok:
-		c.add(it.Line, SeverityWarning, "item has no date")
+		c.add(it.Line, SeverityWarning, "item has no date", "記事に日付がありません")
 	case hasPeriod && (first.Before(from) || last.After(to)):
-		c.add(it.Line, SeverityWarning, fmt.Sprintf("item dated %s is outside the section's period %s", it.Dates.Text, period))
+		c.add(it.Line, SeverityWarning, fmt.Sprintf("item dated %s is outside the section's period %s", it.Dates.Text, period),
+			fmt.Sprintf("記事の日付 %s がセクションの期間 %s の外にあります", it.Dates.Text, period))
 	}
 }
 
@@ -155,24 +161,27 @@ func (c *checker) link(ln int, u string) {
 	for _, e := range mangledEntities {
 		if strings.Contains(u, e.char) && (e.always || strings.Contains(u, e.char+"=")) {
 			fixed := strings.ReplaceAll(u, e.char, "&"+e.name)
-			c.add(ln, SeverityError, fmt.Sprintf("URL contains %q: its \"&%s=\" parameter was read as the HTML entity &%s; (%s); write %s", e.char, e.name, e.name, e.char, fixed))
+			c.add(ln, SeverityError, fmt.Sprintf("URL contains %q: its \"&%s=\" parameter was read as the HTML entity &%s; (%s); write %s", e.char, e.name, e.name, e.char, fixed),
+				fmt.Sprintf("URL に「%s」があります。パラメータ「&%s=」が HTML の文字参照として読まれたものです。%s と書いてください", e.char, e.name, fixed))
 			return
 		}
 	}
 	if i := strings.IndexFunc(u, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }); i >= 0 {
-		c.add(ln, SeverityError, fmt.Sprintf("URL contains white space or a control character at byte %d: %s", i+1, strconv.Quote(u)))
+		c.add(ln, SeverityError, fmt.Sprintf("URL contains white space or a control character at byte %d: %s", i+1, strconv.Quote(u)),
+			fmt.Sprintf("URL の %d バイト目に空白か制御文字があります: %s", i+1, strconv.Quote(u)))
 		return
 	}
 	pu, err := url.Parse(u)
 	switch {
 	case err != nil:
-		c.add(ln, SeverityError, fmt.Sprintf("malformed URL: %v", err))
+		c.add(ln, SeverityError, fmt.Sprintf("malformed URL: %v", err), fmt.Sprintf("URL の形が正しくありません: %s", u))
 	case pu.Scheme != "http" && pu.Scheme != "https":
-		c.add(ln, SeverityError, fmt.Sprintf("URL %q is not http or https", u))
+		c.add(ln, SeverityError, fmt.Sprintf("URL %q is not http or https", u), fmt.Sprintf("URL は http か https で始めてください: %s", u))
 	case pu.Host == "" || strings.HasPrefix(pu.Host, ".") || !strings.Contains(pu.Hostname(), "."):
-		c.add(ln, SeverityError, fmt.Sprintf("URL %q has no valid host", u))
+		c.add(ln, SeverityError, fmt.Sprintf("URL %q has no valid host", u), fmt.Sprintf("URL のホスト名が正しくありません: %s", u))
 	case strings.IndexFunc(u, func(r rune) bool { return r > unicode.MaxASCII }) >= 0:
-		c.add(ln, SeverityWarning, fmt.Sprintf("URL %q has non-ASCII characters; some mail clients break it: percent-encode them", u))
+		c.add(ln, SeverityWarning, fmt.Sprintf("URL %q has non-ASCII characters; some mail clients break it: percent-encode them", u),
+			fmt.Sprintf("URL に ASCII 以外の文字があります。一部のメールソフトでリンクが切れるため、パーセントエンコードしてください: %s", u))
 	}
 }
 

@@ -100,6 +100,16 @@ func TestCheckProblems(t *testing.T) {
 			t.Errorf("problem %d:\n got %s\nwant %s…", i, got[i], w)
 		}
 	}
+	// The console shows each problem in Japanese: every one has its own
+	// wording, in Japanese, naming what the English names.
+	wantJA := []string{"セクションの期間 12月1日~12月31日 の外", "http か https", "21 バイト目", "11 行目",
+		"パーセントエンコード", "ホスト名", "記事に地域がありません", "「国内AI政策動向(1月1日~1月31日)」に記事がありません",
+		"日付がありません", "30 行目"}
+	for i, w := range wantJA {
+		if !strings.Contains(got[i].Japanese, w) {
+			t.Errorf("problem %d in Japanese: %q, want it to contain %q", i, got[i].Japanese, w)
+		}
+	}
 }
 
 func TestCheckIssueLevel(t *testing.T) {
@@ -116,6 +126,9 @@ func TestCheckIssueLevel(t *testing.T) {
 	for i, w := range want {
 		if !strings.HasPrefix(got[i].String(), w) {
 			t.Errorf("got %s, want %s…", got[i], w)
+		}
+		if !strings.ContainsAny(got[i].Japanese, "号セクションニュースレター") {
+			t.Errorf("problem %d has no Japanese wording: %q", i, got[i].Japanese)
 		}
 	}
 }

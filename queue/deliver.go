@@ -278,9 +278,11 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 			permanent: perm, reply: reply, first: c.attempts == 0})
 	}
 	// handle records the relay's answer for one copy.
+	mx := s.deps.Metrics
 	handle := func(c claimed, r *Recipient, reply string, err error) {
 		if err == nil {
 			record(c, "sent", false, reply)
+			mx.CopySent()
 			return
 		}
 		class := s.deps.Classify(err)
@@ -297,13 +299,16 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 		case Temporary:
 			if c.attempts+1 >= s.cfg.MaxAttempts { // attempts before this one
 				record(c, "failed", false, err.Error())
+				mx.CopyFailed(class)
 				log.Warn("delivery failed after retries", "subscriber_id", r.ID, "attempts", c.attempts, "err", err)
 			} else {
 				record(c, "retry", false, err.Error())
+				mx.CopyRetried(class)
 				temp++
 			}
 		case BadMailbox:
 			record(c, "failed", true, err.Error())
+			mx.CopyFailed(class)
 			if err := s.deps.Directory.MarkBounced(context.WithoutCancel(ctx), r.ID, err.Error()); err != nil {
 				log.Error("mark bounced", "subscriber_id", r.ID, "err", err)
 			}
@@ -311,6 +316,7 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 			// The relay could not be reached: nothing was sent. The row
 			// stays open, its attempts untouched; the batch stops and
 			// runs again after RelayRetry.
+			mx.CopyRetried(class)
 			if stopReason == nil {
 				stopReason = fmt.Errorf("batch %d of send %d: %w: %w", p.Batch, p.SendID, errRelayDown, err)
 			}
@@ -321,9 +327,11 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 				return
 			}
 			record(c, "failed", true, err.Error())
+			mx.CopyFailed(class)
 			policy = err.Error()
 		default:
 			record(c, "failed", true, err.Error())
+			mx.CopyFailed(class)
 		}
 	}
 	// One connection for the batch, several copies per round trip, when
@@ -406,10 +414,12 @@ func (s *Service) handleBatch(ctx context.Context, t *asynq.Task) error {
 			log.Error("build message", "subscriber_id", r.ID, "err", err)
 			continue
 		}
+		t0 := time.Now()
 		if stream != nil {
-			stream.Send(ctx, msg, func(reply string, err error) { handle(c, r, reply, err) })
+			stream.Send(ctx, msg, func(reply string, err error) { mx.RelayReply(time.Since(t0)); handle(c, r, reply, err) })
 		} else {
 			reply, err := s.deps.Sender.Send(ctx, msg)
+			mx.RelayReply(time.Since(t0))
 			handle(c, r, reply, err)
 		}
 		if policy != "" || stopReason != nil {

@@ -266,8 +266,6 @@ func prefs(regions string, topics string) audience.Prefs {
 var _ = fmt.Sprint
 var _ = os.Getenv
 
-func timeSince(d time.Time) float64 { return time.Since(d).Seconds() }
-
 type testutilOpt = testutil.SMTPOption
 
 func failTimes(addr string, n, code int, enh string) testutil.SMTPOption {

@@ -156,6 +156,9 @@ type Deps struct {
 	// (checklist 36): a closed gate refuses the send with a *GateError
 	// unless NewSend.IgnoreGate. Test sends and dry runs never consult it.
 	Gate GateFunc
+	// Metrics, if set, counts copies by outcome and times the relay's
+	// replies (see [Metrics]).
+	Metrics Metrics
 }
 
 // Service creates sends, plans them, and (inside a Server) delivers them.
@@ -193,6 +196,9 @@ func New(ctx context.Context, db *sql.DB, rdb redis.UniversalClient, cfg Config,
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Metrics == nil {
+		deps.Metrics = noMetrics{}
 	}
 	if err := Migrate(ctx, db); err != nil {
 		return nil, err

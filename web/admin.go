@@ -66,6 +66,7 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	ed, err := s.deps.Store.Authenticate(ctx, r.PostForm.Get("name"), r.PostForm.Get("password"))
 	if errors.Is(err, ErrUnauthorized) {
 		s.log.WarnContext(ctx, "console sign-in failed", "ip", s.clientIP(r))
+		s.auditAs(r, r.PostForm.Get("name"), "signin_failed", "", "")
 		s.render(w, r, http.StatusUnauthorized, "login", &page{Lang: s.adminLang(r), Admin: true,
 			Data: map[string]any{"Next": next, "Error": translate(s.adminLang(r), "a.wrong_password"), "Resume": strings.HasSuffix(next, "/resume")}})
 		return
@@ -81,6 +82,7 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	s.setSessionCookie(w, id, int(s.cfg.SessionTTL.Seconds()))
 	s.log.InfoContext(ctx, "console sign-in", "editor", ed.Name)
+	s.auditAs(r, ed.Name, "signin", "", "")
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
@@ -322,6 +324,7 @@ func (s *server) handleAdminTestSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.InfoContext(ctx, "test send queued", "issue", is.Slug, "editor", ed.Name, "prefs", p.Key())
+	s.audit(r, "test_send", is.Issue.Title, "宛先 "+to+"・"+prefsLabel(p))
 	http.Redirect(w, r, "/admin/issues/"+url.PathEscape(is.Slug)+"?"+previewQuery(p, strings.TrimSpace(r.PostForm.Get("email")))+"&sent=1", http.StatusSeeOther)
 }
 
@@ -840,6 +843,7 @@ func (s *server) handleAdminSubscriberAction(w http.ResponseWriter, r *http.Requ
 		return
 	}
 	ed := sessionFrom(r.Context()).Editor
+	who := maskEmail(sub.Email) // the audit log outlives an erasure: never the whole address
 	switch r.PathValue("action") {
 	case "unsubscribe":
 		err = s.deps.Subscribers.Unsubscribe(r.Context(), sub.ID, "", "unsubscribed in the console by "+ed.Name)
@@ -857,6 +861,7 @@ func (s *server) handleAdminSubscriberAction(w http.ResponseWriter, r *http.Requ
 		return
 	}
 	s.log.InfoContext(r.Context(), "subscriber "+r.PathValue("action"), "subscriber_id", sub.ID, "editor", ed.Name)
+	s.audit(r, r.PathValue("action"), who, "")
 	http.Redirect(w, r, "/admin/subscribers/"+url.PathEscape(sub.PublicID), http.StatusSeeOther)
 }
 
@@ -873,13 +878,16 @@ func (s *server) handleAdminImport(w http.ResponseWriter, r *http.Request) {
 		s.adminError(w, r, err)
 		return
 	}
+	s.imported(r, hdr.Filename, rep)
 	s.adminPage(w, r, http.StatusOK, "admin_import", rep)
 }
 
 func (s *server) handleAdminExport(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="subscribers-`+s.now().In(s.cfg.Location).Format("20060102")+`.csv"`)
-	if _, err := s.deps.Subscribers.ExportCSV(r.Context(), w, subscribers.ExportQuery{}); err != nil {
+	n, err := s.deps.Subscribers.ExportCSV(r.Context(), w, subscribers.ExportQuery{})
+	if err != nil {
 		s.log.ErrorContext(r.Context(), "export subscribers", "err", err)
 	}
+	s.audit(r, "export", s.cfg.List, strconv.Itoa(n)+" 件")
 }

@@ -191,6 +191,7 @@ func (s *server) saveUpload(r *http.Request, name string, data []byte) (*StoredI
 		f.Forget(issue.Slug) // the content under this slug may have changed
 	}
 	s.log.InfoContext(r.Context(), "issue uploaded", "issue", issue.Slug, "editor", editorFrom(r.Context()).Name)
+	s.audit(r, "upload", issue.Title, name)
 	return is, nil, nil
 }
 
@@ -355,6 +356,17 @@ func (s *server) createSend(r *http.Request, req newSendRequest, key string) (*q
 	if err := s.deps.Store.MarkSent(r.Context(), is.Slug, st.Valid); err != nil {
 		s.log.ErrorContext(r.Context(), "lock a sent issue", "issue", is.Slug, "send_id", snd.ID, "err", err)
 	}
+	detail := "リスト " + req.List
+	if !req.At.IsZero() {
+		detail += "・予約 " + req.At.In(s.cfg.Location).Format("2006-01-02 15:04 MST")
+	}
+	if req.Again {
+		detail += "・再送"
+	}
+	if req.IgnoreGate {
+		detail += "・送信ゲートを無視"
+	}
+	s.audit(r, "send", is.Issue.Title, detail)
 	if req.IgnoreGate {
 		s.log.WarnContext(r.Context(), "send created with the send gate ignored", "send_id", snd.ID, "issue", is.Slug, "editor", ed,
 			"gate_warning", snd.GateWarning)
@@ -395,15 +407,21 @@ func (s *server) sendAction(r *http.Request, id int64, action string) error {
 		return newError(codeUnavailable, "the queue is not configured")
 	}
 	by := "by editor " + editorFrom(r.Context()).Name
+	var err error
 	switch action {
 	case "pause":
-		return s.deps.Sends.Pause(r.Context(), id, "paused "+by)
+		err = s.deps.Sends.Pause(r.Context(), id, "paused "+by)
 	case "resume":
-		return s.deps.Sends.Resume(r.Context(), id)
+		err = s.deps.Sends.Resume(r.Context(), id)
 	case "cancel":
-		return s.deps.Sends.Cancel(r.Context(), id, "cancelled "+by)
+		err = s.deps.Sends.Cancel(r.Context(), id, "cancelled "+by)
+	default:
+		return newError(codeNotFound, "unknown action "+strconv.Quote(action)+" (want pause, resume or cancel)")
 	}
-	return newError(codeNotFound, "unknown action "+strconv.Quote(action)+" (want pause, resume or cancel)")
+	if err == nil {
+		s.auditSend(r, action, id)
+	}
+	return err
 }
 
 func (s *server) apiSendAction(w http.ResponseWriter, r *http.Request) {
@@ -576,6 +594,7 @@ func (s *server) apiEraseSubscriber(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.InfoContext(r.Context(), "subscriber erased", "subscriber_id", sub.ID, "editor", editorFrom(r.Context()).Name)
+	s.audit(r, "erase", maskEmail(sub.Email), "API")
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -618,6 +637,9 @@ func (s *server) apiImport(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.apiError(w, r, err)
 		return
+	}
+	if q.Get("dry_run") != "true" {
+		s.imported(r, "API", rep)
 	}
 	writeJSON(w, http.StatusOK, rep)
 }

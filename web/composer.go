@@ -310,6 +310,13 @@ func (s *server) saveDraft(w http.ResponseWriter, r *http.Request, slug string, 
 	}
 	if rev.Base == d.Base && rev.Number != d.Base {
 		s.log.InfoContext(ctx, "issue revision saved", "issue", slug, "revision", rev.Number, "kind", string(rev.Kind), "editor", ed.Name)
+		if kind != KindAutosave {
+			title := slug
+			if c.Issue != nil {
+				title = c.Issue.Title
+			}
+			s.audit(r, "save", title, "第"+strconv.Itoa(rev.Number)+"版")
+		}
 	}
 	if wantsJSON(r) {
 		writeJSON(w, http.StatusOK, map[string]any{"revision": rev.Number, "kind": rev.Kind, "valid": c.Issue != nil,

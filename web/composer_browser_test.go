@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,14 @@ func js[T any](t *testing.T, ctx context.Context, expr string) T {
 		t.Fatalf("evaluate %s: %v", expr, err)
 	}
 	return v
+}
+
+// liveText reads the text of the element with the given id as the page
+// has it now ("" while there is none): for polling an element the page's
+// script re-renders, where a node id taken a moment before may be gone.
+func liveText(t *testing.T, ctx context.Context, id string) string {
+	t.Helper()
+	return js[string](t, ctx, `(document.getElementById(`+strconv.Quote(id)+`) || {}).textContent || ""`)
 }
 
 // evalJS runs a script in the page as a step.
@@ -139,10 +148,14 @@ func TestBrowserComposerJourney(t *testing.T) {
 		}
 		do(t, ctx, steps...)
 	}
-	// The lint error is shown next to its field, with the CLI's wording.
+	// The lint error is shown next to its field, in Japanese, with the
+	// CLI's line on hover.
 	do(t, ctx, chromedp.WaitVisible(chromedp.CSS("#f-s2-i0-l0-url-problems")))
-	if got := text(t, ctx, "#f-s2-i0-l0-url-problems"); !strings.Contains(got, `URL "htp://oecd.ai/en/incidents" is not http or https`) {
+	if got := text(t, ctx, "#f-s2-i0-l0-url-problems"); !strings.Contains(got, `URL は http か https で始めてください: htp://oecd.ai/en/incidents`) {
 		t.Errorf("lint next to the field: %q", got)
+	}
+	if got := js[string](t, ctx, `document.querySelector("#f-s2-i0-l0-url-problems li").title`); !strings.Contains(got, `URL "htp://oecd.ai/en/incidents" is not http or https`) {
+		t.Errorf("the CLI's line on hover: %q", got)
 	}
 	if inv := js[string](t, ctx, `document.querySelector('[name="s2.i0.l0.url"]').getAttribute("aria-invalid")`); inv != "true" {
 		t.Errorf("aria-invalid %q", inv)
@@ -241,7 +254,7 @@ func TestBrowserComposerJourney(t *testing.T) {
 
 	// Save, reopen.
 	do(t, ctx, chromedp.Click(chromedp.CSS("#save")))
-	waitFor(t, 10*time.Second, func() bool { return strings.Contains(text(t, ctx, "#status"), "保存しました") })
+	waitFor(t, 10*time.Second, func() bool { return strings.Contains(liveText(t, ctx, "status"), "保存しました") })
 	saved := e.headRevision(slug)
 	do(t, ctx, chromedp.Navigate(e.srv.URL+"/admin/issues/"+slug+"/edit"), chromedp.WaitVisible(chromedp.CSS("#composer")))
 	if got := js[string](t, ctx, `document.querySelector('[name="s1.i1.body"]').value`); got != wantBody {
@@ -383,7 +396,7 @@ func TestBrowserComposerFallbacks(t *testing.T) {
 		_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: false})
 		return err
 	}), chromedp.Navigate(e.srv.URL+"/admin/issues/2025-11/edit"), chromedp.WaitVisible(chromedp.CSS("#composer")))
-	waitFor(t, 10*time.Second, func() bool { return text(t, ctx, "#preview-size") != "" })
+	waitFor(t, 10*time.Second, func() bool { return liveText(t, ctx, "preview-size") != "" })
 	var down http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
 			c.Close()
@@ -391,7 +404,9 @@ func TestBrowserComposerFallbacks(t *testing.T) {
 	})
 	e.active.Store(&down)
 	do(t, ctx, typeIn("s0.i0.body", "サーバーが止まっている間に書いた。"))
-	waitFor(t, 10*time.Second, func() bool { return strings.Contains(text(t, ctx, "#status"), "サーバーに接続できません") })
+	waitFor(t, 10*time.Second, func() bool {
+		return strings.Contains(liveText(t, ctx, "status"), "サーバーに接続できません")
+	})
 	if kept := js[string](t, ctx, `localStorage.getItem("tayori:draft:2025-11") || ""`); !strings.Contains(kept, url.QueryEscape("サーバーが止まっている間に書いた。")) {
 		t.Errorf("the browser does not keep the typing: %q", kept)
 	}

@@ -258,11 +258,21 @@ func (d *draft) issue() *compose.Issue {
 // fieldProblem is a problem of the lint or the parse, placed at a field
 // of the form.
 type fieldProblem struct {
-	Field    string `json:"field"`    // form field name; "" for the issue as a whole
-	Severity string `json:"severity"` // "error" or "warning"
-	Message  string `json:"message"`  // the message as `tayori compose check` prints it
-	Text     string `json:"text"`     // the whole line `tayori compose check` prints
-	Line     int    `json:"line"`     // line in the Markdown (the downloaded file)
+	Field    string `json:"field"`      // form field name; "" for the issue as a whole
+	Severity string `json:"severity"`   // "error" or "warning"
+	Message  string `json:"message"`    // the message as `tayori compose check` prints it
+	Japanese string `json:"message_ja"` // the same in Japanese, for the console ("" for the parser's errors)
+	Text     string `json:"text"`       // the whole line `tayori compose check` prints
+	Line     int    `json:"line"`       // line in the Markdown (the downloaded file)
+}
+
+// Say is the problem's message in the console's language: Japanese when
+// there is a Japanese wording and the editor has not chosen English.
+func (p fieldProblem) Say(lang string) string {
+	if lang != "en" && p.Japanese != "" {
+		return p.Japanese
+	}
+	return p.Message
 }
 
 // checked is a draft written as Markdown and read back.
@@ -323,7 +333,7 @@ func lintSource(name string, src []byte, fields []string) (*compose.Issue, []fie
 	}
 	for _, p := range compose.Check(is) {
 		out = append(out, fieldProblem{Field: fieldAt(fields, p.Line, p.Message), Severity: string(p.Severity),
-			Message: p.Message, Text: p.String(), Line: p.Line})
+			Message: p.Message, Japanese: p.Japanese, Text: p.String(), Line: p.Line})
 	}
 	return is, out
 }

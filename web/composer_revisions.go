@@ -197,6 +197,7 @@ func (s *server) handleRestore(w http.ResponseWriter, r *http.Request) {
 		f.Forget(slug)
 	}
 	s.log.InfoContext(ctx, "issue revision restored", "issue", slug, "from", n, "revision", rev.Number, "editor", ed.Name)
+	s.audit(r, "save", titleOr(is, slug), "第"+strconv.Itoa(rev.Number)+"版（第"+strconv.Itoa(n)+"版から復元）")
 	http.Redirect(w, r, issuePath(slug, "/edit?restored=", strconv.Itoa(n)), http.StatusSeeOther)
 }
 
@@ -248,7 +249,7 @@ func (s *server) handleComposerUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ed := sessionFrom(ctx).Editor
-	_, err = s.deps.Store.SaveRevision(ctx, NewRevision{Slug: slug, Base: base, Kind: KindUpload, Author: ed.Name,
+	rev, err := s.deps.Store.SaveRevision(ctx, NewRevision{Slug: slug, Base: base, Kind: KindUpload, Author: ed.Name,
 		SourceName: hdr.Filename, Source: data, Issue: is, Correction: r.PostFormValue("correction") == "yes"})
 	var ce *ConflictError
 	switch {
@@ -266,6 +267,7 @@ func (s *server) handleComposerUpload(w http.ResponseWriter, r *http.Request) {
 	if f, ok := s.deps.Renderer.(interface{ Forget(string) }); ok {
 		f.Forget(slug)
 	}
+	s.audit(r, "upload", is.Title, hdr.Filename+"・第"+strconv.Itoa(rev.Number)+"版")
 	http.Redirect(w, r, issuePath(slug, "/edit?saved=1"), http.StatusSeeOther)
 }
 
@@ -389,6 +391,7 @@ func (s *server) handleMerge(w http.ResponseWriter, r *http.Request) {
 		f.Forget(slug)
 	}
 	s.log.InfoContext(ctx, "issue versions merged", "issue", slug, "head", head.Number, "editor", ed.Name)
+	s.audit(r, "save", is.Title, "第"+strconv.Itoa(head.Number)+"版と統合")
 	http.Redirect(w, r, issuePath(slug, "/edit?merged=1"), http.StatusSeeOther)
 }
 
@@ -564,6 +567,7 @@ func (s *server) handleNewIssue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.InfoContext(ctx, "issue started", "issue", is.Slug, "start", f.Start, "editor", ed.Name)
+	s.audit(r, "save", parsed.Title, "新しい号")
 	http.Redirect(w, r, issuePath(is.Slug, "/edit"), http.StatusSeeOther)
 }
 
@@ -642,4 +646,13 @@ func nextIssue(prev *compose.Issue, slug string) *compose.Issue {
 func slugMonth(slug string) (time.Time, bool) {
 	t, err := time.Parse("2006-01", slug)
 	return t, err == nil
+}
+
+// titleOr is is's title, or slug when is is nil (a revision that does
+// not parse).
+func titleOr(is *compose.Issue, slug string) string {
+	if is == nil {
+		return slug
+	}
+	return is.Title
 }

@@ -126,10 +126,12 @@ func TestComposerSaveLintPreview(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("composer: %d\n%s", res.StatusCode, page)
 	}
-	// The sample's ® URL is an error, shown next to its link field with
-	// the wording of `tayori compose check`, and focused.
-	if !strings.Contains(page, `URL contains &#34;®&#34;`) || !strings.Contains(page, `aria-invalid="true"`) || !strings.Contains(page, " autofocus") {
-		t.Errorf("the lint error is not next to its field")
+	// The sample's ® URL is an error, shown next to its link field in
+	// Japanese (the line `tayori compose check` prints on hover), and
+	// focused.
+	if !strings.Contains(page, `</span> URL に「®」があります。`) || !strings.Contains(page, `title="2025-11.md:`) ||
+		!strings.Contains(page, `aria-invalid="true"`) || !strings.Contains(page, " autofocus") {
+		t.Errorf("the lint error is not next to its field in Japanese")
 	}
 	v := composerForm(t, page)
 	if v.Get("base") != "1" || v.Get("s0.i0.headline") == "" || v.Get("title") != "AI政策動向マンスリー情報 2025年11月号" {
@@ -140,7 +142,10 @@ func TestComposerSaveLintPreview(t *testing.T) {
 	var lint struct {
 		Valid    bool
 		Errors   int
-		Problems []struct{ Field, Text string }
+		Problems []struct {
+			Field, Text, Message string
+			Japanese             string `json:"message_ja"`
+		}
 	}
 	e.postScript(c, csrf, "/admin/issues/2025-11/lint", v, &lint)
 	md := e.download(c, "/admin/issues/2025-11/download")
@@ -153,10 +158,15 @@ func TestComposerSaveLintPreview(t *testing.T) {
 		t.Fatalf("lint %+v, want %v", lint, want)
 	}
 	for i, p := range want {
-		if lint.Problems[i].Text != p.String() || lint.Problems[i].Field == "" {
-			t.Errorf("problem %d: %+v, want %q", i, lint.Problems[i], p.String())
+		if got := lint.Problems[i]; got.Text != p.String() || got.Field == "" || got.Message != p.Message || got.Japanese != p.Japanese || got.Japanese == "" {
+			t.Errorf("problem %d: %+v, want %q (%s)", i, got, p.String(), p.Japanese)
 		}
 	}
+	// On the English toggle the same problem reads as the CLI prints it.
+	if _, en := e.do(c, "GET", loc+"?lang=en", nil); !strings.Contains(en, `</span> URL contains &#34;®&#34;`) {
+		t.Errorf("the lint error is not in English on the English console")
+	}
+	e.do(c, "GET", loc+"?lang=ja", nil)
 	// Fix the URL: the error is gone.
 	var fixed string
 	for k, vals := range v {

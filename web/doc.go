@@ -26,6 +26,16 @@
 // is kept and saved once the editor signs in again. The console speaks
 // Japanese, with English on ?lang=en.
 //
+// For operators (ops.go): /readyz checks Redis and the store within two
+// seconds and names the one that failed; /metrics serves [Deps].MetricsHandler
+// to requests bearing [Config].MetricsToken (and is absent without one);
+// every request is counted by its route pattern through [Deps].Metrics.
+// The console's operations page (/admin/ops) shows the Asynq queues, the
+// workers alive and the failed tasks described for people, with retry,
+// archive and delete actions ([Deps].Tasks); the audit log (/admin/audit,
+// /admin/audit.csv) records who did what and when, through the Storage
+// (audit_store.go).
+//
 // Public pages are Japanese first with an English fallback (chosen from
 // Accept-Language). Links in mail carry signed tokens (package
 // subscribers/token): a GET on any of them only shows a page with a button,

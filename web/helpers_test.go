@@ -25,6 +25,7 @@ import (
 
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/feedback"
+	"github.com/tayori-news/tayori/internal/metrics"
 	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
@@ -79,6 +80,9 @@ type env struct {
 	cfg        web.Config
 	keys       []token.Key
 	wg         sync.WaitGroup
+	// mx are the process's metrics: the queue's, the web server's, served
+	// on /metrics when cfg.MetricsToken is set.
+	mx *metrics.Metrics
 }
 
 type envOpts struct {
@@ -160,8 +164,9 @@ func newEnv(t testing.TB, o envOpts) *env {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	e.mx = metrics.New(logger)
 	qdeps := queue.Deps{Directory: bind.Directory{Store: e.subs}, Tokens: e.subs, Renderer: bind.Renderer{R: renderer},
-		Sender: &bind.Sender{Builder: b, Pool: pool}, Classify: bind.Classify}
+		Sender: &bind.Sender{Builder: b, Pool: pool}, Classify: bind.Classify, Metrics: e.mx}
 	var gate *feedback.Gate
 	if o.gate {
 		outcomes, err := queue.NewOutcomes(ctx, db)
@@ -197,6 +202,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	deps := web.Deps{
 		Subscribers: e.subs, Store: e.store, Sends: e.svc, Renderer: renderer, Redis: e.rdb, Now: e.clock.Now,
 		Failures: e.svc.Failures, Deliveries: e.svc.DeliveryHistory, Relay: e.svc.RelayState,
+		Metrics: e.mx, MetricsHandler: e.mx.Handler(), Tasks: asynq.NewInspectorFromRedisClient(e.rdb),
 	}
 	if gate != nil {
 		deps.Gate = gate

@@ -72,7 +72,11 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
-		if r.URL.Path == "/healthz" || strings.HasPrefix(r.URL.Path, "/static/") {
+		if s.deps.Metrics != nil {
+			// r.Pattern is the route the mux chose ("GET /archive/{slug}").
+			s.deps.Metrics.Request(r.Pattern, r.Method, rec.status, time.Since(start))
+		}
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" || strings.HasPrefix(r.URL.Path, "/static/") {
 			return
 		}
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "http request", slog.String("method", r.Method),

@@ -10,6 +10,10 @@ func (s *server) routes(mux *http.ServeMux) {
 	static, _ := fs.Sub(staticFS, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(static)))
 	mux.HandleFunc("GET /healthz", s.handleHealth)
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	if s.cfg.MetricsToken != "" && s.deps.MetricsHandler != nil {
+		mux.Handle("GET /metrics", s.metricsAuth(s.deps.MetricsHandler))
+	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/subscribe", http.StatusSeeOther)
 	})
@@ -71,6 +75,12 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /admin/subscribers/import", s.editor(s.handleAdminImport))
 	mux.HandleFunc("GET /admin/subscribers/{pid}", s.editor(s.handleAdminSubscriber))
 	mux.HandleFunc("POST /admin/subscribers/{pid}/{action}", s.editor(s.handleAdminSubscriberAction))
+	// Operations (ops.go): the Asynq queues, workers and failed tasks, and
+	// the audit log.
+	mux.HandleFunc("GET /admin/ops", s.editor(s.handleOps))
+	mux.HandleFunc("POST /admin/ops/tasks/{action}", s.editor(s.handleOpsTask))
+	mux.HandleFunc("GET /admin/audit", s.editor(s.handleAudit))
+	mux.HandleFunc("GET /admin/audit.csv", s.editor(s.handleAuditCSV))
 
 	// JSON API (bearer tokens).
 	mux.HandleFunc("GET /api/v1/issues", s.apiAuth(s.apiIssues))

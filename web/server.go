@@ -59,6 +59,11 @@ type Config struct {
 	// the schedule times editors enter (TAYORI_TIMEZONE). Default
 	// Asia/Tokyo.
 	Location *time.Location
+	// MetricsToken, when set with Deps.MetricsHandler, serves the
+	// metrics on /metrics to requests bearing it
+	// ("Authorization: Bearer TOKEN"; TAYORI_METRICS_TOKEN). Empty: no
+	// /metrics on this listener.
+	MetricsToken string
 }
 
 func (c *Config) fill() error {
@@ -189,6 +194,26 @@ type Deps struct {
 	Ping func(ctx context.Context) error
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Metrics, when set, counts requests by route and status and the
+	// rows of imports (implemented by *metrics.Metrics).
+	Metrics Metrics
+	// MetricsHandler serves the metrics on /metrics when
+	// Config.MetricsToken is set.
+	MetricsHandler http.Handler
+	// Tasks, when set, shows the Asynq queues, the workers and the
+	// failed tasks on the console's operations page, with its actions
+	// (implemented by *asynq.Inspector).
+	Tasks Tasks
+}
+
+// Metrics counts what the web server does (implemented by
+// *metrics.Metrics).
+type Metrics interface {
+	// Request counts one request by its route pattern (never the raw
+	// path) and status, with its latency.
+	Request(route, method string, status int, d time.Duration)
+	// Imported counts the rows of one subscriber import.
+	Imported(added, updated, unchanged, skipped, rejected int)
 }
 
 // server holds what the handlers share.

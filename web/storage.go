@@ -7,7 +7,7 @@ import (
 
 // Storage is where [Store] keeps the web's data: editors, console
 // sessions, API tokens, issues with their revisions, and work posted after
-// a session expired. Package web decides (passwords, secrets, the rules of
+// a session expired, and the audit log. Package web decides (passwords, secrets, the rules of
 // revisions); a Storage only reads and writes rows, one implementation per
 // database engine (internal/store/sqlite and internal/store/postgres,
 // chosen by store.Web). Secrets arrive already hashed. Times are kept to
@@ -95,6 +95,14 @@ type Storage interface {
 	// TakePending deletes and returns the work stashed under idHash, and
 	// when it was stashed; ErrNotFound if there is none.
 	TakePending(ctx context.Context, idHash []byte) (slug string, form []byte, stashed time.Time, err error)
+
+	// InsertAudit appends e (its ID is ignored) to the audit log.
+	InsertAudit(ctx context.Context, e AuditEntry) error
+	// AuditLog returns up to limit entries with an ID below beforeID (0:
+	// from the newest), newest first.
+	AuditLog(ctx context.Context, beforeID int64, limit int) ([]AuditEntry, error)
+	// Ping checks that the database answers a query on the web's tables.
+	Ping(ctx context.Context) error
 }
 
 // RevisionAppend is a revision AppendRevision stores, as the decide

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
@@ -129,4 +131,44 @@ func testStoreEditorsSessionsTokens(t *testing.T, e storeEnv) {
 	if err != nil || len(eds) != 1 || eds[0].Name != "hanako" {
 		t.Errorf("Editors: %+v %v", eds, err)
 	}
+}
+
+// The audit log on every engine: newest first, a page at a time, long
+// fields clipped on a character boundary, and the readiness check.
+func TestStoreAudit(t *testing.T) {
+	onEngines(t, func(t *testing.T, e storeEnv) {
+		long := strings.Repeat("十一月号", 200) // 2,400 bytes
+		for i, a := range []string{"signin", "save", "send"} {
+			if err := e.store.Audit(e.ctx, web.AuditEntry{Editor: "花子", Action: a, Subject: long, Detail: fmt.Sprint(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		page, err := e.store.AuditLog(e.ctx, 0, 2)
+		if err != nil || len(page) != 2 || page[0].Action != "send" || page[1].Action != "save" || page[0].Editor != "花子" {
+			t.Fatalf("the newest two: %+v %v", page, err)
+		}
+		if !utf8.ValidString(page[0].Subject) || !strings.HasSuffix(page[0].Subject, "…") || len(page[0].Subject) > 1000+len("…") {
+			t.Errorf("a long subject is kept as %d bytes: %q…", len(page[0].Subject), page[0].Subject[:30])
+		}
+		if d := time.Since(page[0].At); d < 0 || d > time.Minute {
+			t.Errorf("entry time %v", page[0].At)
+		}
+		rest, err := e.store.AuditLog(e.ctx, page[1].ID, 10)
+		if err != nil || len(rest) != 1 || rest[0].Action != "signin" {
+			t.Errorf("the page before %d: %+v %v", page[1].ID, rest, err)
+		}
+		n := 0
+		for _, err := range e.store.AllAudit(e.ctx) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		if n != 3 {
+			t.Errorf("AllAudit yielded %d entries, want 3", n)
+		}
+		if err := e.store.Ping(e.ctx); err != nil {
+			t.Errorf("Ping: %v", err)
+		}
+	})
 }

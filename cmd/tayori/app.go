@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tayori-news/tayori/internal/config"
+	"github.com/tayori-news/tayori/internal/metrics"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
 	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/queue"
@@ -29,7 +30,8 @@ type app struct {
 	migrated bool                // store.Migrate ran on db (migrateDB)
 	dbWatch  *sqlitedb.FileWatch // whether the SQLite file is still the one opened; nil on PostgreSQL
 	rdb      redis.UniversalClient
-	delivery *queue.Service // deliveryService's, opened once per run
+	delivery *queue.Service   // deliveryService's, opened once per run
+	mx       *metrics.Metrics // the process's metrics, made once (processMetrics)
 	closers  []func() error
 }
 

@@ -57,7 +57,15 @@ func TestSeveralNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := *nodesReaders
-	dsn := testutil.EngineByName(t, *nodesEngine).URL(t)
+	var dsn string
+	for _, e := range testutil.Engines() {
+		if string(e.Name) == *nodesEngine {
+			dsn = e.URL(t)
+		}
+	}
+	if dsn == "" {
+		t.Fatalf("-nodes.engine=%s: want postgres or sqlite", *nodesEngine)
+	}
 	relay := testutil.StartSMTP(t, testutil.WithoutBodies())
 	_, rdbN := testutil.RedisDBNumber(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

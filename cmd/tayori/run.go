@@ -85,7 +85,7 @@ database file being deleted or replaced while it runs, with an error.`,
 				}
 				services = append(services, s)
 			}
-			return runAll(ctx, a, services)
+			return runAll(ctx, a, a.withMetrics(services))
 		},
 	}
 	f := c.Flags()

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -67,8 +68,9 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 	popts := mailer.PoolOptions{MaxIdle: a.cfg.SMTPConns, Logger: a.logger, MaxMessagesPerConn: 1000}
 	var svcRef atomic.Pointer[queue.Service]
 	popts.OnRelayState = func(st mailer.RelayState) { a.reportRelay(svcRef.Load(), st) }
+	mx := a.processMetrics()
 	if lim := queue.NewLimiter(rdb, relay.Addr(), a.cfg.RatePerSecond); lim != nil {
-		popts.Limiter = lim
+		popts.Limiter = mx.Limiter(lim)
 	}
 	if sem := queue.NewSemaphore(rdb, relay.Addr(), a.cfg.SMTPMaxConns, 0); sem != nil {
 		popts.Slots = sem
@@ -79,6 +81,7 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 		return nil, err
 	}
 	a.closers = append(a.closers, pool.Close)
+	mx.WatchPool(pool)
 	bopts := mailer.BuilderOptions{AllowInsecureUnsubscribe: insecureLocalURL(a.cfg.BaseURL), Location: a.location()}
 	if a.cfg.DKIMDomain != "" && a.cfg.DKIMSelector != "" && a.cfg.DKIMKeyFile != "" {
 		if bopts.DKIM, err = mailer.NewDKIMSigner(mailer.DKIMConfig{
@@ -109,10 +112,13 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 		Sender:    sender,
 		Classify:  bind.Classify,
 		Gate:      queueGate(gate),
+		Metrics:   mx,
 	}, a.logger)
 	if err != nil {
 		return nil, err
 	}
+	mx.WatchSends(svc)
+	mx.WatchQueues(asynq.NewInspectorFromRedisClient(rdb))
 	svcRef.Store(svc)
 	a.delivery = svc
 	a.closers = append(a.closers, svc.Close)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
 
 	"github.com/tayori-news/tayori/internal/store"
@@ -46,10 +47,10 @@ Mail is queued for a worker: run ` + "`tayori worker`" + ` as well, or ` + "`tay
 			if err != nil {
 				return err
 			}
-			return runAll(cmd.Context(), a, []runService{
+			return runAll(cmd.Context(), a, a.withMetrics([]runService{
 				{name: "web", run: func(ctx context.Context) error { return a.serveWeb(ctx, srv) }},
 				{name: "store", run: a.watchStore},
-			})
+			}))
 		},
 	}
 }
@@ -91,16 +92,20 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 		Contact:           tcfg.Contact,
 		TrustForwardedFor: a.cfg.TrustProxy,
 		Location:          a.location(),
+		MetricsToken:      a.cfg.MetricsToken,
 	}, web.Deps{
-		Subscribers: subs,
-		Store:       web.NewStore(store.Web(db), nil),
-		Sends:       svc,
-		Renderer:    renderer,
-		Failures:    svc.Failures,
-		Deliveries:  svc.DeliveryHistory,
-		Relay:       svc.RelayState,
-		Gate:        gate,
-		Redis:       rdb,
+		Subscribers:    subs,
+		Store:          web.NewStore(store.Web(db), nil),
+		Sends:          svc,
+		Renderer:       renderer,
+		Failures:       svc.Failures,
+		Deliveries:     svc.DeliveryHistory,
+		Relay:          svc.RelayState,
+		Gate:           gate,
+		Redis:          rdb,
+		Metrics:        a.processMetrics(),
+		MetricsHandler: a.processMetrics().Handler(),
+		Tasks:          asynq.NewInspectorFromRedisClient(rdb),
 		Ping: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()

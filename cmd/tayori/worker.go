@@ -32,7 +32,7 @@ deleted or replaced while it runs, it stops with an error.`,
 			if _, err := a.deliveryService(cmd.Context()); err != nil {
 				return stoppedWhileStarting(cmd.Context(), err)
 			}
-			return runAll(cmd.Context(), a, []runService{{name: "worker", run: a.runWorker}, {name: "store", run: a.watchStore}})
+			return runAll(cmd.Context(), a, a.withMetrics([]runService{{name: "worker", run: a.runWorker}, {name: "store", run: a.watchStore}}))
 		},
 	}
 }

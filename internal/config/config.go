@@ -100,6 +100,14 @@ type Config struct {
 	TrustProxy bool `yaml:"trust_proxy"`
 	// LogFormat is text, json or auto (text on a terminal). TAYORI_LOG_FORMAT, default auto.
 	LogFormat string `yaml:"log_format"`
+	// MetricsAddr is a listen address of its own for the Prometheus
+	// metrics (/metrics, no token), used by serve, worker and run alike.
+	// TAYORI_METRICS_ADDR, default "" (none).
+	MetricsAddr string `yaml:"metrics_addr"`
+	// MetricsToken, when set, serves the metrics on the web server's
+	// /metrics to requests bearing it. TAYORI_METRICS_TOKEN, default ""
+	// (no /metrics on the web server).
+	MetricsToken string `yaml:"-"`
 }
 
 // Secret is one HMAC key with its id.

@@ -86,6 +86,8 @@ var sample = map[string]string{
 	"TAYORI_TIMEZONE":         "Europe/Paris",
 	"TAYORI_LOG_LEVEL":        "debug",
 	"TAYORI_LOG_FORMAT":       "json",
+	"TAYORI_METRICS_ADDR":     "127.0.0.1:9464",
+	"TAYORI_METRICS_TOKEN":    "metrics-token-0123456789",
 }
 
 func TestEveryVariableIsReadAndShown(t *testing.T) {
@@ -124,6 +126,12 @@ func TestEveryVariableIsReadAndShown(t *testing.T) {
 		}
 		if got := v.get(&def); got == want {
 			t.Errorf("%s: the sample %q is the default, so the test proves nothing", v.Env, want)
+		}
+		if v.Env == "TAYORI_METRICS_TOKEN" {
+			if shown[v.Env] != "<redacted>" {
+				t.Errorf("tayori config shows %s as %q, want <redacted>", v.Env, shown[v.Env])
+			}
+			continue
 		}
 		if shown[v.Env] != want {
 			t.Errorf("tayori config shows %s as %q, want %q", v.Env, shown[v.Env], want)

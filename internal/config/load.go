@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/mail"
 	"net/url"
 	"os"
@@ -121,6 +122,12 @@ var Vars = []Var{
 		field: func(c *Config) any { return &c.LogLevel }},
 	{Env: "TAYORI_LOG_FORMAT", Key: "log_format", Default: "auto", Doc: "text, json or auto (text on a terminal, JSON otherwise)",
 		field: func(c *Config) any { return &c.LogFormat }},
+	{Env: "TAYORI_METRICS_ADDR", Key: "metrics_addr",
+		Doc:   "listen address of its own for the Prometheus metrics (`/metrics`, no token; keep it private), in `serve`, `worker` and `run`; empty: none",
+		field: func(c *Config) any { return &c.MetricsAddr }},
+	{Env: "TAYORI_METRICS_TOKEN", Secret: true,
+		Doc:   "bearer token that opens the web server's `/metrics`; empty: no `/metrics` on the public listener",
+		field: func(c *Config) any { return &c.MetricsToken }},
 }
 
 // set parses raw into the setting's field of c, or says what it expected.
@@ -240,6 +247,14 @@ func Load(getenv func(string) string, configFile string) (Config, error) {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("TAYORI_SHUTDOWN_TIMEOUT", "want a positive duration such as 30s, got %s", c.ShutdownTimeout)
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("TAYORI_METRICS_ADDR", "want host:port such as 127.0.0.1:9464, got %q", c.MetricsAddr)
+		}
+	}
+	if c.MetricsToken != "" && len(c.MetricsToken) < 16 {
+		bad("TAYORI_METRICS_TOKEN", "want at least 16 characters (a random token), got %d", len(c.MetricsToken))
 	}
 
 	if c.DB == "" {
@@ -465,6 +480,10 @@ func (c Config) Redacted() [][2]string {
 			panic("config: Redacted does not know how to show " + v.Env)
 		case v.Env == "TAYORI_REDIS_URL":
 			val = redisurl.Redact(c.RedisURL)
+		case v.Env == "TAYORI_METRICS_TOKEN":
+			if c.MetricsToken != "" {
+				val = "<redacted>"
+			}
 		case v.Secret:
 			val = redactURL(v.get(&c))
 		default:

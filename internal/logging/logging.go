@@ -1,9 +1,8 @@
 // Package logging builds Tayori's slog handler (text on a terminal, JSON
-// otherwise) and adapts slog to the Logger interface asynq expects.
+// otherwise).
 package logging
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -53,26 +52,4 @@ func NewIn(w io.Writer, level, format string, loc *time.Location) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
-}
-
-// Asynq adapts a slog.Logger to asynq's Logger interface
-// (Debug/Info/Warn/Error/Fatal with variadic arguments).
-type Asynq struct{ L *slog.Logger }
-
-// Debug logs at debug level.
-func (a Asynq) Debug(args ...any) { a.L.Debug(fmt.Sprint(args...), "component", "asynq") }
-
-// Info logs at info level.
-func (a Asynq) Info(args ...any) { a.L.Info(fmt.Sprint(args...), "component", "asynq") }
-
-// Warn logs at warn level.
-func (a Asynq) Warn(args ...any) { a.L.Warn(fmt.Sprint(args...), "component", "asynq") }
-
-// Error logs at error level.
-func (a Asynq) Error(args ...any) { a.L.Error(fmt.Sprint(args...), "component", "asynq") }
-
-// Fatal logs at error level and exits, as asynq's contract requires.
-func (a Asynq) Fatal(args ...any) {
-	a.L.Error(fmt.Sprint(args...), "component", "asynq", "fatal", true)
-	os.Exit(1)
 }

@@ -7,11 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/tayori-news/tayori/internal/logging"
 )
-
-var _ asynq.Logger = logging.Asynq{}
 
 func TestNewJSONAndLevel(t *testing.T) {
 	var buf bytes.Buffer
@@ -28,15 +25,6 @@ func TestNewJSONAndLevel(t *testing.T) {
 	}
 	if rec["msg"] != "shown" || rec["send_id"] != float64(7) {
 		t.Fatalf("record = %v", rec)
-	}
-}
-
-func TestAsynqAdapter(t *testing.T) {
-	var buf bytes.Buffer
-	a := logging.Asynq{L: logging.New(&buf, "debug", "text")}
-	a.Info("processing ", 3, " tasks")
-	if !strings.Contains(buf.String(), `msg="processing 3 tasks"`) || !strings.Contains(buf.String(), "component=asynq") {
-		t.Fatalf("log = %q", buf.String())
 	}
 }
 

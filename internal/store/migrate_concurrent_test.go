@@ -14,7 +14,10 @@ import (
 // of them must come up. (A SQLite file must be made by `tayori init`
 // first; concurrent migrations of one file are sqlitedb's test.)
 func TestMigrateConcurrentlyOnPostgres(t *testing.T) {
-	for _, e := range []testutil.Engine{testutil.EngineByName(t, "postgres")} {
+	for _, e := range testutil.Engines() {
+		if e.Name != store.Postgres {
+			continue
+		}
 		t.Run(string(e.Name), func(t *testing.T) {
 			ctx := context.Background()
 			dsn := e.URL(t)

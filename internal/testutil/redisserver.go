@@ -59,11 +59,6 @@ func (r *RedisServer) fresh() {
 	}
 }
 
-// URL returns the server's redis:// URL for database db.
-func (r *RedisServer) URL(db int) string {
-	return fmt.Sprintf("redis://127.0.0.1:%d/%d", r.port, db)
-}
-
 // Client returns a new client of database 0; the test closes it.
 func (r *RedisServer) Client() *redis.Client {
 	return redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.port)})

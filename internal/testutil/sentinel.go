@@ -77,9 +77,6 @@ func (s *RedisSentinel) URL(db int) string {
 	return fmt.Sprintf("redis+sentinel://%s/%s/%d", s.sentinel, SentinelMaster, db)
 }
 
-// SentinelAddr is the Sentinel's host:port.
-func (s *RedisSentinel) SentinelAddr() string { return s.sentinel }
-
 // Primary returns the address the Sentinel gives for the primary now.
 func (s *RedisSentinel) Primary(ctx context.Context) (string, error) {
 	sc := s.sentinelClient()

@@ -141,11 +141,6 @@ func WithAcceptText(text string) SMTPOption {
 	return func(c *smtpConfig) { c.okText = text }
 }
 
-// WithMaxMessageBytes sets the SIZE limit; larger messages get 552 5.3.4.
-func WithMaxMessageBytes(n int64) SMTPOption {
-	return func(c *smtpConfig) { c.maxBytes = n }
-}
-
 // WithoutBodies makes the server keep each accepted message's envelope,
 // time, connection and size but not its bytes (Message.Raw is nil): a long
 // run of many messages (the chaos suite) without holding them all in

@@ -17,6 +17,10 @@
   const status = document.getElementById("status");
   const reader = document.getElementById("preview-reader");
   const msg = (k) => status.dataset[k] || k;
+  // The lint's problems come worded in English (as `tayori compose check`
+  // prints them) and in Japanese; the console shows the editor's language.
+  const english = document.documentElement.lang === "en";
+  const say = (p) => (english || !p.message_ja ? p.message : p.message_ja);
   const storeKey = "tayori:draft:" + slug;
 
   // ---- state ----
@@ -237,12 +241,12 @@
         sev.className = "sev";
         sev.textContent = p.severity === "error" ? msg("error") : msg("warning");
         item.appendChild(sev);
-        item.appendChild(document.createTextNode(" " + p.message));
+        item.appendChild(document.createTextNode(" " + say(p)));
         ul.appendChild(item);
         target.setAttribute("aria-describedby", ul.id);
         if (p.severity === "error") target.setAttribute("aria-invalid", "true");
       } else {
-        li.textContent = p.text;
+        li.textContent = english || !p.message_ja ? p.text : (p.line ? p.line + " 行目: " : "") + p.message_ja;
       }
       list.appendChild(li);
     }

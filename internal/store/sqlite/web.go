@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/tayori-news/tayori/web"
@@ -216,4 +217,43 @@ func (w *Web) TakePending(ctx context.Context, idHash []byte) (string, []byte, t
 		return "", nil, time.Time{}, fmt.Errorf("take pending work: %w", err)
 	}
 	return slug, form, webMillis(created), nil
+}
+
+// ---- the audit log ----
+
+// InsertAudit implements web.Storage.
+func (w *Web) InsertAudit(ctx context.Context, e web.AuditEntry) error {
+	_, err := w.db.ExecContext(ctx, `INSERT INTO web_audit (at, editor, action, subject, detail) VALUES (?, ?, ?, ?, ?)`,
+		e.At.UnixMilli(), e.Editor, e.Action, e.Subject, e.Detail)
+	return err
+}
+
+// AuditLog implements web.Storage.
+func (w *Web) AuditLog(ctx context.Context, beforeID int64, limit int) ([]web.AuditEntry, error) {
+	if beforeID <= 0 {
+		beforeID = math.MaxInt64
+	}
+	rows, err := w.db.QueryContext(ctx, `SELECT id, at, editor, action, subject, detail FROM web_audit
+		WHERE id < ? ORDER BY id DESC LIMIT ?`, beforeID, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []web.AuditEntry
+	for rows.Next() {
+		var e web.AuditEntry
+		var at int64
+		if err := rows.Scan(&e.ID, &at, &e.Editor, &e.Action, &e.Subject, &e.Detail); err != nil {
+			return nil, err
+		}
+		e.At = time.UnixMilli(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// Ping implements web.Storage.
+func (w *Web) Ping(ctx context.Context) error {
+	var n int
+	return w.db.QueryRowContext(ctx, `SELECT count(*) FROM web_editors WHERE id = 0`).Scan(&n)
 }

@@ -1,8 +1,8 @@
 -- +goose Up
 -- The web's tables: editors of the console, their sessions and API tokens,
--- issues and every revision of them, and work posted after a session
--- expired. Times are Unix milliseconds (UTC). Secrets (session ids, API
--- tokens, pending-work cookies) are stored only as SHA-256 hashes.
+-- issues and every revision of them, work posted after a session expired,
+-- and the audit log. Times are Unix milliseconds (UTC). Secrets (session
+-- ids, API tokens, pending-work cookies) are stored only as SHA-256 hashes.
 CREATE TABLE web_editors (
     id            BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name          TEXT    NOT NULL UNIQUE,
@@ -70,8 +70,20 @@ CREATE TABLE web_pending (
     created_at BIGINT  NOT NULL
 );
 CREATE INDEX web_pending_created ON web_pending (created_at);
+-- The audit log: what editors did in the console and the API, newest
+-- last. The editor is kept by name (as typed, for a failed sign-in), so
+-- that the log reads the same after an editor is removed.
+CREATE TABLE web_audit (
+    id      BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at      BIGINT  NOT NULL,
+    editor  TEXT    NOT NULL,
+    action  TEXT    NOT NULL,   -- signin, signin_failed, upload, save, test_send, send, pause, resume, cancel, export, erase, unsubscribe, import, task_retry, task_archive, task_delete
+    subject TEXT    NOT NULL DEFAULT '',  -- what it was done to: the issue's title, the list, the address
+    detail  TEXT    NOT NULL DEFAULT ''   -- counts and the like, for people
+);
 
 -- +goose Down
+DROP TABLE web_audit;
 DROP TABLE web_pending;
 DROP TABLE web_revisions;
 DROP TABLE web_issues;

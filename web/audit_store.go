@@ -1,0 +1,93 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"time"
+	"unicode/utf8"
+)
+
+// The audit log and the store's readiness check; the rows are kept by the
+// Storage (table web_audit of internal/store/schema's 00002_web.sql).
+
+// AuditEntry is one editor action in the audit log.
+type AuditEntry struct {
+	ID      int64
+	At      time.Time
+	Editor  string // the editor's name (as typed, for a failed sign-in)
+	Action  string // signin, signin_failed, upload, save, test_send, send, pause, resume, cancel, export, erase, unsubscribe, import, task_retry, task_archive, task_delete
+	Subject string // the title, the list, the address…
+	Detail  string // counts and the like
+}
+
+// maxAuditField bounds each text field of an entry, in bytes.
+const maxAuditField = 1000
+
+func clipAudit(s string) string {
+	if len(s) <= maxAuditField {
+		return s
+	}
+	s = s[:maxAuditField]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "…"
+}
+
+// Audit records e (its ID and, when zero, its time are set here).
+func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
+	if e.At.IsZero() {
+		e.At = s.now()
+	}
+	e.Editor, e.Subject, e.Detail = clipAudit(e.Editor), clipAudit(e.Subject), clipAudit(e.Detail)
+	if err := s.st.InsertAudit(ctx, e); err != nil {
+		return fmt.Errorf("web: record %s in the audit log: %w", e.Action, err)
+	}
+	return nil
+}
+
+// AuditLog returns up to limit entries older than beforeID (0: the
+// newest), newest first.
+func (s *Store) AuditLog(ctx context.Context, beforeID int64, limit int) ([]AuditEntry, error) {
+	out, err := s.st.AuditLog(ctx, beforeID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("web: read the audit log: %w", err)
+	}
+	return out, nil
+}
+
+// auditPage is how many entries AllAudit reads at a time.
+const auditPage = 500
+
+// AllAudit yields every entry of the audit log, newest first, a page at
+// a time (the CSV export).
+func (s *Store) AllAudit(ctx context.Context) iter.Seq2[AuditEntry, error] {
+	return func(yield func(AuditEntry, error) bool) {
+		var before int64
+		for {
+			page, err := s.AuditLog(ctx, before, auditPage)
+			if err != nil {
+				yield(AuditEntry{}, err)
+				return
+			}
+			for _, e := range page {
+				if !yield(e, nil) {
+					return
+				}
+			}
+			if len(page) < auditPage {
+				return
+			}
+			before = page[len(page)-1].ID
+		}
+	}
+}
+
+// Ping checks that the store answers a query, for /readyz.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.st.Ping(ctx); err != nil {
+		return fmt.Errorf("web: store: %w", err)
+	}
+	return nil
+}
