@@ -79,7 +79,7 @@ func Check(is *Issue) []Problem {
 		if !s.Kind.IsStandard() {
 			c.add(s.Line, SeverityError, fmt.Sprintf("section %q has kind %q, want activities, policy or reports", name, s.Kind), fmt.Sprintf("セクション「%s」の種類「%s」は使えません（activities・policy・reports のいずれか）", name, s.Kind))
 		}
-		if len(s.Items) == 0 {
+		if len(s.Items) == 0 && s.Nothing == "" {
 			c.add(s.Line, SeverityWarning, fmt.Sprintf("section %q has no items; readers will not see it", name), fmt.Sprintf("セクション「%s」に記事がありません。読者には表示されません", name))
 		}
 		var from, to time.Time

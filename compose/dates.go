@@ -15,6 +15,17 @@ var errDates = errors.New("bad dates")
 // tilde and wave dash, as editors type them.
 var rangeSeps = []string{"~", "～", "〜"}
 
+// CanonicalPeriod writes a period's range separator as the ASCII tilde:
+// "11月1日〜11月30日" (wave dash U+301C) and "11月1日～11月30日" (full-width
+// tilde U+FF5E) are the same period as "11月1日~11月30日", so sections
+// that mix them still share the issue's period.
+func CanonicalPeriod(p string) string {
+	if !strings.ContainsAny(p, "〜～") {
+		return p
+	}
+	return strings.NewReplacer("〜", "~", "～", "~").Replace(p)
+}
+
 // listSeps separate several dates of one item.
 var listSeps = []string{"、", "，", ","}
 
@@ -175,4 +186,23 @@ func parsePeriod(text string, year int) (from, to time.Time, err error) {
 		return from, to, nil
 	}
 	return time.Time{}, time.Time{}, fmt.Errorf("period %q is not a range", text)
+}
+
+// PeriodRange returns the days the issue covers: its Period read in the
+// issue's year (the slug's, else the first dated item's; a December
+// period in a January issue is the year before), else the month of a
+// "YYYY-MM" slug. ok is false when neither tells.
+func (is *Issue) PeriodRange() (from, to time.Time, ok bool) {
+	if year := issueYear(is); is.Period != "" && year > 0 {
+		if f, t, err := parsePeriod(is.Period, year); err == nil {
+			if end, ok := slugMonthEnd(is.Slug); ok && f.After(end) {
+				f, t = f.AddDate(-1, 0, 0), t.AddDate(-1, 0, 0)
+			}
+			return f, t, true
+		}
+	}
+	if end, ok := slugMonthEnd(is.Slug); ok {
+		return time.Date(end.Year(), end.Month(), 1, 0, 0, 0, 0, time.UTC), end, true
+	}
+	return time.Time{}, time.Time{}, false
 }

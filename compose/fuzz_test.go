@@ -27,6 +27,9 @@ func FuzzImportText(f *testing.F) {
 	f.Add([]byte("\ufeff国内AI政策動向\r\n\r\n  1. (2025/11/04、21)見出し\r\n    本文\r\n    https://a.jp/\r\n"))
 	// A region with no items, and a range with a wave dash.
 	f.Add([]byte("【米国】(11月1日〜11月30日)\n該当なし\n【欧州】\n(2025/09/30~10/02)英国\n"))
+	// Periods mixing "~", the wave dash and the full-width tilde: one
+	// issue period (issue 22).
+	f.Add([]byte("日本AISIの活動(11月1日~11月30日)\n-\n(2025/11/12)見出し\nhttps://a.jp/\n【米国】（11月1日〜11月30日）\n該当なし\n【欧州】(11月1日～11月30日)\nなし\n"))
 	// Broken: unknown heading, bad date, stray URL, invalid UTF-8.
 	f.Add([]byte("謎\n日本AISIの活動\n(2025/02/30)x\nhttps://a.jp/\n\xff\n"))
 	// Text that looks like Markdown or attributes inside an item.
@@ -72,6 +75,8 @@ func FuzzParseMarkdown(f *testing.F) {
 	f.Add([]byte(mdSrc))
 	// Attribute blocks: quoted, escaped, empty, malformed.
 	f.Add([]byte("---\n---\n## x {region=jp kind=policy group=\"a \\\"b\\\" {c}\"}\n### (2025/1/1) y {}\n### z {region=\"eu}\n"))
+	// A period with a wave dash in the front matter and a heading.
+	f.Add([]byte("---\nperiod: 11月1日〜11月30日\n---\n## 【米国】(11月1日～11月30日)\n該当なし\n"))
 	// Front matter problems.
 	f.Add([]byte("---\nslug: [\nregion_rules: 1\n---\n"))
 	// Escapes and a comment.

@@ -35,7 +35,12 @@ type Section struct {
 	Region  audience.Region `json:"region"`
 	Kind    audience.Topic  `json:"kind"` // activities, policy or reports
 	Items   []Item          `json:"items"`
-	Line    int             `json:"-"` // source line of the heading, 0 if unknown
+	// Nothing is the editor's note that the section has nothing this
+	// month, as written ("該当なし", "なし", "特になし"); empty otherwise.
+	// A section so marked keeps its heading and the note in the copies of
+	// the readers who chose it, as the newsletter itself prints it.
+	Nothing string `json:"nothing,omitempty"`
+	Line    int    `json:"-"` // source line of the heading, 0 if unknown
 }
 
 // Item is one piece of news.

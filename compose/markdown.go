@@ -112,7 +112,7 @@ func parseFrontMatter(c *errs, is *Issue, src string, off int) {
 		}
 	}
 	is.Newsletter, is.Slug, is.Title = fm.Newsletter, fm.Slug, fm.Title
-	is.Preheader, is.Period, is.RegionRules = fm.Preheader, fm.Period, fm.RegionRules
+	is.Preheader, is.Period, is.RegionRules = fm.Preheader, CanonicalPeriod(fm.Period), fm.RegionRules
 }
 
 // mdParser holds the state of the line-based Markdown parser.
@@ -225,6 +225,8 @@ func (p *mdParser) flush() {
 	case p.sec != nil:
 		if !slices.Contains(noItems, text) {
 			p.c.add(p.paraLine, ErrSyntax, "text between a section heading and its first item: an item starts with \"### \"")
+		} else if len(p.sec.Items) == 0 {
+			p.sec.Nothing = text
 		}
 	case p.lostSection:
 	default:
@@ -581,6 +583,9 @@ func WriteMarkdown(w io.Writer, is *Issue) error {
 			bw.WriteString(" group=" + quoteAttr(g))
 		}
 		bw.WriteString("}\n")
+		if s.Nothing != "" && len(s.Items) == 0 {
+			bw.WriteString("\n" + s.Nothing + "\n")
+		}
 		for ii := range s.Items {
 			writeItem(bw, is, s, &s.Items[ii])
 		}

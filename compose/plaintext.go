@@ -160,6 +160,9 @@ func ImportText(name string, data []byte, opt ImportOptions) (*Issue, error) {
 			continue
 		}
 		if slices.Contains(noItems, t) && sec != nil {
+			if len(sec.Items) == 0 {
+				sec.Nothing = t
+			}
 			continue
 		}
 		if len(is.Sections) == 0 && group == "" {
@@ -219,15 +222,16 @@ func looksLikeName(s string) bool {
 }
 
 // commonPeriod returns the period shared by every section that has one,
-// or "" if they differ.
+// or "" if they differ. Range separators do not count (CanonicalPeriod).
 func commonPeriod(ss []Section) string {
 	p := ""
 	for _, s := range ss {
+		sp := CanonicalPeriod(s.Period)
 		switch {
-		case s.Period == "":
+		case sp == "":
 		case p == "":
-			p = s.Period
-		case p != s.Period:
+			p = sp
+		case p != sp:
 			return ""
 		}
 	}

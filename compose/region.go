@@ -162,6 +162,8 @@ func knownHeadings() string {
 // splitHeading splits a heading as written into its title, its period
 // (the text of a final parenthesis holding a range) and its note (from
 // "※" on): "海外の主要なAI関連レポート等(7月1日~7月31日) ※日時は現地時間".
+// The period's range separator is made the ASCII tilde (CanonicalPeriod);
+// the heading keeps it as written.
 func splitHeading(h string) (title, period, note string) {
 	s, note := splitNote(h)
 	for _, p := range [][2]string{{"(", ")"}, {"（", "）"}} {
@@ -174,7 +176,7 @@ func splitHeading(h string) (title, period, note string) {
 		}
 		inner := s[i+len(p[0]) : len(s)-len(p[1])]
 		if strings.ContainsAny(inner, "~～〜") && strings.ContainsAny(inner, "0123456789０１２３４５６７８９") {
-			return strings.TrimSpace(s[:i]), inner, note
+			return strings.TrimSpace(s[:i]), CanonicalPeriod(inner), note
 		}
 	}
 	return s, "", note

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tayori-news/tayori/feedback"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/subscribers"
 	"github.com/tayori-news/tayori/subscribers/token"
 )
@@ -53,7 +54,7 @@ func openStore(tb testing.TB, n int) *subscribers.Store {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { db.Close() })
-	s, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: fixtureRing(tb)})
+	s, err := store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: fixtureRing(tb)})
 	if err != nil {
 		tb.Fatal(err)
 	}

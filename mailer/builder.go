@@ -372,7 +372,7 @@ func isPlainASCII(s string) bool {
 // otherwise B-encoded words, each holding whole characters, the first sized
 // to stay on the field-name line.
 func encodeText(b *strings.Builder, name, s string) string {
-	if isPlainASCII(s) && !hasLongWord(s) {
+	if isPlainASCII(s) && !hasLongWord(s) && !strings.Contains(s, "=?") {
 		return s
 	}
 	b.Reset()
@@ -383,7 +383,10 @@ func encodeText(b *strings.Builder, name, s string) string {
 // encodePhrase encodes a display name or List-Id phrase: ASCII names are
 // quoted when needed (RFC 5322 phrase), others B-encoded.
 func encodePhrase(b *strings.Builder, name, s string) string {
-	if isPlainASCII(s) && !hasLongWord(s) {
+	// A plain ASCII phrase shaped like an encoded word ("=?utf-8?q?admin?=")
+	// would be decoded by the reader's mail program into something else:
+	// it is encoded itself, so it reads as typed.
+	if isPlainASCII(s) && !hasLongWord(s) && !strings.Contains(s, "=?") {
 		return quotePhrase(s)
 	}
 	b.Reset()

@@ -23,6 +23,7 @@ import (
 	"github.com/tayori-news/tayori/compose"
 	"github.com/tayori-news/tayori/internal/smtpsink"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
 	"github.com/tayori-news/tayori/queue"
@@ -78,7 +79,7 @@ func smallIssue(tb testing.TB) *compose.Issue {
 // of testList with the shape's preferences (built once per size and shape).
 func benchDB(b *testing.B, shape benchShape, n int) string {
 	b.Helper()
-	cache := filepath.Join(os.TempDir(), fmt.Sprintf("tayori-bench-%s-%d-v3.db", shape.name, n))
+	cache := filepath.Join(os.TempDir(), fmt.Sprintf("tayori-bench-%s-%d-v4.db", shape.name, n))
 	if _, err := os.Stat(cache); err != nil {
 		b.Logf("building %s (%d readers, once)…", cache, n)
 		tmp := cache + ".tmp"
@@ -89,7 +90,7 @@ func benchDB(b *testing.B, shape benchShape, n int) string {
 			b.Fatal(err)
 		}
 		ring, _ := token.NewKeyring(time.Now, testKeys...)
-		store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring})
+		store, err := store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -180,7 +181,7 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int) {
 	}
 	defer db.Close()
 	ring, _ := token.NewKeyring(time.Now, testKeys...)
-	store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring})
+	store, err := store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -380,7 +381,7 @@ func BenchmarkPlanRedisMemory(b *testing.B) {
 			b.Fatal(err)
 		}
 		ring, _ := token.NewKeyring(time.Now, testKeys...)
-		store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring})
+		store, err := store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
 		if err != nil {
 			b.Fatal(err)
 		}

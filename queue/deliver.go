@@ -48,7 +48,11 @@ func (s *Service) loadSend(ctx context.Context, id int64) (*sendCache, State, er
 	if err != nil {
 		return nil, "", err
 	}
-	sc = &sendCache{snd: snd, vs: newVariants(s.deps.Renderer, snd.Issue),
+	vs, err := s.withListSettings(ctx, newVariants(s.deps.Renderer, snd.Issue), snd.List)
+	if err != nil {
+		return nil, "", err
+	}
+	sc = &sendCache{snd: snd, vs: vs,
 		listID: s.listID(snd.List), feedbackID: s.feedbackID(snd.Issue, snd.List)}
 	s.mu.Lock()
 	if len(s.sends) > 64 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tayori-news/tayori/internal/smtpsink"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
 	"github.com/tayori-news/tayori/queue"
@@ -49,7 +50,7 @@ func benchFirstCopy(b *testing.B, n int) {
 	}
 	defer db.Close()
 	ring, _ := token.NewKeyring(time.Now, testKeys...)
-	store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring})
+	store, err := store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
 	if err != nil {
 		b.Fatal(err)
 	}

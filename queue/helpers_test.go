@@ -17,6 +17,7 @@ import (
 	"github.com/tayori-news/tayori/compose"
 	"github.com/tayori-news/tayori/feedback"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
 	"github.com/tayori-news/tayori/queue"
@@ -95,7 +96,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.store, err = subscribers.Open(ctx, db, subscribers.Options{Keyring: ring})
+	e.store, err = store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -148,8 +148,11 @@ type planner struct {
 
 func (s *Service) newPlanner(ctx context.Context, snd *Send) (*planner, error) {
 	pl := &planner{snd: snd, vs: newVariants(s.deps.Renderer, snd.Issue)}
+	var err error
+	if pl.vs, err = s.withListSettings(ctx, pl.vs, snd.List); err != nil {
+		return nil, err
+	}
 	if snd.Again {
-		var err error
 		if pl.had, err = sqlitedb.QueryColumn[int64](ctx, s.db, qHadIt, snd.Issue.Slug, snd.List, snd.ID); err != nil {
 			return nil, fmt.Errorf("queue: plan send %d: readers who had the issue: %w", snd.ID, err)
 		}
@@ -474,6 +477,10 @@ type VariantCount struct {
 	Key     string
 	Readers int64
 	Example audience.Prefs // the preferences of one reader who gets it
+	// OnlyNothing marks the short copy of the readers whose chosen
+	// sections all have nothing this month; Skipped, that the list's
+	// setting leaves them out (ListSettings), so they get nothing.
+	OnlyNothing, Skipped bool
 }
 
 // Preview is a dry run: it streams the list and counts how many readers
@@ -483,6 +490,12 @@ func (s *Service) Preview(ctx context.Context, issue *compose.Issue, list string
 		return nil, 0, err
 	}
 	vs := newVariants(s.deps.Renderer, issue)
+	// The readers the list's setting skips are counted apart from those
+	// with nothing at all: vs keeps their key, and the count says skipped.
+	skip, err := s.withListSettings(ctx, newVariants(s.deps.Renderer, issue), list)
+	if err != nil {
+		return nil, 0, err
+	}
 	byKey := map[string]*VariantCount{}
 	var cursor int64
 	for {
@@ -505,7 +518,7 @@ func (s *Service) Preview(ctx context.Context, issue *compose.Issue, list string
 			}
 			vc := byKey[k]
 			if vc == nil {
-				vc = &VariantCount{Key: k, Example: p}
+				vc = &VariantCount{Key: k, Example: p, OnlyNothing: isNothingKey(k), Skipped: isNothingKey(k) && skip.skipNothing}
 				byKey[k] = vc
 			}
 			vc.Readers++

@@ -50,6 +50,20 @@ type ChangeFeed interface {
 	ChangedSince(ctx context.Context, mark int64) (ids []int64, next int64, complete bool, err error)
 }
 
+// ListSettings is what a Directory may also offer: a list's settings.
+type ListSettings interface {
+	// SkipsNothing reports whether a send to list leaves out the readers
+	// whose chosen sections all have nothing this month (their variant
+	// key starts with NothingVariantPrefix). False, the default, sends
+	// them the short copy that says so.
+	SkipsNothing(ctx context.Context, list string) (bool, error)
+}
+
+// NothingVariantPrefix starts the variant key (Renderer.Variant) of a
+// reader whose chosen sections all have nothing this month ("該当なし"):
+// their copy is a short one that says so, with the issue's link.
+const NothingVariantPrefix = "empty:"
+
 // Tokens mints the signed, opaque tokens that go into a reader's links
 // (*subscribers.Store implements it).
 type Tokens interface {
@@ -81,7 +95,9 @@ type Rendered interface {
 // Renderer selects and renders the variants of an issue.
 type Renderer interface {
 	// Variant returns the key of the variant of issue for prefs; equal keys
-	// render equal content. It returns "" when no section is for the reader.
+	// render equal content. It returns "" when no section is for the
+	// reader, and a key starting with NothingVariantPrefix when every
+	// section for the reader has nothing this month.
 	Variant(issue *compose.Issue, prefs audience.Prefs) string
 	// Render renders the variant of issue for prefs.
 	Render(ctx context.Context, issue *compose.Issue, prefs audience.Prefs) (Rendered, error)

@@ -615,11 +615,35 @@ type variants struct {
 	r     Renderer
 	issue *compose.Issue
 	m     map[string]string
+	// skipNothing makes key return "" for the readers whose chosen
+	// sections all have nothing this month (the list's setting).
+	skipNothing bool
 }
 
 func newVariants(r Renderer, issue *compose.Issue) *variants {
 	return &variants{r: r, issue: issue, m: map[string]string{}}
 }
+
+// withListSettings applies list's settings (ListSettings) to vs.
+func (s *Service) withListSettings(ctx context.Context, vs *variants, list string) (*variants, error) {
+	ls, ok := s.deps.Directory.(ListSettings)
+	if !ok {
+		return vs, nil
+	}
+	skip, err := ls.SkipsNothing(ctx, list)
+	if err != nil {
+		if lerr := s.checkList(ctx, list); errors.Is(lerr, ErrNoList) {
+			return nil, lerr // gone since the send was created
+		}
+		return nil, fmt.Errorf("queue: settings of list %q: %w", list, err)
+	}
+	vs.skipNothing = skip
+	return vs, nil
+}
+
+// isNothingKey reports whether a variant key is the short copy of a
+// reader whose chosen sections all have nothing this month.
+func isNothingKey(k string) bool { return strings.HasPrefix(k, NothingVariantPrefix) }
 
 // key returns the variant key for (already filtered) prefs.
 func (v *variants) key(p audience.Prefs) string {
@@ -631,6 +655,9 @@ func (v *variants) key(p audience.Prefs) string {
 		return vk
 	}
 	vk := v.r.Variant(v.issue, p)
+	if v.skipNothing && isNothingKey(vk) {
+		vk = ""
+	}
 	v.m[string(k)] = vk
 	return vk
 }

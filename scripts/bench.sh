@@ -11,7 +11,7 @@
 #                             docs/performance.md quotes 1000000)
 #   TAGS                      build tags (the Makefile sets sqlite_cgo for SQLITE=cgo)
 #   BENCH_ONLY                a regular expression of sections to run:
-#                             compose|templates|mailer|token|subscribers|deliver|redis
+#                             compose|templates|mailer|token|subscribers|subscribers-floor|deliver|redis
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -41,6 +41,7 @@ bench templates ./templates/ -bench . -benchmem -count 5
 bench mailer ./mailer/ -bench . -benchmem -benchtime 1s -count "$COUNT"
 bench token ./subscribers/token/ -bench . -benchmem -count 5
 bench subscribers ./subscribers/ -bench 'Import|Recipients' -benchtime 1x -count "$COUNT" -timeout 60m
+bench subscribers-floor ./internal/store/sqlite/ -bench 'ImportFloor' -benchtime 1x -count "$COUNT" -timeout 60m
 bench redis ./queue/ -bench 'PlanRedisMemory' -benchtime 1x -count "$COUNT" -timeout 60m
 bench deliver ./queue/ -bench 'Deliver' -benchtime 1x -count "$COUNT" -timeout 60m
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// The change log (migration 0004): triggers record every subscriber whose
+// The change log (table subscriber_changes): triggers record every subscriber whose
 // status, list memberships, preferences, address or name changed, in
 // order, so that a send under way can re-read only those readers.
 
@@ -17,8 +17,8 @@ const maxChangesRead = 10_000
 // (0 if none): pass it to ChangedSince later to learn who changed since.
 // It reads one row.
 func (s *Store) ChangeMark(ctx context.Context) (int64, error) {
-	var m int64
-	if err := s.db.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM subscriber_changes`).Scan(&m); err != nil {
+	m, err := s.st.ChangeMark(ctx)
+	if err != nil {
 		return 0, fmt.Errorf("subscribers: change mark: %w", err)
 	}
 	return m, nil
@@ -32,33 +32,19 @@ func (s *Store) ChangeMark(ctx context.Context) (int64, error) {
 // holds.
 func (s *Store) ChangedSince(ctx context.Context, mark int64) (ids []int64, next int64, complete bool, err error) {
 	wrap := func(err error) error { return fmt.Errorf("subscribers: changes since %d: %w", mark, err) }
-	var first int64
-	if err := s.db.QueryRowContext(ctx, `SELECT coalesce(min(seq), 0) FROM subscriber_changes`).Scan(&first); err != nil {
-		return nil, mark, false, wrap(err)
-	}
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, subscriber_id FROM subscriber_changes WHERE seq > ? ORDER BY seq LIMIT ?`,
-		mark, maxChangesRead+1)
+	first, changes, err := s.st.ChangesAfter(ctx, mark, maxChangesRead+1)
 	if err != nil {
 		return nil, mark, false, wrap(err)
 	}
-	defer rows.Close()
 	next = mark
 	seen := map[int64]bool{}
-	n := 0
-	for rows.Next() {
-		var seq, id int64
-		if err := rows.Scan(&seq, &id); err != nil {
-			return nil, mark, false, wrap(err)
+	n := len(changes)
+	for _, c := range changes {
+		next = c.Seq
+		if !seen[c.SubscriberID] {
+			seen[c.SubscriberID] = true
+			ids = append(ids, c.SubscriberID)
 		}
-		n++
-		next = seq
-		if !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, mark, false, wrap(err)
 	}
 	if n > maxChangesRead {
 		// Too many to list: the caller re-reads everyone; the next call

@@ -4,11 +4,16 @@
 // hashes. It also mints and checks the signed links in every mail (through
 // package token) and imports and exports CSV.
 //
-// The Store is backed by SQLite (the shared database opened by
-// internal/sqlitedb); Open applies this package's embedded goose
-// migrations, recorded in the "subscribers_migrations" table. All SQL sits
-// in queries.go and keeps to what PostgreSQL also runs. Other packages
-// declare the small interfaces they need over *Store, for example:
+// The Store keeps its data in a Storage, the interface in storage.go that
+// this package defines: every read and write in the store's own terms, no
+// SQL. Package internal/store/sqlite implements it on SQLite (the
+// embedded default) and internal/store/postgres on PostgreSQL;
+// store.Subscribers picks one for the database TAYORI_DB names, and
+// store.Migrate applies the schema (internal/store/schema, 00001_subscribers.sql)
+// before Open, which does not migrate. The rules stay here: statuses and
+// their transitions, validation, tokens, suppression hashes, what an
+// import may change. Other packages declare the small interfaces they
+// need over *Store, for example:
 //
 //	type recipientSource interface {
 //		Recipients(ctx context.Context, q subscribers.RecipientQuery) iter.Seq2[subscribers.Recipient, error]

@@ -42,7 +42,7 @@ func (s *Store) Export(ctx context.Context, id int64) (DataExport, error) {
 	}
 	var sup bool
 	if sub.Email != "" {
-		if sup, err = s.isSuppressed(ctx, s.db, sub.Email); err != nil {
+		if sup, err = s.isSuppressed(ctx, s.st, sub.Email); err != nil {
 			return DataExport{}, fmt.Errorf("export: %w", err)
 		}
 	}
@@ -151,27 +151,19 @@ func (s *Store) eachPage(ctx context.Context, q ExportQuery, fn func([]Subscribe
 }
 
 func (s *Store) latestConsents(ctx context.Context, page []Subscriber) (map[int64]Consent, error) {
-	out := make(map[int64]Consent, len(page))
-	args := make([]any, len(page))
+	ids := make([]int64, len(page))
 	for i, sub := range page {
-		args[i] = sub.ID
+		ids[i] = sub.ID
 	}
-	rows, err := s.db.QueryContext(ctx, qLatestConsentsAmong+placeholders(len(args))+` ORDER BY subscriber_id, consented_at, id`, args...)
+	rows, err := s.st.LatestConsents(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		var c Consent
-		var at, method string
-		if err := rows.Scan(&id, &at, &method, &c.FormVersion, &c.TextSHA256, &c.IP, &c.UserAgent); err != nil {
-			return nil, err
-		}
-		c.At, c.Method = parseTime(at), Method(method)
-		out[id] = c // later rows are newer
+	out := make(map[int64]Consent, len(rows))
+	for id, r := range rows {
+		out[id] = Consent{At: r.At, Method: r.Method, FormVersion: r.FormVersion, TextSHA256: r.TextSHA256, IP: r.IP, UserAgent: r.Agent}
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func fmtExportTime(t time.Time) string {

@@ -2,12 +2,8 @@ package subscribers
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-	"strings"
 	"time"
-
-	"github.com/tayori-news/tayori/internal/sqlitedb"
 )
 
 // FeedbackEvent is one recipient's result in a bounce (RFC 3464) or
@@ -52,23 +48,10 @@ var FeedbackKinds = []string{"hard", "soft", "policy", "complaint", "delayed", "
 // maxDetail bounds the stored diagnostic, in bytes.
 const maxDetail = 1000
 
-const (
-	qFeedbackSeen   = `SELECT EXISTS (SELECT 1 FROM feedback_events WHERE report_key = ?)`
-	qInsertFeedback = `INSERT INTO feedback_events
-       (report_key, seq, received_at, kind, status, auth, domain, detail, subscriber_id, send_id, matched_by, action)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (report_key, seq) DO NOTHING`
-	feedbackCols = `SELECT id, report_key, seq, received_at, kind, status, auth, domain, detail,
-       COALESCE(subscriber_id, 0), COALESCE(send_id, 0), matched_by, action FROM feedback_events`
-	qSoftBouncedSends = `SELECT DISTINCT send_id FROM feedback_events
-       WHERE subscriber_id = ? AND send_id IS NOT NULL AND kind = 'soft' ORDER BY send_id`
-	qFeedbackTotals = `SELECT kind, auth, matched_by <> '', count(*) FROM feedback_events
-       WHERE received_at >= ? AND received_at < ? GROUP BY kind, auth, matched_by <> ''`
-)
-
 // FeedbackSeen reports whether a report with this key was recorded.
 func (s *Store) FeedbackSeen(ctx context.Context, reportKey string) (bool, error) {
-	var seen bool
-	if err := s.db.QueryRowContext(ctx, qFeedbackSeen, reportKey).Scan(&seen); err != nil {
+	seen, err := s.st.FeedbackSeen(ctx, reportKey)
+	if err != nil {
 		return false, fmt.Errorf("feedback seen: %w", err)
 	}
 	return seen, nil
@@ -80,7 +63,7 @@ func (s *Store) FeedbackSeen(ctx context.Context, reportKey string) (bool, error
 // store's clock.
 func (s *Store) RecordFeedback(ctx context.Context, events []FeedbackEvent) (int, error) {
 	var n int
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx Queries) error {
 		for _, e := range events {
 			if e.ReportKey == "" {
 				return fmt.Errorf("%w: feedback event without a report key", ErrInvalid)
@@ -92,13 +75,15 @@ func (s *Store) RecordFeedback(ctx context.Context, events []FeedbackEvent) (int
 			if at.IsZero() {
 				at = s.now()
 			}
-			res, err := tx.ExecContext(ctx, qInsertFeedback, e.ReportKey, e.Seq, fmtTime(at), e.Kind, e.Status,
-				e.Auth, e.Domain, truncate(e.Detail, maxDetail), nullID(e.SubscriberID), nullID(e.SendID), e.MatchedBy, e.Action)
+			e.ReceivedAt = at.UTC().Truncate(time.Microsecond)
+			e.Detail = truncate(e.Detail, maxDetail)
+			added, err := tx.InsertFeedback(ctx, e)
 			if err != nil {
 				return err
 			}
-			k, _ := res.RowsAffected()
-			n += int(k)
+			if added {
+				n++
+			}
 		}
 		return nil
 	})
@@ -115,13 +100,6 @@ func validKind(k string) bool {
 		}
 	}
 	return false
-}
-
-func nullID(id int64) any {
-	if id == 0 {
-		return nil
-	}
-	return id
 }
 
 // FeedbackQuery selects events for FeedbackEvents.
@@ -145,52 +123,12 @@ func (s *Store) FeedbackEvents(ctx context.Context, q FeedbackQuery) ([]Feedback
 	if q.Limit <= 0 {
 		q.Limit = 100
 	}
-	var (
-		where []string
-		args  []any
-	)
-	if !q.Since.IsZero() {
-		where, args = append(where, "received_at >= ?"), append(args, fmtTime(q.Since))
-	}
-	if q.SubscriberID != 0 {
-		where, args = append(where, "subscriber_id = ?"), append(args, q.SubscriberID)
-	}
-	if len(q.Kinds) > 0 {
-		where = append(where, "kind IN "+placeholders(len(q.Kinds)))
-		for _, k := range q.Kinds {
-			args = append(args, k)
-		}
-	}
-	if q.BeforeID != 0 {
-		where = append(where, "(received_at, id) < (SELECT received_at, id FROM feedback_events WHERE id = ?)")
-		args = append(args, q.BeforeID)
-	}
-	query := feedbackCols
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	query += " ORDER BY received_at DESC, id DESC LIMIT ?"
-	args = append(args, q.Limit)
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	out, err := s.st.FeedbackEvents(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("feedback events: %w", err)
 	}
-	defer rows.Close()
-	out := []FeedbackEvent{}
-	for rows.Next() {
-		var (
-			e  FeedbackEvent
-			at string
-		)
-		if err := rows.Scan(&e.ID, &e.ReportKey, &e.Seq, &at, &e.Kind, &e.Status, &e.Auth, &e.Domain, &e.Detail,
-			&e.SubscriberID, &e.SendID, &e.MatchedBy, &e.Action); err != nil {
-			return nil, fmt.Errorf("feedback events: %w", err)
-		}
-		e.ReceivedAt = parseTime(at)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("feedback events: %w", err)
+	if out == nil {
+		out = []FeedbackEvent{}
 	}
 	return out, nil
 }
@@ -198,7 +136,7 @@ func (s *Store) FeedbackEvents(ctx context.Context, q FeedbackQuery) ([]Feedback
 // SoftBouncedSends returns the ids of the sends on which the subscriber
 // soft-bounced (by report), in ascending order.
 func (s *Store) SoftBouncedSends(ctx context.Context, subscriberID int64) ([]int64, error) {
-	out, err := sqlitedb.QueryColumn[int64](ctx, s.db, qSoftBouncedSends, subscriberID)
+	out, err := s.st.SoftBouncedSends(ctx, subscriberID)
 	if err != nil {
 		return nil, fmt.Errorf("soft-bounced sends of subscriber %d: %w", subscriberID, err)
 	}
@@ -222,35 +160,23 @@ type FeedbackTotals struct {
 // FeedbackTotals counts the events received in [since, until).
 func (s *Store) FeedbackTotals(ctx context.Context, since, until time.Time) (FeedbackTotals, error) {
 	t := FeedbackTotals{Since: since, Until: until, ByKind: map[string]int64{}, Unmatched: map[string]int64{}}
-	rows, err := s.db.QueryContext(ctx, qFeedbackTotals, fmtTime(since), fmtTime(until))
+	counts, err := s.st.FeedbackCounts(ctx, since, until)
 	if err != nil {
 		return t, fmt.Errorf("feedback totals: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			kind          string
-			auth, matched bool
-			n             int64
-		)
-		if err := rows.Scan(&kind, &auth, &matched, &n); err != nil {
-			return t, fmt.Errorf("feedback totals: %w", err)
-		}
+	for _, c := range counts {
 		switch {
-		case matched:
-			t.ByKind[kind] += n
-			if auth {
-				t.Auth += n
+		case c.Matched:
+			t.ByKind[c.Kind] += c.N
+			if c.Auth {
+				t.Auth += c.N
 			}
 		default:
-			t.Unmatched[kind] += n
-			if auth {
-				t.UnmatchedAuth += n
+			t.Unmatched[c.Kind] += c.N
+			if c.Auth {
+				t.UnmatchedAuth += c.N
 			}
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return t, fmt.Errorf("feedback totals: %w", err)
 	}
 	return t, nil
 }

@@ -3,12 +3,12 @@ package subscribers_test
 import (
 	"context"
 	"database/sql"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store"
+	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/subscribers"
 	"github.com/tayori-news/tayori/subscribers/token"
 )
@@ -31,41 +31,35 @@ var testKeys = []token.Key{
 }
 
 type env struct {
-	store *subscribers.Store
-	db    *sql.DB
-	clock *clock
-	path  string
+	store  *subscribers.Store
+	db     *sql.DB // the store's database, for checks in SQL both engines run
+	sdb    *store.DB
+	engine store.Engine
+	clock  *clock
+	path   string // the SQLite file ("" on PostgreSQL)
 }
 
-// openDB opens a fresh SQLite file under t.TempDir().
-func openDB(tb testing.TB) (*sql.DB, string) {
-	tb.Helper()
-	path := filepath.Join(tb.TempDir(), "tayori.db")
-	db, err := sqlitedb.Open(context.Background(), path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db, path
-}
+// sqliteEngine is the engine of the SQLite-only benchmarks.
+var sqliteEngine = testutil.Engines()[0]
 
-// newEnv opens a store on a fresh SQLite file with a test clock and keys.
-func newEnv(tb testing.TB, keys ...token.Key) *env {
+// newEnv opens a store on a fresh, migrated database of engine eng with a
+// test clock and keys.
+func newEnv(tb testing.TB, eng testutil.Engine, keys ...token.Key) *env {
 	tb.Helper()
 	if len(keys) == 0 {
 		keys = testKeys
 	}
-	db, path := openDB(tb)
+	sdb := testutil.OpenStore(tb, eng)
 	c := newClock()
 	ring, err := token.NewKeyring(c.Now, keys...)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s, err := subscribers.Open(context.Background(), db, subscribers.Options{Keyring: ring})
+	s, err := store.OpenSubscribers(context.Background(), sdb, subscribers.Options{Keyring: ring})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &env{store: s, db: db, clock: c, path: path}
+	return &env{store: s, db: sdb.SQL, sdb: sdb, engine: sdb.Engine, clock: c, path: sdb.Path}
 }
 
 // reopen opens a second store on the same database with other keys.
@@ -75,7 +69,7 @@ func (e *env) reopen(tb testing.TB, keys ...token.Key) *subscribers.Store {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s, err := subscribers.Open(context.Background(), e.db, subscribers.Options{Keyring: ring})
+	s, err := store.OpenSubscribers(context.Background(), e.sdb, subscribers.Options{Keyring: ring})
 	if err != nil {
 		tb.Fatal(err)
 	}

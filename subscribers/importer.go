@@ -2,7 +2,6 @@ package subscribers
 
 import (
 	"context"
-	"database/sql"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -14,8 +13,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/tayori-news/tayori/audience"
-	"github.com/tayori-news/tayori/internal/jsonb"
-	"github.com/tayori-news/tayori/internal/sqlitedb"
 )
 
 // ImportOptions configure Store.Import.
@@ -37,6 +34,7 @@ type ImportOptions struct {
 	Cause string
 	// CacheMiB is the SQLite page cache of the import's connection while it
 	// runs, in MiB. Default 64; negative keeps the connection's setting.
+	// PostgreSQL ignores it.
 	CacheMiB int
 	// OnBatch, if set, is called after each batch with the number of rows
 	// read so far.
@@ -134,30 +132,18 @@ type importRow struct {
 	// suppHashes are the address's suppression hashes under every key.
 	suppHashes [][]byte
 
-	// Set by prepare, in the reading goroutine, for bulkInsert: what a
-	// new subscriber from this row would be, and the elements of the
-	// rows' JSONB arrays after the id, so that the database goroutine
-	// only adds ids and array headers.
-	st       Status
-	custom   []string
-	subTail  []byte // email, key, name, status, regions, topics
-	consTail []byte // consented_at, ip, user_agent, prefs (nil without consent)
+	// nr is what a new subscriber from this row would be, set by
+	// prepare in the reading goroutine (with the engine's encoding of it).
+	nr NewRow
 }
 
-// prepare computes what bulkInsert needs of a good row.
-func (r *importRow) prepare() {
-	r.st = r.initialStatus()
+// prepare computes what InsertNew needs of a good row.
+func (r *importRow) prepare(st Storage) {
 	p := r.prefs()
 	regions, topics, custom := maskOf(p)
-	r.custom = custom
-	b := make([]byte, 0, 32+len(r.email)+len(r.key)+len(r.name))
-	b = appendTexts(b, r.email, r.key, r.name, string(r.st))
-	b = jsonb.AppendInt(b, regions)
-	r.subTail = jsonb.AppendInt(b, topics)
-	if c := r.consent; c != nil {
-		b := make([]byte, 0, 64+len(c.IP)+len(c.UserAgent))
-		r.consTail = appendTexts(b, fmtTime(c.At), c.IP, c.UserAgent, p.Key())
-	}
+	r.nr = NewRow{Line: r.row, Email: r.email, Key: r.key, Name: r.name, Status: r.initialStatus(),
+		Regions: regions, Topics: topics, Custom: custom, Consent: r.consent, PrefsKey: p.Key()}
+	st.PrepareImportRow(&r.nr)
 }
 
 // Import reads subscribers from CSV (UTF-8, with or without a BOM; the
@@ -199,44 +185,23 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Im
 	if opts.Cause == "" {
 		opts.Cause = "import"
 	}
-	listID, err := s.listID(ctx, s.db, opts.List)
+	listID, err := s.listID(ctx, s.st, opts.List)
 	if err != nil {
 		return res, fmt.Errorf("import: %w", err)
 	}
-	// One connection for the whole import, with a larger page cache: the
-	// address index is written in random order when the file is, and a
-	// cache that holds it turns page reads into memory work. Restored
-	// afterwards.
-	conn, err := s.db.Conn(ctx)
+	// The engine's hold on the database for the whole import: on SQLite
+	// one connection with a larger page cache and the WAL checkpointed
+	// beside it.
+	sess, err := s.st.BeginImport(ctx, ImportConfig{DryRun: opts.DryRun, CacheMiB: opts.CacheMiB, Logger: s.log})
 	if err != nil {
 		return res, fmt.Errorf("import: %w", err)
 	}
-	defer conn.Close()
-	if opts.CacheMiB > 0 {
-		var prevCache int64
-		if err := conn.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&prevCache); err == nil {
-			conn.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", opts.CacheMiB*1024))
-			defer conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA cache_size = %d", prevCache))
+	flushed := false
+	defer func() {
+		if !flushed {
+			sess.Close(context.WithoutCancel(ctx), false)
 		}
-	}
-	// The import's commits do not checkpoint the WAL themselves: a
-	// checkpointer on another connection copies it into the database file
-	// while the next batch is written (see checkpointer).
-	var ckpt *checkpointer
-	if !opts.DryRun {
-		var prevCkpt int64
-		if err := conn.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&prevCkpt); err != nil {
-			return res, fmt.Errorf("import: %w", err)
-		}
-		if ckpt, err = startCheckpointer(ctx, s.db, s.log); err != nil {
-			return res, fmt.Errorf("import: %w", err)
-		}
-		defer ckpt.stop()
-		if _, err := conn.ExecContext(ctx, "PRAGMA wal_autocheckpoint = 0"); err != nil {
-			return res, fmt.Errorf("import: %w", err)
-		}
-		defer conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", prevCkpt))
-	}
+	}()
 	cr := csv.NewReader(&lineLimiter{r: r, max: MaxImportLine})
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
@@ -254,9 +219,10 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Im
 	}
 	res.Warnings = warnings
 
-	// Reading and checking rows (CSV, normalisation, keyed hashes) runs in
-	// its own goroutine, one batch ahead of the database, so the two use
-	// both cores; the database work itself is serial in SQLite.
+	// Reading and checking rows (CSV, normalisation, keyed hashes, the
+	// engine's encoding) runs in its own goroutine, one batch ahead of the
+	// database, so the two use both cores; the database work itself is
+	// serial in SQLite.
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
 	type readBatch struct {
@@ -278,7 +244,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Im
 		})
 	}()
 
-	var tx *sql.Tx
+	var tx ImportTx
 	defer func() {
 		if tx != nil {
 			tx.Rollback() // dry run: discard everything
@@ -290,7 +256,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Im
 			continue // drain, so the reader finishes
 		}
 		if tx == nil {
-			if tx, werr = conn.BeginTx(ctx, nil); werr != nil {
+			if tx, werr = sess.Begin(ctx); werr != nil {
 				stop()
 				continue
 			}
@@ -312,19 +278,21 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Im
 				stop()
 				continue
 			}
-			ckpt.committed()
 		}
 		res.merge(&batch)
 		if opts.OnBatch != nil {
 			opts.OnBatch(b.read)
 		}
 	}
-	// The last batches' WAL goes into the database file before the import
-	// returns, so that the next writer starts the WAL afresh.
-	if ckpt != nil && werr == nil {
-		if err := ckpt.sync(); err != nil {
-			s.log.WarnContext(ctx, "import: final checkpoint", "err", err)
-		}
+	// On SQLite the last batches' WAL goes into the database file before
+	// the import returns, so that the next writer starts the WAL afresh.
+	if tx != nil {
+		tx.Rollback()
+		tx = nil
+	}
+	flushed = true
+	if err := sess.Close(ctx, werr == nil && !opts.DryRun); err != nil {
+		s.log.WarnContext(ctx, "import: closing", "err", err)
 	}
 	// The reader has finished: its counts are ours now.
 	res.Rows, res.ErrorRows, res.Errors = rres.Rows, rres.ErrorRows, rres.Errors
@@ -384,7 +352,7 @@ func (s *Store) readImportRows(ctx context.Context, cr *csv.Reader, cols []strin
 			continue
 		}
 		row.suppHashes = s.suppressionHashes(row.email)
-		row.prepare()
+		row.prepare(s.st)
 		batch = append(batch, row)
 		if len(batch) >= size {
 			if !emit(batch) {
@@ -586,15 +554,6 @@ func parseConsentTime(v string) (time.Time, error) {
 	return time.Time{}, errors.New("not a time (want RFC 3339 like 2026-01-31T09:00:00+09:00, or 2026-01-31)")
 }
 
-type existingRow struct {
-	id              int64
-	name            string
-	status          Status
-	regions, topics int64
-	tags            string
-	membership      int // -1 none, 0 left, 1 member
-}
-
 // merge adds what p applied (Added, Updated, Unchanged, Skipped, Skips)
 // to r.
 func (r *ImportResult) merge(p *ImportResult) {
@@ -606,8 +565,12 @@ func (r *ImportResult) merge(p *ImportResult) {
 }
 
 // importBatch applies one batch of valid rows inside tx.
-func (s *Store) importBatch(ctx context.Context, tx *sql.Tx, listID int64, opts ImportOptions, batch []*importRow, res *ImportResult) error {
-	existing, err := s.existingAmong(ctx, tx, listID, batch)
+func (s *Store) importBatch(ctx context.Context, tx ImportTx, listID int64, opts ImportOptions, batch []*importRow, res *ImportResult) error {
+	keys := make([]string, len(batch))
+	for i, r := range batch {
+		keys[i] = r.key
+	}
+	existing, err := tx.Existing(ctx, listID, keys)
 	if err != nil {
 		return err
 	}
@@ -651,51 +614,26 @@ func (s *Store) importBatch(ctx context.Context, tx *sql.Tx, listID int64, opts 
 	// the address index take each batch's rows in ascending order, each
 	// page's in one visit, however the file was sorted.
 	slices.SortFunc(inserts, func(a, b *importRow) int { return strings.Compare(a.key, b.key) })
-	if err := s.bulkInsert(ctx, tx, listID, opts, inserts); err != nil {
+	lost, err := s.bulkInsert(ctx, tx, listID, opts, inserts)
+	if err != nil {
 		return err
 	}
-	res.Added += len(inserts)
+	res.Added += len(inserts) - len(lost)
+	for _, r := range lost {
+		res.Skipped++
+		res.Skips = append(res.Skips, &FieldError{Row: r.Line, Field: "email",
+			Reason: "address was added by someone else during the import; import the file again to update it"})
+	}
 	return nil
 }
 
-// existingAmong finds the batch's addresses that already have a
-// subscriber, in one query: the keys go to SQLite as one JSONB array
-// rather than as thousands of parameters in chunks, each chunk a
-// statement to compile.
-func (s *Store) existingAmong(ctx context.Context, tx *sql.Tx, listID int64, batch []*importRow) (map[string]existingRow, error) {
-	out := make(map[string]existingRow)
-	if len(batch) == 0 {
-		return out, nil
-	}
-	keys, at := jsonb.BeginArray(make([]byte, 0, 5+len(batch)*32))
-	for _, r := range batch {
-		keys = jsonb.AppendText(keys, r.key)
-	}
-	keys = jsonb.EndArray(keys, at)
-	rows, err := tx.QueryContext(ctx, qExistingAmong, listID, keys)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var e existingRow
-		var email, status string
-		if err := rows.Scan(&e.id, &email, &e.name, &status, &e.regions, &e.topics, &e.tags, &e.membership); err != nil {
-			return nil, err
-		}
-		e.status = Status(status)
-		out[email] = e
-	}
-	return out, rows.Err()
-}
-
-func (s *Store) suppressedAmong(ctx context.Context, tx *sql.Tx, rows []*importRow) (map[string]bool, error) {
+func (s *Store) suppressedAmong(ctx context.Context, tx ImportTx, rows []*importRow) (map[string]bool, error) {
 	out := make(map[string]bool)
 	if len(rows) == 0 {
 		return out, nil
 	}
-	var n int
-	if err := tx.QueryRowContext(ctx, qCountSuppressions).Scan(&n); err != nil {
+	n, err := tx.SuppressionCount(ctx)
+	if err != nil {
 		return nil, err
 	}
 	if n == 0 {
@@ -707,7 +645,7 @@ func (s *Store) suppressedAmong(ctx context.Context, tx *sql.Tx, rows []*importR
 	// rows' hashes are looked up in a set of it, which allocates nothing
 	// per row.
 	if n <= len(rows)*len(s.supp) {
-		all, err := sqlitedb.QueryColumn[[]byte](ctx, tx, qAllSuppressions)
+		all, err := tx.AllSuppressions(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -731,13 +669,11 @@ func (s *Store) suppressedAmong(ctx context.Context, tx *sql.Tx, rows []*importR
 		}
 	}
 	for chunk := range slices.Chunk(rows, max(1, maxInArgs/len(s.supp))) {
-		var args []any
+		var hashes [][]byte
 		for _, r := range chunk {
-			for _, h := range r.suppHashes {
-				args = append(args, h)
-			}
+			hashes = append(hashes, r.suppHashes...)
 		}
-		found, err := sqlitedb.QueryColumn[[]byte](ctx, tx, qSuppressedAmong+placeholders(len(args)), args...)
+		found, err := tx.SuppressedAmong(ctx, hashes)
 		if err != nil {
 			return nil, err
 		}
@@ -759,14 +695,14 @@ const (
 )
 
 // importExisting applies a row to a known subscriber.
-func (s *Store) importExisting(ctx context.Context, tx *sql.Tx, listID int64, opts ImportOptions, row *importRow, ex existingRow) (outcome, string, error) {
+func (s *Store) importExisting(ctx context.Context, tx ImportTx, listID int64, opts ImportOptions, row *importRow, ex ExistingRow) (outcome, string, error) {
 	want := row.status
 	if want == "" && row.consent != nil {
 		want = Active
 	}
-	wantRegions, wantTopics, wantCustom := ex.regions, ex.topics, splitList(ex.tags)
+	wantRegions, wantTopics, wantCustom := ex.Regions, ex.Topics, ex.Tags
 	if row.regions != nil || row.topics != nil {
-		p := prefsOf(ex.regions, ex.topics, wantCustom)
+		p := prefsOf(ex.Regions, ex.Topics, wantCustom)
 		if row.regions != nil {
 			p.Regions = row.regions
 		}
@@ -775,67 +711,67 @@ func (s *Store) importExisting(ctx context.Context, tx *sql.Tx, listID int64, op
 		}
 		wantRegions, wantTopics, wantCustom = maskOf(p)
 	}
-	prefsChange := wantRegions != ex.regions || wantTopics != ex.topics || !slices.Equal(wantCustom, splitList(ex.tags))
-	nameChange := row.hasName && row.name != ex.name
+	prefsChange := wantRegions != ex.Regions || wantTopics != ex.Topics || !slices.Equal(wantCustom, ex.Tags)
+	nameChange := row.hasName && row.name != ex.Name
 
-	terminal := ex.status == Unsubscribed || ex.status == Bounced || ex.status == Complained
+	terminal := ex.Status == Unsubscribed || ex.Status == Bounced || ex.Status == Complained
 	switch {
-	case terminal && (want == "" || want == ex.status) && !prefsChange && !nameChange:
+	case terminal && (want == "" || want == ex.Status) && !prefsChange && !nameChange:
 		return outcomeUnchanged, "", nil
 	case terminal && want != Bounced && want != Complained:
-		return outcomeSkipped, fmt.Sprintf("subscriber is %s; an import never re-activates or changes them", ex.status), nil
-	case ex.membership == 0 && want != Unsubscribed && want != Bounced && want != Complained:
+		return outcomeSkipped, fmt.Sprintf("subscriber is %s; an import never re-activates or changes them", ex.Status), nil
+	case ex.Membership == 0 && want != Unsubscribed && want != Bounced && want != Complained:
 		return outcomeSkipped, fmt.Sprintf("subscriber left list %q; an import never re-subscribes them", opts.List), nil
 	}
 
 	changed := false
-	now := s.nowText()
-	sub := Subscriber{ID: ex.id, Status: ex.status}
+	now := s.nowUTC()
+	sub := Subscriber{ID: ex.ID, Status: ex.Status}
 	if nameChange {
-		if _, err := tx.ExecContext(ctx, qSetName, row.name, now, ex.id); err != nil {
+		if err := tx.SetName(ctx, ex.ID, row.name, now); err != nil {
 			return 0, "", err
 		}
 		changed = true
 	}
 	if prefsChange {
 		p := prefsOf(wantRegions, wantTopics, wantCustom)
-		if err := s.setPrefs(ctx, tx, ex.id, p, now); err != nil {
+		if err := s.setPrefs(ctx, tx, ex.ID, p, now); err != nil {
 			return 0, "", err
 		}
 		changed = true
 	}
-	if ex.membership == -1 && want != Unsubscribed && want != Bounced && want != Complained {
-		if _, err := tx.ExecContext(ctx, qJoinListIfNew, listID, ex.id, now, now); err != nil {
+	if ex.Membership == -1 && want != Unsubscribed && want != Bounced && want != Complained {
+		if err := tx.JoinListIfNew(ctx, listID, ex.ID, now); err != nil {
 			return 0, "", err
 		}
 		changed = true
 	}
 	if row.consent != nil && !terminal {
-		wrote, err := s.recordConsent(ctx, tx, ex.id, *row.consent, Imported, []int64{listID}, prefsOf(wantRegions, wantTopics, wantCustom))
+		wrote, err := s.recordConsent(ctx, tx, ex.ID, *row.consent, Imported, []int64{listID}, prefsOf(wantRegions, wantTopics, wantCustom))
 		if err != nil {
 			return 0, "", err
 		}
 		changed = changed || wrote
 	}
-	if want != "" && want != ex.status && allowed(ex.status, want, false) {
+	if want != "" && want != ex.Status && allowed(ex.Status, want, false) {
 		if err := s.setStatus(ctx, tx, sub, want, opts.Cause); err != nil {
 			return 0, "", err
 		}
 		switch want {
 		case Bounced:
-			err := s.suppressByID(ctx, tx, ex.id, ReasonBounced)
+			err := s.suppressByID(ctx, tx, ex.ID, ReasonBounced)
 			if err != nil {
 				return 0, "", err
 			}
 		case Complained:
-			if _, err := tx.ExecContext(ctx, qLeaveAll, now, ex.id); err != nil {
+			if err := tx.LeaveAll(ctx, ex.ID, now); err != nil {
 				return 0, "", err
 			}
-			if err := s.suppressByID(ctx, tx, ex.id, ReasonComplained); err != nil {
+			if err := s.suppressByID(ctx, tx, ex.ID, ReasonComplained); err != nil {
 				return 0, "", err
 			}
 		case Unsubscribed:
-			if _, err := tx.ExecContext(ctx, qLeaveAll, now, ex.id); err != nil {
+			if err := tx.LeaveAll(ctx, ex.ID, now); err != nil {
 				return 0, "", err
 			}
 		}
@@ -844,119 +780,53 @@ func (s *Store) importExisting(ctx context.Context, tx *sql.Tx, listID int64, op
 	if !changed {
 		return outcomeUnchanged, "", nil
 	}
-	if _, err := tx.ExecContext(ctx, qTouch, now, ex.id); err != nil {
+	if err := tx.Touch(ctx, ex.ID, now); err != nil {
 		return 0, "", err
 	}
 	return outcomeUpdated, "", nil
 }
 
-func (s *Store) suppressByID(ctx context.Context, tx *sql.Tx, id int64, reason Reason) error {
-	var email string
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(email, '') FROM subscribers WHERE id = ?`, id).Scan(&email); err != nil {
+func (s *Store) suppressByID(ctx context.Context, tx Queries, id int64, reason Reason) error {
+	email, err := tx.EmailOf(ctx, id)
+	if err != nil {
 		return err
 	}
 	return s.suppress(ctx, tx, email, reason)
 }
 
-// bulkInsert writes new subscribers set-based: the batch goes to SQLite
-// as one JSON array per table and each table gets one INSERT … SELECT
-// FROM json_each(?). Per-row statements spent most of their time in the
-// driver (binding, stepping, resetting) rather than in SQLite; this way
-// a batch of thousands of rows costs a handful of statements.
-//
-// Ids are assigned here, after the largest id in the table: the import
-// holds the write lock (BEGIN IMMEDIATE) for the whole transaction, and
-// SQLite would pick the same ids itself. A PostgreSQL store would take
-// them from the identity sequence instead.
-func (s *Store) bulkInsert(ctx context.Context, tx *sql.Tx, listID int64, opts ImportOptions, rows []*importRow) error {
+// bulkInsert writes new subscribers set-based (ImportTx.InsertNew: on
+// SQLite one INSERT … SELECT per table over a binary-JSON array, on
+// PostgreSQL COPY into a staging table and one merge), then suppresses
+// the addresses of rows imported as bounced or complained. It returns
+// the rows someone else added meanwhile.
+func (s *Store) bulkInsert(ctx context.Context, tx ImportTx, listID int64, opts ImportOptions, rows []*importRow) ([]*NewRow, error) {
 	if len(rows) == 0 {
-		return nil
+		return nil, nil
 	}
-	now := s.nowText()
-	var listKey string
-	if err := tx.QueryRowContext(ctx, `SELECT key FROM lists WHERE id = ?`, listID).Scan(&listKey); err != nil {
-		return err
+	listKey, err := tx.ListKey(ctx, listID)
+	if err != nil {
+		return nil, err
 	}
-	var maxID int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM subscribers`).Scan(&maxID); err != nil {
-		return err
-	}
-	// Two JSONB arrays of arrays:
-	// subs: [id, email, email_key, name, status, regions, topics]
-	// cons: per (method, form version, text hash), [id, consented_at, ip, user_agent, prefs]
-	// Each array in cons starts at offset 0 of its slice.
-	subs, subsAt := jsonb.BeginArray(make([]byte, 0, len(rows)*120))
-	type consentGroup struct{ method, form, sha string }
-	cons := map[consentGroup][]byte{}
-	var groups []consentGroup // in first-seen order
-	// extra: a new row with custom tags or a bounced or complained status.
-	type extra struct {
-		id  int64
-		row *importRow
-	}
-	var extras []extra
-	var idBuf [24]byte
+	nrs := make([]*NewRow, len(rows))
 	for i, r := range rows {
-		id := maxID + 1 + int64(i)
-		idElem := jsonb.AppendInt(idBuf[:0], id)
-		subs = jsonb.AppendArrayHeader(subs, len(idElem)+len(r.subTail))
-		subs = append(append(subs, idElem...), r.subTail...)
-		if c := r.consent; c != nil {
-			g := consentGroup{string(c.Method), c.FormVersion, c.TextSHA256}
-			b, ok := cons[g]
-			if !ok {
-				groups = append(groups, g)
-				b, _ = jsonb.BeginArray(make([]byte, 0, len(rows)*64))
-			}
-			b = jsonb.AppendArrayHeader(b, len(idElem)+len(r.consTail))
-			cons[g] = append(append(b, idElem...), r.consTail...)
-		}
-		if len(r.custom) > 0 || r.st == Bounced || r.st == Complained {
-			extras = append(extras, extra{id: id, row: r})
-		}
+		nrs[i] = &r.nr
 	}
-	subs = jsonb.EndArray(subs, subsAt)
-	lo, hi := maxID+1, maxID+int64(len(rows))
-	if _, err := tx.ExecContext(ctx, qInsertSubscribersJSON, subs, now); err != nil {
-		return fmt.Errorf("rows %d–%d: insert subscribers: %w", rows[0].row, rows[len(rows)-1].row, err)
+	lost, err := tx.InsertNew(ctx, NewBatch{ListID: listID, ListKey: listKey, Cause: opts.Cause, At: s.nowUTC(), Rows: nrs})
+	if err != nil {
+		return nil, fmt.Errorf("rows %d–%d: %w", rows[0].row, rows[len(rows)-1].row, err)
 	}
-	if _, err := tx.ExecContext(ctx, qInsertHistoryRange, lo, hi, now, opts.Cause); err != nil {
-		return fmt.Errorf("rows %d–%d: history: %w", rows[0].row, rows[len(rows)-1].row, err)
-	}
-	if _, err := tx.ExecContext(ctx, qJoinListRange, listID, lo, hi, now); err != nil {
-		return fmt.Errorf("rows %d–%d: join list: %w", rows[0].row, rows[len(rows)-1].row, err)
-	}
-	for _, g := range groups {
-		b := jsonb.EndArray(cons[g], 0)
-		if _, err := tx.ExecContext(ctx, qInsertConsentsJSON, b, listKey, now, g.method, g.form, g.sha); err != nil {
-			return fmt.Errorf("rows %d–%d: consent: %w", rows[0].row, rows[len(rows)-1].row, err)
-		}
-	}
-	for _, x := range extras {
-		for _, t := range x.row.custom {
-			if _, err := tx.ExecContext(ctx, qInsertTag, x.id, t); err != nil {
-				return fmt.Errorf("row %d: tag: %w", x.row.row, err)
-			}
-		}
-		if st := x.row.st; st == Bounced || st == Complained {
+	for _, r := range rows {
+		if st := r.nr.Status; (st == Bounced || st == Complained) && !slices.Contains(lost, &r.nr) {
 			reason := ReasonBounced
 			if st == Complained {
 				reason = ReasonComplained
 			}
-			if err := s.suppress(ctx, tx, x.row.email, reason); err != nil {
-				return err
+			if err := s.suppress(ctx, tx, r.email, reason); err != nil {
+				return nil, fmt.Errorf("row %d: %w", r.row, err)
 			}
 		}
 	}
-	return nil
-}
-
-// appendTexts appends each v as a JSONB text element.
-func appendTexts(b []byte, vs ...string) []byte {
-	for _, v := range vs {
-		b = jsonb.AppendText(b, v)
-	}
-	return b
+	return lost, nil
 }
 
 func (r *importRow) prefs() audience.Prefs {

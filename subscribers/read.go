@@ -9,47 +9,27 @@ import (
 	"github.com/tayori-news/tayori/audience"
 )
 
-type scanner interface{ Scan(dest ...any) error }
-
-// scanSubscriber scans a row of subscriberCols.
-func (s *Store) scanSubscriber(sc scanner) (Subscriber, error) {
-	var (
-		sub                        Subscriber
-		status                     string
-		regions, topics, seq, hold int64
-		created, updated, erased   string
-		lists, tags                string
-	)
-	if err := sc.Scan(&sub.ID, &sub.PublicID, &sub.Email, &sub.Name, &status, &regions, &topics,
-		&seq, &hold, &created, &updated, &erased, &lists, &tags); err != nil {
+func (s *Store) getByID(ctx context.Context, q Queries, id int64) (Subscriber, error) {
+	r, err := q.SubscriberByID(ctx, id)
+	if err != nil {
 		return Subscriber{}, err
 	}
-	sub.PublicID = s.pids.forRow(sub.ID, sub.PublicID)
-	sub.Status = Status(status)
-	sub.Prefs = prefsOf(regions, topics, splitList(tags))
-	sub.Lists = splitList(lists)
-	if sub.Lists == nil {
-		sub.Lists = []string{}
-	}
-	sub.confirmSeq = uint64(seq)
-	sub.LegalHold = hold != 0
-	sub.CreatedAt, sub.UpdatedAt, sub.ErasedAt = parseTime(created), parseTime(updated), parseTime(erased)
-	return sub, nil
+	return s.subscriberOf(r), nil
 }
 
-func (s *Store) getOne(ctx context.Context, q dbtx, query string, arg any) (Subscriber, error) {
-	sub, err := s.scanSubscriber(q.QueryRowContext(ctx, query, arg))
-	if isNoRows(err) {
-		return Subscriber{}, ErrNotFound
+func (s *Store) getByEmail(ctx context.Context, q Queries, email string) (Subscriber, error) {
+	r, err := q.SubscriberByEmailKey(ctx, emailKey(email))
+	if err != nil {
+		return Subscriber{}, err
 	}
-	return sub, err
+	return s.subscriberOf(r), nil
 }
 
 // Get returns the subscriber with internal id id, or ErrNotFound. Erased
 // subscribers are returned (with ErasedAt set and no personal data) so that
 // their old links still resolve.
 func (s *Store) Get(ctx context.Context, id int64) (Subscriber, error) {
-	sub, err := s.getOne(ctx, s.db, qGetByID, id)
+	sub, err := s.getByID(ctx, s.st, id)
 	if err != nil {
 		return Subscriber{}, fmt.Errorf("get subscriber %d: %w", id, err)
 	}
@@ -62,20 +42,20 @@ func (s *Store) GetByPublicID(ctx context.Context, publicID string) (Subscriber,
 	if publicID == "" || len(publicID) > 64 {
 		return Subscriber{}, fmt.Errorf("get subscriber: %w", ErrNotFound)
 	}
-	sub, err := s.getByPublicID(ctx, s.db, publicID)
+	sub, err := s.getByPublicID(ctx, s.st, publicID)
 	if err != nil {
 		return Subscriber{}, fmt.Errorf("get subscriber by public id: %w", err)
 	}
 	return sub, nil
 }
 
-// getByPublicID finds a subscriber by a derived public id or, for one
-// created before migration 3, by the id it stored.
-func (s *Store) getByPublicID(ctx context.Context, q dbtx, publicID string) (Subscriber, error) {
-	if id, ok := s.pids.id(publicID); ok {
-		return s.getOne(ctx, q, qGetByDerivedID, id)
+// getByPublicID finds a subscriber by its public id.
+func (s *Store) getByPublicID(ctx context.Context, q Queries, publicID string) (Subscriber, error) {
+	id, ok := s.pids.id(publicID)
+	if !ok {
+		return Subscriber{}, ErrNotFound
 	}
-	return s.getOne(ctx, q, qGetByPublicID, publicID)
+	return s.getByID(ctx, q, id)
 }
 
 // FindByEmail normalises email and returns its subscriber, or ErrNotFound
@@ -87,7 +67,7 @@ func (s *Store) FindByEmail(ctx context.Context, email string) (Subscriber, erro
 	if err != nil {
 		return Subscriber{}, err
 	}
-	sub, err := s.getOne(ctx, s.db, qGetByEmail, emailKey(e))
+	sub, err := s.getByEmail(ctx, s.st, e)
 	if err != nil {
 		return Subscriber{}, fmt.Errorf("find subscriber by email: %w", err)
 	}
@@ -105,26 +85,12 @@ const maxInArgs = 500
 func (s *Store) GetMany(ctx context.Context, ids []int64) (map[int64]Subscriber, error) {
 	out := make(map[int64]Subscriber, len(ids))
 	for chunk := range slices.Chunk(ids, maxInArgs) {
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
-		}
-		rows, err := s.db.QueryContext(ctx, qGetMany+placeholders(len(chunk)), args...)
+		recs, err := s.st.SubscribersByID(ctx, chunk)
 		if err != nil {
 			return nil, fmt.Errorf("get subscribers: %w", err)
 		}
-		for rows.Next() {
-			sub, err := s.scanSubscriber(rows)
-			if err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("get subscribers: %w", err)
-			}
-			out[sub.ID] = sub
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, fmt.Errorf("get subscribers: %w", err)
+		for _, r := range recs {
+			out[r.ID] = s.subscriberOf(r)
 		}
 	}
 	return out, nil
@@ -154,94 +120,50 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]Subscriber, error) {
 		q.Limit = 50
 	}
 	q.Limit = min(q.Limit, 1000)
-	var where []string
-	var args []any
-	where = append(where, "s.id > ?")
-	args = append(args, q.AfterID)
-	if !q.IncludeErased {
-		where = append(where, "s.erased_at IS NULL")
-	}
-	if q.Search != "" {
-		like := "%" + escapeLike(strings.ToLower(q.Search)) + "%"
-		where = append(where, `(LOWER(s.email) LIKE ? ESCAPE '\' OR LOWER(s.name) LIKE ? ESCAPE '\')`)
-		args = append(args, like, like)
-	}
 	if q.Status != "" {
 		if _, err := ParseStatus(string(q.Status)); err != nil {
 			return nil, err
 		}
-		where = append(where, "s.status = ?")
-		args = append(args, string(q.Status))
 	}
-	if q.List != "" {
-		where = append(where, `EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id
-		   WHERE m.subscriber_id = s.id AND m.subscribed = 1 AND l.key = ?)`)
-		args = append(args, q.List)
-	}
-	query := qListPage + " WHERE " + strings.Join(where, " AND ") + " ORDER BY s.id LIMIT ?"
-	args = append(args, q.Limit)
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	recs, err := s.st.ListSubscribers(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("list subscribers: %w", err)
 	}
-	defer rows.Close()
 	var out []Subscriber
-	for rows.Next() {
-		sub, err := s.scanSubscriber(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list subscribers: %w", err)
-		}
-		out = append(out, sub)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list subscribers: %w", err)
+	for _, r := range recs {
+		out = append(out, s.subscriberOf(r))
 	}
 	return out, nil
 }
 
-func escapeLike(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return r.Replace(s)
-}
-
 // History returns a subscriber's status changes, oldest first.
 func (s *Store) History(ctx context.Context, id int64) ([]StatusChange, error) {
-	rows, err := s.db.QueryContext(ctx, qHistory, id)
+	out, err := s.st.History(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("status history: %w", err)
 	}
-	defer rows.Close()
-	out := []StatusChange{}
-	for rows.Next() {
-		var at, from, to, list, cause string
-		if err := rows.Scan(&at, &from, &to, &list, &cause); err != nil {
-			return nil, fmt.Errorf("status history: %w", err)
-		}
-		out = append(out, StatusChange{At: parseTime(at), From: Status(from), To: Status(to), List: list, Cause: cause})
+	if out == nil {
+		out = []StatusChange{}
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Consents returns a subscriber's consent records, oldest first.
 func (s *Store) Consents(ctx context.Context, id int64) ([]Consent, error) {
-	rows, err := s.db.QueryContext(ctx, qConsents, id)
+	rows, err := s.st.Consents(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("consents: %w", err)
 	}
-	defer rows.Close()
-	out := []Consent{}
-	for rows.Next() {
-		var c Consent
-		var at, method, lists, prefs, recorded string
-		if err := rows.Scan(&c.ID, &at, &method, &c.FormVersion, &c.TextSHA256, &c.IP, &c.UserAgent, &lists, &prefs, &recorded); err != nil {
-			return nil, fmt.Errorf("consents: %w", err)
-		}
-		c.At, c.RecordedAt, c.Method = parseTime(at), parseTime(recorded), Method(method)
-		c.Lists = splitList(lists)
-		c.Prefs = parsePrefsKey(prefs)
-		out = append(out, c)
+	out := make([]Consent, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, consentOf(r))
 	}
-	return out, rows.Err()
+	return out, nil
+}
+
+func consentOf(r ConsentRow) Consent {
+	return Consent{ID: r.ID, At: r.At, Method: r.Method, FormVersion: r.FormVersion, TextSHA256: r.TextSHA256,
+		IP: r.IP, UserAgent: r.Agent, Lists: splitList(r.Lists), Prefs: parsePrefsKey(r.Prefs), RecordedAt: r.RecordedAt}
 }
 
 // parsePrefsKey reverses audience.Prefs.Key ("jp,us|policy,reports").

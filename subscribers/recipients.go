@@ -2,10 +2,8 @@ package subscribers
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"iter"
-	"slices"
 
 	"github.com/tayori-news/tayori/audience"
 )
@@ -60,118 +58,48 @@ func (s *Store) Recipients(ctx context.Context, q RecipientQuery) iter.Seq2[Reci
 			q.BatchSize = s.opts.BatchSize
 		}
 		q.BatchSize = min(q.BatchSize, MaxBatchSize)
-		listID, err := s.listID(ctx, s.db, q.List)
+		listID, err := s.listID(ctx, s.st, q.List)
 		if err != nil {
 			yield(Recipient{}, fmt.Errorf("recipients: %w", err))
 			return
 		}
-		var byRegion, byTopic bool
-		var regions, topics int64
-		var custom []string
+		scan := RecipientScan{ListID: listID, UpToID: max(q.UpToID, 0), Limit: q.BatchSize}
 		if f := q.Filter; f != nil {
 			if p := checkPrefs(*f); len(p) > 0 {
 				yield(Recipient{}, fmt.Errorf("recipients: filter: %w", &ValidationError{Problems: p}))
 				return
 			}
-			regions, topics, custom = maskOf(*f)
-			byRegion, byTopic = len(f.Regions) > 0, len(f.Topics) > 0
+			scan.Regions, scan.Topics, scan.Custom = maskOf(*f)
+			scan.ByRegion, scan.ByTopic = len(f.Regions) > 0, len(f.Topics) > 0
 		}
-		query := recipientsQuery(q.UpToID > 0, byRegion, byTopic, len(custom))
-		args := []any{listID, q.AfterID}
-		if q.UpToID > 0 {
-			args = append(args, q.UpToID)
-		}
-		if byRegion {
-			args = append(args, regions)
-		}
-		if byTopic {
-			args = append(args, topics)
-			for _, c := range custom {
-				args = append(args, c)
-			}
-		}
-		args = append(args, q.BatchSize)
-		after := &args[1]
-
-		stmt, err := s.db.PrepareContext(ctx, query)
+		pager, err := s.st.Recipients(ctx, scan)
 		if err != nil {
 			yield(Recipient{}, fmt.Errorf("recipients: %w", err))
 			return
 		}
-		defer stmt.Close()
-		batch := make([]Recipient, 0, q.BatchSize)
+		defer pager.Close()
+		after := q.AfterID
+		rows := make([]RecipientRow, 0, q.BatchSize)
 		for {
-			batch = batch[:0]
-			if err := s.readBatch(ctx, stmt, args, &batch); err != nil {
-				yield(Recipient{}, fmt.Errorf("recipients after id %d: %w", *after, err))
+			rows, err = pager.Page(ctx, after, rows)
+			if err != nil {
+				yield(Recipient{}, fmt.Errorf("recipients after id %d: %w", after, err))
 				return
 			}
-			if len(batch) == 0 {
+			if len(rows) == 0 {
 				return
 			}
-			if err := s.addCustomTags(ctx, batch); err != nil {
-				yield(Recipient{}, fmt.Errorf("recipients after id %d: %w", *after, err))
-				return
-			}
-			for _, r := range batch {
-				if !yield(r, nil) {
+			for i := range rows {
+				r := &rows[i]
+				if !yield(Recipient{ID: r.ID, PublicID: s.pids.of(r.ID), Email: r.Email, Name: r.Name,
+					Prefs: prefsOf(r.Regions, r.Topics, r.Tags)}, nil) {
 					return
 				}
 			}
-			*after = batch[len(batch)-1].ID
-			if len(batch) < q.BatchSize {
+			after = rows[len(rows)-1].ID
+			if len(rows) < q.BatchSize {
 				return
 			}
 		}
 	}
-}
-
-func (s *Store) readBatch(ctx context.Context, stmt *sql.Stmt, args []any, out *[]Recipient) error {
-	rows, err := stmt.QueryContext(ctx, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var r Recipient
-		var regions, topics int64
-		if err := rows.Scan(&r.ID, &r.PublicID, &r.Email, &r.Name, &regions, &topics); err != nil {
-			return err
-		}
-		r.PublicID = s.pids.forRow(r.ID, r.PublicID)
-		r.Prefs = prefsOf(regions, topics, nil)
-		*out = append(*out, r)
-	}
-	return rows.Err()
-}
-
-// addCustomTags fills in the custom topic tags of a batch with one range
-// query.
-func (s *Store) addCustomTags(ctx context.Context, batch []Recipient) error {
-	rows, err := s.db.QueryContext(ctx, qTagsInRange, batch[0].ID, batch[len(batch)-1].ID)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	i := 0
-	for rows.Next() {
-		var id int64
-		var tag string
-		if err := rows.Scan(&id, &tag); err != nil {
-			return err
-		}
-		for i < len(batch) && batch[i].ID < id {
-			i++
-		}
-		if i == len(batch) {
-			break
-		}
-		if batch[i].ID != id {
-			continue
-		}
-		r := &batch[i]
-		ts := slices.Clone(r.Prefs.Topics)
-		r.Prefs = audience.Prefs{Regions: r.Prefs.Regions, Topics: append(ts, audience.Topic(tag))}
-	}
-	return rows.Err()
 }

@@ -2,27 +2,17 @@ package subscribers
 
 import (
 	"context"
-	"database/sql"
-	"embed"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/tayori-news/tayori/audience"
-	"github.com/tayori-news/tayori/internal/sqlitedb"
 	"github.com/tayori-news/tayori/subscribers/token"
 )
-
-//go:embed migrations/*.sql
-var migrations embed.FS
-
-// VersionTable is the goose version table of this package's migrations.
-const VersionTable = "subscribers_migrations"
 
 // Options configure a Store. Zero values are replaced by the documented
 // defaults.
@@ -47,10 +37,11 @@ type Options struct {
 }
 
 // Store keeps subscribers, lists, consent records, status history and the
-// suppression list in SQLite. It is safe for concurrent use; other
-// packages define the small interfaces they need over it.
+// suppression list in a Storage (SQLite or PostgreSQL). It is safe for
+// concurrent use; other packages define the small interfaces they need
+// over it.
 type Store struct {
-	db        *sql.DB
+	st        Storage
 	pids      publicIDs
 	ring      *token.Keyring
 	supp      []suppKey
@@ -60,8 +51,12 @@ type Store struct {
 	defListID int64
 }
 
-// Open applies the package's migrations to db and returns a Store.
-func Open(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
+// Open returns a Store over st, whose schema store.Migrate has applied
+// (Open does not migrate). It creates the public-id key on first use.
+func Open(ctx context.Context, st Storage, opts Options) (*Store, error) {
+	if st == nil {
+		return nil, errors.New("subscribers: no Storage")
+	}
 	if opts.Keyring == nil {
 		return nil, errors.New("subscribers: Options.Keyring is required")
 	}
@@ -80,69 +75,28 @@ func Open(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 1000
 	}
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	if err := sqlitedb.Migrate(ctx, db, sub, VersionTable, goMigrations()...); err != nil {
-		return nil, fmt.Errorf("subscribers: %w", err)
-	}
-	pids, err := initPublicIDKey(ctx, db)
+	pids, err := initPublicIDKey(ctx, st)
 	if err != nil {
 		return nil, fmt.Errorf("subscribers: %w", err)
 	}
-	s := &Store{db: db, pids: pids, ring: opts.Keyring, now: opts.Now, log: opts.Logger, opts: opts}
+	s := &Store{st: st, pids: pids, ring: opts.Keyring, now: opts.Now, log: opts.Logger, opts: opts}
 	s.supp = suppressionKeys(opts.Keyring)
-	if err := db.QueryRowContext(ctx, qListIDByKey, DefaultList).Scan(&s.defListID); err != nil {
-		return nil, fmt.Errorf("subscribers: default list %q: %w", DefaultList, err)
+	if s.defListID, err = st.ListID(ctx, DefaultList); err != nil {
+		return nil, fmt.Errorf("subscribers: default list %q (is the schema migrated? store.Migrate): %w", DefaultList, err)
 	}
 	return s, nil
 }
 
-// DB returns the database the store uses.
-func (s *Store) DB() *sql.DB { return s.db }
-
 // Keyring returns the store's token keyring.
 func (s *Store) Keyring() *token.Keyring { return s.ring }
 
-// dbtx is what *sql.DB and *sql.Tx share.
-type dbtx interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 // inTx runs fn in a write transaction, committing if it returns nil.
-func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
+func (s *Store) inTx(ctx context.Context, fn func(q Queries) error) error {
+	return s.st.InTx(ctx, fn)
 }
 
-// Times are stored as fixed-width UTC text so that text order is time order.
-const timeLayout = "2006-01-02T15:04:05.000000Z"
-
-func fmtTime(t time.Time) string { return t.UTC().Format(timeLayout) }
-
-func parseTime(s string) time.Time {
-	if s == "" {
-		return time.Time{}
-	}
-	t, err := time.Parse(timeLayout, s)
-	if err != nil {
-		// Tolerate other RFC 3339 forms written by hand or by SQLite.
-		t, _ = time.Parse(time.RFC3339Nano, s)
-	}
-	return t
-}
-
-func (s *Store) nowText() string { return fmtTime(s.now()) }
+// nowUTC is the clock's time in UTC at the microsecond both engines keep.
+func (s *Store) nowUTC() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
 // ---- preference bitmasks ----
 
@@ -207,7 +161,7 @@ func prefsOf(regions, topics int64, custom []string) audience.Prefs {
 	return audience.Prefs{Regions: p.Regions, Topics: ts}
 }
 
-// splitList splits a comma-separated database aggregate.
+// splitList splits a comma-separated list, sorted.
 func splitList(s string) []string {
 	if s == "" {
 		return nil
@@ -215,4 +169,15 @@ func splitList(s string) []string {
 	out := strings.Split(s, ",")
 	slices.Sort(out)
 	return out
+}
+
+// subscriberOf turns a stored record into a Subscriber.
+func (s *Store) subscriberOf(r Record) Subscriber {
+	sub := Subscriber{ID: r.ID, PublicID: s.pids.of(r.ID), Email: r.Email, Name: r.Name, Status: r.Status,
+		Prefs: prefsOf(r.Regions, r.Topics, r.Tags), Lists: r.Lists, confirmSeq: uint64(r.ConfirmSeq),
+		LegalHold: r.LegalHold, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, ErasedAt: r.ErasedAt}
+	if sub.Lists == nil {
+		sub.Lists = []string{}
+	}
+	return sub
 }

@@ -4,12 +4,11 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"database/sql"
+	"errors"
 	"fmt"
 	"hash"
 	"sync"
 
-	"github.com/tayori-news/tayori/internal/sqlitedb"
 	"github.com/tayori-news/tayori/subscribers/token"
 )
 
@@ -61,34 +60,28 @@ func (s *Store) suppressionHashes(email string) [][]byte {
 	return out
 }
 
-func (s *Store) isSuppressed(ctx context.Context, q dbtx, email string) (bool, error) {
-	for _, h := range s.suppressionHashes(email) {
-		var one int
-		err := q.QueryRowContext(ctx, qSuppressionExists, h).Scan(&one)
-		if err == nil {
-			return true, nil
-		}
-		if !isNoRows(err) {
-			return false, fmt.Errorf("check suppression: %w", err)
-		}
+func (s *Store) isSuppressed(ctx context.Context, q Queries, email string) (bool, error) {
+	sup, err := q.AnySuppressed(ctx, s.suppressionHashes(email))
+	if err != nil {
+		return false, fmt.Errorf("check suppression: %w", err)
 	}
-	return false, nil
+	return sup, nil
 }
 
-func (s *Store) suppress(ctx context.Context, q dbtx, email string, reason Reason) error {
+func (s *Store) suppress(ctx context.Context, q Queries, email string, reason Reason) error {
 	if email == "" {
 		return nil
 	}
-	_, err := q.ExecContext(ctx, qSuppressionInsert, s.supp[0].sum(email), s.supp[0].id, string(reason), s.nowText())
+	err := q.Suppress(ctx, Suppression{Hash: s.supp[0].sum(email), KeyID: s.supp[0].id, Reason: reason, CreatedAt: s.nowUTC()})
 	if err != nil {
 		return fmt.Errorf("suppress: %w", err)
 	}
 	return nil
 }
 
-func (s *Store) unsuppress(ctx context.Context, q dbtx, email string) error {
+func (s *Store) unsuppress(ctx context.Context, q Queries, email string) error {
 	for _, h := range s.suppressionHashes(email) {
-		if _, err := q.ExecContext(ctx, qSuppressionDelete, h); err != nil {
+		if err := q.DeleteSuppression(ctx, h); err != nil {
 			return fmt.Errorf("lift suppression: %w", err)
 		}
 	}
@@ -102,7 +95,7 @@ func (s *Store) IsSuppressed(ctx context.Context, email string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return s.isSuppressed(ctx, s.db, e)
+	return s.isSuppressed(ctx, s.st, e)
 }
 
 // Suppress adds an address to the suppression list without touching any
@@ -117,7 +110,7 @@ func (s *Store) Suppress(ctx context.Context, email string, reason Reason) error
 	default:
 		return fieldErr("reason", "%q is not one of erased, bounced, complained", reason)
 	}
-	return s.suppress(ctx, s.db, e, reason)
+	return s.suppress(ctx, s.st, e, reason)
 }
 
 // RekeyResult is what RekeySuppressions did.
@@ -142,8 +135,8 @@ type RekeyResult struct {
 // Running it again moves nothing more.
 func (s *Store) RekeySuppressions(ctx context.Context) (RekeyResult, error) {
 	res := RekeyResult{Key: s.supp[0].id, Remaining: map[string]int64{}}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		emails, err := sqlitedb.QueryColumn[string](ctx, tx, qSuppressedReaders)
+	err := s.inTx(ctx, func(tx Queries) error {
+		emails, err := tx.SuppressedReaders(ctx)
 		if err != nil {
 			return err
 		}
@@ -151,39 +144,32 @@ func (s *Store) RekeySuppressions(ctx context.Context) (RekeyResult, error) {
 		for _, e := range emails {
 			for _, k := range s.supp[1:] {
 				old := k.sum(e)
-				var reason, created string
-				err := tx.QueryRowContext(ctx, qSuppressionUnder, old, k.id).Scan(&reason, &created)
-				if isNoRows(err) {
+				ent, err := tx.SuppressionUnder(ctx, old, k.id)
+				if errors.Is(err, ErrNotFound) {
 					continue
 				}
 				if err != nil {
 					return err
 				}
-				if _, err := tx.ExecContext(ctx, qSuppressionInsert, newest.sum(e), newest.id, reason, created); err != nil {
+				if err := tx.Suppress(ctx, Suppression{Hash: newest.sum(e), KeyID: newest.id, Reason: ent.Reason, CreatedAt: ent.CreatedAt}); err != nil {
 					return err
 				}
-				if _, err := tx.ExecContext(ctx, qSuppressionDelete, old); err != nil {
+				if err := tx.DeleteSuppression(ctx, old); err != nil {
 					return err
 				}
 				res.Rekeyed++
 			}
 		}
-		counts, err := tx.QueryContext(ctx, qSuppressionKeys)
+		counts, err := tx.SuppressionCounts(ctx)
 		if err != nil {
 			return err
 		}
-		defer counts.Close()
-		for counts.Next() {
-			var id string
-			var n int64
-			if err := counts.Scan(&id, &n); err != nil {
-				return err
-			}
+		for id, n := range counts {
 			if id != newest.id {
 				res.Remaining[id] = n
 			}
 		}
-		return counts.Err()
+		return nil
 	})
 	if err != nil {
 		return RekeyResult{}, fmt.Errorf("rekey suppressions: %w", err)

@@ -2,7 +2,7 @@ package subscribers
 
 import (
 	"context"
-	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -60,12 +60,12 @@ func (s *Store) Add(ctx context.Context, n NewSubscriber) (Subscriber, error) {
 		return Subscriber{}, fmt.Errorf("add subscriber: %w", err)
 	}
 	var id int64
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		existing, err := s.getOne(ctx, tx, qGetByEmail, emailKey(email))
+	err = s.inTx(ctx, func(tx Queries) error {
+		existing, err := s.getByEmail(ctx, tx, email)
 		switch {
 		case err == nil && n.Method == DoubleOptIn:
 			id = existing.ID
-			return nil
+			return s.keepChoice(ctx, tx, existing, n, prefs, lists)
 		case err == nil:
 			return ErrExists
 		case !errors.Is(err, ErrNotFound):
@@ -105,6 +105,97 @@ func (s *Store) Add(ctx context.Context, n NewSubscriber) (Subscriber, error) {
 	return s.Get(ctx, id)
 }
 
+// choice is a returning reader's signup choice, kept in the
+// pending_choice column until they confirm.
+type choice struct {
+	Name  string         `json:"name"`
+	Prefs audience.Prefs `json:"prefs"`
+}
+
+// keepChoice records the name and preferences of a double opt-in signup
+// of a known address: a pending subscriber (who receives nothing yet)
+// takes them at once; one who would receive nothing until confirming
+// (unsubscribed, bounced, complained, or active but not in the lists
+// signed up for) keeps them in pending_choice, applied by Confirm; an
+// active member of every list keeps their stored choice.
+func (s *Store) keepChoice(ctx context.Context, tx Queries, sub Subscriber, n NewSubscriber, prefs audience.Prefs, lists []int64) error {
+	if !sub.ErasedAt.IsZero() {
+		return nil
+	}
+	// The public form shows only the standard topics: keep the editor's
+	// custom tags.
+	for _, t := range sub.Prefs.Topics {
+		if !t.IsStandard() && !slices.Contains(prefs.Topics, t) {
+			prefs.Topics = append(prefs.Topics, t)
+		}
+	}
+	name := strings.TrimSpace(n.Name)
+	now := s.nowUTC()
+	switch {
+	case sub.Status == Pending:
+		if name != sub.Name {
+			if err := tx.SetName(ctx, sub.ID, name, now); err != nil {
+				return fmt.Errorf("signup choice: %w", err)
+			}
+		}
+		if n.Prefs != nil && prefs.Key() != sub.Prefs.Key() {
+			if err := s.setPrefs(ctx, tx, sub.ID, prefs, now); err != nil {
+				return fmt.Errorf("signup choice: %w", err)
+			}
+		}
+		return nil
+	case sub.Status == Active && s.memberOfAll(sub, s.listKeys(ctx, tx, lists)):
+		return nil
+	}
+	c := choice{Name: name, Prefs: sub.Prefs}
+	if n.Prefs != nil {
+		c.Prefs = prefs
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("signup choice: %w", err)
+	}
+	if err := tx.SetPendingChoice(ctx, sub.ID, string(b), now); err != nil {
+		return fmt.Errorf("signup choice: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) memberOfAll(sub Subscriber, keys []string) bool {
+	for _, k := range keys {
+		if !slices.Contains(sub.Lists, k) {
+			return false
+		}
+	}
+	return true
+}
+
+// applyChoice applies and clears the choice keepChoice kept for sub, and
+// returns the preferences sub has afterwards.
+func (s *Store) applyChoice(ctx context.Context, tx Queries, sub Subscriber, now time.Time) (audience.Prefs, error) {
+	raw, err := tx.PendingChoice(ctx, sub.ID)
+	if err != nil {
+		return sub.Prefs, fmt.Errorf("signup choice: %w", err)
+	}
+	if raw == "" {
+		return sub.Prefs, nil
+	}
+	var c choice
+	if err := json.Unmarshal([]byte(raw), &c); err != nil {
+		return sub.Prefs, fmt.Errorf("signup choice of subscriber %d: %w", sub.ID, err)
+	}
+	if err := tx.SetPendingChoice(ctx, sub.ID, "", now); err != nil {
+		return sub.Prefs, fmt.Errorf("signup choice: %w", err)
+	}
+	if err := tx.SetName(ctx, sub.ID, c.Name, now); err != nil {
+		return sub.Prefs, fmt.Errorf("signup choice: %w", err)
+	}
+	if err := s.setPrefs(ctx, tx, sub.ID, c.Prefs, now); err != nil {
+		return sub.Prefs, fmt.Errorf("signup choice: %w", err)
+	}
+	return c.Prefs, nil
+}
+
 func (s *Store) validateNew(ctx context.Context, n *NewSubscriber) (string, audience.Prefs, []int64, error) {
 	if n.Method == "" {
 		n.Method = DoubleOptIn
@@ -136,7 +227,7 @@ func (s *Store) validateNew(ctx context.Context, n *NewSubscriber) (string, audi
 	}
 	var lists []int64
 	for _, k := range keys {
-		id, err := s.listID(ctx, s.db, k)
+		id, err := s.listID(ctx, s.st, k)
 		if err != nil {
 			problems = append(problems, fieldErr("lists", "unknown list %q", k))
 			continue
@@ -229,35 +320,34 @@ func checkConsent(c Consent) []*FieldError {
 	return out
 }
 
-func (s *Store) listID(ctx context.Context, q dbtx, key string) (int64, error) {
+func (s *Store) listID(ctx context.Context, q Queries, key string) (int64, error) {
 	if key == DefaultList && s.defListID != 0 {
 		return s.defListID, nil
 	}
-	var id int64
-	err := q.QueryRowContext(ctx, qListIDByKey, key).Scan(&id)
-	if isNoRows(err) {
-		return 0, fmt.Errorf("list %q: %w", key, ErrNotFound)
+	id, err := q.ListID(ctx, key)
+	if err != nil {
+		return 0, fmt.Errorf("list %q: %w", key, err)
 	}
-	return id, err
+	return id, nil
 }
 
 // insert writes a new subscriber row, tags, memberships and the creation
 // history entry.
-func (s *Store) insert(ctx context.Context, tx dbtx, email, name string, status Status, prefs audience.Prefs, lists []int64, cause string) (int64, error) {
-	now := s.nowText()
+func (s *Store) insert(ctx context.Context, tx Queries, email, name string, status Status, prefs audience.Prefs, lists []int64, cause string) (int64, error) {
+	now := s.nowUTC()
 	regions, topics, custom := maskOf(prefs)
-	var id int64
-	if err := tx.QueryRowContext(ctx, qInsertSubscriber, email, emailKey(email), name, string(status),
-		regions, topics, now, now, now).Scan(&id); err != nil {
+	id, err := tx.InsertSubscriber(ctx, NewRecord{Email: email, EmailKey: emailKey(email), Name: name, Status: status,
+		Regions: regions, Topics: topics, At: now})
+	if err != nil {
 		return 0, fmt.Errorf("insert subscriber: %w", err)
 	}
-	for _, t := range custom {
-		if _, err := tx.ExecContext(ctx, qInsertTag, id, t); err != nil {
+	if len(custom) > 0 {
+		if err := tx.AddTags(ctx, id, custom); err != nil {
 			return 0, fmt.Errorf("insert tag: %w", err)
 		}
 	}
 	for _, l := range lists {
-		if _, err := tx.ExecContext(ctx, qJoinList, l, id, now, now); err != nil {
+		if _, err := tx.JoinList(ctx, l, id, now); err != nil {
 			return 0, fmt.Errorf("join list: %w", err)
 		}
 	}
@@ -267,8 +357,8 @@ func (s *Store) insert(ctx context.Context, tx dbtx, email, name string, status 
 	return id, nil
 }
 
-func (s *Store) history(ctx context.Context, tx dbtx, id int64, from, to Status, list, cause string) error {
-	if _, err := tx.ExecContext(ctx, qInsertHistory, id, s.nowText(), string(from), string(to), list, truncate(cause, 1000)); err != nil {
+func (s *Store) history(ctx context.Context, tx Queries, id int64, from, to Status, list, cause string) error {
+	if err := tx.InsertHistory(ctx, id, StatusChange{At: s.nowUTC(), From: from, To: to, List: list, Cause: truncate(cause, 1000)}); err != nil {
 		return fmt.Errorf("status history: %w", err)
 	}
 	return nil
@@ -284,11 +374,10 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-func (s *Store) listKeys(ctx context.Context, q dbtx, ids []int64) []string {
+func (s *Store) listKeys(ctx context.Context, q Queries, ids []int64) []string {
 	var keys []string
 	for _, id := range ids {
-		var k string
-		if err := q.QueryRowContext(ctx, `SELECT key FROM lists WHERE id = ?`, id).Scan(&k); err == nil {
+		if k, err := q.ListKey(ctx, id); err == nil {
 			keys = append(keys, k)
 		}
 	}
@@ -297,7 +386,7 @@ func (s *Store) listKeys(ctx context.Context, q dbtx, ids []int64) []string {
 
 // recordConsent stores a consent record unless the same one (time, method,
 // form version, text hash) is already there, and reports whether it wrote.
-func (s *Store) recordConsent(ctx context.Context, tx dbtx, id int64, c Consent, m Method, lists []int64, prefs audience.Prefs) (bool, error) {
+func (s *Store) recordConsent(ctx context.Context, tx Queries, id int64, c Consent, m Method, lists []int64, prefs audience.Prefs) (bool, error) {
 	if c.Method == "" {
 		c.Method = m
 	}
@@ -313,30 +402,29 @@ func (s *Store) recordConsent(ctx context.Context, tx dbtx, id int64, c Consent,
 	if len(c.Prefs.Regions) == 0 && len(c.Prefs.Topics) == 0 {
 		c.Prefs = prefs
 	}
-	at := fmtTime(c.At)
-	var one int
-	err := tx.QueryRowContext(ctx, qConsentExists, id, at, string(c.Method), c.FormVersion, c.TextSHA256).Scan(&one)
-	if err == nil {
-		return false, nil // the same record is already there (re-import)
-	}
-	if !isNoRows(err) {
+	row := ConsentRow{At: c.At.UTC().Truncate(time.Microsecond), Method: c.Method, FormVersion: c.FormVersion, TextSHA256: c.TextSHA256,
+		IP: c.IP, Agent: c.UserAgent, Prefs: c.Prefs.Key(), RecordedAt: s.nowUTC()}
+	exists, err := tx.ConsentExists(ctx, id, row)
+	if err != nil {
 		return false, fmt.Errorf("consent: %w", err)
 	}
+	if exists {
+		return false, nil // the same record is already there (re-import)
+	}
 	slices.Sort(c.Lists)
-	if _, err := tx.ExecContext(ctx, qInsertConsent, id, at, string(c.Method), c.FormVersion, c.TextSHA256,
-		c.IP, c.UserAgent, strings.Join(c.Lists, ","), c.Prefs.Key(), s.nowText()); err != nil {
+	row.Lists = strings.Join(c.Lists, ",")
+	if err := tx.InsertConsent(ctx, id, row); err != nil {
 		return false, fmt.Errorf("consent: %w", err)
 	}
 	return true, nil
 }
 
 // setStatus moves a subscriber to status to, recording the change.
-func (s *Store) setStatus(ctx context.Context, tx dbtx, sub Subscriber, to Status, cause string) error {
+func (s *Store) setStatus(ctx context.Context, tx Queries, sub Subscriber, to Status, cause string) error {
 	if sub.Status == to {
 		return nil
 	}
-	now := s.nowText()
-	if _, err := tx.ExecContext(ctx, qSetStatus, string(to), now, now, sub.ID); err != nil {
+	if err := tx.SetStatus(ctx, sub.ID, to, s.nowUTC()); err != nil {
 		return fmt.Errorf("set status: %w", err)
 	}
 	return s.history(ctx, tx, sub.ID, sub.Status, to, "", cause)
@@ -429,7 +517,7 @@ func (s *Store) Confirm(ctx context.Context, tok string, c Consent) (Subscriber,
 		return Subscriber{}, fmt.Errorf("confirm: %w", &ValidationError{Problems: p})
 	}
 	var id int64
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx Queries) error {
 		sub, err := s.getByPublicID(ctx, tx, claims.Subject)
 		if err != nil {
 			return err
@@ -449,15 +537,15 @@ func (s *Store) Confirm(ctx context.Context, tok string, c Consent) (Subscriber,
 		if err != nil {
 			return err
 		}
-		now := s.nowText()
-		if _, err := tx.ExecContext(ctx, qAdvanceConfirm, now, sub.ID); err != nil {
+		now := s.nowUTC()
+		if err := tx.AdvanceConfirm(ctx, sub.ID, now); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, qJoinList, listID, sub.ID, now, now)
+		joined, err := tx.JoinList(ctx, listID, sub.ID, now)
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n > 0 && sub.Status == Active {
+		if joined && sub.Status == Active {
 			if err := s.history(ctx, tx, sub.ID, Active, Active, listKey, "joined by double opt-in"); err != nil {
 				return err
 			}
@@ -468,10 +556,14 @@ func (s *Store) Confirm(ctx context.Context, tok string, c Consent) (Subscriber,
 		if err := s.unsuppress(ctx, tx, sub.Email); err != nil {
 			return err
 		}
+		prefs, err := s.applyChoice(ctx, tx, sub, now)
+		if err != nil {
+			return err
+		}
 		c.Method = DoubleOptIn
 		c.Lists = []string{listKey}
-		c.Prefs = sub.Prefs
-		_, err = s.recordConsent(ctx, tx, sub.ID, c, DoubleOptIn, nil, sub.Prefs)
+		c.Prefs = prefs
+		_, err = s.recordConsent(ctx, tx, sub.ID, c, DoubleOptIn, nil, prefs)
 		return err
 	})
 	if err != nil {
@@ -487,8 +579,8 @@ func (s *Store) Confirm(ctx context.Context, tok string, c Consent) (Subscriber,
 // subscriber unsubscribed. An unknown list key unsubscribes from every
 // list, erring on the reader's side.
 func (s *Store) Unsubscribe(ctx context.Context, id int64, list, cause string) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		sub, err := s.getOne(ctx, tx, qGetByID, id)
+	err := s.inTx(ctx, func(tx Queries) error {
+		sub, err := s.getByID(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -501,14 +593,14 @@ func (s *Store) Unsubscribe(ctx context.Context, id int64, list, cause string) e
 	return nil
 }
 
-func (s *Store) unsubscribe(ctx context.Context, tx dbtx, sub Subscriber, list, cause string) error {
+func (s *Store) unsubscribe(ctx context.Context, tx Queries, sub Subscriber, list, cause string) error {
 	if !sub.ErasedAt.IsZero() {
 		return nil
 	}
 	if cause == "" {
 		cause = "unsubscribe"
 	}
-	now := s.nowText()
+	now := s.nowUTC()
 	all := list == ""
 	if !all {
 		listID, err := s.listID(ctx, tx, list)
@@ -517,26 +609,26 @@ func (s *Store) unsubscribe(ctx context.Context, tx dbtx, sub Subscriber, list, 
 		} else if err != nil {
 			return err
 		} else {
-			res, err := tx.ExecContext(ctx, qLeaveList, now, listID, sub.ID)
+			left, err := tx.LeaveList(ctx, listID, sub.ID, now)
 			if err != nil {
 				return err
 			}
-			if n, _ := res.RowsAffected(); n > 0 {
+			if left {
 				if err := s.history(ctx, tx, sub.ID, sub.Status, sub.Status, list, cause); err != nil {
 					return err
 				}
 			}
-			var left int
-			if err := tx.QueryRowContext(ctx, qCountMember, sub.ID).Scan(&left); err != nil {
+			n, err := tx.Memberships(ctx, sub.ID)
+			if err != nil {
 				return err
 			}
-			if left > 0 {
+			if n > 0 {
 				return nil
 			}
 		}
 	}
 	if all {
-		if _, err := tx.ExecContext(ctx, qLeaveAll, now, sub.ID); err != nil {
+		if err := tx.LeaveAll(ctx, sub.ID, now); err != nil {
 			return err
 		}
 	}
@@ -579,8 +671,8 @@ func (s *Store) MarkComplained(ctx context.Context, id int64, cause string) erro
 }
 
 func (s *Store) markBad(ctx context.Context, id int64, to Status, reason Reason, cause string, leaveAll bool) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		sub, err := s.getOne(ctx, tx, qGetByID, id)
+	err := s.inTx(ctx, func(tx Queries) error {
+		sub, err := s.getByID(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -588,7 +680,7 @@ func (s *Store) markBad(ctx context.Context, id int64, to Status, reason Reason,
 			return nil
 		}
 		if leaveAll {
-			if _, err := tx.ExecContext(ctx, qLeaveAll, s.nowText(), sub.ID); err != nil {
+			if err := tx.LeaveAll(ctx, sub.ID, s.nowUTC()); err != nil {
 				return err
 			}
 		}
@@ -628,17 +720,17 @@ func (s *Store) Update(ctx context.Context, id int64, u Update) (Subscriber, err
 	if len(problems) > 0 {
 		return Subscriber{}, fmt.Errorf("update subscriber %d: %w", id, &ValidationError{Problems: problems})
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		sub, err := s.getOne(ctx, tx, qGetByID, id)
+	err := s.inTx(ctx, func(tx Queries) error {
+		sub, err := s.getByID(ctx, tx, id)
 		if err != nil {
 			return err
 		}
 		if !sub.ErasedAt.IsZero() {
 			return ErrNotFound
 		}
-		now := s.nowText()
+		now := s.nowUTC()
 		if u.Name != nil {
-			if _, err := tx.ExecContext(ctx, qSetName, strings.TrimSpace(*u.Name), now, id); err != nil {
+			if err := tx.SetName(ctx, id, strings.TrimSpace(*u.Name), now); err != nil {
 				return err
 			}
 		}
@@ -653,20 +745,9 @@ func (s *Store) Update(ctx context.Context, id int64, u Update) (Subscriber, err
 	return s.Get(ctx, id)
 }
 
-func (s *Store) setPrefs(ctx context.Context, tx dbtx, id int64, p audience.Prefs, now string) error {
+func (s *Store) setPrefs(ctx context.Context, tx Queries, id int64, p audience.Prefs, now time.Time) error {
 	regions, topics, custom := maskOf(p)
-	if _, err := tx.ExecContext(ctx, qSetPrefs, regions, topics, now, id); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, qDeleteTags, id); err != nil {
-		return err
-	}
-	for _, t := range custom {
-		if _, err := tx.ExecContext(ctx, qInsertTag, id, t); err != nil {
-			return err
-		}
-	}
-	return nil
+	return tx.SetPrefs(ctx, id, regions, topics, custom, now)
 }
 
 // Erase removes a subscriber's personal data (GDPR Art. 17): the address,
@@ -676,8 +757,8 @@ func (s *Store) setPrefs(ctx context.Context, tx dbtx, id int64, p audience.Pref
 // back. The row stays as a tombstone so that old links still resolve.
 // Idempotent.
 func (s *Store) Erase(ctx context.Context, id int64, cause string) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		sub, err := s.getOne(ctx, tx, qGetByID, id)
+	err := s.inTx(ctx, func(tx Queries) error {
+		sub, err := s.getByID(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -687,17 +768,11 @@ func (s *Store) Erase(ctx context.Context, id int64, cause string) error {
 		if err := s.suppress(ctx, tx, sub.Email, ReasonErased); err != nil {
 			return err
 		}
-		now := s.nowText()
-		for _, q := range []string{qDeleteTags, qDeleteMembs, qDeleteConsents, qScrubHistory} {
-			if _, err := tx.ExecContext(ctx, q, id); err != nil {
-				return err
-			}
-		}
 		to := sub.Status
 		if to == Pending || to == Active {
 			to = Unsubscribed
 		}
-		if _, err := tx.ExecContext(ctx, qEraseSubscriber, string(to), now, now, now, id); err != nil {
+		if err := tx.EraseData(ctx, id, to, s.nowUTC()); err != nil {
 			return err
 		}
 		if cause == "" {
@@ -715,15 +790,11 @@ func (s *Store) Erase(ctx context.Context, id int64, cause string) error {
 // SetLegalHold sets or clears a legal hold, which keeps the subscriber's
 // consent records from PurgeConsents.
 func (s *Store) SetLegalHold(ctx context.Context, id int64, hold bool) error {
-	h := 0
-	if hold {
-		h = 1
-	}
-	res, err := s.db.ExecContext(ctx, qSetLegalHold, h, s.nowText(), id)
+	found, err := s.st.SetLegalHold(ctx, id, hold, s.nowUTC())
 	if err != nil {
 		return fmt.Errorf("legal hold %d: %w", id, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if !found {
 		return fmt.Errorf("legal hold %d: %w", id, ErrNotFound)
 	}
 	return nil
@@ -734,12 +805,10 @@ func (s *Store) SetLegalHold(ctx context.Context, id int64, hold bool) error {
 // Options.ConsentRetention ago and are not under legal hold, and returns
 // how many records went. Run it daily.
 func (s *Store) PurgeConsents(ctx context.Context) (int64, error) {
-	cutoff := fmtTime(s.now().Add(-s.opts.ConsentRetention))
-	res, err := s.db.ExecContext(ctx, qPurgeConsents, cutoff)
+	n, err := s.st.PurgeConsents(ctx, s.nowUTC().Add(-s.opts.ConsentRetention))
 	if err != nil {
 		return 0, fmt.Errorf("purge consents: %w", err)
 	}
-	n, _ := res.RowsAffected()
 	return n, nil
 }
 
@@ -751,11 +820,10 @@ func (s *Store) PurgePending(ctx context.Context, olderThan time.Duration) (int6
 	if olderThan <= 0 {
 		return 0, fmt.Errorf("purge pending: olderThan must be positive")
 	}
-	res, err := s.db.ExecContext(ctx, qPurgePending, fmtTime(s.now().Add(-olderThan)))
+	n, err := s.st.PurgePending(ctx, s.nowUTC().Add(-olderThan))
 	if err != nil {
 		return 0, fmt.Errorf("purge pending: %w", err)
 	}
-	n, _ := res.RowsAffected()
 	if n > 0 {
 		s.log.InfoContext(ctx, "unconfirmed subscribers purged", "count", n)
 	}
@@ -779,21 +847,21 @@ func (s *Store) CreateList(ctx context.Context, key, name string) (List, error) 
 	if len(problems) > 0 {
 		return List{}, fmt.Errorf("create list: %w", &ValidationError{Problems: problems})
 	}
-	if _, err := s.listID(ctx, s.db, key); err == nil {
+	if _, err := s.listID(ctx, s.st, key); err == nil {
 		return List{}, fmt.Errorf("create list %q: %w", key, ErrExists)
 	}
-	now := s.now()
-	var id int64
-	if err := s.db.QueryRowContext(ctx, qInsertList, key, strings.TrimSpace(name), fmtTime(now)).Scan(&id); err != nil {
+	now := s.nowUTC()
+	id, err := s.st.InsertList(ctx, key, strings.TrimSpace(name), now)
+	if err != nil {
 		return List{}, fmt.Errorf("create list %q: %w", key, err)
 	}
-	return List{ID: id, Key: key, Name: strings.TrimSpace(name), CreatedAt: now.UTC().Truncate(time.Microsecond)}, nil
+	return List{ID: id, Key: key, Name: strings.TrimSpace(name), CreatedAt: now}, nil
 }
 
 // HasList reports whether a list with this key exists, whether or not it
 // has members.
 func (s *Store) HasList(ctx context.Context, key string) (bool, error) {
-	_, err := s.listID(ctx, s.db, key)
+	_, err := s.listID(ctx, s.st, key)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
@@ -805,20 +873,29 @@ func (s *Store) HasList(ctx context.Context, key string) (bool, error) {
 
 // Lists returns every list with its member counts, ordered by key.
 func (s *Store) Lists(ctx context.Context) ([]List, error) {
-	rows, err := s.db.QueryContext(ctx, qListsWithSize)
+	out, err := s.st.Lists(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("lists: %w", err)
 	}
-	defer rows.Close()
-	var out []List
-	for rows.Next() {
-		var l List
-		var created string
-		if err := rows.Scan(&l.ID, &l.Key, &l.Name, &created, &l.Active, &l.Total); err != nil {
-			return nil, fmt.Errorf("lists: %w", err)
-		}
-		l.CreatedAt = parseTime(created)
-		out = append(out, l)
+	return out, nil
+}
+
+// ListSkipsNothing reports whether list leaves out of a send the readers
+// whose chosen sections all have nothing this month (false, the default:
+// they get a short copy that says so). ErrNotFound for an unknown list.
+func (s *Store) ListSkipsNothing(ctx context.Context, list string) (bool, error) {
+	skip, err := s.st.ListSkipsNothing(ctx, list)
+	if err != nil {
+		return false, fmt.Errorf("list %q: %w", list, err)
 	}
-	return out, rows.Err()
+	return skip, nil
+}
+
+// SetListSkipsNothing sets list's ListSkipsNothing setting (ErrNotFound
+// for an unknown list).
+func (s *Store) SetListSkipsNothing(ctx context.Context, list string, skip bool) error {
+	if err := s.st.SetListSkipsNothing(ctx, list, skip); err != nil {
+		return fmt.Errorf("list %q: %w", list, err)
+	}
+	return nil
 }

@@ -46,6 +46,7 @@ func fingerprint(seed maphash.Seed, issue *compose.Issue) uint64 {
 		str(s.Note)
 		str(string(s.Region))
 		str(string(s.Kind))
+		str(s.Nothing)
 		num(len(s.Items))
 		for j := range s.Items {
 			it := &s.Items[j]

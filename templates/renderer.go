@@ -111,7 +111,7 @@ func (r *Renderer) Render(issue *compose.Issue, sel Selection) (*Variant, error)
 	if issue == nil {
 		return nil, fmt.Errorf("%w: nil issue", ErrInvalidIssue)
 	}
-	if sel.n == 0 {
+	if sel.n == 0 && sel.nMarked == 0 {
 		return nil, fmt.Errorf("render %s: %w", issue.Slug, ErrNothingToSend)
 	}
 	k := cacheKey{issue.Slug, fingerprint(r.seed, issue), sel.key}
@@ -171,11 +171,11 @@ func (r *Renderer) render(issue *compose.Issue, sel Selection) (*Variant, error)
 	if err := checkIssue(issue); err != nil {
 		return nil, err
 	}
-	if sel.total != countItems(issue) {
+	if sel.total != countItems(issue) || len(sel.marked) != countMarked(issue) {
 		return nil, fmt.Errorf("render %s: %w (made for %d items, issue has %d)", issue.Slug, ErrInvalidSelection, sel.total, countItems(issue))
 	}
 	v := buildView(issue, sel, &r.cfg)
-	if v.items == 0 {
+	if v.items == 0 && !v.OnlyNothing {
 		return nil, fmt.Errorf("render %s: %w", issue.Slug, ErrNothingToSend)
 	}
 

@@ -26,7 +26,21 @@ type Selection struct {
 	total int      // number of items in the issue when the selection was made
 	n     int      // number of items selected
 	key   string
+	// marked[j] is true when the j-th section marked as having nothing
+	// this month (compose.Section.Nothing, counting such sections in
+	// order) is for the reader: its heading and note are in their copy.
+	marked  []bool
+	nMarked int // sections of marked included
 }
+
+// NothingKeyPrefix starts the [Selection.Key] of a reader for whom every
+// chosen section has nothing this month: their copy is a short one that
+// says so, with the issue's link ([Selection.OnlyNothing]).
+const NothingKeyPrefix = "empty:"
+
+// OnlyNothing reports whether the selection holds no item, only sections
+// marked as having nothing this month: the short copy that says so.
+func (s Selection) OnlyNothing() bool { return s.n == 0 && s.nMarked > 0 }
 
 // Key names the set of included items: two readers with different
 // preferences that include the same items of the same issue get the same
@@ -51,7 +65,9 @@ func (s Selection) Includes(index int) bool {
 // Select returns the items of issue that a reader with preferences p
 // receives: those whose region and topics p wants ([audience.Prefs.Wants]).
 // An item with no region or topics of its own takes its section's. If
-// nothing is selected, Select returns [ErrNothingToSend]. Select does not
+// nothing is selected, Select returns [ErrNothingToSend]; a reader whose
+// chosen sections all have nothing this month gets a selection of those
+// sections alone ([Selection.OnlyNothing]). Select does not
 // render anything; it is cheap enough to call once per reader, though a
 // planner with millions of readers does better to call it once per distinct
 // [audience.Prefs.Key].
@@ -76,6 +92,15 @@ func selectItems(issue *compose.Issue, want func(audience.Region, []audience.Top
 	var one [1]audience.Topic
 	for si := range issue.Sections {
 		sec := &issue.Sections[si]
+		if isMarked(sec) {
+			one[0] = sec.Kind
+			in := want(sec.Region, one[:])
+			s.marked = append(s.marked, in)
+			if in {
+				s.nMarked++
+			}
+			continue
+		}
 		for ii := range sec.Items {
 			it := &sec.Items[ii]
 			r, ts := itemAudience(sec, it, &one)
@@ -86,11 +111,40 @@ func selectItems(issue *compose.Issue, want func(audience.Region, []audience.Top
 			i++
 		}
 	}
-	if s.n == 0 {
+	if s.n == 0 && s.nMarked == 0 {
 		return Selection{}, ErrNothingToSend
 	}
 	s.key = selectionKey(s)
 	return s, nil
+}
+
+// isMarked reports whether sec is a section the editor marked as having
+// nothing this month.
+func isMarked(sec *compose.Section) bool { return len(sec.Items) == 0 && sec.Nothing != "" }
+
+func countMarked(issue *compose.Issue) int {
+	n := 0
+	for si := range issue.Sections {
+		if isMarked(&issue.Sections[si]) {
+			n++
+		}
+	}
+	return n
+}
+
+// markedIndex maps the marked sections of issue to their place among
+// them (-1 for every other section).
+func markedIndex(issue *compose.Issue) []int {
+	out := make([]int, len(issue.Sections))
+	j := 0
+	for si := range issue.Sections {
+		out[si] = -1
+		if isMarked(&issue.Sections[si]) {
+			out[si] = j
+			j++
+		}
+	}
+	return out
 }
 
 // itemAudience returns the region and topics an item is filed under,
@@ -116,10 +170,43 @@ func countItems(issue *compose.Issue) int {
 	return n
 }
 
+// selectionKey is itemsKey, followed, when the issue has sections marked
+// as having nothing this month and the reader has not all of them, by "+"
+// and their bitmap. A selection of marked sections alone is
+// NothingKeyPrefix and their bitmap.
 func selectionKey(s Selection) string {
+	if s.n > 0 && s.nMarked == len(s.marked) {
+		return itemsKey(s)
+	}
+	var b strings.Builder
+	if s.n == 0 {
+		b.WriteString(NothingKeyPrefix)
+	} else {
+		b.WriteString(itemsHex(s))
+		b.WriteByte('+')
+	}
+	const hex = "0123456789abcdef"
+	for i := 0; i < len(s.marked); i += 4 {
+		var d byte
+		for j := range 4 {
+			d <<= 1
+			if i+j < len(s.marked) && s.marked[i+j] {
+				d |= 1
+			}
+		}
+		b.WriteByte(hex[d])
+	}
+	return b.String()
+}
+
+func itemsKey(s Selection) string {
 	if s.n == s.total {
 		return "all"
 	}
+	return itemsHex(s)
+}
+
+func itemsHex(s Selection) string {
 	var b strings.Builder
 	b.Grow(8 + (s.total+3)/4)
 	b.WriteString(strconv.Itoa(s.total))

@@ -49,6 +49,14 @@ func writeText(b *strings.Builder, v *view) {
 		wrapTo(b, p, "", "")
 		b.WriteString("\n")
 	}
+	if v.OnlyNothing {
+		wrapTo(b, onlyNothingText, "", "")
+		if v.WebURL != "" {
+			wrapTo(b, "ほかの地域・分野を含む号の全体は、こちらでお読みいただけます：", "", "")
+			wrapTo(b, v.WebURL, "", "")
+		}
+		b.WriteString("\n")
+	}
 	for _, s := range v.Sections {
 		if s.Group != "" {
 			wrapTo(b, "◆ "+s.Group, "", "  ")
@@ -66,6 +74,10 @@ func writeText(b *strings.Builder, v *view) {
 		}
 		b.WriteString(ruleHeavy)
 		b.WriteString("\n\n")
+		if s.Nothing != "" {
+			wrapTo(b, s.Nothing, "", "")
+			b.WriteString("\n")
+		}
 		for _, it := range s.Items {
 			head := "● "
 			if it.Date != "" {

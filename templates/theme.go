@@ -125,12 +125,14 @@ var htmlTemplate = strings.NewReplacer(
 <tr><td class="t-pad t-fg" style="padding:0 32px 8px;font-size:15px;line-height:1.8;color:$TEXT;">
 <p style="margin:0 0 12px;">{{.Name}}</p>
 {{range .Intro}}<p style="margin:0 0 12px;">{{.}}</p>
+{{end}}{{if .OnlyNothing}}<p id="only-nothing" style="margin:0 0 12px;">{{.NothingText}}{{if .WebURL}}<br><a class="t-link" href="{{.WebURL}}" style="color:$LINK;text-decoration:underline;">ほかの地域・分野を含む号の全体を読む</a>{{end}}</p>
 {{end}}</td></tr>
 {{range .Sections}}<tr><td class="t-pad" style="padding:20px 32px 4px;">
 {{if .Group}}<p class="t-mute" style="margin:0 0 4px;font-size:13px;line-height:1.6;font-weight:bold;color:$MUTE;">{{.Group}}</p>
 {{end}}<h2 class="t-fg t-rule" style="margin:0;padding:0 0 6px;font-size:19px;line-height:1.5;font-weight:bold;color:$TEXT;border-bottom:2px solid $BAND;">{{.Title}}</h2>
 <p class="t-mute" style="margin:6px 0 0;font-size:13px;line-height:1.6;color:$MUTE;">地域：{{.Region}}{{if .Period}}　期間：{{.Period}}{{end}}{{if .Note}}　{{.Note}}{{end}}</p>
-</td></tr>
+{{if .Nothing}}<p class="t-fg" style="margin:10px 0 0;font-size:15px;line-height:1.8;color:$TEXT;">{{.Nothing}}</p>
+{{end}}</td></tr>
 {{range .Items}}<tr><td class="t-pad t-fg" style="padding:14px 32px 6px;font-size:15px;line-height:1.8;color:$TEXT;">
 {{if .Date}}<p class="t-mute" style="margin:0;font-size:13px;line-height:1.6;color:$MUTE;">{{.Date}}</p>
 {{end}}<h3 class="t-fg" style="margin:2px 0 6px;font-size:16px;line-height:1.6;font-weight:bold;color:$TEXT;">{{.Headline}}</h3>

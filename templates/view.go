@@ -36,6 +36,10 @@ type view struct {
 	PreferencesURL string
 
 	items int
+	// OnlyNothing is true for the short copy of a reader whose chosen
+	// sections all have nothing this month.
+	OnlyNothing bool
+	NothingText string // onlyNothingText, for the theme
 }
 
 type sectionView struct {
@@ -46,6 +50,9 @@ type sectionView struct {
 	Note    string
 	Items   []itemView
 	Heading string // full heading as written, used when Title is empty
+	// Nothing is the editor's "nothing this month" note of a section
+	// without items ("該当なし").
+	Nothing string
 }
 
 type itemView struct {
@@ -107,6 +114,7 @@ func buildView(issue *compose.Issue, sel Selection, cfg *Config) view {
 	}
 	idx := 0
 	lastGroup := ""
+	marked := markedIndex(issue)
 	for si := range issue.Sections {
 		sec := &issue.Sections[si]
 		sv := sectionView{
@@ -122,7 +130,11 @@ func buildView(issue *compose.Issue, sel Selection, cfg *Config) view {
 			}
 			idx++
 		}
-		if len(sv.Items) == 0 {
+		if j := marked[si]; j >= 0 && j < len(sel.marked) && sel.marked[j] {
+			// Marked as having nothing this month: the heading stays,
+			// with the note, as the newsletter prints it.
+			sv.Nothing = sec.Nothing
+		} else if len(sv.Items) == 0 {
 			continue // a section left empty is dropped
 		}
 		if sec.Group != "" && sec.Group != lastGroup {
@@ -142,8 +154,16 @@ func buildView(issue *compose.Issue, sel Selection, cfg *Config) view {
 	if v.Preheader == "" || sel.n != sel.total {
 		v.Preheader = defaultPreheader(&v)
 	}
+	if sel.OnlyNothing() {
+		v.OnlyNothing = true
+		v.Preheader, v.NothingText = onlyNothingText, onlyNothingText
+	}
 	return v
 }
+
+// onlyNothingText opens the short copy of a reader whose chosen sections
+// all have nothing this month.
+const onlyNothingText = "今月は、お選びいただいた地域・分野に該当する項目はありませんでした。"
 
 func newItemView(it *compose.Item) itemView {
 	iv := itemView{Date: it.Dates.Text, Headline: it.Headline, Body: it.Body}

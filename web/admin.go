@@ -63,8 +63,21 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.adminError(w, r, wrapError(codeTooMany, "too many sign-in attempts: wait a few minutes", errRateLimited))
 		return
 	}
-	ed, err := s.deps.Store.Authenticate(ctx, r.PostForm.Get("name"), r.PostForm.Get("password"))
+	name := r.PostForm.Get("name")
+	locked, err := s.accountLocked(ctx, name)
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	if locked {
+		s.failedSignin(ctx, name, s.clientIP(r), true)
+		s.log.WarnContext(ctx, "console sign-in refused: account locked", "ip", ipNetwork(s.clientIP(r)))
+		s.adminError(w, r, wrapError(codeTooMany, "too many sign-in attempts: wait a few minutes", errAccountLocked))
+		return
+	}
+	ed, err := s.deps.Store.Authenticate(ctx, name, r.PostForm.Get("password"))
 	if errors.Is(err, ErrUnauthorized) {
+		s.failedSignin(ctx, name, s.clientIP(r), false)
 		s.log.WarnContext(ctx, "console sign-in failed", "ip", s.clientIP(r))
 		s.auditAs(r, r.PostForm.Get("name"), "signin_failed", "", "")
 		s.render(w, r, http.StatusUnauthorized, "login", &page{Lang: s.adminLang(r), Admin: true,
@@ -208,7 +221,7 @@ func (s *server) issuePage(w http.ResponseWriter, r *http.Request, status int, i
 	email := strings.TrimSpace(q.Get("email"))
 	problems := lint(is)
 	data := map[string]any{
-		"Issue": is, "State": st, "Stats": statsOf(is.Issue), "Problems": problems, "Blocked": compose.HasErrors(problems) || st.Head != st.Valid,
+		"Issue": is, "State": st, "Stats": statsOf(is.Issue), "Problems": problems, "Blocked": st.Head != st.Valid, "LintErrors": compose.HasErrors(problems),
 		"Regions": regionChoices(p), "Topics": topicChoices(p), "Email": email,
 		"Query": template.URL(previewQuery(p, email)), // url.Values.Encode output is safe in a URL
 		"List":  s.cfg.List, "Sent": q.Get("sent") == "1", "To": q.Get("to"), "At": q.Get("at"),
@@ -418,7 +431,7 @@ func (s *server) planPage(w http.ResponseWriter, r *http.Request, status int, is
 		running = running || e.Running()
 		blocked = true
 	}
-	var total int64
+	var total, short, skipped int64
 	type row struct {
 		variantJSON
 		Label   string
@@ -426,13 +439,25 @@ func (s *server) planPage(w http.ResponseWriter, r *http.Request, status int, is
 	}
 	rows := make([]row, len(vs))
 	for i, v := range vs {
-		total += v.Readers
+		switch {
+		case v.Skipped:
+			skipped += v.Readers
+		case v.OnlyNothing:
+			short += v.Readers
+		default:
+			total += v.Readers
+		}
 		rows[i] = row{variantJSON: v, Label: variantLabel(lang, is.Issue, v.Example),
 			Preview: "/admin/issues/" + url.PathEscape(is.Slug) + "?" + prefsQuery(v.Example)}
 	}
 	gate := s.gateState(r)
+	// Lint errors do not stop the dry run: they are shown as warnings,
+	// and the send needs the "send anyway" box ticked.
+	problems := lint(is)
 	s.adminPage(w, r, status, "admin_plan", map[string]any{
+		"Problems": problems, "LintErrors": compose.HasErrors(problems),
 		"Issue": is, "List": list, "Variants": rows, "Total": total, "Nothing": nothing, "At": at,
+		"Short": short, "Skipped": skipped,
 		"Gate": gate, "Refused": refused, "GateClosed": refused != "" || (gate != nil && gate.Block),
 		"Earlier": views, "Running": running, "NeedAgain": blocked && !running, "AgainRefused": again,
 		"Key": newFormKey(),
@@ -471,7 +496,7 @@ func prefsLabel(p audience.Prefs) string {
 // page shows again why.
 func (s *server) handleAdminSend(w http.ResponseWriter, r *http.Request) {
 	req := newSendRequest{Issue: r.PathValue("slug"), List: r.PostForm.Get("list"), IgnoreGate: r.PostForm.Get("ignore_gate") == "yes",
-		Again: r.PostForm.Get("again") == "yes"}
+		Again: r.PostForm.Get("again") == "yes", Force: r.PostForm.Get("force") == "yes"}
 	key := strings.TrimSpace(r.PostForm.Get("key"))
 	if key != "" {
 		if !validKey(key) {

@@ -199,6 +199,10 @@ type variantJSON struct {
 	Key     string         `json:"key"`
 	Readers int64          `json:"readers"`
 	Example audience.Prefs `json:"example"`
+	// OnlyNothing: the short copy of readers whose chosen sections all
+	// have nothing this month; Skipped: the list leaves them out.
+	OnlyNothing bool `json:"only_nothing,omitempty"`
+	Skipped     bool `json:"skipped,omitempty"`
 }
 
 // apiPlan is a dry run: how many readers of ?list= would get which variant.
@@ -230,7 +234,7 @@ func (s *server) plan(r *http.Request, issue *compose.Issue, list string, filter
 	}
 	out := make([]variantJSON, len(vs))
 	for i, v := range vs {
-		out[i] = variantJSON{Key: v.Key, Readers: v.Readers, Example: v.Example}
+		out[i] = variantJSON{Key: v.Key, Readers: v.Readers, Example: v.Example, OnlyNothing: v.OnlyNothing, Skipped: v.Skipped}
 	}
 	return out, nothing, nil
 }
@@ -267,6 +271,9 @@ type newSendRequest struct {
 	// Again sends an issue that went to the list before, to the readers
 	// who have not had it (queue.NewSend.Again).
 	Again bool `json:"again"`
+	// Force sends although the lint finds errors (logged with the
+	// editor's name). Dry runs and test sends never need it.
+	Force bool `json:"force"`
 }
 
 // validKey reports whether an idempotency key is 1 to 255 visible ASCII
@@ -326,8 +333,9 @@ func (s *server) createSend(r *http.Request, req newSendRequest, key string) (*q
 	if err != nil {
 		return nil, err
 	}
-	if compose.HasErrors(lint(is)) {
-		return nil, newError(codeLint, "the issue has lint errors: fix them and upload it again")
+	lintErrors := compose.HasErrors(lint(is))
+	if lintErrors && !req.Force {
+		return nil, newError(codeLint, "the issue has lint errors: fix them, or send anyway with force")
 	}
 	st, err := s.deps.Store.IssueState(r.Context(), is.Slug)
 	if err != nil {
@@ -356,6 +364,9 @@ func (s *server) createSend(r *http.Request, req newSendRequest, key string) (*q
 	if err := s.deps.Store.MarkSent(r.Context(), is.Slug, st.Valid); err != nil {
 		s.log.ErrorContext(r.Context(), "lock a sent issue", "issue", is.Slug, "send_id", snd.ID, "err", err)
 	}
+	if lintErrors {
+		s.log.WarnContext(r.Context(), "send created with lint errors (forced)", "send_id", snd.ID, "issue", is.Slug, "editor", ed)
+	}
 	detail := "リスト " + req.List
 	if !req.At.IsZero() {
 		detail += "・予約 " + req.At.In(s.cfg.Location).Format("2006-01-02 15:04 MST")
@@ -365,6 +376,9 @@ func (s *server) createSend(r *http.Request, req newSendRequest, key string) (*q
 	}
 	if req.IgnoreGate {
 		detail += "・送信ゲートを無視"
+	}
+	if lintErrors {
+		detail += "・検査エラーを承知で送信"
 	}
 	s.audit(r, "send", is.Issue.Title, detail)
 	if req.IgnoreGate {

@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,13 +24,55 @@ type archived struct {
 	Title string
 	Sent  time.Time
 	Issue *compose.Issue
+	// From and To are the days the issue covers (compose's PeriodRange);
+	// zero when the issue does not say, and then Sent stands in.
+	From, To time.Time
+}
+
+// Date is the day the archive orders the issue by: the end of its
+// period, else when it was sent.
+func (a archived) Date() time.Time {
+	if !a.To.IsZero() {
+		return a.To
+	}
+	return a.Sent
+}
+
+// PeriodText is the issue's period as the archive shows it:
+// "2025年11月" for a whole month, "2025年11月1日〜11月15日" otherwise, the
+// sending day when the issue has no period.
+func (a archived) PeriodText() string { return a.PeriodIn(langJA) }
+
+// PeriodIn is PeriodText in lang ("November 2025", "1 Nov – 15 Nov 2025"
+// in English).
+func (a archived) PeriodIn(lang string) string {
+	if lang == langEN {
+		switch {
+		case a.From.IsZero():
+			return a.Sent.Format("2 January 2006")
+		case a.From.Day() == 1 && a.To.AddDate(0, 0, 1).Day() == 1 && a.From.Year() == a.To.Year() && a.From.Month() == a.To.Month():
+			return a.From.Format("January 2006")
+		}
+		return a.From.Format("2 Jan 2006") + " – " + a.To.Format("2 Jan 2006")
+	}
+	if a.From.IsZero() {
+		return a.Sent.Format("2006年1月2日")
+	}
+	if a.From.Day() == 1 && a.To.AddDate(0, 0, 1).Day() == 1 && a.From.Year() == a.To.Year() && a.From.Month() == a.To.Month() {
+		return a.From.Format("2006年1月")
+	}
+	if a.From.Year() == a.To.Year() {
+		return a.From.Format("2006年1月2日") + "〜" + a.To.Format("1月2日")
+	}
+	return a.From.Format("2006年1月2日") + "〜" + a.To.Format("2006年1月2日")
 }
 
 // maxArchive bounds how many recent sends the archive looks at.
 const maxArchive = 500
 
 // archive returns the issues that went out (sends done, or sending with
-// copies delivered), newest first, one entry per issue.
+// copies delivered), one entry per issue, the latest period first: an
+// issue sent late, or sent again, keeps its place among the months.
 func (s *server) archive(ctx context.Context) ([]archived, error) {
 	if s.deps.Sends == nil {
 		return nil, nil
@@ -53,8 +96,13 @@ func (s *server) archive(ctx context.Context) ([]archived, error) {
 		if at.IsZero() {
 			at = full.ScheduledAt
 		}
-		out = append(out, archived{Slug: full.Issue.Slug, Title: full.Issue.Title, Sent: at, Issue: full.Issue})
+		a := archived{Slug: full.Issue.Slug, Title: full.Issue.Title, Sent: at, Issue: full.Issue}
+		if from, to, ok := full.Issue.PeriodRange(); ok {
+			a.From, a.To = from, to
+		}
+		out = append(out, a)
 	}
+	slices.SortStableFunc(out, func(a, b archived) int { return b.Date().Compare(a.Date()) })
 	return out, nil
 }
 
@@ -224,9 +272,9 @@ func (s *server) handleFeed(w http.ResponseWriter, r *http.Request) {
 			{Href: s.cfg.BaseURL + "/archive", Rel: "alternate", Type: "text/html"}},
 		Updated: time.Unix(0, 0).UTC().Format(time.RFC3339),
 	}
-	for i, a := range list {
-		if i == 0 {
-			feed.Updated = a.Sent.UTC().Format(time.RFC3339)
+	for _, a := range list {
+		if u := a.Sent.UTC().Format(time.RFC3339); u > feed.Updated {
+			feed.Updated = u
 		}
 		summary := a.Issue.Preheader
 		if summary == "" && len(a.Issue.Intro) > 0 {

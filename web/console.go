@@ -56,7 +56,7 @@ var consoleKeys = map[string]string{
 	"sign in first":                                                           "cerr.sign_in",
 	"cross-origin request refused":                                            "cerr.forbidden",
 	"missing or wrong CSRF token: reload the page and try again":              "cerr.csrf",
-	"the issue has lint errors: fix them and upload it again":                 "cerr.lint",
+	"the issue has lint errors: fix them, or send anyway with force":          "cerr.lint",
 	"at is in the past":                                                       "cerr.past",
 	"no section of this issue matches these regions and topics":               "c.preview_nothing",
 	"too many sign-in attempts: wait a few minutes":                           "cerr.login_rate",

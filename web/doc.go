@@ -48,6 +48,14 @@
 // passes net/http's CrossOriginProtection. API requests authenticate with
 // bearer tokens minted by `tayori editors token`.
 //
+// Limits, all in [Config] and in Redis so that every server process
+// shares them, are sized for an office behind one NAT: signups per client
+// IP (then 429), confirmation mails per address (beyond them a signup is
+// answered alike and mailed nothing, so a stranger cannot lock an address
+// out), sign-in attempts per IP, and failed sign-ins per account from any
+// IP (then the account is locked for the rest of the window). Failed
+// sign-ins are listed on /admin/signins with the client's network only.
+//
 // With [Deps].Gate the console shows the send gate of package feedback
 // (complaint rate and authentication refusals of the last 7 days) on
 // /admin/feedback, next to the latest bounce and complaint events, and on

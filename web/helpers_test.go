@@ -92,6 +92,7 @@ type envOpts struct {
 	db     string      // reuse this database file (key rotation)
 	smtp   []testutil.SMTPOption
 	gate   bool // the send gate of package feedback, in the queue and the console
+	webURL bool // copies link to their web version (<base>/issues/{slug}), as cmd/tayori sets it
 }
 
 // queueVolume gives the send gate the queue's record, as cmd/tayori does.
@@ -135,7 +136,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.subs, err = subscribers.Open(ctx, db, subscribers.Options{Keyring: ring}); err != nil {
+	if e.subs, err = store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring}); err != nil {
 		t.Fatal(err)
 	}
 	e.store = web.NewStore(store.Web(sdb), e.clock.Now)
@@ -146,8 +147,12 @@ func newEnv(t testing.TB, o envOpts) *env {
 	e.srv = httptest.NewUnstartedServer(nil)
 	base := "http://" + e.srv.Listener.Addr().String()
 
-	renderer, err := templates.New(templates.Config{SenderName: testSender, PostalAddress: "東京都港区六本木1-1-1",
-		Contact: "https://news.example.jp/contact"})
+	tcfg := templates.Config{SenderName: testSender, PostalAddress: "東京都港区六本木1-1-1",
+		Contact: "https://news.example.jp/contact"}
+	if o.webURL {
+		tcfg.WebURL = base + "/issues/{slug}"
+	}
+	renderer, err := templates.New(tcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

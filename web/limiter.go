@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
@@ -31,12 +32,29 @@ return n`)
 // allow counts one request of key in scope and reports whether it is
 // within max per window.
 func (l *limiter) allow(ctx context.Context, scope, key string, max int, window time.Duration) (bool, error) {
-	sum := sha256.Sum256([]byte(scope + "\x00" + key))
-	slot := l.now().UnixMilli() / window.Milliseconds()
-	k := fmt.Sprintf("tayori:web:rl:%s:%d:%s", scope, slot, hex.EncodeToString(sum[:12]))
+	k := l.key(scope, key, window)
 	n, err := incrScript.Run(ctx, l.rdb, []string{k}, window.Milliseconds()+1000).Int64()
 	if err != nil {
 		return false, fmt.Errorf("rate limit: %w", err)
 	}
 	return n <= int64(max), nil
+}
+
+// count returns how many requests of key in scope the current window has
+// counted, without counting one.
+func (l *limiter) count(ctx context.Context, scope, key string, window time.Duration) (int64, error) {
+	n, err := l.rdb.Get(ctx, l.key(scope, key, window)).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("rate limit: %w", err)
+	}
+	return n, nil
+}
+
+func (l *limiter) key(scope, key string, window time.Duration) string {
+	sum := sha256.Sum256([]byte(scope + "\x00" + key))
+	slot := l.now().UnixMilli() / window.Milliseconds()
+	return fmt.Sprintf("tayori:web:rl:%s:%d:%s", scope, slot, hex.EncodeToString(sum[:12]))
 }

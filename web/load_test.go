@@ -30,7 +30,7 @@ func TestLoad(t *testing.T) {
 	if n <= 0 {
 		n = 200
 	}
-	e := newEnv(t, envOpts{cfg: web.Config{SignupPerIP: 1 << 30, SignupPerAddress: 10}})
+	e := newEnv(t, envOpts{cfg: web.Config{SignupPerIP: 1 << 30, ConfirmPerAddress: 10}})
 	const workers = 16
 	tr := &http.Transport{MaxIdleConnsPerHost: workers}
 	c := &http.Client{Transport: tr, Timeout: 30 * time.Second,

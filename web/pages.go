@@ -152,7 +152,8 @@ func (s *server) pageError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", "600")
 		s.message(w, r, status, messageData{Kind: "warn", Title: "ratelimit.title", Body: []string{"ratelimit.body"}})
 	case codeNotFound:
-		s.message(w, r, status, messageData{Kind: "error", Title: "notfound.title"})
+		s.message(w, r, status, messageData{Kind: "error", Title: "notfound.title", Body: []string{"notfound.body"},
+			Link: &linkData{Href: "/archive", Label: "nav.archive"}})
 	default:
 		s.message(w, r, status, messageData{Kind: "error", Title: "error.title", Body: []string{"error.body"}})
 	}

@@ -49,7 +49,10 @@ func (s *server) handleSubscribeForm(w http.ResponseWriter, r *http.Request) {
 // handleSubscribe takes a signup (POST /subscribe). Whatever the address's
 // state (new, pending, active, unsubscribed or suppressed) the answer is
 // the same page; only a new or not-yet-active address gets a confirmation
-// mail. Past the per-IP or per-address limit the answer is 429.
+// mail, and at most ConfirmPerAddress of them per ConfirmWindow (beyond,
+// the signup is recorded and the mail silently not sent, so that a
+// stranger typing someone's address cannot lock its owner out). Past the
+// per-IP limit the answer is 429.
 func (s *server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
@@ -74,15 +77,6 @@ func (s *server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(problems) > 0 {
 		s.subscribePage(w, r, http.StatusUnprocessableEntity, f, problems)
-		return
-	}
-	ok, err = s.rl.allow(ctx, "signup-addr", strings.ToLower(f.Norm), s.cfg.SignupPerAddress, s.cfg.SignupWindow)
-	if err != nil {
-		s.pageError(w, r, err)
-		return
-	}
-	if !ok {
-		s.pageError(w, r, errRateLimited)
 		return
 	}
 	if err := s.signup(ctx, f); err != nil {
@@ -111,12 +105,15 @@ func (s *server) signup(ctx context.Context, f signupForm) error {
 		s.log.InfoContext(ctx, "signup of an active subscriber: no mail", "subscriber_id", sub.ID)
 		return nil
 	}
-	if sub.Status == subscribers.Pending && sub.Prefs.Key() != f.Prefs.Key() {
-		// A repeated signup before confirming: the latest choice counts.
-		// (Nothing is sent to a pending address, so this harms no one.)
-		if sub, err = s.deps.Subscribers.Update(ctx, sub.ID, subscribers.Update{Prefs: &f.Prefs}); err != nil {
-			return fmt.Errorf("signup: %w", err)
-		}
+	// The store kept the form's choice (applied now if pending, on
+	// confirming otherwise). Mails to one address are capped.
+	ok, err := s.rl.allow(ctx, "confirm-mail", strings.ToLower(f.Norm), s.cfg.ConfirmPerAddress, s.cfg.ConfirmWindow)
+	if err != nil {
+		return fmt.Errorf("signup: %w", err)
+	}
+	if !ok {
+		s.log.InfoContext(ctx, "signup: confirmation mail cap reached, none sent", "subscriber_id", sub.ID)
+		return nil
 	}
 	tok, err := s.deps.Subscribers.ConfirmToken(ctx, sub.ID, s.cfg.List)
 	if err != nil {
@@ -131,8 +128,10 @@ func (s *server) signup(ctx context.Context, f signupForm) error {
 
 // confirmationMail returns the confirmation message: plain text only, no
 // advertising, no list headers (so no List-Unsubscribe-Post), with "if you
-// did not ask for this, ignore it" and the sender's details.
-func (s *server) confirmationMail(to, name, tok, lang string) queue.TransactionalMessage {
+// did not ask for this, ignore it" and the sender's details. The name on
+// the form is left out of To: it was typed by whoever filled in the form,
+// who need not be the address's owner.
+func (s *server) confirmationMail(to, tok, lang string) queue.TransactionalMessage {
 	link := s.cfg.BaseURL + "/confirm/" + tok
 	if lang == langEN {
 		link += "?lang=en"
@@ -140,7 +139,6 @@ func (s *server) confirmationMail(to, name, tok, lang string) queue.Transactiona
 	vars := []string{"sender", s.cfg.SenderName, "address", s.cfg.PostalAddress, "contact", s.cfg.Contact, "url", link}
 	return queue.TransactionalMessage{
 		To:      to,
-		ToName:  name,
 		Subject: translate(lang, "mail.confirm.subject", vars...),
 		Text:    []byte(translate(lang, "mail.confirm.body", vars...)),
 	}
@@ -150,7 +148,7 @@ func (s *server) sendConfirmation(ctx context.Context, sub subscribers.Subscribe
 	if s.deps.Sends == nil {
 		return wrapError(codeUnavailable, "mail is not configured", errors.New("web: no Sends dependency"))
 	}
-	m := s.confirmationMail(sub.Email, sub.Name, tok, lang)
+	m := s.confirmationMail(sub.Email, tok, lang)
 	if _, err := s.deps.Sends.EnqueueMessage(ctx, m); err != nil {
 		return fmt.Errorf("queue confirmation of subscriber %d: %w", sub.ID, err)
 	}
@@ -169,8 +167,12 @@ type confirmData struct {
 // nothing and an expired link gets the start-again page at once.
 func (s *server) handleConfirmPage(w http.ResponseWriter, r *http.Request) {
 	tok := r.PathValue("token")
-	if _, _, err := s.deps.Subscribers.VerifyToken(r.Context(), tok, token.Confirm); err != nil {
+	sub, claims, err := s.deps.Subscribers.VerifyToken(r.Context(), tok, token.Confirm)
+	if err != nil {
 		s.pageError(w, r, tokenErr(err))
+		return
+	}
+	if s.alreadySubscribed(w, r, sub, claims, pickLang(r)) {
 		return
 	}
 	lang := pickLang(r)
@@ -202,6 +204,14 @@ func (s *server) handleConfirm(w http.ResponseWriter, r *http.Request) {
 		IP:          s.clientIP(r),
 		UserAgent:   truncate(r.UserAgent(), 512),
 	})
+	if errors.Is(err, token.ErrUsed) {
+		// A link used already: a reader who is subscribed is told so,
+		// not asked to start again.
+		if sub, claims, verr := s.deps.Subscribers.VerifyToken(ctx, r.PathValue("token"), token.Confirm); verr == nil &&
+			s.alreadySubscribed(w, r, sub, claims, lang) {
+			return
+		}
+	}
 	if err != nil {
 		s.pageError(w, r, tokenErr(err))
 		return
@@ -217,6 +227,25 @@ func (s *server) handleConfirm(w http.ResponseWriter, r *http.Request) {
 		Link: &linkData{Href: "/p/" + prefsTok, Label: "confirm.prefs_link"}}})
 }
 
+// alreadySubscribed answers a confirm link whose reader already receives
+// its list with the "already subscribed" page (and their preferences
+// link, as the page after confirming gives), and reports whether it did.
+func (s *server) alreadySubscribed(w http.ResponseWriter, r *http.Request, sub subscribers.Subscriber, claims token.Claims, lang string) bool {
+	list := claims.List
+	if list == "" {
+		list = s.cfg.List
+	}
+	if !sub.ErasedAt.IsZero() || !sub.Sendable(list) {
+		return false
+	}
+	d := messageData{Kind: "ok", Title: "confirm.already_title", Body: []string{"confirm.already"}}
+	if prefsTok, err := s.deps.Subscribers.PreferencesToken(sub.PublicID, list); err == nil {
+		d.Link = &linkData{Href: "/p/" + prefsTok, Label: "confirm.prefs_link"}
+	}
+	s.render(w, r, http.StatusOK, "message", &page{Lang: lang, Data: d})
+	return true
+}
+
 // tokenErr makes an unknown or erased subscriber behind a validly signed
 // confirm or preferences token look like an invalid link.
 func tokenErr(err error) error {
@@ -228,7 +257,11 @@ func tokenErr(err error) error {
 
 // prefsData is the data of the preference centre.
 type prefsData struct {
-	Action       string
+	Action string
+	// Address is the address the page manages, partly masked
+	// (maskAddress): its owner recognises it, a forwarded link does not
+	// give it away whole.
+	Address      string
 	Regions      []choice
 	Topics       []choice
 	Saved        bool
@@ -240,6 +273,7 @@ func (s *server) prefsPage(w http.ResponseWriter, r *http.Request, status int, t
 	d.Action = "/p/" + tok
 	d.Regions, d.Topics = regionChoices(sub.Prefs), topicChoices(sub.Prefs)
 	d.Unsubscribed = !sub.Sendable(list)
+	d.Address = maskAddress(sub.Email)
 	s.render(w, r, status, "prefs", &page{Data: d})
 }
 
@@ -387,3 +421,27 @@ func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
+
+// maskAddress keeps the first two characters of an address's local part
+// (one when it is short), its last character and the whole domain:
+// "hanako@example.jp" → "ha***o@example.jp".
+func maskAddress(addr string) string {
+	local, domain, ok := strings.Cut(addr, "@")
+	if !ok {
+		return ""
+	}
+	rs := []rune(local)
+	switch {
+	case len(rs) <= 2:
+		return string(rs[:1]) + "***@" + domain
+	case len(rs) <= 4:
+		return string(rs[:1]) + "***" + string(rs[len(rs)-1:]) + "@" + domain
+	}
+	return string(rs[:2]) + "***" + string(rs[len(rs)-1:]) + "@" + domain
+}
+
+// handleNotFound answers every path no route knows with the public pages'
+// 404 page.
+func (s *server) handleNotFound(w http.ResponseWriter, r *http.Request) {
+	s.pageError(w, r, newError(codeNotFound, "no such page"))
+}

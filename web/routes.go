@@ -3,12 +3,14 @@ package web
 import (
 	"io/fs"
 	"net/http"
+	"strings"
 )
 
 // routes is the one table of every route the server answers.
 func (s *server) routes(mux *http.ServeMux) {
 	static, _ := fs.Sub(staticFS, "static")
-	mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(static)))
+	mux.Handle("GET /static/", http.StripPrefix("/static/", s.staticHandler(static)))
+	mux.HandleFunc("/", s.handleNotFound) // any path no route knows: the public 404 page
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	if s.cfg.MetricsToken != "" && s.deps.MetricsHandler != nil {
@@ -70,6 +72,7 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/sends/{id}/progress", s.editor(s.handleAdminProgress))
 	mux.HandleFunc("POST /admin/sends/{id}/{action}", s.editor(s.handleAdminSendAction))
 	mux.HandleFunc("GET /admin/feedback", s.editor(s.handleAdminFeedback))
+	mux.HandleFunc("GET /admin/signins", s.editor(s.handleAdminSignins))
 	mux.HandleFunc("GET /admin/subscribers", s.editor(s.handleAdminSubscribers))
 	mux.HandleFunc("GET /admin/subscribers/export.csv", s.editor(s.handleAdminExport))
 	mux.HandleFunc("POST /admin/subscribers/import", s.editor(s.handleAdminImport))
@@ -105,9 +108,18 @@ func (s *server) routes(mux *http.ServeMux) {
 }
 
 // staticHandler serves the embedded CSS and script with a day of caching.
-func staticHandler(fsys fs.FS) http.Handler {
+// A directory is not listed: it gets the 404 page.
+func (s *server) staticHandler(fsys fs.FS) http.Handler {
 	fileServer := http.FileServerFS(fsys)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimSuffix(r.URL.Path, "/")
+		if name == "" {
+			name = "."
+		}
+		if fi, err := fs.Stat(fsys, name); err != nil || fi.IsDir() || strings.HasSuffix(r.URL.Path, "/") {
+			s.handleNotFound(w, r)
+			return
+		}
 		w.Header().Set("Cache-Control", "public, max-age=86400")
 		fileServer.ServeHTTP(w, r)
 	})

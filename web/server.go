@@ -35,16 +35,27 @@ type Config struct {
 	Contact       string
 	// List is the list new subscribers join. Default subscribers.DefaultList.
 	List string
-	// SignupPerIP and SignupPerAddress cap signups per client IP and per
-	// address in each SignupWindow; past them the answer is 429.
-	// Defaults 10 and 3 per hour.
-	SignupPerIP      int
-	SignupPerAddress int
-	SignupWindow     time.Duration
+	// SignupPerIP caps signup submissions per client IP in each
+	// SignupWindow; past it the answer is 429. An office behind one NAT
+	// shares an IP, so the default is generous: 30 per hour.
+	SignupPerIP  int
+	SignupWindow time.Duration
+	// ConfirmPerAddress caps the confirmation mails sent to one address
+	// in each ConfirmWindow. Beyond it a signup is still taken and
+	// answered like any other, but no mail is sent: the address's owner
+	// is never refused, and nobody can flood their inbox. Defaults 3 per
+	// 24 hours.
+	ConfirmPerAddress int
+	ConfirmWindow     time.Duration
 	// LoginPerIP caps console sign-in attempts per IP per LoginWindow.
-	// Defaults 10 per 15 minutes.
+	// Defaults 30 per 15 minutes (an office of editors behind one NAT).
 	LoginPerIP  int
 	LoginWindow time.Duration
+	// LoginPerAccount is how many failed sign-ins one account may have in
+	// LoginWindow, from any IP; past it every further attempt on the
+	// account is refused until the window ends, even with the right
+	// password. Default 5.
+	LoginPerAccount int
 	// SessionTTL is how long a console session lasts. Default 12h.
 	SessionTTL time.Duration
 	// TrustForwardedFor takes the client IP from the last X-Forwarded-For
@@ -79,16 +90,22 @@ func (c *Config) fill() error {
 		c.List = subscribers.DefaultList
 	}
 	if c.SignupPerIP <= 0 {
-		c.SignupPerIP = 10
-	}
-	if c.SignupPerAddress <= 0 {
-		c.SignupPerAddress = 3
+		c.SignupPerIP = 30
 	}
 	if c.SignupWindow <= 0 {
 		c.SignupWindow = time.Hour
 	}
+	if c.ConfirmPerAddress <= 0 {
+		c.ConfirmPerAddress = 3
+	}
+	if c.ConfirmWindow <= 0 {
+		c.ConfirmWindow = 24 * time.Hour
+	}
 	if c.LoginPerIP <= 0 {
-		c.LoginPerIP = 10
+		c.LoginPerIP = 30
+	}
+	if c.LoginPerAccount <= 0 {
+		c.LoginPerAccount = 5
 	}
 	if c.LoginWindow <= 0 {
 		c.LoginWindow = 15 * time.Minute

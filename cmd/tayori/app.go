@@ -1,6 +1,7 @@
 package main
 
 import (
+	"database/sql"
 	"io"
 	"log/slog"
 	"time"
@@ -26,9 +27,9 @@ type app struct {
 	stdout io.Writer
 	stderr io.Writer
 
-	db       *store.DB
-	migrated bool                // store.Migrate ran on db (migrateDB)
-	dbWatch  *sqlitedb.FileWatch // whether the SQLite file is still the one opened; nil on PostgreSQL
+	store    *store.DB           // openStore's
+	db       *sql.DB             // store.SQL
+	dbWatch  *sqlitedb.FileWatch // whether the database file is still the one opened
 	rdb      redis.UniversalClient
 	delivery *queue.Service   // deliveryService's, opened once per run
 	mx       *metrics.Metrics // the process's metrics, made once (processMetrics)

@@ -24,7 +24,7 @@ func newEditorsCmd(a *app) *cobra.Command {
 }
 
 func (a *app) webStore(cmd *cobra.Command) (*web.Store, error) {
-	db, err := a.openDB(cmd.Context())
+	db, err := a.openStore(cmd.Context())
 	if err != nil {
 		return nil, err
 	}

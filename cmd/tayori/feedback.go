@@ -176,7 +176,7 @@ func (a *app) feedbackIngest(ctx context.Context, args []string, envelopeTo stri
 	if err != nil {
 		return err
 	}
-	o, err := queue.NewOutcomes(ctx, db.SQL)
+	o, err := queue.NewOutcomes(ctx, db)
 	if err != nil {
 		return err
 	}
@@ -331,7 +331,7 @@ func (a *app) feedbackList(ctx context.Context, days, limit int, asJSON bool) er
 	if err != nil {
 		return err
 	}
-	gate, err := sendGate(ctx, db.SQL, store)
+	gate, err := sendGate(ctx, db, store)
 	if err != nil {
 		return err
 	}

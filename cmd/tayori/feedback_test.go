@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/subscribers"
@@ -32,7 +34,7 @@ func feedbackEnv(t *testing.T, n int, kv ...string) (func(string) string, *subsc
 	dir := t.TempDir()
 	getenv := testEnv(t, append([]string{"TAYORI_DATA_DIR", dir, "TAYORI_SECRET", fixtureSecret, "TAYORI_FROM", fixtureFrom}, kv...)...)
 	ctx := context.Background()
-	db, err := createStore(ctx, filepath.Join(dir, "tayori.db"))
+	db, err := sqlitedb.Open(ctx, filepath.Join(dir, "tayori.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +44,7 @@ func feedbackEnv(t *testing.T, n int, kv ...string) (func(string) string, *subsc
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring})
+	store, err := store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,28 +29,25 @@ brings its tables up to date.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			db, created, err := a.createDB(ctx)
+			db, path, created, err := a.createDB(ctx)
 			if err != nil {
 				return err
 			}
-			if db.Engine == store.SQLite {
-				// The subscribers' and the queue's tables still come
-				// from their packages' own migrations on SQLite, until
-				// they move into internal/store/schema (issue 19).
-				if _, err := a.subscriberStore(ctx); err != nil {
-					return err
-				}
-				if err := queue.Migrate(ctx, db.SQL); err != nil {
+			if _, err := a.subscriberStore(ctx); err != nil {
+				return err
+			}
+			if a.store.Engine == store.SQLite {
+				// The queue's tables still come from its package's own
+				// migrations on SQLite, until they move into
+				// internal/store/schema (issue 19).
+				if err := queue.Migrate(ctx, db); err != nil {
 					return err
 				}
 			}
-			switch {
-			case db.Engine != store.SQLite:
-				fmt.Fprintf(a.stdout, "the database %s has its tables up to date\n", db.Display)
-			case created:
-				fmt.Fprintf(a.stdout, "created the database %s\n", db.Path)
-			default:
-				fmt.Fprintf(a.stdout, "the database %s exists; its tables are up to date\n", db.Path)
+			if created {
+				fmt.Fprintf(a.stdout, "created the database %s\n", path)
+			} else {
+				fmt.Fprintf(a.stdout, "the database %s exists; its tables are up to date\n", path)
 			}
 			return nil
 		},

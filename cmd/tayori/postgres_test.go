@@ -35,7 +35,7 @@ func TestInitAndEditorsOnPostgres(t *testing.T) {
 	dsn := pgURLWithPassword(t)
 	getenv := testEnv(t, "TAYORI_DB", dsn)
 	out, _, err := runCLI(t, getenv, "init")
-	if err != nil || !strings.Contains(out, "has its tables up to date") || strings.Contains(out, "secretpw") {
+	if err != nil || !strings.Contains(out, "exists; its tables are up to date") || strings.Contains(out, "secretpw") {
 		t.Fatalf("init on PostgreSQL: %v\n%q", err, out)
 	}
 	if out, _, err = runCLI(t, getenv, "init"); err != nil {

@@ -16,6 +16,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
 	"github.com/tayori-news/tayori/subscribers"
@@ -167,7 +169,7 @@ func TestWorkerStopsWhenItsStoreIsDeleted(t *testing.T) {
 func addReaders(t *testing.T, dbPath string, n int) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := createStore(ctx, dbPath)
+	db, err := sqlitedb.Open(ctx, dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +178,7 @@ func addReaders(t *testing.T, dbPath string, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring})
+	store, err := store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
 	if err != nil {
 		t.Fatal(err)
 	}

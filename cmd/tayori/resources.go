@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -56,15 +57,14 @@ func (a *app) loadConfig(cmd *cobra.Command) error {
 	return nil
 }
 
-// openDB opens TAYORI_DB once, on its engine (store.Open); it is closed
-// when run returns. The database must exist: only `tayori init` creates a
-// SQLite file (createDB), so that a mistyped TAYORI_DB or a deleted file
-// is an error, not a new empty database. A PostgreSQL server that does not
-// answer is retried with backoff before the error (store.ConnectTimeout).
-// openDB does not touch the schema: migrateDB does.
-func (a *app) openDB(ctx context.Context) (*store.DB, error) {
-	if a.db != nil {
-		return a.db, nil
+// openStore opens the database TAYORI_DB names once (SQLite or
+// PostgreSQL) and brings its schema up to date (store.Migrate); it is
+// closed when run returns. A SQLite database must exist: only `tayori
+// init` creates it (createDB), so that a mistyped TAYORI_DB or a deleted
+// file is an error, not a new empty database.
+func (a *app) openStore(ctx context.Context) (*store.DB, error) {
+	if a.store != nil {
+		return a.store, nil
 	}
 	db, err := store.Open(ctx, a.cfg.DB)
 	if errors.Is(err, sqlitedb.ErrNoDatabase) {
@@ -73,57 +73,64 @@ func (a *app) openDB(ctx context.Context) (*store.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("TAYORI_DB: %w", err)
 	}
+	if err := store.Migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, migrateError(err)
+	}
 	return db, a.keepDB(db)
 }
 
-// migrateDB opens the database (openDB) and brings its schema up to this
-// binary's (store.Migrate), once per run: `tayori init` and the
-// long-running commands (serve, worker, run) call it before anything else.
-// A schema from a newer tayori is refused with a message that says so.
-func (a *app) migrateDB(ctx context.Context) (*store.DB, error) {
-	db, err := a.openDB(ctx)
-	if err != nil || a.migrated {
-		return db, err
+// migrateError names TAYORI_DB in store.Migrate's error, and says what to
+// do about a schema from a newer tayori (store.ErrNewerSchema).
+func migrateError(err error) error {
+	if errors.Is(err, store.ErrNewerSchema) {
+		return fmt.Errorf("TAYORI_DB: %w; this tayori (version %s) is older than the one that last migrated the database: run the newer binary, or restore a backup", err, version)
 	}
-	if err := store.Migrate(ctx, db); errors.Is(err, store.ErrNewerSchema) {
-		return nil, fmt.Errorf("TAYORI_DB: %w; this tayori (version %s) is older than the one that last migrated the database: run the newer binary, or restore a backup", err, version)
-	} else if err != nil {
-		return nil, fmt.Errorf("TAYORI_DB: %w", err)
-	}
-	a.migrated = true
-	return db, nil
+	return fmt.Errorf("TAYORI_DB: %w", err)
 }
 
-// createDB opens the database, creating a SQLite file (and its directory)
-// if need be, and brings its schema up to date: for `tayori init` only.
-// created says whether a SQLite file was new; on PostgreSQL the database
-// must exist (init creates the tables in it) and created is false.
-func (a *app) createDB(ctx context.Context) (db *store.DB, created bool, err error) {
-	if a.db == nil {
-		engine, path, err := store.Parse(a.cfg.DB)
-		if err != nil {
-			return nil, false, fmt.Errorf("TAYORI_DB: %w", err)
-		}
-		if engine == store.SQLite {
-			_, statErr := os.Stat(path)
-			created = errors.Is(statErr, fs.ErrNotExist)
-		}
-		db, err := store.Create(ctx, a.cfg.DB)
-		if err != nil {
-			return nil, false, fmt.Errorf("TAYORI_DB: %w", err)
-		}
-		if err := a.keepDB(db); err != nil {
-			return nil, false, err
-		}
+// openDB is openStore's *sql.DB, for the packages that take one.
+func (a *app) openDB(ctx context.Context) (*sql.DB, error) {
+	db, err := a.openStore(ctx)
+	if err != nil {
+		return nil, err
 	}
-	db, err = a.migrateDB(ctx)
-	return db, created, err
+	return db.SQL, nil
+}
+
+// createDB opens the database, creating a SQLite file (and its
+// directory) if need be, and applies the schema: for `tayori init` only.
+// created says whether a SQLite file was new.
+func (a *app) createDB(ctx context.Context) (db *sql.DB, path string, created bool, err error) {
+	if a.store != nil {
+		return a.store.SQL, a.store.Display, false, nil
+	}
+	engine, target, err := store.Parse(a.cfg.DB)
+	if err != nil {
+		return nil, "", false, fmt.Errorf("TAYORI_DB: %w", err)
+	}
+	path = store.Redact(target)
+	var statErr error
+	if engine == store.SQLite {
+		path = target
+		_, statErr = os.Stat(path)
+	}
+	sdb, err := store.Create(ctx, a.cfg.DB)
+	if err != nil {
+		return nil, "", false, fmt.Errorf("TAYORI_DB: %w", err)
+	}
+	if err := store.Migrate(ctx, sdb); err != nil {
+		sdb.Close()
+		return nil, "", false, migrateError(err)
+	}
+	return sdb.SQL, path, errors.Is(statErr, fs.ErrNotExist), a.keepDB(sdb)
 }
 
 // keepDB makes db the process's database, closed when run returns, and
 // starts watching its file if it is SQLite (see watchStore).
 func (a *app) keepDB(db *store.DB) error {
-	a.db = db
+	a.store = db
+	a.db = db.SQL
 	a.closers = append(a.closers, db.Close)
 	if db.Engine != store.SQLite {
 		return nil
@@ -145,11 +152,10 @@ const storeCheckEvery = 500 * time.Millisecond
 // opened is deleted or replaced under them. They would otherwise go on
 // sending and recording outcomes into a file nobody will read again (a
 // deleted file lives on, unseen, while it is open). The database must be
-// open before it starts. A PostgreSQL store has no file to watch: the
-// service then only waits for ctx.
+// open before it starts.
 func (a *app) watchStore(ctx context.Context) error {
-	if a.db != nil && a.db.Engine != store.SQLite {
-		<-ctx.Done()
+	if a.store != nil && a.store.Engine != store.SQLite {
+		<-ctx.Done() // a server's database: no file to watch
 		return nil
 	}
 	if a.dbWatch == nil {

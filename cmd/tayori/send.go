@@ -25,7 +25,6 @@ import (
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/queue/bind"
 	"github.com/tayori-news/tayori/subscribers"
-	"github.com/tayori-news/tayori/subscribers/token"
 	"github.com/tayori-news/tayori/templates"
 )
 
@@ -45,15 +44,7 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys := make([]token.Key, len(a.cfg.Secrets))
-	for i, s := range a.cfg.Secrets {
-		keys[i] = token.Key{ID: s.ID, Secret: s.Key}
-	}
-	ring, err := token.NewKeyring(time.Now, keys...)
-	if err != nil {
-		return nil, fmt.Errorf("TAYORI_SECRET: %w", err)
-	}
-	store, err := subscribers.Open(ctx, db.SQL, subscribers.Options{Keyring: ring, Logger: a.logger})
+	store, err := a.subscriberStore(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +85,7 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	gate, err := sendGate(ctx, db.SQL, store)
+	gate, err := sendGate(ctx, db, store)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +93,7 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, err := queue.New(ctx, db.SQL, rdb, queue.Config{
+	svc, err := queue.New(ctx, db, rdb, queue.Config{
 		From: a.cfg.From, ReplyTo: a.cfg.ReplyTo, BaseURL: a.cfg.BaseURL, FeedbackID: a.cfg.FeedbackID,
 		Senders: a.cfg.SMTPConns,
 	}, queue.Deps{
@@ -252,11 +243,22 @@ Test sends and dry runs are never refused.`,
 			if err != nil {
 				return err
 			}
+			// Lint errors stop only the real send: a dry run or a test
+			// send shows them as warnings, since that is how an editor
+			// looks at an issue before fixing it.
 			if problems := compose.Check(issue); compose.HasErrors(problems) {
+				rehearsal := dryRun || testTo != ""
 				for _, p := range problems {
-					fmt.Fprintln(a.stderr, p)
+					if rehearsal {
+						fmt.Fprintf(a.stderr, "warning: %s\n", p)
+					} else {
+						fmt.Fprintln(a.stderr, p)
+					}
 				}
-				if !force {
+				switch {
+				case rehearsal:
+					fmt.Fprintf(a.stderr, "warning: %s has errors; the real send will need them fixed or --force\n", args[0])
+				case !force:
 					fmt.Fprintf(a.stderr, "%s has errors: fix them (tayori compose check), or send anyway with --force\n", args[0])
 					return errSilent
 				}
@@ -485,16 +487,32 @@ func (a *app) dryRun(ctx context.Context, svc *queue.Service, issue *compose.Iss
 	if err != nil {
 		return sendRefusal(err)
 	}
-	var total int64
+	// The readers whose chosen sections all have nothing this month are
+	// counted apart: they get a short copy saying so, or nothing when
+	// the list skips them.
+	var total, variants, short1, skipped int64
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIANT\tREADERS\tFOR EXAMPLE")
 	for _, v := range vcs {
-		total += v.Readers
-		fmt.Fprintf(tw, "%s\t%d\t%s\n", short(v.Key), v.Readers, v.Example.Key())
+		note := ""
+		switch {
+		case v.Skipped:
+			skipped += v.Readers
+			note = "  (all 該当なし: skipped by the list's setting)"
+		case v.OnlyNothing:
+			short1 += v.Readers
+			note = "  (all 該当なし: short copy)"
+		default:
+			total += v.Readers
+			variants++
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s%s\n", short(v.Key), v.Readers, v.Example.Key(), note)
 	}
 	tw.Flush()
-	fmt.Fprintf(a.stdout, "%s to list %s: %s in %s; %s nothing this month. Nothing was sent.\n",
-		issue.Slug, list, plural(total, "reader", "readers"), plural(int64(len(vcs)), "variant", "variants"),
+	fmt.Fprintf(a.stdout, "%s to list %s: %s in %s; %s a short copy (all their sections have nothing this month); "+
+		"%s skipped by the list's setting; %s nothing this month. Nothing was sent.\n",
+		issue.Slug, list, plural(total, "reader", "readers"), plural(variants, "variant", "variants"),
+		plural(short1, "reader gets", "readers get"), plural(skipped, "reader", "readers"),
 		plural(nothing, "reader gets", "readers get"))
 	return nil
 }

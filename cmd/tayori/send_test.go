@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/subscribers"
@@ -29,7 +31,7 @@ func sendTestEnv(t *testing.T, smtp *testutil.SMTPServer) func(string) string {
 		"TAYORI_CONTACT", "https://news.example.jp/contact", "TAYORI_CONCURRENCY", "4")
 	// Readers, added through the real store on the file the CLI will use.
 	ctx := context.Background()
-	db, err := createStore(ctx, filepath.Join(dir, "tayori.db"))
+	db, err := sqlitedb.Open(ctx, filepath.Join(dir, "tayori.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +40,7 @@ func sendTestEnv(t *testing.T, smtp *testutil.SMTPServer) func(string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := subscribers.Open(ctx, db, subscribers.Options{Keyring: ring})
+	store, err := store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,9 +87,13 @@ func TestSendCommands(t *testing.T) {
 	if !errors.Is(err, errSilent) || !strings.Contains(stderr, "--force") {
 		t.Errorf("send of an issue with errors: %v\n%s", err, stderr)
 	}
-	out, _, err := runCLI(t, getenv, "send", issue, "--dry-run", "--force")
+	// A dry run needs no --force: the errors are warnings (issue 22).
+	out, stderr, err := runCLI(t, getenv, "send", issue, "--dry-run")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(stderr, "warning: ") || !strings.Contains(stderr, ":70: error") || !strings.Contains(stderr, "--force") {
+		t.Errorf("dry run does not warn of the lint errors:\n%s", stderr)
 	}
 	if !strings.Contains(out, "3 readers in 3 variants") || !strings.Contains(out, "Nothing was sent") {
 		t.Errorf("dry run output:\n%s", out)
@@ -161,7 +167,8 @@ func TestSendCommands(t *testing.T) {
 		t.Errorf("pause of a done send: %v", err)
 	}
 
-	out, _, err = runCLI(t, getenv, "send", issue, "--force", "--regions", "us", "--test-to", "editor@example.jp")
+	// A test send needs no --force either.
+	out, _, err = runCLI(t, getenv, "send", issue, "--regions", "us", "--test-to", "editor@example.jp")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,7 @@ Mail is queued for a worker: run ` + "`tayori worker`" + ` as well, or ` + "`tay
 // TAYORI_HTTP_ADDR with conservative timeouts. Both `serve` and `run` call
 // it.
 func (a *app) webServer(ctx context.Context) (*http.Server, error) {
-	db, err := a.migrateDB(ctx)
+	db, err := a.openStore(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +91,14 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 		PostalAddress:     tcfg.PostalAddress,
 		Contact:           tcfg.Contact,
 		TrustForwardedFor: a.cfg.TrustProxy,
+		SignupPerIP:       a.cfg.SignupPerIP,
+		SignupWindow:      a.cfg.SignupWindow,
+		ConfirmPerAddress: a.cfg.ConfirmPerAddress,
+		ConfirmWindow:     a.cfg.ConfirmWindow,
+		LoginPerIP:        a.cfg.LoginPerIP,
+		LoginPerAccount:   a.cfg.LoginPerAccount,
+		LoginWindow:       a.cfg.LoginWindow,
+		SessionTTL:        a.cfg.SessionTTL,
 		Location:          a.location(),
 		MetricsToken:      a.cfg.MetricsToken,
 	}, web.Deps{

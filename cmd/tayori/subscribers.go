@@ -20,6 +20,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/subscribers"
 	"github.com/tayori-news/tayori/subscribers/token"
@@ -29,7 +30,7 @@ import (
 // subscriberStore opens the subscriber store on the shared database with
 // the configured keys (TAYORI_SECRET, newest first).
 func (a *app) subscriberStore(ctx context.Context) (*subscribers.Store, error) {
-	db, err := a.openDB(ctx)
+	db, err := a.openStore(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +42,7 @@ func (a *app) subscriberStore(ctx context.Context) (*subscribers.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("TAYORI_SECRET: %w", err)
 	}
-	return subscribers.Open(ctx, db.SQL, subscribers.Options{Keyring: ring, Logger: a.logger})
+	return subscribers.Open(ctx, store.Subscribers(db), subscribers.Options{Keyring: ring, Logger: a.logger})
 }
 
 func newSubscribersCmd(a *app) *cobra.Command {
@@ -382,7 +383,7 @@ func (a *app) subsShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sent, err := queue.DeliveryHistory(ctx, db.SQL, sub.ID)
+			sent, err := queue.DeliveryHistory(ctx, db, sub.ID)
 			if err != nil {
 				return err
 			}
@@ -497,6 +498,35 @@ func (a *app) subsListsCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "created list %s (%s)\n", l.Key, l.Name)
+			return nil
+		},
+	})
+	c.AddCommand(&cobra.Command{
+		Use:   "nothing-month KEY send|skip",
+		Short: "Send or skip the readers whose chosen regions and topics all have nothing this month",
+		Long: `Choose what a send to list KEY does for a reader whose chosen regions and
+topics are all marked 該当なし (nothing this month) in the issue: "send"
+(the default) sends them a short copy that says so, with the issue's
+link; "skip" leaves them out. Dry runs count these readers apart either way.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			var skip bool
+			switch args[1] {
+			case "send":
+			case "skip":
+				skip = true
+			default:
+				return fmt.Errorf("nothing-month: want send or skip, got %q", args[1])
+			}
+			store, err := a.subscriberStore(ctx)
+			if err != nil {
+				return err
+			}
+			if err := store.SetListSkipsNothing(ctx, args[0], skip); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "list %s: readers with nothing this month: %s\n", args[0], args[1])
 			return nil
 		},
 	})

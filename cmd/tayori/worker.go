@@ -26,7 +26,7 @@ deleted or replaced while it runs, it stops with an error.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Opened here, before the services start: the store watch
 			// halts this service's deliveries.
-			if _, err := a.migrateDB(cmd.Context()); err != nil {
+			if _, err := a.openStore(cmd.Context()); err != nil {
 				return stoppedWhileStarting(cmd.Context(), err)
 			}
 			if _, err := a.deliveryService(cmd.Context()); err != nil {

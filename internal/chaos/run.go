@@ -22,6 +22,7 @@ import (
 
 	"github.com/tayori-news/tayori/internal/config"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store/sqlite"
 	"github.com/tayori-news/tayori/subscribers"
 	"github.com/tayori-news/tayori/subscribers/token"
 )
@@ -337,7 +338,7 @@ func (r *run) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if r.store, err = subscribers.Open(ctx, r.db, subscribers.Options{Keyring: ring}); err != nil {
+	if r.store, err = subscribers.Open(ctx, sqlite.NewSubscribers(r.db), subscribers.Options{Keyring: ring}); err != nil {
 		return err
 	}
 	if r.ids, err = r.led.readers(ctx); err != nil {

@@ -100,6 +100,31 @@ type Config struct {
 	TrustProxy bool `yaml:"trust_proxy"`
 	// LogFormat is text, json or auto (text on a terminal). TAYORI_LOG_FORMAT, default auto.
 	LogFormat string `yaml:"log_format"`
+
+	// The web server's limits, sized for an office whose readers and
+	// editors share one NAT address.
+	//
+	// SignupPerIP caps signup submissions per client IP per SignupWindow
+	// (past it: 429). TAYORI_SIGNUP_PER_IP, default 30;
+	// TAYORI_SIGNUP_WINDOW, default 1h.
+	SignupPerIP  int           `yaml:"signup_per_ip"`
+	SignupWindow time.Duration `yaml:"signup_window"`
+	// ConfirmPerAddress caps confirmation mails to one address per
+	// ConfirmWindow; beyond it signups are taken but no mail goes out.
+	// TAYORI_CONFIRM_PER_ADDRESS, default 3; TAYORI_CONFIRM_WINDOW,
+	// default 24h.
+	ConfirmPerAddress int           `yaml:"confirm_per_address"`
+	ConfirmWindow     time.Duration `yaml:"confirm_window"`
+	// LoginPerIP caps console sign-in attempts per IP, and
+	// LoginPerAccount failed sign-ins per account from any IP, per
+	// LoginWindow. TAYORI_LOGIN_PER_IP, default 30;
+	// TAYORI_LOGIN_PER_ACCOUNT, default 5; TAYORI_LOGIN_WINDOW, default 15m.
+	LoginPerIP      int           `yaml:"login_per_ip"`
+	LoginPerAccount int           `yaml:"login_per_account"`
+	LoginWindow     time.Duration `yaml:"login_window"`
+	// SessionTTL is how long a console session lasts.
+	// TAYORI_SESSION_TTL, default 12h.
+	SessionTTL time.Duration `yaml:"session_ttl"`
 	// MetricsAddr is a listen address of its own for the Prometheus
 	// metrics (/metrics, no token), used by serve, worker and run alike.
 	// TAYORI_METRICS_ADDR, default "" (none).

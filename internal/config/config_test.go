@@ -90,6 +90,25 @@ var sample = map[string]string{
 	"TAYORI_METRICS_TOKEN":    "metrics-token-0123456789",
 }
 
+// limitSample is sample's part for the web limits (issue 22), kept apart
+// so that the two lists align on their own.
+var limitSample = map[string]string{
+	"TAYORI_SIGNUP_PER_IP":       "100",
+	"TAYORI_SIGNUP_WINDOW":       "2h0m0s",
+	"TAYORI_CONFIRM_PER_ADDRESS": "2",
+	"TAYORI_CONFIRM_WINDOW":      "12h0m0s",
+	"TAYORI_LOGIN_PER_IP":        "50",
+	"TAYORI_LOGIN_PER_ACCOUNT":   "8",
+	"TAYORI_LOGIN_WINDOW":        "30m0s",
+	"TAYORI_SESSION_TTL":         "8h0m0s",
+}
+
+func init() {
+	for k, v := range limitSample {
+		sample[k] = v
+	}
+}
+
 func TestEveryVariableIsReadAndShown(t *testing.T) {
 	key := filepath.Join(t.TempDir(), "dkim.pem")
 	if err := os.WriteFile(key, []byte("placeholder"), 0o600); err != nil {

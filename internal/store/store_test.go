@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +78,32 @@ func TestMigrateBothEngines(t *testing.T) {
 			// Migrating again is a no-op.
 			if err := store.Migrate(context.Background(), db); err != nil {
 				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// A database whose schema is newer than this binary's is refused with
+// ErrNewerSchema, on both engines, and left as it is.
+func TestMigrateRefusesANewerSchema(t *testing.T) {
+	for _, e := range testutil.Engines() {
+		t.Run(string(e.Name), func(t *testing.T) {
+			ctx := context.Background()
+			db := testutil.OpenStore(t, e)
+			var latest int64
+			if err := db.SQL.QueryRowContext(ctx, `SELECT max(version_id) FROM `+store.VersionTable).Scan(&latest); err != nil || latest < 1 {
+				t.Fatalf("schema version %d, %v: want the subscribers migration applied", latest, err)
+			}
+			if _, err := db.SQL.ExecContext(ctx, `INSERT INTO `+store.VersionTable+` (version_id, is_applied) VALUES ($1, true)`, latest+1000); err != nil {
+				t.Fatal(err)
+			}
+			err := store.Migrate(ctx, db)
+			if !errors.Is(err, store.ErrNewerSchema) || !strings.Contains(err.Error(), fmt.Sprint(latest+1000)) {
+				t.Fatalf("Migrate of a newer schema = %v, want ErrNewerSchema naming version %d", err, latest+1000)
+			}
+			var n int
+			if err := db.SQL.QueryRowContext(ctx, `SELECT count(*) FROM subscribers`).Scan(&n); err != nil {
+				t.Errorf("the newer database was touched: %v", err)
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,6 +92,19 @@ func Engines() []Engine {
 		}},
 		{Name: store.Postgres, URL: PostgresURL},
 	}
+}
+
+// EngineByName returns the engine called name ("sqlite" or "postgres"),
+// for tests that run one engine chosen by a flag or variable.
+func EngineByName(tb testing.TB, name string) Engine {
+	tb.Helper()
+	for _, e := range Engines() {
+		if string(e.Name) == strings.ToLower(name) {
+			return e
+		}
+	}
+	tb.Fatalf("no database engine %q (want sqlite or postgres)", name)
+	return Engine{}
 }
 
 // OpenStore creates a fresh database of engine e, applies Tayori's

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/mail"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -65,6 +66,12 @@ func (d Directory) Lookup(ctx context.Context, list string, ids []int64) ([]queu
 	return out, nil
 }
 
+// SkipsNothing reports whether the list leaves out the readers whose
+// chosen sections all have nothing this month (queue.ListSettings).
+func (d Directory) SkipsNothing(ctx context.Context, list string) (bool, error) {
+	return d.Store.ListSkipsNothing(ctx, list)
+}
+
 // HasList reports whether the list exists.
 func (d Directory) HasList(ctx context.Context, list string) (bool, error) {
 	return d.Store.HasList(ctx, list)
@@ -92,11 +99,16 @@ type Renderer struct {
 
 var _ queue.Renderer = Renderer{}
 
-// Variant returns the selection key of issue for prefs, "" for nothing.
+// Variant returns the selection key of issue for prefs, "" for nothing;
+// the short copy of a reader whose chosen sections all have nothing this
+// month has a key starting with queue.NothingVariantPrefix.
 func (r Renderer) Variant(issue *compose.Issue, prefs audience.Prefs) string {
 	sel, err := templates.Select(issue, prefs)
 	if err != nil {
 		return ""
+	}
+	if sel.OnlyNothing() {
+		return queue.NothingVariantPrefix + strings.TrimPrefix(sel.Key(), templates.NothingKeyPrefix)
 	}
 	return sel.Key()
 }

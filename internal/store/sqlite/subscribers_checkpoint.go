@@ -1,4 +1,4 @@
-package subscribers
+package sqlite
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"log/slog"
 )
 
-// checkpointer copies an import's WAL into the database file on a
+// subCheckpointer copies an import's WAL into the database file on a
 // connection of its own, while the import's connection writes the next
 // batch. A commit that checkpoints itself (SQLite's default, every 1000
 // pages) does that copying, and the fsync after it, on the writer's time;
@@ -18,26 +18,26 @@ import (
 // A passive checkpoint cannot restart the WAL while the writer keeps
 // appending to it: the file is reused from its start only by a write
 // transaction that begins after a checkpoint has copied every frame. So
-// every syncEvery batches the import waits for a checkpoint of all it
+// every subSyncEvery batches the import waits for a checkpoint of all it
 // has committed, and the WAL stays within about that many batches
 // instead of growing by the whole file.
-type checkpointer struct {
+type subCheckpointer struct {
 	req     chan chan error // nil: checkpoint when free; else: checkpoint now and reply
 	done    chan struct{}
 	batches int // committed since the last sync
 }
 
-// syncEvery is the number of batches between waits for a full checkpoint.
+// subSyncEvery is the number of batches between waits for a full checkpoint.
 // 4 batches of 20,000 readers are about 50 MB of WAL (SQLite's own
 // checkpoints let it reach 4 MB; the import used to allow 64 MB).
-const syncEvery = 4
+const subSyncEvery = 4
 
-func startCheckpointer(ctx context.Context, db *sql.DB, log *slog.Logger) (*checkpointer, error) {
+func subStartCheckpointer(ctx context.Context, db *sql.DB, log *slog.Logger) (*subCheckpointer, error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint connection: %w", err)
 	}
-	c := &checkpointer{req: make(chan chan error, 1), done: make(chan struct{})}
+	c := &subCheckpointer{req: make(chan chan error, 1), done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		defer conn.Close()
@@ -61,12 +61,12 @@ func startCheckpointer(ctx context.Context, db *sql.DB, log *slog.Logger) (*chec
 	return c, nil
 }
 
-// committed tells the checkpointer that a batch committed: it starts a
-// checkpoint if none is running, and every syncEvery batches it waits for
+// committed tells the subCheckpointer that a batch committed: it starts a
+// checkpoint if none is running, and every subSyncEvery batches it waits for
 // one that copies everything.
-func (c *checkpointer) committed() {
+func (c *subCheckpointer) committed() {
 	c.batches++
-	if c.batches >= syncEvery {
+	if c.batches >= subSyncEvery {
 		c.sync() // a failure only leaves the WAL longer: it is logged
 		return
 	}
@@ -79,15 +79,15 @@ func (c *checkpointer) committed() {
 // sync checkpoints everything committed so far and waits for it. Its
 // error (the database's, or ctx's) is worth a log line, not failing an
 // import whose rows have committed.
-func (c *checkpointer) sync() error {
+func (c *subCheckpointer) sync() error {
 	c.batches = 0
 	reply := make(chan error, 1)
 	c.req <- reply
 	return <-reply
 }
 
-// stop ends the checkpointer and waits for it.
-func (c *checkpointer) stop() {
+// stop ends the subCheckpointer and waits for it.
+func (c *subCheckpointer) stop() {
 	close(c.req)
 	<-c.done
 }

@@ -1,34 +1,26 @@
-package subscribers
+package sqlite_test
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/tayori-news/tayori/internal/sqlitedb"
-	"github.com/tayori-news/tayori/subscribers/token"
+	"github.com/tayori-news/tayori/internal/store/sqlite"
+	"github.com/tayori-news/tayori/internal/testutil"
 )
 
-// TestRecipientsPlan checks that SQLite runs the delivery query as a walk
-// of the memberships primary key with a rowid lookup per subscriber (no
-// scan of subscribers, no temporary sort), for every shape of filter.
-func TestRecipientsPlan(t *testing.T) {
+// TestSubscribersRecipientsPlan checks that SQLite runs the delivery query
+// as a walk of the memberships primary key with a rowid lookup per
+// subscriber (no scan of subscribers, no temporary sort), for every shape
+// of filter.
+func TestSubscribersRecipientsPlan(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlitedb.Open(ctx, filepath.Join(t.TempDir(), "plan.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ring, _ := token.NewKeyring(nil, token.Key{ID: "k", Secret: []byte("0123456789abcdef0123")})
-	if _, err := Open(ctx, db, Options{Keyring: ring}); err != nil {
-		t.Fatal(err)
-	}
+	db := testutil.OpenStore(t, testutil.EngineByName(t, "sqlite"))
 	for _, c := range []struct {
 		upTo, region, topic bool
 		custom              int
 	}{{false, false, false, 0}, {false, true, false, 0}, {false, false, true, 0}, {false, true, true, 0}, {false, true, true, 2}, {true, true, true, 2}, {true, false, false, 0}} {
-		q := recipientsQuery(c.upTo, c.region, c.topic, c.custom)
+		q := sqlite.SubRecipientsQuery(c.upTo, c.region, c.topic, c.custom)
 		args := []any{1, 0}
 		if c.upTo {
 			args = append(args, 100)
@@ -43,7 +35,7 @@ func TestRecipientsPlan(t *testing.T) {
 			}
 		}
 		args = append(args, 10)
-		rows, err := db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, args...)
+		rows, err := db.SQL.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, args...)
 		if err != nil {
 			t.Fatal(err)
 		}
