@@ -8,8 +8,8 @@ import (
 	"unicode/utf8"
 )
 
-// This file holds every SQL statement of the audit log (table web_audit,
-// migration 0003) and of the store's readiness check.
+// The audit log and the store's readiness check; the rows are kept by the
+// Storage (table web_audit of internal/store/schema's 00002_web.sql).
 
 // AuditEntry is one editor action in the audit log.
 type AuditEntry struct {
@@ -40,9 +40,8 @@ func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
 	if e.At.IsZero() {
 		e.At = s.now()
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO web_audit (at, editor, action, subject, detail) VALUES (?, ?, ?, ?, ?)`,
-		e.At.UnixMilli(), clipAudit(e.Editor), e.Action, clipAudit(e.Subject), clipAudit(e.Detail))
-	if err != nil {
+	e.Editor, e.Subject, e.Detail = clipAudit(e.Editor), clipAudit(e.Subject), clipAudit(e.Detail)
+	if err := s.st.InsertAudit(ctx, e); err != nil {
 		return fmt.Errorf("web: record %s in the audit log: %w", e.Action, err)
 	}
 	return nil
@@ -51,30 +50,8 @@ func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
 // AuditLog returns up to limit entries older than beforeID (0: the
 // newest), newest first.
 func (s *Store) AuditLog(ctx context.Context, beforeID int64, limit int) ([]AuditEntry, error) {
-	q := `SELECT id, at, editor, action, subject, detail FROM web_audit`
-	args := []any{}
-	if beforeID > 0 {
-		q += ` WHERE id < ?`
-		args = append(args, beforeID)
-	}
-	q += ` ORDER BY id DESC LIMIT ?`
-	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	out, err := s.st.AuditLog(ctx, beforeID, limit)
 	if err != nil {
-		return nil, fmt.Errorf("web: read the audit log: %w", err)
-	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
-		var e AuditEntry
-		var at int64
-		if err := rows.Scan(&e.ID, &at, &e.Editor, &e.Action, &e.Subject, &e.Detail); err != nil {
-			return nil, fmt.Errorf("web: read the audit log: %w", err)
-		}
-		e.At = time.UnixMilli(at)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("web: read the audit log: %w", err)
 	}
 	return out, nil
@@ -109,9 +86,7 @@ func (s *Store) AllAudit(ctx context.Context) iter.Seq2[AuditEntry, error] {
 
 // Ping checks that the store answers a query, for /readyz.
 func (s *Store) Ping(ctx context.Context) error {
-	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM web_editors WHERE id = 0`).Scan(&n)
-	if err != nil {
+	if err := s.st.Ping(ctx); err != nil {
 		return fmt.Errorf("web: store: %w", err)
 	}
 	return nil

@@ -6,13 +6,17 @@
 // [NewServer] builds the whole handler from a logger, a [Config] and the
 // [Deps] it drives; every route is listed in one table in routes.go, and
 // every error is mapped to an HTTP status in one table in errors.go. The
-// package owns its own tables (editors, sessions, API tokens, uploaded
-// issues) through [Store], migrated under the goose version table
-// "web_migrations".
+// package keeps its data (editors, sessions, API tokens, issues and their
+// revisions) through [Store], which holds the rules (password hashing,
+// secrets kept only as hashes, conflicts and the lock of a sent issue) over
+// a [Storage] it defines: one implementation per database engine, in
+// internal/store/sqlite and internal/store/postgres, picked by store.Web.
+// The tables are in internal/store/schema (00002_web.sql), applied by
+// store.Migrate.
 //
 // The composer (/admin/issues/new, /admin/issues/{slug}/edit) edits an
 // issue as structured fields and keeps every save as a revision with its
-// author and time (revisions_store.go holds its SQL, migration 0002): a save
+// author and time (revisions_store.go holds its rules): a save
 // based on an older revision is refused with a *ConflictError and the
 // editor merges on the conflict page; a send locks the issue and later
 // revisions are corrections the archive shows. The lint and the preview run
@@ -29,8 +33,8 @@
 // The console's operations page (/admin/ops) shows the Asynq queues, the
 // workers alive and the failed tasks described for people, with retry,
 // archive and delete actions ([Deps].Tasks); the audit log (/admin/audit,
-// /admin/audit.csv) records who did what and when, its SQL kept in
-// audit_store.go (migration 0003).
+// /admin/audit.csv) records who did what and when, through the Storage
+// (audit_store.go).
 //
 // Public pages are Japanese first with an English fallback (chosen from
 // Accept-Language). Links in mail carry signed tokens (package
@@ -59,7 +63,7 @@
 // with the reason (code gate_closed in the API); the editor may tick
 // ignore_gate to send anyway, which is logged with their name.
 //
-//	store, _ := web.OpenStore(ctx, db, nil)
-//	h, err := web.NewServer(logger, web.Config{BaseURL: "https://news.example.jp", ...}, web.Deps{...})
+//	st := web.NewStore(store.Web(db), nil) // db from store.Open, migrated
+//	h, err := web.NewServer(logger, web.Config{BaseURL: "https://news.example.jp", ...}, web.Deps{Store: st, ...})
 //	srv := &http.Server{Addr: ":8080", Handler: h}
 package web

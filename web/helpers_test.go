@@ -26,7 +26,6 @@ import (
 	"github.com/tayori-news/tayori/audience"
 	"github.com/tayori-news/tayori/feedback"
 	"github.com/tayori-news/tayori/internal/metrics"
-	"github.com/tayori-news/tayori/internal/sqlitedb"
 	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
@@ -130,10 +129,14 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if e.dbPath == "" {
 		e.dbPath = filepath.Join(t.TempDir(), "tayori.db")
 	}
-	db, err := sqlitedb.Open(ctx, e.dbPath)
+	sdb, err := store.Create(ctx, "sqlite:"+e.dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := store.Migrate(ctx, sdb); err != nil {
+		t.Fatal(err)
+	}
+	db := sdb.SQL
 	e.db = db
 	e.keys = o.keys
 	if len(e.keys) == 0 {
@@ -146,9 +149,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if e.subs, err = store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring}); err != nil {
 		t.Fatal(err)
 	}
-	if e.store, err = web.OpenStore(ctx, db, e.clock.Now); err != nil {
-		t.Fatal(err)
-	}
+	e.store = web.NewStore(store.Web(sdb), e.clock.Now)
 	e.rdb = testutil.RedisDB(t)
 	e.smtp = testutil.StartSMTP(t, o.smtp...)
 
@@ -248,12 +249,8 @@ func newEnv(t testing.TB, o envOpts) *env {
 	e.active.Store(&e.handler)
 	e.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*e.active.Load()).ServeHTTP(w, r) })
 	e.restartWeb = func() {
-		store, err := web.OpenStore(ctx, db, e.clock.Now)
-		if err != nil {
-			t.Fatal(err)
-		}
 		d := deps
-		d.Store = store
+		d.Store = web.NewStore(store.Web(sdb), e.clock.Now)
 		h, err := web.NewServer(logger, e.cfg, d)
 		if err != nil {
 			t.Fatal(err)

@@ -1,14 +1,12 @@
 package web
 
-// The composer's storage: revisions of issues, the lock a send puts on an
-// issue, and work posted after a session expired. Every SQL statement of
-// the composer is in this file, in plain SQL without engine-specific
-// functions.
+// The composer's rules for storage: revisions of issues, the lock a send
+// puts on an issue, and work posted after a session expired. The rows are
+// kept by the Storage (storage.go).
 
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,30 +111,6 @@ type NewRevision struct {
 // AnyBase as NewRevision.Base saves without the conflict check.
 const AnyBase = -1
 
-const revisionColumns = `slug, number, kind, base, author, note, source_name, source, form, valid, created_at`
-
-func scanRevision(row interface{ Scan(...any) error }, withSource bool) (*Revision, error) {
-	var r Revision
-	var valid, created int64
-	var src, form []byte
-	var size int64
-	dst := []any{&r.Slug, &r.Number, &r.Kind, &r.Base, &r.Author, &r.Note, &r.SourceName, &src, &form, &valid, &created}
-	if !withSource {
-		dst[7] = &size
-	}
-	if err := row.Scan(dst...); err != nil {
-		return nil, err
-	}
-	if withSource {
-		r.Source, r.Size, r.Form = src, len(src), form
-	} else {
-		r.Size = int(size)
-	}
-	r.Valid = valid != 0
-	r.CreatedAt = time.UnixMilli(created).UTC()
-	return &r, nil
-}
-
 // CreateIssue stores revision 1 of a new issue, which must parse
 // (nr.Issue set). An issue with the slug already there is ErrExists.
 func (s *Store) CreateIssue(ctx context.Context, nr NewRevision) (*Revision, error) {
@@ -147,41 +121,20 @@ func (s *Store) CreateIssue(ctx context.Context, nr NewRevision) (*Revision, err
 	if err != nil {
 		return nil, fmt.Errorf("create issue: %w", err)
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("create issue: %w", err)
-	}
-	defer tx.Rollback()
-	now := s.now().UnixMilli()
-	res, err := tx.ExecContext(ctx, `INSERT INTO web_issues (slug, title, source_name, source, issue_json, uploaded_by,
-		created_at, updated_at, head, valid_revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 1) ON CONFLICT (slug) DO NOTHING`,
-		nr.Slug, nr.Issue.Title, nr.SourceName, nr.Source, js, nr.Author, now, now)
-	if err != nil {
-		return nil, fmt.Errorf("create issue: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	rev := nr.revision(1, s.now(), true)
+	if err := s.st.CreateIssue(ctx, &rev, nr.Issue.Title, js); errors.Is(err, ErrExists) {
 		return nil, fmt.Errorf("issue %q: %w", nr.Slug, ErrExists)
-	}
-	if err := insertRevision(ctx, tx, nr, 1, now, true); err != nil {
-		return nil, err
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("create issue: %w", err)
+	} else if err != nil {
+		return nil, fmt.Errorf("create issue %q: %w", nr.Slug, err)
 	}
 	return s.Revision(ctx, nr.Slug, 1)
 }
 
-func insertRevision(ctx context.Context, tx *sql.Tx, nr NewRevision, number int, now int64, valid bool) error {
-	v := 0
-	if valid {
-		v = 1
-	}
-	base := max(nr.Base, 0)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO web_revisions (`+revisionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		nr.Slug, number, string(nr.Kind), base, nr.Author, nr.Note, nr.SourceName, nr.Source, nr.Form, v, now); err != nil {
-		return fmt.Errorf("save revision %d of %q: %w", number, nr.Slug, err)
-	}
-	return nil
+// revision is the Revision nr stores as number.
+func (nr NewRevision) revision(number int, now time.Time, valid bool) Revision {
+	return Revision{Slug: nr.Slug, Number: number, Kind: nr.Kind, Base: max(nr.Base, 0), Author: nr.Author,
+		Note: nr.Note, SourceName: nr.SourceName, Source: nr.Source, Form: nr.Form, Size: len(nr.Source),
+		Valid: valid, CreatedAt: now.UTC().Truncate(time.Millisecond)}
 }
 
 // SaveRevision stores a new revision of an existing issue and makes it
@@ -198,67 +151,44 @@ func (s *Store) SaveRevision(ctx context.Context, nr NewRevision) (*Revision, er
 			return nil, fmt.Errorf("save revision: %w", err)
 		}
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("save revision: %w", err)
-	}
-	defer tx.Rollback()
-	// Writing first takes SQLite's write lock, so that two saves of the
-	// same base cannot both read the same head.
-	now := s.now().UnixMilli()
-	res, err := tx.ExecContext(ctx, `UPDATE web_issues SET updated_at = ? WHERE slug = ?`, now, nr.Slug)
-	if err != nil {
-		return nil, fmt.Errorf("save revision: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	now := s.now()
+	rev, err := s.st.AppendRevision(ctx, nr.Slug, now, func(head *Revision, sent int) (*RevisionAppend, error) {
+		if nr.Base != AnyBase && nr.Base != head.Number {
+			return nil, &ConflictError{Base: nr.Base, Head: head}
+		}
+		if sent > 0 && !nr.Correction {
+			return nil, fmt.Errorf("issue %q was sent (revision %d): %w", nr.Slug, sent, ErrLocked)
+		}
+		if bytes.Equal(head.Source, nr.Source) && head.SourceName == nr.SourceName && (nr.Form == nil || bytes.Equal(head.Form, nr.Form)) {
+			return nil, nil // nothing changed: no empty revision
+		}
+		add := nr
+		if sent > 0 && add.Kind != KindAutosave {
+			add.Kind = KindCorrection
+		}
+		ra := &RevisionAppend{Revision: add.revision(head.Number+1, now, nr.Issue != nil), IssueJSON: js}
+		if nr.Issue != nil {
+			ra.Title = nr.Issue.Title
+		}
+		return ra, nil
+	})
+	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("issue %q: %w", nr.Slug, ErrNotFound)
 	}
-	var head, sent int
-	if err := tx.QueryRowContext(ctx, `SELECT head, sent_revision FROM web_issues WHERE slug = ?`, nr.Slug).Scan(&head, &sent); err != nil {
-		return nil, fmt.Errorf("save revision: %w", err)
-	}
-	headRev, err := scanRevision(tx.QueryRowContext(ctx, `SELECT `+revisionColumns+` FROM web_revisions WHERE slug = ? AND number = ?`,
-		nr.Slug, head), true)
 	if err != nil {
-		return nil, fmt.Errorf("save revision: head %d of %q: %w", head, nr.Slug, err)
+		var ce *ConflictError
+		if errors.As(err, &ce) || errors.Is(err, ErrLocked) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("save revision of %q: %w", nr.Slug, err)
 	}
-	if nr.Base != AnyBase && nr.Base != head {
-		return nil, &ConflictError{Base: nr.Base, Head: headRev}
-	}
-	if sent > 0 && !nr.Correction {
-		return nil, fmt.Errorf("issue %q was sent (revision %d): %w", nr.Slug, sent, ErrLocked)
-	}
-	if bytes.Equal(headRev.Source, nr.Source) && headRev.SourceName == nr.SourceName && (nr.Form == nil || bytes.Equal(headRev.Form, nr.Form)) {
-		return headRev, nil // nothing changed: no empty revision
-	}
-	if sent > 0 && nr.Kind != KindAutosave {
-		nr.Kind = KindCorrection
-	}
-	number := head + 1
-	if err := insertRevision(ctx, tx, nr, number, now, nr.Issue != nil); err != nil {
-		return nil, err
-	}
-	if nr.Issue != nil {
-		_, err = tx.ExecContext(ctx, `UPDATE web_issues SET head = ?, valid_revision = ?, title = ?, source_name = ?,
-			source = ?, issue_json = ?, uploaded_by = ? WHERE slug = ?`,
-			number, number, nr.Issue.Title, nr.SourceName, nr.Source, js, nr.Author, nr.Slug)
-	} else {
-		_, err = tx.ExecContext(ctx, `UPDATE web_issues SET head = ? WHERE slug = ?`, number, nr.Slug)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("save revision: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("save revision: %w", err)
-	}
-	return s.Revision(ctx, nr.Slug, number)
+	return rev, nil
 }
 
 // Revision returns one revision of an issue with its source.
 func (s *Store) Revision(ctx context.Context, slug string, number int) (*Revision, error) {
-	r, err := scanRevision(s.db.QueryRowContext(ctx, `SELECT `+revisionColumns+` FROM web_revisions
-		WHERE slug = ? AND number = ?`, slug, number), true)
-	if errors.Is(err, sql.ErrNoRows) {
+	r, err := s.st.Revision(ctx, slug, number)
+	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("revision %d of %q: %w", number, slug, ErrNotFound)
 	}
 	if err != nil {
@@ -279,21 +209,8 @@ func (s *Store) HeadRevision(ctx context.Context, slug string) (*Revision, error
 // Revisions lists an issue's revisions, newest first, without their
 // sources.
 func (s *Store) Revisions(ctx context.Context, slug string) ([]*Revision, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT slug, number, kind, base, author, note, source_name, octet_length(source),
-		NULL, valid, created_at FROM web_revisions WHERE slug = ? ORDER BY number DESC`, slug)
+	out, err := s.st.Revisions(ctx, slug)
 	if err != nil {
-		return nil, fmt.Errorf("revisions of %q: %w", slug, err)
-	}
-	defer rows.Close()
-	var out []*Revision
-	for rows.Next() {
-		r, err := scanRevision(rows, false)
-		if err != nil {
-			return nil, fmt.Errorf("revisions of %q: %w", slug, err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("revisions of %q: %w", slug, err)
 	}
 	if len(out) == 0 {
@@ -304,26 +221,10 @@ func (s *Store) Revisions(ctx context.Context, slug string) ([]*Revision, error)
 	return out, nil
 }
 
-const issueStateColumns = `slug, title, head, valid_revision, sent_revision, sent_at, updated_at`
-
-func scanIssueState(row interface{ Scan(...any) error }) (IssueState, error) {
-	var st IssueState
-	var sentAt sql.NullInt64
-	var updated int64
-	if err := row.Scan(&st.Slug, &st.Title, &st.Head, &st.Valid, &st.Sent, &sentAt, &updated); err != nil {
-		return IssueState{}, err
-	}
-	if sentAt.Valid {
-		st.SentAt = time.UnixMilli(sentAt.Int64).UTC()
-	}
-	st.UpdatedAt = time.UnixMilli(updated).UTC()
-	return st, nil
-}
-
 // IssueState returns where an issue's revisions stand.
 func (s *Store) IssueState(ctx context.Context, slug string) (IssueState, error) {
-	st, err := scanIssueState(s.db.QueryRowContext(ctx, `SELECT `+issueStateColumns+` FROM web_issues WHERE slug = ?`, slug))
-	if errors.Is(err, sql.ErrNoRows) {
+	st, err := s.st.IssueState(ctx, slug)
+	if errors.Is(err, ErrNotFound) {
 		return IssueState{}, fmt.Errorf("issue %q: %w", slug, ErrNotFound)
 	}
 	if err != nil {
@@ -335,31 +236,21 @@ func (s *Store) IssueState(ctx context.Context, slug string) (IssueState, error)
 // IssueStates returns the state of every issue, most recently updated
 // first.
 func (s *Store) IssueStates(ctx context.Context) ([]IssueState, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+issueStateColumns+` FROM web_issues ORDER BY updated_at DESC, slug DESC`)
+	list, err := s.st.IssueStates(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list issues: %w", err)
 	}
-	defer rows.Close()
-	var out []IssueState
-	for rows.Next() {
-		st, err := scanIssueState(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list issues: %w", err)
-		}
-		out = append(out, st)
-	}
-	return out, rows.Err()
+	return list, nil
 }
 
 // MarkSent locks an issue: its revision valid (the one the send took)
 // is recorded as sent, once; later sends keep the first record.
 func (s *Store) MarkSent(ctx context.Context, slug string, valid int) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE web_issues SET sent_revision = ?, sent_at = ? WHERE slug = ? AND sent_revision = 0`,
-		valid, s.now().UnixMilli(), slug)
+	marked, err := s.st.MarkSent(ctx, slug, valid, s.now())
 	if err != nil {
 		return fmt.Errorf("mark %q sent: %w", slug, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if !marked {
 		if _, err := s.IssueState(ctx, slug); err != nil {
 			return err
 		}
@@ -371,23 +262,11 @@ func (s *Store) MarkSent(ctx context.Context, slug string, valid int) error {
 // revision, oldest first, without sources; none when the issue was not
 // sent or not corrected, or is not in the store.
 func (s *Store) Corrections(ctx context.Context, slug string) ([]*Revision, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT r.slug, r.number, r.kind, r.base, r.author, r.note, r.source_name,
-		octet_length(r.source), NULL, r.valid, r.created_at FROM web_revisions r JOIN web_issues i ON i.slug = r.slug
-		WHERE r.slug = ? AND i.sent_revision > 0 AND r.number > i.sent_revision AND r.number <= i.valid_revision
-		AND r.kind = ? ORDER BY r.number`, slug, string(KindCorrection))
+	list, err := s.st.Corrections(ctx, slug)
 	if err != nil {
 		return nil, fmt.Errorf("corrections of %q: %w", slug, err)
 	}
-	defer rows.Close()
-	var out []*Revision
-	for rows.Next() {
-		r, err := scanRevision(rows, false)
-		if err != nil {
-			return nil, fmt.Errorf("corrections of %q: %w", slug, err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return list, nil
 }
 
 // ---- work posted after a session expired ----
@@ -402,22 +281,20 @@ const pendingTTL = 24 * time.Hour
 // newer work replaces it. Stashes older than a day are removed.
 func (s *Store) StashPending(ctx context.Context, old, slug string, form []byte) (string, error) {
 	now := s.now()
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM web_pending WHERE created_at < ?`, now.Add(-pendingTTL).UnixMilli()); err != nil {
+	if err := s.st.DeletePendingBefore(ctx, now.Add(-pendingTTL)); err != nil {
 		return "", fmt.Errorf("stash pending work: %w", err)
 	}
 	if old != "" && len(old) <= 128 {
-		res, err := s.db.ExecContext(ctx, `UPDATE web_pending SET slug = ?, form = ?, created_at = ? WHERE id_hash = ?`,
-			slug, form, now.UnixMilli(), hashSecret(old))
+		replaced, err := s.st.ReplacePending(ctx, hashSecret(old), slug, form, now)
 		if err != nil {
 			return "", fmt.Errorf("stash pending work: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n == 1 {
+		if replaced {
 			return old, nil
 		}
 	}
 	id := randomToken(32)
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO web_pending (id_hash, slug, form, created_at) VALUES (?, ?, ?, ?)`,
-		hashSecret(id), slug, form, now.UnixMilli()); err != nil {
+	if err := s.st.InsertPending(ctx, hashSecret(id), slug, form, now); err != nil {
 		return "", fmt.Errorf("stash pending work: %w", err)
 	}
 	return id, nil
@@ -429,27 +306,11 @@ func (s *Store) TakePending(ctx context.Context, cookie string) (slug string, fo
 	if cookie == "" || len(cookie) > 128 {
 		return "", nil, ErrNotFound
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	slug, form, stashed, err := s.st.TakePending(ctx, hashSecret(cookie))
 	if err != nil {
 		return "", nil, fmt.Errorf("pending work: %w", err)
 	}
-	defer tx.Rollback()
-	var created int64
-	err = tx.QueryRowContext(ctx, `SELECT slug, form, created_at FROM web_pending WHERE id_hash = ?`, hashSecret(cookie)).
-		Scan(&slug, &form, &created)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil, fmt.Errorf("pending work: %w", ErrNotFound)
-	}
-	if err != nil {
-		return "", nil, fmt.Errorf("pending work: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM web_pending WHERE id_hash = ?`, hashSecret(cookie)); err != nil {
-		return "", nil, fmt.Errorf("pending work: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return "", nil, fmt.Errorf("pending work: %w", err)
-	}
-	if s.now().Sub(time.UnixMilli(created)) > pendingTTL {
+	if s.now().Sub(stashed) > pendingTTL {
 		return "", nil, fmt.Errorf("pending work: %w", ErrNotFound)
 	}
 	return slug, form, nil

@@ -23,8 +23,9 @@ func mdIssue(t testing.TB, slug, title string) ([]byte, *compose.Issue) {
 	return src, is
 }
 
-func TestStoreRevisions(t *testing.T) {
-	e := newEnv(t, envOpts{})
+func TestStoreRevisions(t *testing.T) { onEngines(t, testStoreRevisions) }
+
+func testStoreRevisions(t *testing.T, e storeEnv) {
 	s, ctx := e.store, e.ctx
 	src1, is1 := mdIssue(t, "2025-11", "十一月号")
 	r1, err := s.CreateIssue(ctx, web.NewRevision{Slug: "2025-11", Kind: web.KindNew, Author: "hanako",
@@ -130,8 +131,9 @@ func TestStoreRevisions(t *testing.T) {
 
 // Two editors saving on the same revision at the same moment: one wins,
 // the other gets the conflict.
-func TestStoreRevisionRace(t *testing.T) {
-	e := newEnv(t, envOpts{})
+func TestStoreRevisionRace(t *testing.T) { onEngines(t, testStoreRevisionRace) }
+
+func testStoreRevisionRace(t *testing.T, e storeEnv) {
 	src, is := mdIssue(t, "2025-07", "七月号")
 	if _, err := e.store.CreateIssue(e.ctx, web.NewRevision{Slug: "2025-07", Kind: web.KindNew, SourceName: "a.md", Source: src, Issue: is}); err != nil {
 		t.Fatal(err)
@@ -162,8 +164,9 @@ func TestStoreRevisionRace(t *testing.T) {
 	}
 }
 
-func TestStorePending(t *testing.T) {
-	e := newEnv(t, envOpts{})
+func TestStorePending(t *testing.T) { onEngines(t, testStorePending) }
+
+func testStorePending(t *testing.T, e storeEnv) {
 	tok, err := e.store.StashPending(e.ctx, "", "2025-11", []byte("title=w"))
 	if err != nil {
 		t.Fatal(err)

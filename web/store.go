@@ -5,13 +5,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"database/sql"
-	"embed"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -19,14 +16,7 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/tayori-news/tayori/compose"
-	"github.com/tayori-news/tayori/internal/sqlitedb"
 )
-
-//go:embed migrations/*.sql
-var migrations embed.FS
-
-// VersionTable is the goose version table of the web package's migrations.
-const VersionTable = "web_migrations"
 
 // Errors of the Store, checked with errors.Is.
 var (
@@ -67,30 +57,25 @@ type StoredIssue struct {
 	UpdatedAt  time.Time      `json:"updated_at"`
 }
 
-// Store keeps the web's own data in SQLite: editors (passwords hashed with
-// argon2id), console sessions and API tokens (stored as SHA-256 hashes
-// only), and uploaded issues. It is safe for concurrent use.
+// Store keeps the web's own data through a [Storage]: editors (passwords
+// hashed with argon2id), console sessions and API tokens (stored as SHA-256
+// hashes only), and uploaded issues with their revisions. It holds the
+// rules; the Storage holds the rows. It is safe for concurrent use.
 type Store struct {
-	db  *sql.DB
+	st  Storage
 	now func() time.Time
 	// hashParams are the argon2id costs of new password hashes.
 	hashParams argonParams
 }
 
-// OpenStore applies the web migrations (version table "web_migrations")
-// to db and returns a Store. now is the clock; nil means time.Now.
-func OpenStore(ctx context.Context, db *sql.DB, now func() time.Time) (*Store, error) {
+// NewStore returns a Store keeping its data in st (store.Web opens the one
+// of TAYORI_DB's engine; its schema is applied by store.Migrate). now is
+// the clock; nil means time.Now.
+func NewStore(st Storage, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	if err := sqlitedb.Migrate(ctx, db, sub, VersionTable); err != nil {
-		return nil, fmt.Errorf("web: %w", err)
-	}
-	return &Store{db: db, now: now, hashParams: defaultArgon}, nil
+	return &Store{st: st, now: now, hashParams: defaultArgon}
 }
 
 // ---- passwords ----
@@ -175,10 +160,8 @@ func (s *Store) AddEditor(ctx context.Context, name, password string) (Editor, e
 		return Editor{}, fmt.Errorf("hash password: %w", err)
 	}
 	now := s.now()
-	var id int64
-	err = s.db.QueryRowContext(ctx, `INSERT INTO web_editors (name, password_hash, created_at, updated_at)
-		VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING id`, name, h, now.UnixMilli(), now.UnixMilli()).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
+	id, err := s.st.InsertEditor(ctx, name, h, now)
+	if errors.Is(err, ErrExists) {
 		return Editor{}, fmt.Errorf("editor %q: %w", name, ErrExists)
 	}
 	if err != nil {
@@ -196,47 +179,28 @@ func (s *Store) SetPassword(ctx context.Context, name, password string) error {
 	if err != nil {
 		return fmt.Errorf("hash password: %w", err)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE web_editors SET password_hash = ?, updated_at = ? WHERE name = ?`,
-		h, s.now().UnixMilli(), name)
-	if err != nil {
+	if err := s.st.SetPasswordHash(ctx, name, h, s.now()); errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("editor %q: %w", name, ErrNotFound)
+	} else if err != nil {
 		return fmt.Errorf("set password: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("editor %q: %w", name, ErrNotFound)
-	}
-	_, err = s.db.ExecContext(ctx, `DELETE FROM web_sessions WHERE editor_id = (SELECT id FROM web_editors WHERE name = ?)`, name)
-	return err
+	return nil
 }
 
 // Editors lists the editors by name.
 func (s *Store) Editors(ctx context.Context) ([]Editor, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, name, created_at FROM web_editors WHERE disabled = 0 ORDER BY name`)
+	eds, err := s.st.Editors(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list editors: %w", err)
 	}
-	defer rows.Close()
-	var out []Editor
-	for rows.Next() {
-		var e Editor
-		var created int64
-		if err := rows.Scan(&e.ID, &e.Name, &created); err != nil {
-			return nil, err
-		}
-		e.CreatedAt = time.UnixMilli(created).UTC()
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return eds, nil
 }
 
 // Authenticate checks an editor's name and password. Any failure is
 // ErrUnauthorized, and takes about as long whether or not the name exists.
 func (s *Store) Authenticate(ctx context.Context, name, password string) (Editor, error) {
-	var e Editor
-	var h string
-	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, name, password_hash, created_at FROM web_editors
-		WHERE name = ? AND disabled = 0`, name).Scan(&e.ID, &e.Name, &h, &created)
-	if errors.Is(err, sql.ErrNoRows) {
+	e, h, err := s.st.EditorCredentials(ctx, name)
+	if errors.Is(err, ErrNotFound) {
 		checkPassword(dummyHash, password)
 		return Editor{}, ErrUnauthorized
 	}
@@ -246,7 +210,6 @@ func (s *Store) Authenticate(ctx context.Context, name, password string) (Editor
 	if !checkPassword(h, password) {
 		return Editor{}, ErrUnauthorized
 	}
-	e.CreatedAt = time.UnixMilli(created).UTC()
 	return e, nil
 }
 
@@ -266,18 +229,13 @@ func hashSecret(s string) []byte {
 }
 
 // NewSession starts a session for editor valid for ttl and returns the
-// cookie value (256 random bits; only its hash is stored).
+// cookie value (256 random bits; only its hash is stored). Expired
+// sessions are removed whenever someone signs in.
 func (s *Store) NewSession(ctx context.Context, editorID int64, ttl time.Duration) (string, Session, error) {
 	id := randomToken(32)
 	csrf := randomToken(32)
 	now := s.now()
-	exp := now.Add(ttl)
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO web_sessions (id_hash, editor_id, csrf, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?)`, hashSecret(id), editorID, csrf, now.UnixMilli(), exp.UnixMilli()); err != nil {
-		return "", Session{}, fmt.Errorf("new session: %w", err)
-	}
-	// Expired sessions are removed whenever someone signs in.
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM web_sessions WHERE expires_at < ?`, now.UnixMilli()); err != nil {
+	if err := s.st.InsertSession(ctx, hashSecret(id), editorID, csrf, now, now.Add(ttl)); err != nil {
 		return "", Session{}, fmt.Errorf("new session: %w", err)
 	}
 	sess, err := s.Session(ctx, id)
@@ -289,27 +247,19 @@ func (s *Store) Session(ctx context.Context, cookie string) (Session, error) {
 	if cookie == "" || len(cookie) > 128 {
 		return Session{}, ErrUnauthorized
 	}
-	var sess Session
-	var exp, created int64
-	err := s.db.QueryRowContext(ctx, `SELECT e.id, e.name, e.created_at, s.csrf, s.expires_at
-		FROM web_sessions s JOIN web_editors e ON e.id = s.editor_id
-		WHERE s.id_hash = ? AND s.expires_at > ? AND e.disabled = 0`, hashSecret(cookie), s.now().UnixMilli()).
-		Scan(&sess.Editor.ID, &sess.Editor.Name, &created, &sess.CSRF, &exp)
-	if errors.Is(err, sql.ErrNoRows) {
+	sess, err := s.st.Session(ctx, hashSecret(cookie), s.now())
+	if errors.Is(err, ErrNotFound) {
 		return Session{}, ErrUnauthorized
 	}
 	if err != nil {
 		return Session{}, fmt.Errorf("session: %w", err)
 	}
-	sess.Editor.CreatedAt = time.UnixMilli(created).UTC()
-	sess.ExpiresAt = time.UnixMilli(exp).UTC()
 	return sess, nil
 }
 
 // EndSession deletes the session of a cookie value (signing out).
 func (s *Store) EndSession(ctx context.Context, cookie string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM web_sessions WHERE id_hash = ?`, hashSecret(cookie))
-	if err != nil {
+	if err := s.st.DeleteSession(ctx, hashSecret(cookie)); err != nil {
 		return fmt.Errorf("end session: %w", err)
 	}
 	return nil
@@ -324,17 +274,12 @@ const APITokenPrefix = "tyr_"
 // NewAPIToken mints a bearer token for the named editor and returns it;
 // only its SHA-256 hash is stored, so it cannot be shown again.
 func (s *Store) NewAPIToken(ctx context.Context, editor, label string) (string, error) {
-	var id int64
-	err := s.db.QueryRowContext(ctx, `SELECT id FROM web_editors WHERE name = ? AND disabled = 0`, editor).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
+	tok := APITokenPrefix + randomToken(32)
+	err := s.st.InsertAPIToken(ctx, editor, label, hashSecret(tok), s.now())
+	if errors.Is(err, ErrNotFound) {
 		return "", fmt.Errorf("editor %q: %w", editor, ErrNotFound)
 	}
 	if err != nil {
-		return "", fmt.Errorf("new API token: %w", err)
-	}
-	tok := APITokenPrefix + randomToken(32)
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO web_api_tokens (editor_id, label, token_hash, created_at)
-		VALUES (?, ?, ?, ?)`, id, label, hashSecret(tok), s.now().UnixMilli()); err != nil {
 		return "", fmt.Errorf("new API token: %w", err)
 	}
 	return tok, nil
@@ -343,34 +288,27 @@ func (s *Store) NewAPIToken(ctx context.Context, editor, label string) (string, 
 // RevokeAPITokens revokes every API token of the named editor and returns
 // how many were live.
 func (s *Store) RevokeAPITokens(ctx context.Context, editor string) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE web_api_tokens SET revoked_at = ?
-		WHERE revoked_at IS NULL AND editor_id = (SELECT id FROM web_editors WHERE name = ?)`, s.now().UnixMilli(), editor)
+	n, err := s.st.RevokeAPITokens(ctx, editor, s.now())
 	if err != nil {
 		return 0, fmt.Errorf("revoke API tokens: %w", err)
 	}
-	return res.RowsAffected()
+	return n, nil
 }
 
 // APIToken returns the editor a bearer token belongs to, or
-// ErrUnauthorized.
+// ErrUnauthorized. The time of last use is kept, to help an operator find
+// stale tokens.
 func (s *Store) APIToken(ctx context.Context, tok string) (Editor, error) {
 	if !strings.HasPrefix(tok, APITokenPrefix) || len(tok) > 128 {
 		return Editor{}, ErrUnauthorized
 	}
-	var e Editor
-	var created, tid int64
-	err := s.db.QueryRowContext(ctx, `SELECT t.id, e.id, e.name, e.created_at FROM web_api_tokens t
-		JOIN web_editors e ON e.id = t.editor_id
-		WHERE t.token_hash = ? AND t.revoked_at IS NULL AND e.disabled = 0`, hashSecret(tok)).Scan(&tid, &e.ID, &e.Name, &created)
-	if errors.Is(err, sql.ErrNoRows) {
+	e, err := s.st.APIToken(ctx, hashSecret(tok), s.now())
+	if errors.Is(err, ErrNotFound) {
 		return Editor{}, ErrUnauthorized
 	}
 	if err != nil {
 		return Editor{}, fmt.Errorf("API token: %w", err)
 	}
-	e.CreatedAt = time.UnixMilli(created).UTC()
-	// Best effort: the time of last use helps an operator find stale tokens.
-	_, _ = s.db.ExecContext(ctx, `UPDATE web_api_tokens SET last_used_at = ? WHERE id = ?`, s.now().UnixMilli(), tid)
 	return e, nil
 }
 
@@ -397,12 +335,8 @@ func (s *Store) SaveIssue(ctx context.Context, issue *compose.Issue, sourceName 
 
 // Issue returns a stored issue by slug.
 func (s *Store) Issue(ctx context.Context, slug string) (*StoredIssue, error) {
-	var is StoredIssue
-	var js []byte
-	var created, updated int64
-	err := s.db.QueryRowContext(ctx, `SELECT slug, title, source_name, source, issue_json, uploaded_by, created_at, updated_at
-		FROM web_issues WHERE slug = ?`, slug).Scan(&is.Slug, &is.Title, &is.SourceName, &is.Source, &js, &is.UploadedBy, &created, &updated)
-	if errors.Is(err, sql.ErrNoRows) {
+	is, js, err := s.st.Issue(ctx, slug)
+	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("issue %q: %w", slug, ErrNotFound)
 	}
 	if err != nil {
@@ -413,27 +347,14 @@ func (s *Store) Issue(ctx context.Context, slug string) (*StoredIssue, error) {
 		return nil, fmt.Errorf("issue %q: %w", slug, err)
 	}
 	is.Issue.Source = is.SourceName // problem reports name the uploaded file
-	is.CreatedAt, is.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
-	return &is, nil
+	return is, nil
 }
 
 // Issues lists stored issues, most recently updated first (without sources).
 func (s *Store) Issues(ctx context.Context) ([]*StoredIssue, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT slug, title, source_name, uploaded_by, created_at, updated_at
-		FROM web_issues ORDER BY updated_at DESC, slug DESC`)
+	list, err := s.st.Issues(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list issues: %w", err)
 	}
-	defer rows.Close()
-	var out []*StoredIssue
-	for rows.Next() {
-		var is StoredIssue
-		var created, updated int64
-		if err := rows.Scan(&is.Slug, &is.Title, &is.SourceName, &is.UploadedBy, &created, &updated); err != nil {
-			return nil, err
-		}
-		is.CreatedAt, is.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
-		out = append(out, &is)
-	}
-	return out, rows.Err()
+	return list, nil
 }

@@ -1,16 +1,51 @@
 package web_test
 
 import (
+	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"github.com/tayori-news/tayori/internal/store"
+	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/web"
 )
 
-func TestStoreEditorsSessionsTokens(t *testing.T) {
-	e := newEnv(t, envOpts{})
+// storeEnv is a web Store on a fresh database of one engine, with the
+// database for looking at the rows and a clock that can jump.
+type storeEnv struct {
+	ctx   context.Context
+	store *web.Store
+	db    *store.DB
+	clock *clock
+}
+
+// q writes a query's one placeholder in the engine's form.
+func (e storeEnv) q(query string) string {
+	if e.db.Engine == store.Postgres {
+		return strings.Replace(query, "?", "$1", 1)
+	}
+	return query
+}
+
+// onEngines runs f as a subtest on every engine (testutil.Engines).
+func onEngines(t *testing.T, f func(t *testing.T, e storeEnv)) {
+	for _, eng := range testutil.Engines() {
+		t.Run(string(eng.Name), func(t *testing.T) {
+			db := testutil.OpenStore(t, eng)
+			c := &clock{}
+			f(t, storeEnv{ctx: context.Background(), store: web.NewStore(store.Web(db), c.Now), db: db, clock: c})
+		})
+	}
+}
+
+func TestStoreEditorsSessionsTokens(t *testing.T) { onEngines(t, testStoreEditorsSessionsTokens) }
+
+func testStoreEditorsSessionsTokens(t *testing.T, e storeEnv) {
 	s, ctx := e.store, e.ctx
 	if _, err := s.AddEditor(ctx, "hanako", "short"); !errors.Is(err, web.ErrInvalid) {
 		t.Errorf("short password: %v", err)
@@ -26,7 +61,7 @@ func TestStoreEditorsSessionsTokens(t *testing.T) {
 		t.Errorf("duplicate: %v", err)
 	}
 	var stored string
-	if err := e.db.QueryRow(`SELECT password_hash FROM web_editors WHERE id = ?`, ed.ID).Scan(&stored); err != nil {
+	if err := e.db.SQL.QueryRow(e.q(`SELECT password_hash FROM web_editors WHERE id = ?`), ed.ID).Scan(&stored); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(stored, "$argon2id$v=19$m=19456,t=2,p=1$") || strings.Contains(stored, editorPassword) {
@@ -47,9 +82,12 @@ func TestStoreEditorsSessionsTokens(t *testing.T) {
 		t.Fatalf("NewSession: %+v %v", sess, err)
 	}
 	var n int
-	e.db.QueryRow(`SELECT count(*) FROM web_sessions WHERE id_hash = ?`, cookie).Scan(&n)
-	if n != 0 {
-		t.Error("the session id is stored in the clear")
+	if err := e.db.SQL.QueryRow(e.q(`SELECT count(*) FROM web_sessions WHERE id_hash = ?`), []byte(cookie)).Scan(&n); err != nil || n != 0 {
+		t.Errorf("the session id is stored in the clear (%d, %v)", n, err)
+	}
+	sum := sha256.Sum256([]byte(cookie))
+	if err := e.db.SQL.QueryRow(e.q(`SELECT count(*) FROM web_sessions WHERE id_hash = ?`), sum[:]).Scan(&n); err != nil || n != 1 {
+		t.Errorf("sessions stored under the cookie's hash: %d, %v; want 1", n, err)
 	}
 	if _, err := s.Session(ctx, cookie); err != nil {
 		t.Fatal(err)
@@ -93,4 +131,44 @@ func TestStoreEditorsSessionsTokens(t *testing.T) {
 	if err != nil || len(eds) != 1 || eds[0].Name != "hanako" {
 		t.Errorf("Editors: %+v %v", eds, err)
 	}
+}
+
+// The audit log on every engine: newest first, a page at a time, long
+// fields clipped on a character boundary, and the readiness check.
+func TestStoreAudit(t *testing.T) {
+	onEngines(t, func(t *testing.T, e storeEnv) {
+		long := strings.Repeat("十一月号", 200) // 2,400 bytes
+		for i, a := range []string{"signin", "save", "send"} {
+			if err := e.store.Audit(e.ctx, web.AuditEntry{Editor: "花子", Action: a, Subject: long, Detail: fmt.Sprint(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		page, err := e.store.AuditLog(e.ctx, 0, 2)
+		if err != nil || len(page) != 2 || page[0].Action != "send" || page[1].Action != "save" || page[0].Editor != "花子" {
+			t.Fatalf("the newest two: %+v %v", page, err)
+		}
+		if !utf8.ValidString(page[0].Subject) || !strings.HasSuffix(page[0].Subject, "…") || len(page[0].Subject) > 1000+len("…") {
+			t.Errorf("a long subject is kept as %d bytes: %q…", len(page[0].Subject), page[0].Subject[:30])
+		}
+		if d := time.Since(page[0].At); d < 0 || d > time.Minute {
+			t.Errorf("entry time %v", page[0].At)
+		}
+		rest, err := e.store.AuditLog(e.ctx, page[1].ID, 10)
+		if err != nil || len(rest) != 1 || rest[0].Action != "signin" {
+			t.Errorf("the page before %d: %+v %v", page[1].ID, rest, err)
+		}
+		n := 0
+		for _, err := range e.store.AllAudit(e.ctx) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		if n != 3 {
+			t.Errorf("AllAudit yielded %d entries, want 3", n)
+		}
+		if err := e.store.Ping(e.ctx); err != nil {
+			t.Errorf("Ping: %v", err)
+		}
+	})
 }

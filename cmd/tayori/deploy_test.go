@@ -15,6 +15,7 @@ import (
 
 	"github.com/tayori-news/tayori/internal/config"
 	"github.com/tayori-news/tayori/internal/redisurl"
+	"github.com/tayori-news/tayori/internal/store"
 )
 
 // The deployment files cannot be run where the tests run (no Docker, no
@@ -110,7 +111,7 @@ func TestComposeFile(t *testing.T) {
 		}
 		// The stores are the compose file's own services.
 		db, err := url.Parse(s.Env["TAYORI_DB"])
-		if err != nil || db.Scheme != "postgres" {
+		if engine, _, perr := store.Parse(s.Env["TAYORI_DB"]); err != nil || perr != nil || engine != store.Postgres {
 			t.Errorf("%s: TAYORI_DB %q, want postgres://…", where, s.Env["TAYORI_DB"])
 			continue
 		}
@@ -181,12 +182,14 @@ func TestEnvFileExample(t *testing.T) {
 	if !strings.HasPrefix(env["TAYORI_DB"], "postgres://") {
 		t.Errorf("%s: TAYORI_DB %q, want the several-machines postgres://…", path, env["TAYORI_DB"])
 	}
-	// The example's values load, apart from TAYORI_DB, whose postgres://
-	// the PostgreSQL store (issue 19, another branch) makes valid.
-	delete(env, "TAYORI_DB")
+	// The example's values load, TAYORI_DB's PostgreSQL URL included.
 	env["TAYORI_DATA_DIR"] = t.TempDir()
-	if _, err := config.Load(func(k string) string { return env[k] }, ""); err != nil {
+	c, err := config.Load(func(k string) string { return env[k] }, "")
+	if err != nil {
 		t.Errorf("%s does not load: %v", path, err)
+	}
+	if engine, _, err := store.Parse(c.DB); err != nil || engine != store.Postgres {
+		t.Errorf("%s: TAYORI_DB %q is %q, %v; want PostgreSQL", path, env["TAYORI_DB"], engine, err)
 	}
 	// The Sentinel form shown commented out parses too.
 	data, _ := os.ReadFile(path)

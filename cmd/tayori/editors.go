@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/web"
 )
 
@@ -23,11 +24,11 @@ func newEditorsCmd(a *app) *cobra.Command {
 }
 
 func (a *app) webStore(cmd *cobra.Command) (*web.Store, error) {
-	db, err := a.openDB(cmd.Context())
+	db, err := a.openStore(cmd.Context())
 	if err != nil {
 		return nil, err
 	}
-	return web.OpenStore(cmd.Context(), db, nil)
+	return web.NewStore(store.Web(db), nil), nil
 }
 
 // readPassword reads a password: with a terminal on stdin it prompts twice

@@ -14,7 +14,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tayori-news/tayori/internal/sqlitedb"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/mailer"
 )
@@ -198,7 +197,7 @@ func testSendSurvivesRedisFailover(t *testing.T, how string) {
 	}
 	// A Redis outage is not the relay's fault: no copy may have spent an
 	// attempt on it (a reader has only TAYORI's few attempts).
-	db, err := sqlitedb.Open(context.Background(), filepath.Join(dir, "tayori.db"))
+	db, err := createStore(context.Background(), filepath.Join(dir, "tayori.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,11 +2,9 @@ package main
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/tayori-news/tayori/web"
 )
 
 // newInitCmd is `tayori init`: the first set-up, and the only command
@@ -15,10 +13,12 @@ func newInitCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "init",
 		Short: "Create the database and its tables (first set-up)",
-		Long: `Create the SQLite database named by TAYORI_DB (default
-<TAYORI_DATA_DIR>/tayori.db), its directory and every table, and the secret
+		Long: `Create the database named by TAYORI_DB and every table, and the secret
 for links in <TAYORI_DATA_DIR>/secret unless TAYORI_SECRET or
-TAYORI_SECRET_FILE sets one.
+TAYORI_SECRET_FILE sets one. With SQLite (the default,
+sqlite:<TAYORI_DATA_DIR>/tayori.db) init creates the file and its
+directory; with PostgreSQL (postgres://user:pass@host:5432/db) the
+database must exist (createdb) and init creates the tables in it.
 
 Every other command needs the database and refuses to run without it, so
 that a mistyped TAYORI_DB, a wrong TAYORI_DATA_DIR or a deleted file is an
@@ -27,7 +27,7 @@ brings its tables up to date.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			db, path, created, err := a.createDB(ctx)
+			_, path, created, err := a.createDB(ctx)
 			if err != nil {
 				return err
 			}
@@ -35,9 +35,6 @@ brings its tables up to date.`,
 				return err
 			}
 			if _, err := a.ledger(ctx); err != nil {
-				return err
-			}
-			if _, err := web.OpenStore(ctx, db, time.Now); err != nil {
 				return err
 			}
 			if created {

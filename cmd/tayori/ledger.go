@@ -12,15 +12,11 @@ import (
 // migrates by itself (store.Migrate does). Its statements are released
 // when run returns, before the database closes.
 func (a *app) ledger(ctx context.Context) (queue.Ledger, error) {
-	db, err := a.openDB(ctx)
+	db, err := a.openStore(ctx) // migrated
 	if err != nil {
 		return nil, err
 	}
-	sdb := &store.DB{SQL: db, Engine: store.SQLite, Display: a.cfg.DB}
-	if err := store.Migrate(ctx, sdb); err != nil {
-		return nil, err
-	}
-	l := store.Ledger(sdb)
+	l := store.Ledger(db)
 	a.closers = append(a.closers, l.Close)
 	return l, nil
 }

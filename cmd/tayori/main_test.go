@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/tayori-news/tayori/internal/config"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 )
 
@@ -242,4 +244,19 @@ func TestRedisClientSentinelDoesNotAnswer(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `redis at master "tayori" via Sentinel 127.0.0.1:1 (db 0) does not answer`) {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+// createStore creates the SQLite store at path with Tayori's schema
+// (store.Migrate), as `tayori init` does, for a test to fill before the
+// CLI runs on it.
+func createStore(ctx context.Context, path string) (*sql.DB, error) {
+	db, err := store.Create(ctx, "sqlite:"+path)
+	if err != nil {
+		return nil, err
+	}
+	if err := store.Migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db.SQL, nil
 }

@@ -70,17 +70,23 @@ func (a *app) openStore(ctx context.Context) (*store.DB, error) {
 	if errors.Is(err, sqlitedb.ErrNoDatabase) {
 		return nil, fmt.Errorf("%w: create it with `tayori init` (TAYORI_DB is %s), or point TAYORI_DB or TAYORI_DATA_DIR at your database", err, a.cfg.DB)
 	}
-	if errors.Is(err, store.ErrUnsupported) {
-		return nil, fmt.Errorf("TAYORI_DB: %w", err)
-	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("TAYORI_DB: %w", err)
 	}
 	if err := store.Migrate(ctx, db); err != nil {
 		db.Close()
-		return nil, err
+		return nil, migrateError(err)
 	}
 	return db, a.keepDB(db)
+}
+
+// migrateError names TAYORI_DB in store.Migrate's error, and says what to
+// do about a schema from a newer tayori (store.ErrNewerSchema).
+func migrateError(err error) error {
+	if errors.Is(err, store.ErrNewerSchema) {
+		return fmt.Errorf("TAYORI_DB: %w; this tayori (version %s) is older than the one that last migrated the database: run the newer binary, or restore a backup", err, version)
+	}
+	return fmt.Errorf("TAYORI_DB: %w", err)
 }
 
 // openDB is openStore's *sql.DB, for the packages that take one.
@@ -111,11 +117,11 @@ func (a *app) createDB(ctx context.Context) (db *sql.DB, path string, created bo
 	}
 	sdb, err := store.Create(ctx, a.cfg.DB)
 	if err != nil {
-		return nil, "", false, err
+		return nil, "", false, fmt.Errorf("TAYORI_DB: %w", err)
 	}
 	if err := store.Migrate(ctx, sdb); err != nil {
 		sdb.Close()
-		return nil, "", false, err
+		return nil, "", false, migrateError(err)
 	}
 	return sdb.SQL, path, errors.Is(statErr, fs.ErrNotExist), a.keepDB(sdb)
 }

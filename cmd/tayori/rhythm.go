@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tayori-news/tayori/internal/store"
 
 	"github.com/tayori-news/tayori/compose"
 	"github.com/tayori-news/tayori/queue"
@@ -28,10 +29,11 @@ func (a *app) rhythmRunner(ctx context.Context, issuesDir string) (*rhythm.Runne
 	if err != nil {
 		return nil, err
 	}
-	issues, err := web.OpenStore(ctx, db, nil)
+	sdb, err := a.openStore(ctx)
 	if err != nil {
 		return nil, err
 	}
+	issues := web.NewStore(store.Web(sdb), nil)
 	fromDir := issueFromDir(issuesDir)
 	load := func(ctx context.Context, slug string) (*compose.Issue, error) {
 		is, err := issues.Issue(ctx, slug)

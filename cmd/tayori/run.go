@@ -57,6 +57,9 @@ database file being deleted or replaced while it runs, with an error.`,
 			ctx := cmd.Context()
 			// Opened here, before the services start: the store watch
 			// halts the worker's deliveries.
+			if _, err := a.openStore(ctx); err != nil {
+				return stoppedWhileStarting(ctx, err)
+			}
 			if _, err := a.deliveryService(ctx); err != nil {
 				return stoppedWhileStarting(ctx, err)
 			}

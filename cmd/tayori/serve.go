@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
 
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/templates"
 	"github.com/tayori-news/tayori/web"
 )
@@ -59,7 +60,7 @@ Mail is queued for a worker: run ` + "`tayori worker`" + ` as well, or ` + "`tay
 // TAYORI_HTTP_ADDR with conservative timeouts. Both `serve` and `run` call
 // it.
 func (a *app) webServer(ctx context.Context) (*http.Server, error) {
-	db, err := a.openDB(ctx)
+	db, err := a.openStore(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -80,10 +81,6 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := web.OpenStore(ctx, db, nil)
-	if err != nil {
-		return nil, err
-	}
 	ledger, err := a.ledger(ctx)
 	if err != nil {
 		return nil, err
@@ -96,7 +93,7 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	wel, err := a.welcomeService(ctx, db, svc, subs, tcfg) // welcome.go
+	wel, err := a.welcomeService(ctx, db.SQL, svc, subs, tcfg) // welcome.go
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +119,7 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 		MetricsToken:      a.cfg.MetricsToken,
 	}, web.Deps{
 		Subscribers:    subs,
-		Store:          store,
+		Store:          web.NewStore(store.Web(db), nil),
 		Sends:          svc,
 		Renderer:       renderer,
 		Failures:       svc.Failures,
@@ -139,7 +136,7 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 		Ping: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
-			if err := db.PingContext(ctx); err != nil {
+			if err := db.SQL.PingContext(ctx); err != nil {
 				return fmt.Errorf("database: %w", err)
 			}
 			if err := rdb.Ping(ctx).Err(); err != nil {

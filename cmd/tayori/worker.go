@@ -17,14 +17,18 @@ func newWorkerCmd(a *app) *cobra.Command {
 
 Run as many as you like, on one machine or several: they share the rate
 limit (TAYORI_RATE) and the connection cap (TAYORI_SMTP_MAX_CONNS) through
-Redis. On SIGTERM or SIGINT the worker stops taking work, lets the copies in
-flight finish (up to TAYORI_SHUTDOWN_TIMEOUT) and requeues the rest. Should
-its database file be deleted or replaced while it runs, it stops with an
-error.`,
+Redis; with several machines TAYORI_DB names one PostgreSQL database they
+all use. At start it brings the database's tables up to date. On SIGTERM or
+SIGINT the worker stops taking work, lets the copies in flight finish (up to
+TAYORI_SHUTDOWN_TIMEOUT) and requeues the rest. Should its SQLite file be
+deleted or replaced while it runs, it stops with an error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Opened here, before the services start: the store watch
 			// halts this service's deliveries.
+			if _, err := a.openStore(cmd.Context()); err != nil {
+				return stoppedWhileStarting(cmd.Context(), err)
+			}
 			if _, err := a.deliveryService(cmd.Context()); err != nil {
 				return stoppedWhileStarting(cmd.Context(), err)
 			}

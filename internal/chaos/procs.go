@@ -288,3 +288,8 @@ func portOf(addr string) int {
 	n, _ := strconv.Atoi(p)
 	return n
 }
+
+// RelayPorts returns the local ports of process pid's TCP connections to
+// remotePort, read from /proc: for other tests that tell which copies a
+// killed worker had on its connections (cmd/tayori's TestSeveralNodes).
+func RelayPorts(pid, remotePort int) (map[int]bool, error) { return relayPorts(pid, remotePort) }

@@ -13,7 +13,7 @@ type Config struct {
 	// DataDir holds the SQLite database, generated secrets and caches.
 	// TAYORI_DATA_DIR, default "./data".
 	DataDir string `yaml:"data_dir"`
-	// DB is the subscriber store: "sqlite:PATH" (or a bare path).
+	// DB is the store: "sqlite:PATH" or "postgres://user:pass@host:5432/db".
 	// TAYORI_DB, default "sqlite:<DataDir>/tayori.db".
 	DB string `yaml:"db"`
 	// RedisURL is the Redis used by Asynq, the shared rate limiter and

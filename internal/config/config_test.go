@@ -360,26 +360,46 @@ func TestVarsListsEveryVariableLoadReads(t *testing.T) {
 	}
 }
 
-// TAYORI_DB must name its engine: a bare path, a misspelt scheme or an
-// empty path is refused with a message naming the variable, so a typo
-// never opens (and creates) some other database file.
+// TAYORI_DB must name its engine: a bare path, a misspelt scheme, an
+// empty path or a PostgreSQL URL without a host or database is refused
+// with a message naming the variable and never the password, so a typo
+// never opens (and creates) some other database.
 func TestDBWithoutSchemeIsRefused(t *testing.T) {
-	for _, v := range []string{"data/tayori.db", "/srv/tayori/tayori.db", "sqllite:data/tayori.db", "sqlite3:data/tayori.db",
-		"postgres://u:secretpw@db/tayori", "sqlite:", "sqlite://"} {
+	for v, want := range map[string]string{
+		"data/tayori.db":                              "no scheme",
+		"/srv/tayori/tayori.db":                       "no scheme",
+		"sqllite:data/tayori.db":                      "scheme sqllite",
+		"sqlite3:data/tayori.db":                      "scheme sqlite3",
+		"mysql://u:secretpw@db/tayori":                "scheme mysql",
+		"sqlite:":                                     "file path",
+		"sqlite://":                                   "file path",
+		"postgres://u:secretpw@/tayori":               "names no host",
+		"postgres://u:secretpw@db:5432":               "names no database",
+		"postgres://u:secretpw@db:5432/tayori%zz":     "does not parse",
+		"postgresql://u:secretpw@db:99999x/tayori":    "does not parse",
+		"postgres://tayori:secretpw@db:5432/?sslmode": "names no database",
+	} {
 		t.Run(v, func(t *testing.T) {
 			_, err := Load(env("TAYORI_DATA_DIR", t.TempDir(), "TAYORI_SECRET", "k1:0123456789abcdef", "TAYORI_DB", v), "")
 			var ce *Error
-			if !errors.As(err, &ce) || !strings.Contains(err.Error(), "TAYORI_DB: want sqlite:PATH") {
-				t.Fatalf("TAYORI_DB=%q: err = %v, want one naming TAYORI_DB", v, err)
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), "TAYORI_DB: ") || !strings.Contains(err.Error(), want) {
+				t.Fatalf("TAYORI_DB=%q: err = %v, want one naming TAYORI_DB and saying %q", v, err, want)
 			}
 			if strings.Contains(err.Error(), "secretpw") {
 				t.Errorf("the message shows the password: %v", err)
 			}
 		})
 	}
-	for _, v := range []string{"sqlite:data/tayori.db", "sqlite:/srv/tayori/tayori.db", "sqlite:///srv/tayori/tayori.db"} {
-		if _, err := Load(env("TAYORI_DATA_DIR", t.TempDir(), "TAYORI_SECRET", "k1:0123456789abcdef", "TAYORI_DB", v), ""); err != nil {
-			t.Errorf("TAYORI_DB=%q: %v", v, err)
+	for _, v := range []string{"sqlite:data/tayori.db", "sqlite:/srv/tayori/tayori.db", "sqlite:///srv/tayori/tayori.db",
+		"postgres://tayori:secretpw@db.internal:5432/tayori?sslmode=verify-full", "postgresql://db/tayori"} {
+		c, err := Load(env("TAYORI_DATA_DIR", t.TempDir(), "TAYORI_SECRET", "k1:0123456789abcdef", "TAYORI_DB", v), "")
+		if err != nil || c.DB != v {
+			t.Errorf("TAYORI_DB=%q: %q, %v", v, c.DB, err)
+		}
+		for _, kv := range c.Redacted() {
+			if kv[0] == "TAYORI_DB" && (strings.Contains(kv[1], "secretpw") || !strings.Contains(kv[1], strings.SplitN(v, ":", 2)[0])) {
+				t.Errorf("tayori config shows TAYORI_DB=%q as %q", v, kv[1])
+			}
 		}
 	}
 }

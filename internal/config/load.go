@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tayori-news/tayori/internal/redisurl"
+	"github.com/tayori-news/tayori/internal/store"
 )
 
 // Var describes one setting: its environment variable, YAML key, default
@@ -62,7 +63,7 @@ var Vars = []Var{
 	{Env: "TAYORI_CONFIG", Doc: "optional YAML file with any of the keys below"},
 	{Env: "TAYORI_DATA_DIR", Key: "data_dir", Default: "./data", Doc: "directory for the SQLite database, generated secret and caches",
 		field: func(c *Config) any { return &c.DataDir }},
-	{Env: "TAYORI_DB", Key: "db", Shown: "sqlite:<data_dir>/tayori.db", Doc: "the store: `sqlite:PATH`; the scheme is required and the file must exist (`tayori init` creates it)",
+	{Env: "TAYORI_DB", Key: "db", Shown: "sqlite:<data_dir>/tayori.db", Secret: true, Doc: "the store: `sqlite:PATH` (one machine; the file must exist, `tayori init` creates it) or `postgres://user:pass@host:5432/db?sslmode=…` (shared by several machines; `tayori init` creates the tables); the scheme is required",
 		field: func(c *Config) any { return &c.DB }},
 	{Env: "TAYORI_REDIS_URL", Key: "redis_url", Default: "redis://127.0.0.1:6379/0", Secret: true,
 		Doc:   "Redis for Asynq, the shared rate limits and the web limits: `redis[s]://[:password@]host:port/db`, or through Sentinel `redis[s]+sentinel://[:password@]host:port[,host:port…]/master/db[?sentinel_password=…]`",
@@ -283,15 +284,14 @@ func Load(getenv func(string) string, configFile string) (Config, error) {
 		c.DB = "sqlite:" + filepath.Join(c.DataDir, "tayori.db")
 	}
 	// The engine must be named: a bare path or a misspelt scheme would
-	// otherwise open (and create) a database nobody meant.
-	switch path, ok := strings.CutPrefix(c.DB, "sqlite:"); {
-	case !ok && strings.Contains(c.DB, "://"):
-		bad("TAYORI_DB", "want sqlite:PATH, got scheme of %q (PostgreSQL is not supported by this build yet)", redactURL(c.DB))
-	case !ok:
-		bad("TAYORI_DB", "want sqlite:PATH (for example sqlite:%s), got %q without the sqlite: scheme",
-			filepath.Join(c.DataDir, "tayori.db"), c.DB)
-	case strings.TrimPrefix(path, "//") == "":
-		bad("TAYORI_DB", "want sqlite:PATH, got %q with no path", c.DB)
+	// otherwise open (and create) a database nobody meant. store.Parse
+	// never shows a password in its errors.
+	if _, _, err := store.Parse(c.DB); err != nil {
+		if !strings.Contains(c.DB, "://") && !strings.HasPrefix(c.DB, "sqlite:") {
+			bad("TAYORI_DB", "%v (for example sqlite:%s), got %q", err, filepath.Join(c.DataDir, "tayori.db"), c.DB)
+		} else {
+			bad("TAYORI_DB", "%v", err)
+		}
 	}
 	if _, err := redisurl.Parse(c.RedisURL); err != nil {
 		bad("TAYORI_REDIS_URL", "%v", err)

@@ -178,13 +178,14 @@ func pingWithBackoff(ctx context.Context, db *sql.DB) error {
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) || isAuthOrConfig(err) {
+		left := time.Until(deadline)
+		if ctx.Err() != nil || left <= 0 || isAuthOrConfig(err) {
 			return err
 		}
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(wait):
+		case <-time.After(min(wait, left)): // the last attempt at the deadline
 		}
 		wait = min(2*wait, 2*time.Second)
 	}
