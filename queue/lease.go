@@ -72,10 +72,11 @@ func (r *batchRun) valid(now time.Time, margin time.Duration) bool {
 
 // leaser renews the leases of this process's running batches.
 type leaser struct {
-	ledger Ledger
-	ttl    time.Duration
-	now    func() time.Time
-	log    *slog.Logger
+	ledger  Ledger
+	ttl     time.Duration
+	now     func() time.Time
+	log     *slog.Logger
+	trouble *storeTrouble // told of each failed renewal (nil: nobody)
 
 	mu    sync.Mutex
 	runs  map[*batchRun]struct{}
@@ -128,6 +129,7 @@ func (l *leaser) loop() {
 		case <-t.C:
 		}
 		if err := l.renew(); err != nil {
+			l.trouble.note()
 			l.log.Warn("renew batch leases", "err", err)
 		}
 	}
@@ -287,12 +289,24 @@ func (s *Service) runWatchdog(ctx context.Context) {
 			return
 		case <-time.After(d):
 		}
-		if _, err := s.reclaimLapsedPlans(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("lease watchdog", "err", err)
-		}
-		if _, err := s.reclaimLapsed(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("lease watchdog", "err", err)
-		}
+		s.watchdogRound(ctx)
+	}
+}
+
+// watchdogRound takes over the lapsed batches and plans, unless the store
+// failed a write less than a lease period ago (see storeTrouble): then
+// the leases may have lapsed only because nobody could renew them.
+func (s *Service) watchdogRound(ctx context.Context) {
+	if s.trouble.within(s.cfg.LeaseTTL) {
+		return
+	}
+	if _, err := s.reclaimLapsedPlans(ctx); err != nil && ctx.Err() == nil {
+		s.trouble.note()
+		s.log.Warn("lease watchdog", "err", err)
+	}
+	if _, err := s.reclaimLapsed(ctx); err != nil && ctx.Err() == nil {
+		s.trouble.note()
+		s.log.Warn("lease watchdog", "err", err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,6 +144,60 @@ func TestPlanningLease(t *testing.T) {
 		}
 		if _, err := s.claimPlan(ctx, 1, "plan-c"); err != nil {
 			t.Errorf("the new run's claim: %v", err)
+		}
+	})
+}
+
+// Issue 18, disk full (seen in the chaos suite): while the store refused
+// writes, no run could renew its lease, so the live runs' leases lapsed
+// too. The watchdog must not take their batches over the moment the store
+// takes writes again: the live runs still hold outcomes of copies the
+// relay accepted, which a takeover would refuse (the claim changed) and
+// send again. After a failed write it waits one lease period, then takes
+// over what is still lapsed.
+func TestWatchdogWaitsOutStoreTrouble(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e TestEngine) {
+		ctx, db, now, mustExec, s, _ := recordFixture(t, e)
+		rdb := TestRedis(t)
+		s.rdb, s.client = rdb, asynq.NewClientFromRedisClient(rdb)
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		var clock atomic.Int64
+		clock.Store(time.Now().UnixNano())
+		s.cfg = Config{From: "a@example.jp", BaseURL: "https://example.jp", LeaseTTL: 6 * time.Second,
+			Now: func() time.Time { return time.Unix(0, clock.Load()) }}
+		if err := s.cfg.fill(); err != nil {
+			t.Fatal(err)
+		}
+		s.trouble = &storeTrouble{now: s.cfg.Now}
+		if _, _, err := s.claim(ctx, &BatchPayload{SendID: 1, Batch: 0, IDs: []int64{10, 11, 12, 13, 14}}, "run-a"); err != nil {
+			t.Fatal(err)
+		}
+		mustExec(`UPDATE batch_claims SET lease_until = ? WHERE send_id = 1 AND lease_until > 0`, now-1)
+		claimNow := func() string {
+			t.Helper()
+			var c string
+			if err := db.QueryRowContext(ctx, `SELECT claim FROM batch_claims WHERE send_id = 1 AND batch = 0`).Scan(&c); err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+		// A renewal failed a moment ago (the disk was full).
+		s.trouble.note()
+		s.watchdogRound(ctx)
+		if c := claimNow(); c != "run-a" {
+			t.Fatalf("taken over right after a failed write: claim %q, want run-a kept", c)
+		}
+		clock.Add(int64(5 * time.Second))
+		s.watchdogRound(ctx)
+		if c := claimNow(); c != "run-a" {
+			t.Fatalf("taken over within the lease period after a failed write: claim %q", c)
+		}
+		// A lease period after the last failure, a batch still lapsed is
+		// one whose run is gone: taken over.
+		clock.Add(int64(2 * time.Second))
+		s.watchdogRound(ctx)
+		if c := claimNow(); c == "run-a" {
+			t.Fatalf("still not taken over a lease period after the trouble")
 		}
 	})
 }

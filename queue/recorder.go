@@ -32,7 +32,8 @@ type recorder struct {
 	grace    time.Duration // closeGrace; tests shorten it
 	log      *slog.Logger
 
-	stalled atomic.Bool // the last commit failed; outcomes wait
+	stalled atomic.Bool   // the last commit failed; outcomes wait
+	trouble *storeTrouble // told of each failed commit (nil: nobody)
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -214,6 +215,7 @@ func (r *recorder) loop() {
 				r.stalled.Store(true)
 				r.cond.Broadcast()
 				r.mu.Unlock()
+				r.trouble.note()
 				if time.Since(lastLog) > 10*time.Second {
 					r.log.Error("record outcomes: sending stops until they are recorded", "err", err, "count", len(group))
 					lastLog = time.Now()

@@ -163,16 +163,17 @@ type Deps struct {
 
 // Service creates sends, plans them, and (inside a Server) delivers them.
 type Service struct {
-	ledger Ledger
-	rdb    redis.UniversalClient
-	client *asynq.Client
-	insp   *asynq.Inspector
-	cfg    Config
-	deps   Deps
-	log    *slog.Logger
-	rec    *recorder
-	leases *leaser
-	domain string
+	ledger  Ledger
+	rdb     redis.UniversalClient
+	client  *asynq.Client
+	insp    *asynq.Inspector
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	rec     *recorder
+	leases  *leaser
+	trouble *storeTrouble // the store's last failed write, for the watchdog
+	domain  string
 
 	mu       sync.Mutex
 	sends    map[int64]*sendCache
@@ -216,8 +217,11 @@ func New(ctx context.Context, ledger Ledger, rdb redis.UniversalClient, cfg Conf
 	if cfg.Senders > 0 {
 		s.senders = make(chan struct{}, cfg.Senders)
 	}
+	s.trouble = &storeTrouble{now: cfg.Now}
 	s.rec = newRecorder(ledger, cfg.FlushInterval, logger)
+	s.rec.trouble = s.trouble
 	s.leases = newLeaser(ledger, cfg.LeaseTTL, cfg.Now, logger)
+	s.leases.trouble = s.trouble
 	return s, nil
 }
 
