@@ -105,22 +105,6 @@ type envOpts struct {
 	rhythm   bool // the recurring send rules (package rhythm)
 }
 
-// queueVolume gives the send gate the queue's record, as cmd/tayori does.
-type queueVolume struct{ o *queue.Outcomes }
-
-func (v queueVolume) SentBetween(ctx context.Context, since, until time.Time) (int64, error) {
-	return v.o.SentBetween(ctx, since, until)
-}
-
-func (v queueVolume) FailedReplies(ctx context.Context, since, until time.Time) ([]string, error) {
-	refs, err := v.o.Refusals(ctx, since, until, 0)
-	out := make([]string, len(refs))
-	for i, r := range refs {
-		out[i] = r.Reply
-	}
-	return out, err
-}
-
 func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -192,7 +176,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	var gate *feedback.Gate
 	if o.gate {
 		outcomes := queue.NewOutcomes(ledger)
-		if gate, err = feedback.NewGate(feedback.GateConfig{Events: e.subs, Volume: queueVolume{outcomes}, Now: e.clock.Now}); err != nil {
+		if gate, err = feedback.NewGate(feedback.GateConfig{Events: e.subs, Volume: bind.Volume{O: outcomes}, Now: e.clock.Now}); err != nil {
 			t.Fatal(err)
 		}
 		qdeps.Gate = func(ctx context.Context) (queue.GateVerdict, error) {

@@ -13,48 +13,14 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tayori-news/tayori/feedback"
 	"github.com/tayori-news/tayori/queue"
+	"github.com/tayori-news/tayori/queue/bind"
 	"github.com/tayori-news/tayori/subscribers"
 )
-
-// queueHistory and queueVolume adapt queue.Outcomes to the interfaces
-// package feedback declares, so that neither package imports the other.
-type queueHistory struct{ o *queue.Outcomes }
-
-func (h queueHistory) LastAttempts(ctx context.Context, subscriberID int64, n int) ([]feedback.Attempt, error) {
-	atts, err := h.o.LastAttempts(ctx, subscriberID, n)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]feedback.Attempt, len(atts))
-	for i, a := range atts {
-		out[i] = feedback.Attempt{SendID: a.SendID, Sent: a.Sent, Permanent: a.Permanent}
-	}
-	return out, nil
-}
-
-type queueVolume struct{ o *queue.Outcomes }
-
-func (v queueVolume) SentBetween(ctx context.Context, since, until time.Time) (int64, error) {
-	return v.o.SentBetween(ctx, since, until)
-}
-
-func (v queueVolume) FailedReplies(ctx context.Context, since, until time.Time) ([]string, error) {
-	refs, err := v.o.Refusals(ctx, since, until, 0)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, len(refs))
-	for i, r := range refs {
-		out[i] = r.Reply
-	}
-	return out, nil
-}
 
 // fromDomain is the domain of TAYORI_FROM: Message-IDs and the bounce
 // domain hang off it.
@@ -64,22 +30,6 @@ func (a *app) fromDomain() (string, error) {
 		return "", fmt.Errorf("TAYORI_FROM: %w", err)
 	}
 	return addr.Address[strings.LastIndexByte(addr.Address, '@')+1:], nil
-}
-
-// sendGate returns the send gate of checklist 36 over the shared
-// database: complaints and authentication refusals from the feedback
-// events, copies sent and relay refusals from the queue's deliveries.
-func sendGate(ledger queue.Ledger, store *subscribers.Store) (*feedback.Gate, error) {
-	o := queue.NewOutcomes(ledger)
-	return feedback.NewGate(feedback.GateConfig{Events: store, Volume: queueVolume{o}})
-}
-
-// queueGate adapts a feedback.Gate to the queue's Deps.Gate.
-func queueGate(g *feedback.Gate) queue.GateFunc {
-	return func(ctx context.Context) (queue.GateVerdict, error) {
-		v, _, err := g.Check(ctx)
-		return queue.GateVerdict{Block: v.Block, Warn: v.Warn, Reason: v.Reason}, err
-	}
 }
 
 func newFeedbackCmd(a *app) *cobra.Command {
@@ -178,7 +128,7 @@ func (a *app) feedbackIngest(ctx context.Context, args []string, envelopeTo stri
 		return err
 	}
 	in, err := feedback.NewIntake(feedback.IntakeConfig{
-		Store: store, History: queueHistory{o}, Tagger: tg, MatchByAddress: byAddress, Logger: a.logger,
+		Store: store, History: bind.History{O: o}, Tagger: tg, MatchByAddress: byAddress, Logger: a.logger,
 	})
 	if err != nil {
 		return err
@@ -324,7 +274,7 @@ func (a *app) feedbackList(ctx context.Context, days, limit int, asJSON bool) er
 	if err != nil {
 		return err
 	}
-	gate, err := sendGate(ledger, store)
+	gate, err := bind.SendGate(ledger, store, nil)
 	if err != nil {
 		return err
 	}

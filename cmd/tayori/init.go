@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-
 )
 
 // newInitCmd is `tayori init`: the first set-up, and the only command

@@ -94,7 +94,7 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	gate, err := sendGate(ledger, store)
+	gate, err := bind.SendGate(ledger, store, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +111,7 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 		Renderer:  bind.Renderer{R: renderer},
 		Sender:    sender,
 		Classify:  bind.Classify,
-		Gate:      queueGate(gate),
+		Gate:      bind.Gate(gate),
 		Events:    events,
 		Metrics:   mx,
 	}, a.logger)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tayori-news/tayori/internal/store"
+	"github.com/tayori-news/tayori/queue/bind"
 	"github.com/tayori-news/tayori/templates"
 	"github.com/tayori-news/tayori/web"
 )
@@ -85,7 +86,7 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	gate, err := sendGate(ledger, subs)
+	gate, err := bind.SendGate(ledger, subs, nil)
 	if err != nil {
 		return nil, err
 	}
