@@ -10,5 +10,5 @@
 // scheduler's Redis lease ticks, each month's send is created through the
 // scheduler's own path (queue.Service.CreateMonthlySend, one send per
 // month and list), and a table of what was done (rhythm_runs) makes each
-// send and each reminder happen once. All SQL is in store.go.
+// send and each reminder happen once. The SQL is in internal/store/{sqlite,postgres}/rhythm.go.
 package rhythm

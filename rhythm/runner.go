@@ -12,7 +12,7 @@ import (
 	"github.com/tayori-news/tayori/queue"
 )
 
-// Store keeps the rules and what was done (*SQLStore on SQLite).
+// Store keeps the rules and what was done (store.Rhythm in internal/store picks the engine's).
 type Store interface {
 	Rule(ctx context.Context, list string) (Rule, bool, error)
 	Rules(ctx context.Context) ([]Rule, error)

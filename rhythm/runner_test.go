@@ -2,14 +2,14 @@ package rhythm_test
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tayori-news/tayori/compose"
-	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store"
+	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/rhythm"
 )
@@ -40,18 +40,9 @@ type clock struct{ t time.Time }
 
 func (c *clock) Now() time.Time { return c.t }
 
-func openStore(t *testing.T) *rhythm.SQLStore {
+func openStore(t *testing.T, eng testutil.Engine) rhythm.Store {
 	t.Helper()
-	db, err := sqlitedb.Open(context.Background(), filepath.Join(t.TempDir(), "tayori.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	st, err := rhythm.OpenSQLStore(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return store.Rhythm(testutil.OpenStore(t, eng))
 }
 
 // TestRunnerSendsAndRemindsOnce: with the first Tuesday at 10:00 Tokyo and
@@ -60,8 +51,14 @@ func openStore(t *testing.T) *rhythm.SQLStore {
 // never for a ready one, create each month's send once (two runners
 // sharing the store, as two processes would), and skip a skipped month.
 func TestRunnerSendsAndRemindsOnce(t *testing.T) {
+	for _, eng := range testutil.Engines() {
+		t.Run(string(eng.Name), func(t *testing.T) { testRunnerSendsAndRemindsOnce(t, eng) })
+	}
+}
+
+func testRunnerSendsAndRemindsOnce(t *testing.T, eng testutil.Engine) {
 	ctx := context.Background()
-	st := openStore(t)
+	st := openStore(t, eng)
 	log := &sendsLog{}
 	clk := &clock{t: at("2026-11-20 00:00")}
 	readyMonths := map[string]bool{"2027-01": true}
@@ -107,8 +104,14 @@ func TestRunnerSendsAndRemindsOnce(t *testing.T) {
 
 // TestRunnerSkipNext: skipping moves the next run a month on.
 func TestRunnerSkipNext(t *testing.T) {
+	for _, eng := range testutil.Engines() {
+		t.Run(string(eng.Name), func(t *testing.T) { testRunnerSkipNext(t, eng) })
+	}
+}
+
+func testRunnerSkipNext(t *testing.T, eng testutil.Engine) {
 	ctx := context.Background()
-	st := openStore(t)
+	st := openStore(t, eng)
 	clk := &clock{t: at("2026-12-15 00:00")}
 	r := rhythm.NewRunner(st, &sendsLog{}, func(context.Context, string) (bool, error) { return true, nil }, nil,
 		rhythm.Config{Now: clk.Now}, nil)

@@ -65,6 +65,7 @@ type env struct {
 	ctx     context.Context
 	clock   *clock
 	db      *sql.DB
+	sdb     *store.DB // db with its engine, for the store.* constructors
 	dbPath  string
 	rdb     *redis.Client
 	subs    *subscribers.Store
@@ -121,7 +122,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 		t.Fatal(err)
 	}
 	db := sdb.SQL
-	e.db = db
+	e.db, e.sdb = db, sdb
 	e.keys = o.keys
 	if len(e.keys) == 0 {
 		e.keys = []token.Key{keyK1}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/rhythm"
 )
 
@@ -16,10 +17,7 @@ import (
 // issue is ready when the editors stored it under the month's slug.
 func (e *env) rhythmRunner() *rhythm.Runner {
 	e.t.Helper()
-	st, err := rhythm.OpenSQLStore(e.ctx, e.db)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	st := store.Rhythm(e.sdb)
 	load := func(ctx context.Context, slug string) (*compose.Issue, error) {
 		is, err := e.store.Issue(ctx, slug)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/webhooks"
@@ -23,10 +24,7 @@ import (
 // worker until the test ends: as cmd/tayori wires it.
 func (e *env) wireWebhooks(cfg webhooks.Config, q *queue.Deps, logger *slog.Logger) {
 	e.t.Helper()
-	st, err := webhooks.OpenSQLStore(e.ctx, e.db)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	st := store.Webhooks(e.sdb)
 	e.webhooks = webhooks.New(st, e.rdb, cfg, logger)
 	e.sinks = append(e.sinks, e.webhooks)
 	q.Events = e.webhooks

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/subscribers/token"
@@ -21,10 +22,8 @@ import (
 // subscriber store send it its events, as cmd/tayori does.
 func (e *env) wireWelcome(base string, logger *slog.Logger) {
 	e.t.Helper()
-	st, err := welcome.OpenSQLStore(e.ctx, e.db)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	st := store.Welcome(e.sdb)
+	var err error
 	e.welcome, err = welcome.New(st, e.svc, e.subs, welcome.LatestFromSends{Sends: e.svc}, welcome.Config{
 		BaseURL: base, SenderName: testSender, PostalAddress: "東京都港区六本木1-1-1", Contact: "info@news.example.jp",
 	}, logger)

@@ -4,11 +4,11 @@
 // Standard Webhooks specification describes.
 //
 // [Service.Emit] (which implements subscribers.Events and queue.Events)
-// writes an event to an outbox table in SQLite and never touches Redis.
+// writes an event to an outbox table in the database and never touches Redis.
 // A dispatcher in each worker ([Service.Run]) fans the event out to one
 // delivery per endpoint and one Asynq task per delivery, on the
 // "webhooks" queue, retried with the specification's backoff; the
 // webhook-id stays the same across retries and replays. Every attempt is
-// logged with the endpoint's status and answer. All SQL is in store.go
-// behind [Store]. See docs/design/automation.md.
+// logged with the endpoint's status and answer. The SQL is in internal/store (sqlite/webhooks.go,
+// postgres/webhooks.go) behind [Store]. See docs/design/automation.md.
 package webhooks

@@ -106,7 +106,7 @@ type Job struct {
 	Enabled                bool
 }
 
-// Store is the webhooks' storage (*SQLStore on SQLite).
+// Store is the webhooks' storage (store.Webhooks picks the engine's, in internal/store).
 type Store interface {
 	AddEndpoint(ctx context.Context, e Endpoint, now time.Time) (Endpoint, error)
 	Endpoint(ctx context.Context, id int64) (Endpoint, error)

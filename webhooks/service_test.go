@@ -5,35 +5,25 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/webhooks"
 )
 
 type env struct {
-	store *webhooks.SQLStore
+	store webhooks.Store
 	svc   *webhooks.Service
 	rdb   *redis.Client
 }
 
-func setup(t *testing.T) env {
+func setup(t *testing.T, eng testutil.Engine) env {
 	t.Helper()
-	ctx := context.Background()
-	db, err := sqlitedb.Open(ctx, filepath.Join(t.TempDir(), "tayori.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	st, err := webhooks.OpenSQLStore(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := store.Webhooks(testutil.OpenStore(t, eng))
 	rdb := testutil.RedisDB(t)
 	svc := webhooks.New(st, rdb, fastConfig(), slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { svc.Close() })
@@ -79,7 +69,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // different one per event, and the delivery log holds the endpoint's
 // answers.
 func TestDeliveryAtLeastOnceSigned(t *testing.T) {
-	e := setup(t)
+	for _, eng := range testutil.Engines() {
+		t.Run(string(eng.Name), func(t *testing.T) { testDeliveryAtLeastOnceSigned(t, eng) })
+	}
+}
+
+func testDeliveryAtLeastOnceSigned(t *testing.T, eng testutil.Engine) {
+	e := setup(t, eng)
 	ctx := context.Background()
 	secret := webhooks.NewSecret()
 	recv := testutil.StartWebhookReceiver(t, secret, 2)
@@ -182,7 +178,13 @@ func TestDeliveryAtLeastOnceSigned(t *testing.T) {
 // kept in the outbox (Emit neither waits nor fails), and delivered once
 // Redis answers.
 func TestEmitWithRedisDown(t *testing.T) {
-	e := setup(t)
+	for _, eng := range testutil.Engines() {
+		t.Run(string(eng.Name), func(t *testing.T) { testEmitWithRedisDown(t, eng) })
+	}
+}
+
+func testEmitWithRedisDown(t *testing.T, eng testutil.Engine) {
+	e := setup(t, eng)
 	ctx := context.Background()
 	secret := webhooks.NewSecret()
 	recv := testutil.StartWebhookReceiver(t, secret, 0)
@@ -214,7 +216,13 @@ func TestEmitWithRedisDown(t *testing.T) {
 // TestGivesUp: an endpoint that always fails gets MaxRetry+1 attempts and
 // the delivery ends failed, with each answer logged.
 func TestGivesUp(t *testing.T) {
-	e := setup(t)
+	for _, eng := range testutil.Engines() {
+		t.Run(string(eng.Name), func(t *testing.T) { testGivesUp(t, eng) })
+	}
+}
+
+func testGivesUp(t *testing.T, eng testutil.Engine) {
+	e := setup(t, eng)
 	ctx := context.Background()
 	cfg := fastConfig()
 	cfg.MaxRetry = 2
@@ -244,7 +252,13 @@ func TestGivesUp(t *testing.T) {
 
 // TestNoEventWithoutEndpoint: with no endpoint listening nothing is kept.
 func TestNoEventWithoutEndpoint(t *testing.T) {
-	e := setup(t)
+	for _, eng := range testutil.Engines() {
+		t.Run(string(eng.Name), func(t *testing.T) { testNoEventWithoutEndpoint(t, eng) })
+	}
+}
+
+func testNoEventWithoutEndpoint(t *testing.T, eng testutil.Engine) {
+	e := setup(t, eng)
 	ctx := context.Background()
 	e.svc.Emit(ctx, webhooks.SubscriberCreated, map[string]string{"email": "a@example.jp"})
 	if pending, _ := e.store.Undispatched(ctx, 10); len(pending) != 0 {
@@ -253,7 +267,13 @@ func TestNoEventWithoutEndpoint(t *testing.T) {
 }
 
 func TestAddEndpointInvalid(t *testing.T) {
-	e := setup(t)
+	for _, eng := range testutil.Engines() {
+		t.Run(string(eng.Name), func(t *testing.T) { testAddEndpointInvalid(t, eng) })
+	}
+}
+
+func testAddEndpointInvalid(t *testing.T, eng testutil.Engine) {
+	e := setup(t, eng)
 	_, err := e.svc.AddEndpoint(context.Background(), webhooks.Endpoint{URL: "ftp://x", Events: []string{"nope"}, Secret: "abc"})
 	var ee *webhooks.EndpointError
 	if !errorsAs(err, &ee) || len(ee.Problems) != 3 {

@@ -8,5 +8,5 @@
 // reader who left the list meanwhile. The editor may turn it off per list.
 //
 // [Service] implements subscribers.Events and acts on
-// subscriber.confirmed. All SQL is in store.go (table welcome_templates).
+// subscriber.confirmed. The SQL is in internal/store/{sqlite,postgres}/welcome.go (table welcome_templates).
 package welcome

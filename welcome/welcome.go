@@ -157,7 +157,7 @@ func htmlOf(text string) string {
 	return b.String()
 }
 
-// Store keeps the templates (*SQLStore on SQLite).
+// Store keeps the templates (store.Welcome in internal/store picks the engine's).
 type Store interface {
 	Template(ctx context.Context, list string) (Template, bool, error)
 	SaveTemplate(ctx context.Context, t Template) error

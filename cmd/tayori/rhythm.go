@@ -17,7 +17,7 @@ import (
 // <issuesDir>/<slug>.md or .txt; it is ready when it exists and the lint
 // finds no error.
 func (a *app) rhythmRunner(ctx context.Context, issuesDir string) (*rhythm.Runner, error) {
-	db, err := a.openDB(ctx)
+	sdb, err := a.openStore(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -25,14 +25,7 @@ func (a *app) rhythmRunner(ctx context.Context, issuesDir string) (*rhythm.Runne
 	if err != nil {
 		return nil, err
 	}
-	st, err := rhythm.OpenSQLStore(ctx, db)
-	if err != nil {
-		return nil, err
-	}
-	sdb, err := a.openStore(ctx)
-	if err != nil {
-		return nil, err
-	}
+	st := store.Rhythm(sdb)
 	issues := web.NewStore(store.Web(sdb), nil)
 	fromDir := issueFromDir(issuesDir)
 	load := func(ctx context.Context, slug string) (*compose.Issue, error) {

@@ -36,7 +36,7 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 	if a.delivery != nil {
 		return a.delivery, nil
 	}
-	db, err := a.openDB(ctx)
+	db, err := a.openStore(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -48,10 +48,7 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	events, err := a.webhookEmitter(ctx, db) // webhooks.go
-	if err != nil {
-		return nil, err
-	}
+	events := a.webhookEmitter(db) // webhooks.go
 	store.SetEvents(events)
 	renderer, err := templates.New(a.templatesConfig())
 	if err != nil {

@@ -94,7 +94,7 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	wel, err := a.welcomeService(ctx, db.SQL, svc, subs, tcfg) // welcome.go
+	wel, err := a.welcomeService(ctx, db, svc, subs, tcfg) // welcome.go
 	if err != nil {
 		return nil, err
 	}

@@ -46,11 +46,7 @@ func (a *app) subscriberStore(ctx context.Context) (*subscribers.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	ev, err := a.webhookEmitter(ctx, db.SQL) // webhooks.go
-	if err != nil {
-		return nil, err
-	}
-	st.SetEvents(ev)
+	st.SetEvents(a.webhookEmitter(db)) // webhooks.go
 	return st, nil
 }
 

@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"database/sql"
 
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/webhooks"
 )
 
@@ -18,18 +18,14 @@ func init() {
 // queue emit their events through. It needs no Redis: a CLI command
 // (`tayori subscribers unsubscribe`, `tayori feedback ingest`) records its
 // events and a worker delivers them.
-func (a *app) webhookEmitter(ctx context.Context, db *sql.DB) (*webhooks.Service, error) {
-	st, err := webhooks.OpenSQLStore(ctx, db)
-	if err != nil {
-		return nil, err
-	}
-	return webhooks.New(st, nil, webhooks.Config{}, a.logger), nil
+func (a *app) webhookEmitter(db *store.DB) *webhooks.Service {
+	return webhooks.New(store.Webhooks(db), nil, webhooks.Config{}, a.logger)
 }
 
 // webhookService returns the webhooks with Redis: the console's and the
 // API's endpoints and replays, and the worker's deliveries.
 func (a *app) webhookService(ctx context.Context) (*webhooks.Service, error) {
-	db, err := a.openDB(ctx)
+	db, err := a.openStore(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -37,11 +33,7 @@ func (a *app) webhookService(ctx context.Context) (*webhooks.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := webhooks.OpenSQLStore(ctx, db)
-	if err != nil {
-		return nil, err
-	}
-	svc := webhooks.New(st, rdb, webhooks.Config{}, a.logger)
+	svc := webhooks.New(store.Webhooks(db), rdb, webhooks.Config{}, a.logger)
 	a.closers = append(a.closers, svc.Close)
 	return svc, nil
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tayori-news/tayori/internal/sqlitedb"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/internal/testutil"
 	"github.com/tayori-news/tayori/webhooks"
 )
@@ -25,15 +25,12 @@ func TestRunDeliversWebhooks(t *testing.T) {
 	getenv := initEnv(t, "TAYORI_REDIS_URL", testutil.RedisDBURL(t, n), "TAYORI_HTTP_ADDR", "127.0.0.1:0",
 		"TAYORI_SMTP_URL", smtp.URL(), "TAYORI_SHUTDOWN_TIMEOUT", "5s", "TAYORI_BASE_URL", "http://127.0.0.1:1")
 	ctx := context.Background()
-	db, err := sqlitedb.Open(ctx, filepath.Join(getenv("TAYORI_DATA_DIR"), "tayori.db"))
+	db, err := store.Open(ctx, "sqlite:"+filepath.Join(getenv("TAYORI_DATA_DIR"), "tayori.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	st, err := webhooks.OpenSQLStore(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := store.Webhooks(db)
 	secret := webhooks.NewSecret()
 	recv := testutil.StartWebhookReceiver(t, secret, 1)
 	if _, err := webhooks.New(st, nil, webhooks.Config{}, nil).AddEndpoint(ctx, webhooks.Endpoint{URL: recv.URL, Secret: secret}); err != nil {

@@ -5,8 +5,9 @@
 //	postgres/ the shared store
 //
 // There is no release yet, so each engine's history starts at one initial
-// schema (one file per area: subscribers, web, queue). From here on every
-// schema change is a new migration on both engines, with the same number.
+// schema (one file per area: subscribers, web, queue, automation). From
+// here on every schema change is a new migration on both engines, with
+// the same number.
 package schema
 
 import (

@@ -1,5 +1,8 @@
 -- +goose Up
--- Outbound webhooks (package webhooks). Times are Unix milliseconds (UTC).
+-- The automation's tables: outbound webhooks (package webhooks), the
+-- welcome mail of each list (package welcome) and the monthly rhythm
+-- (package rhythm). Times are Unix milliseconds (UTC).
+
 -- webhook_events is the outbox: an event is written here on the request
 -- that caused it (no Redis on that path) and a dispatcher turns it into one
 -- webhook_deliveries row and one Asynq task per endpoint. Payloads carry
@@ -44,7 +47,38 @@ CREATE TABLE webhook_attempts (
 );
 CREATE INDEX webhook_attempts_delivery ON webhook_attempts (delivery_id, id);
 
+-- The welcome mail of each list: sent once a reader confirms, unless the
+-- editor turned it off. A list without a row uses the default template, on.
+CREATE TABLE welcome_templates (
+    list       TEXT    PRIMARY KEY,
+    enabled    INTEGER NOT NULL,
+    subject    TEXT    NOT NULL,
+    body       TEXT    NOT NULL,   -- text/template source of the plain-text body
+    updated_at INTEGER NOT NULL,
+    updated_by TEXT    NOT NULL DEFAULT ''
+);
+
+-- The monthly rhythm: one recurring send rule per list, and what the
+-- runner did for each month, so that a send is created and a reminder
+-- mailed once per month whatever the number of processes.
+CREATE TABLE rhythm_rules (
+    list       TEXT    PRIMARY KEY,
+    rule       TEXT    NOT NULL,   -- JSON of rhythm.Rule
+    updated_at INTEGER NOT NULL,
+    updated_by TEXT    NOT NULL DEFAULT ''
+);
+CREATE TABLE rhythm_runs (
+    list  TEXT    NOT NULL,
+    month TEXT    NOT NULL,        -- "2026-01", the issue's slug
+    kind  TEXT    NOT NULL CHECK (kind IN ('send','reminder')),
+    at    INTEGER NOT NULL,
+    PRIMARY KEY (list, month, kind)
+);
+
 -- +goose Down
+DROP TABLE rhythm_runs;
+DROP TABLE rhythm_rules;
+DROP TABLE welcome_templates;
 DROP TABLE webhook_attempts;
 DROP TABLE webhook_deliveries;
 DROP TABLE webhook_events;
