@@ -30,7 +30,7 @@ test: ## go vet and every test with the race detector, against a real Redis and 
 	scripts/chromium.sh >/dev/null
 	scripts/redis.sh run scripts/postgres.sh run $(GO) test -race -count=1 -timeout 14m ./...
 	@echo "== the database packages again on the C SQLite engine (-tags sqlite_cgo)"
-	scripts/redis.sh run scripts/postgres.sh run $(GO) test -tags sqlite_cgo -count=1 -timeout 5m ./internal/sqlitedb/ ./subscribers/... ./queue/... ./cmd/tayori/
+	scripts/redis.sh run scripts/postgres.sh run $(GO) test -tags sqlite_cgo -count=1 -timeout 5m ./internal/sqlitedb/ ./internal/store/... ./subscribers/... ./queue/... ./cmd/tayori/
 
 test-short: ## every test without the race detector (quicker while developing)
 	scripts/redis.sh run scripts/postgres.sh run $(GO) test -count=1 ./...
