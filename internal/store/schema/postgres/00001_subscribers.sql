@@ -113,11 +113,44 @@ CREATE TABLE feedback_events (
 CREATE INDEX feedback_events_received ON feedback_events (received_at);
 CREATE INDEX feedback_events_subscriber ON feedback_events (subscriber_id, send_id) WHERE subscriber_id IS NOT NULL;
 
--- subscriber_changes: see ../sqlite/00001_subscribers.sql.
+-- subscriber_changes: see ../sqlite/00001_subscribers.sql. Unlike
+-- SQLite's single writer, concurrent transactions here can commit their
+-- seq out of order (seq 7 committed while seq 6's transaction is still
+-- open), so readers follow xid instead: the writing transaction's id
+-- (pg_current_xact_id(), 64 bits with the epoch, never reused). A reader
+-- is handed only changes whose transaction has ended, i.e. whose xid is
+-- below the xmin of its statement's snapshot; every transaction below
+-- that xmin has committed or aborted, so no change can later appear
+-- below a mark a reader was given (internal/store/postgres ChangesAfter).
 CREATE TABLE subscriber_changes (
     seq           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    subscriber_id bigint NOT NULL
+    subscriber_id bigint NOT NULL,
+    xid           bigint NOT NULL DEFAULT (pg_current_xact_id()::text::bigint)
 );
+
+CREATE INDEX subscriber_changes_xid ON subscriber_changes (xid, seq);
+
+-- The highest xid among entries deleted from the log (the trim, or
+-- anyone's DELETE): a reader whose mark is below it may have missed
+-- entries. One row.
+CREATE TABLE subscriber_changes_trimmed (
+    xid bigint NOT NULL
+);
+
+INSERT INTO subscriber_changes_trimmed VALUES (0);
+
+-- +goose StatementBegin
+CREATE FUNCTION subscriber_changes_trimmed_note() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE subscriber_changes_trimmed SET xid = greatest(xid, (SELECT max(xid) FROM gone))
+     WHERE EXISTS (SELECT 1 FROM gone);
+    RETURN NULL;
+END;
+$$;
+-- +goose StatementEnd
+
+CREATE TRIGGER subscriber_changes_trimmed_note AFTER DELETE ON subscriber_changes
+REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION subscriber_changes_trimmed_note();
 
 -- +goose StatementBegin
 CREATE FUNCTION subscriber_changes_log() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -173,6 +206,8 @@ FOR EACH ROW WHEN (NEW.seq % 1000 = 0) EXECUTE FUNCTION subscriber_changes_trim(
 
 -- +goose Down
 DROP TABLE subscriber_changes;
+DROP FUNCTION subscriber_changes_trimmed_note();
+DROP TABLE subscriber_changes_trimmed;
 DROP FUNCTION subscriber_changes_trim();
 DROP TABLE feedback_events;
 DROP TABLE suppressions;
