@@ -585,25 +585,34 @@ func (s *Subscribers) PublicIDKey(ctx context.Context, key []byte) ([]byte, erro
 // The change log's positions are transaction ids, not seq (see
 // subscriber_changes in ../schema/postgres/00001_subscribers.sql): a
 // mark m means "every change by a transaction with xid <= m is known".
-// Only changes of transactions that have ended are handed out: their xid
-// is below the xmin of the reading statement's snapshot. A change of a
-// transaction still open, even one that took an earlier seq than a
-// change already committed, is held back until it ends, so a reader that
-// advanced its mark can never miss it. A long transaction anywhere in the
-// cluster delays the log's readers for that long; it loses nothing.
+// Only changes below a horizon are handed out: every transaction below
+// it that could write this database's log has ended by the reading
+// statement's snapshot. A change of a transaction still open, even one
+// that took an earlier seq than a change already committed, is held back
+// until it ends, so a reader that advanced its mark can never miss it.
+//
+// The horizon is the lowest xid the snapshot lists as in progress,
+// leaving out transactions pg_stat_activity shows in another database
+// (they never write this log), else the snapshot's xmax. A transaction
+// whose database is not visible (another role's session without
+// pg_read_all_stats, a prepared transaction, one that just ended) counts
+// as in progress: it can delay the log's readers, never make them miss.
+const subChangeHorizon = `(SELECT coalesce(
+    (SELECT min(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) x
+      WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                         WHERE a.backend_xid::text::bigint = x::text::bigint % 4294967296
+                           AND a.datname IS DISTINCT FROM current_database())),
+    pg_snapshot_xmax(pg_current_snapshot())::text::bigint))`
 
-// subSnapshotXmin is the xmin of the statement's snapshot, as bigint:
-// every transaction below it has committed or aborted.
-const subSnapshotXmin = `pg_snapshot_xmin(pg_current_snapshot())::text::bigint`
-
-// ChangeMark implements subscribers.Storage: the newest position below
-// which every transaction has ended (the newest such change, or the trim
-// horizon), so the mark moves only when the log does.
+// ChangeMark implements subscribers.Storage: the newest change below the
+// horizon (or the trim horizon, if newer), so the mark moves only when
+// the log does.
 func (s *Subscribers) ChangeMark(ctx context.Context) (int64, error) {
 	var m int64
 	err := s.db.QueryRowContext(ctx, `SELECT greatest(
-    (SELECT coalesce(max(xid), 0) FROM subscriber_changes WHERE xid < `+subSnapshotXmin+`),
-    (SELECT coalesce(max(xid), 0) FROM subscriber_changes_trimmed WHERE xid < `+subSnapshotXmin+`))`).Scan(&m)
+    (SELECT coalesce(max(xid), 0) FROM subscriber_changes WHERE xid < h.x),
+    (SELECT coalesce(max(xid), 0) FROM subscriber_changes_trimmed WHERE xid < h.x))
+  FROM `+subChangeHorizon+` h(x)`).Scan(&m)
 	return m, err
 }
 
@@ -616,7 +625,7 @@ func (s *Subscribers) ChangesAfter(ctx context.Context, mark int64, limit int) (
 	rows, err := s.db.QueryContext(ctx, `SELECT t.xid, c.xid, c.subscriber_id
   FROM subscriber_changes_trimmed t
   LEFT JOIN LATERAL (SELECT xid, subscriber_id FROM subscriber_changes
-                      WHERE xid > $1 AND xid < `+subSnapshotXmin+`
+                      WHERE xid > $1 AND xid < (SELECT x FROM `+subChangeHorizon+` h(x))
                       ORDER BY xid, seq LIMIT $2) c ON true`, mark, limit)
 	if err != nil {
 		return 0, nil, err
