@@ -51,7 +51,8 @@ const subMerge = `WITH ins AS (
     ON CONFLICT (email_key) DO NOTHING
     RETURNING id, email_key, status
 ), staged AS (
-    SELECT ins.id, ins.status, st.* FROM ins JOIN ` + subStageTable + ` st ON st.email_key = ins.email_key
+    SELECT ins.id, st.consented_at, st.method, st.form_version, st.text_sha256, st.ip, st.user_agent, st.prefs, st.tags
+      FROM ins JOIN ` + subStageTable + ` st ON st.email_key = ins.email_key
 ), hist AS (
     INSERT INTO status_history (subscriber_id, at, from_status, to_status, list, cause)
     SELECT id, $1, '', status, '', $2 FROM ins
@@ -190,6 +191,11 @@ func (t *subImportTx) InsertNew(ctx context.Context, b subscribers.NewBatch) ([]
 	// batch. The count is all they need: analysing one small column
 	// takes a tenth of analysing them all.
 	if _, err := t.tx.ExecContext(ctx, `ANALYZE `+subStageTable+` (ord)`); err != nil {
+		return nil, err
+	}
+	// The merge holds a batch's new rows (ins, staged) in memory: at the
+	// default work_mem (4MB) they spill to a temporary file.
+	if _, err := t.tx.ExecContext(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
 		return nil, err
 	}
 	left, err := subColumn[int32](ctx, t.tx, subMerge, pgT(b.At), b.Cause, b.ListID, b.ListKey)
