@@ -582,31 +582,69 @@ func (s *Subscribers) PublicIDKey(ctx context.Context, key []byte) ([]byte, erro
 	return stored, nil
 }
 
-// ChangeMark implements subscribers.Storage.
+// The change log's positions are transaction ids, not seq (see
+// subscriber_changes in ../schema/postgres/00001_subscribers.sql): a
+// mark m means "every change by a transaction with xid <= m is known".
+// Only changes below a horizon are handed out: every transaction below
+// it that could write this database's log has ended by the reading
+// statement's snapshot. A change of a transaction still open, even one
+// that took an earlier seq than a change already committed, is held back
+// until it ends, so a reader that advanced its mark can never miss it.
+//
+// The horizon is the lowest xid the snapshot lists as in progress,
+// leaving out transactions pg_stat_activity shows in another database
+// (they never write this log), else the snapshot's xmax. A transaction
+// whose database is not visible (another role's session without
+// pg_read_all_stats, a prepared transaction, one that just ended) counts
+// as in progress: it can delay the log's readers, never make them miss.
+const subChangeHorizon = `(SELECT coalesce(
+    (SELECT min(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) x
+      WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                         WHERE a.backend_xid::text::bigint = x::text::bigint % 4294967296
+                           AND a.datname IS DISTINCT FROM current_database())),
+    pg_snapshot_xmax(pg_current_snapshot())::text::bigint))`
+
+// ChangeMark implements subscribers.Storage: the newest change below the
+// horizon (or the trim horizon, if newer), so the mark moves only when
+// the log does.
 func (s *Subscribers) ChangeMark(ctx context.Context) (int64, error) {
 	var m int64
-	err := s.db.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM subscriber_changes`).Scan(&m)
+	err := s.db.QueryRowContext(ctx, `SELECT greatest(
+    (SELECT coalesce(max(xid), 0) FROM subscriber_changes WHERE xid < h.x),
+    (SELECT coalesce(max(xid), 0) FROM subscriber_changes_trimmed WHERE xid < h.x))
+  FROM `+subChangeHorizon+` h(x)`).Scan(&m)
 	return m, err
 }
 
-// ChangesAfter implements subscribers.Storage.
+// ChangesAfter implements subscribers.Storage. A change's Seq is its
+// transaction's xid (several changes may share one); first is one past
+// the highest xid ever deleted from the log (0: none deleted), so that
+// first <= mark+1 exactly when nothing after mark was trimmed. One
+// statement reads both, from one snapshot.
 func (s *Subscribers) ChangesAfter(ctx context.Context, mark int64, limit int) (int64, []subscribers.Change, error) {
-	var first int64
-	if err := s.db.QueryRowContext(ctx, `SELECT coalesce(min(seq), 0) FROM subscriber_changes`).Scan(&first); err != nil {
-		return 0, nil, err
-	}
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, subscriber_id FROM subscriber_changes WHERE seq > $1 ORDER BY seq LIMIT $2`, mark, limit)
+	rows, err := s.db.QueryContext(ctx, `SELECT t.xid, c.xid, c.subscriber_id
+  FROM subscriber_changes_trimmed t
+  LEFT JOIN LATERAL (SELECT xid, subscriber_id FROM subscriber_changes
+                      WHERE xid > $1 AND xid < (SELECT x FROM `+subChangeHorizon+` h(x))
+                      ORDER BY xid, seq LIMIT $2) c ON true`, mark, limit)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer rows.Close()
+	var first int64
 	var out []subscribers.Change
 	for rows.Next() {
-		var c subscribers.Change
-		if err := rows.Scan(&c.Seq, &c.SubscriberID); err != nil {
+		var trimmed int64
+		var seq, id sql.NullInt64
+		if err := rows.Scan(&trimmed, &seq, &id); err != nil {
 			return 0, nil, err
 		}
-		out = append(out, c)
+		if trimmed > 0 {
+			first = trimmed + 1
+		}
+		if seq.Valid {
+			out = append(out, subscribers.Change{Seq: seq.Int64, SubscriberID: id.Int64})
+		}
 	}
 	return first, out, rows.Err()
 }
