@@ -33,8 +33,7 @@ VALUES ($1, $1, '', 'active', 0, 0, now(), now(), now()) RETURNING id`, p.email)
 	children := func(id int64) string {
 		return `INSERT INTO memberships (list_id, subscriber_id, subscribed, created_at, updated_at) VALUES (` + itoa(list) + `, ` + itoa(id) + `, 1, now(), now());
 INSERT INTO consents (subscriber_id, consented_at, method, recorded_at) VALUES (` + itoa(id) + `, now(), 'import', now());
-INSERT INTO status_history (subscriber_id, at, to_status) VALUES (` + itoa(id) + `, now(), 'active');
-INSERT INTO subscriber_tags (subscriber_id, tag) VALUES (` + itoa(id) + `, '地域')`
+INSERT INTO status_history (subscriber_id, at, to_status) VALUES (` + itoa(id) + `, now(), 'active')`
 	}
 	for _, id := range []int64{a, b} {
 		if _, err := db.ExecContext(ctx, children(id)); err != nil {
@@ -45,7 +44,6 @@ INSERT INTO subscriber_tags (subscriber_id, tag) VALUES (` + itoa(id) + `, '地�
 		"membership of no subscriber": `INSERT INTO memberships (list_id, subscriber_id, subscribed, created_at, updated_at) VALUES (` + itoa(list) + `, 999999, 1, now(), now())`,
 		"membership of no list":       `INSERT INTO memberships (list_id, subscriber_id, subscribed, created_at, updated_at) VALUES (999999, ` + itoa(a) + `, 1, now(), now())`,
 		"consent of no subscriber":    `INSERT INTO consents (subscriber_id, consented_at, method, recorded_at) VALUES (999999, now(), 'import', now())`,
-		"tag of no subscriber":        `INSERT INTO subscriber_tags (subscriber_id, tag) VALUES (999999, '地域')`,
 		"history of no subscriber":    `INSERT INTO status_history (subscriber_id, at, to_status) SELECT x, now(), 'active' FROM unnest(ARRAY[` + itoa(a) + `, 999999]::bigint[]) x`,
 	} {
 		_, err := db.ExecContext(ctx, q)
@@ -57,7 +55,7 @@ INSERT INTO subscriber_tags (subscriber_id, tag) VALUES (` + itoa(id) + `, '地�
 	count := func(id int64) (n int) {
 		t.Helper()
 		if err := db.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM memberships WHERE subscriber_id = $1)
-  + (SELECT count(*) FROM consents WHERE subscriber_id = $1) + (SELECT count(*) FROM status_history WHERE subscriber_id = $1) + (SELECT count(*) FROM subscriber_tags WHERE subscriber_id = $1)`, id).Scan(&n); err != nil {
+  + (SELECT count(*) FROM consents WHERE subscriber_id = $1) + (SELECT count(*) FROM status_history WHERE subscriber_id = $1)`, id).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
@@ -65,8 +63,8 @@ INSERT INTO subscriber_tags (subscriber_id, tag) VALUES (` + itoa(id) + `, '地�
 	if _, err := db.ExecContext(ctx, `DELETE FROM subscribers WHERE id = $1`, a); err != nil {
 		t.Fatal(err)
 	}
-	if n, nb := count(a), count(b); n != 0 || nb != 4 {
-		t.Errorf("after deleting subscriber a: %d rows of a left (want 0), %d of b (want 4)", n, nb)
+	if n, nb := count(a), count(b); n != 0 || nb != 3 {
+		t.Errorf("after deleting subscriber a: %d rows of a left (want 0), %d of b (want 3)", n, nb)
 	}
 	if _, err := db.ExecContext(ctx, `DELETE FROM lists WHERE id = $1`, list); err != nil {
 		t.Fatal(err)

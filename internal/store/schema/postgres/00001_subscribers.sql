@@ -38,7 +38,7 @@ CREATE TABLE store_keys (
 );
 
 CREATE TABLE subscriber_tags (
-    subscriber_id bigint NOT NULL,  -- subscribers (id), see subscriber_refs_check
+    subscriber_id bigint NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
     tag           text   NOT NULL,
     PRIMARY KEY (subscriber_id, tag)
 );
@@ -84,16 +84,16 @@ CREATE TABLE status_history (
 
 CREATE INDEX status_history_subscriber ON status_history (subscriber_id);
 
--- memberships, consents, status_history and subscriber_tags refer to
--- subscribers (id), and memberships to lists (id), with the meaning of
--- REFERENCES … ON DELETE CASCADE, kept by statement-level triggers
--- instead of foreign keys: a foreign key checks each inserted row by
--- itself (a query and a row lock per row per table), which was 40% of a
--- bulk import's merge; these check an INSERT's rows in one query,
--- locking the referenced rows FOR KEY SHARE as a foreign key does (so a
--- concurrent DELETE waits for the inserting transaction, then its
--- cascade removes the rows; or the insert fails after the delete
--- commits), and cascade a DELETE of subscribers or lists in one
+-- memberships, consents and status_history refer to subscribers (id),
+-- and memberships to lists (id), with the meaning of REFERENCES …
+-- ON DELETE CASCADE, kept
+-- by statement-level triggers instead of a foreign key: a foreign key
+-- checks each inserted row by itself (a query and a row lock per row per
+-- table), which was 40% of a bulk import's merge; these check an
+-- INSERT's rows in one query, locking the subscribers FOR KEY SHARE as
+-- the foreign key does (so a concurrent DELETE waits for the inserting
+-- transaction, then its cascade removes the rows, or the insert fails
+-- after the delete commits), and cascade a DELETE of subscribers in one
 -- statement per table. subscriber_id and list_id are never updated.
 -- +goose StatementBegin
 CREATE FUNCTION subscriber_refs_check() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -129,7 +129,6 @@ BEGIN
     DELETE FROM memberships WHERE subscriber_id IN (SELECT id FROM gone);
     DELETE FROM consents WHERE subscriber_id IN (SELECT id FROM gone);
     DELETE FROM status_history WHERE subscriber_id IN (SELECT id FROM gone);
-    DELETE FROM subscriber_tags WHERE subscriber_id IN (SELECT id FROM gone);
     RETURN NULL;
 END;
 $$;
@@ -147,8 +146,6 @@ REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION subscriber_re
 CREATE TRIGGER subscriber_refs_check AFTER INSERT ON consents
 REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION subscriber_refs_check();
 CREATE TRIGGER subscriber_refs_check AFTER INSERT ON status_history
-REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION subscriber_refs_check();
-CREATE TRIGGER subscriber_refs_check AFTER INSERT ON subscriber_tags
 REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION subscriber_refs_check();
 CREATE TRIGGER subscriber_refs_cascade AFTER DELETE ON subscribers
 REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION subscriber_refs_cascade();
@@ -232,6 +229,11 @@ BEGIN
     END IF;
     IF TG_TABLE_NAME = 'subscribers' THEN
         INSERT INTO subscriber_changes (subscriber_id) VALUES (NEW.id);
+    ELSIF TG_TABLE_NAME = 'subscriber_tags' THEN
+        -- not a new subscriber's tags
+        IF EXISTS (SELECT 1 FROM subscribers WHERE id = NEW.subscriber_id AND updated_at <> created_at) THEN
+            INSERT INTO subscriber_changes (subscriber_id) VALUES (NEW.subscriber_id);
+        END IF;
     ELSE
         INSERT INTO subscriber_changes (subscriber_id) VALUES (NEW.subscriber_id);
     END IF;
@@ -252,21 +254,8 @@ EXECUTE FUNCTION subscriber_changes_log();
 CREATE TRIGGER subscriber_changes_membership_gone AFTER DELETE ON memberships
 FOR EACH ROW EXECUTE FUNCTION subscriber_changes_log();
 
--- Tags added, one statement at a time (an import adds many): not a new
--- subscriber's tags.
--- +goose StatementBegin
-CREATE FUNCTION subscriber_changes_tags_added() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO subscriber_changes (subscriber_id)
-    SELECT s.id FROM subscribers s WHERE s.id IN (SELECT subscriber_id FROM added) AND s.updated_at <> s.created_at
-     ORDER BY s.id;
-    RETURN NULL;
-END;
-$$;
--- +goose StatementEnd
-
 CREATE TRIGGER subscriber_changes_tag_added AFTER INSERT ON subscriber_tags
-REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION subscriber_changes_tags_added();
+FOR EACH ROW EXECUTE FUNCTION subscriber_changes_log();
 
 CREATE TRIGGER subscriber_changes_tag_gone AFTER DELETE ON subscriber_tags
 FOR EACH ROW EXECUTE FUNCTION subscriber_changes_log();
@@ -298,7 +287,6 @@ DROP FUNCTION subscriber_refs_check() CASCADE;
 DROP FUNCTION subscriber_refs_cascade() CASCADE;
 DROP FUNCTION subscriber_refs_list_cascade() CASCADE;
 DROP FUNCTION subscriber_changes_log() CASCADE;
-DROP FUNCTION subscriber_changes_tags_added() CASCADE;
 DROP TABLE store_keys;
 DROP TABLE subscribers;
 DROP TABLE lists;
