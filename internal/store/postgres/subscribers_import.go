@@ -59,6 +59,7 @@ const subMerge = `WITH ins AS (
 ), memb AS (
     INSERT INTO memberships (list_id, subscriber_id, subscribed, created_at, updated_at)
     SELECT $3, id, 1, $1, $1 FROM ins WHERE status NOT IN ('unsubscribed', 'complained')
+    ON CONFLICT DO NOTHING
 ), cons AS (
     INSERT INTO consents (subscriber_id, consented_at, method, form_version, text_sha256, ip, user_agent, lists, prefs, recorded_at)
     SELECT id, consented_at, method, form_version, text_sha256, ip, user_agent, $4, prefs, $1
@@ -186,11 +187,9 @@ func (t *subImportTx) InsertNew(ctx context.Context, b subscribers.NewBatch) ([]
 	if err != nil {
 		return nil, fmt.Errorf("copy into the staging table: %w", err)
 	}
-	// A temporary table has no statistics until analysed: without its
-	// row count the merge's joins run as nested loops, quadratic in the
-	// batch. The count is all they need: analysing one small column
-	// takes a tenth of analysing them all.
-	if _, err := t.tx.ExecContext(ctx, `ANALYZE `+subStageTable+` (ord)`); err != nil {
+	// A temporary table has no statistics until analysed: without them
+	// the merge's joins run as nested loops, quadratic in the batch.
+	if _, err := t.tx.ExecContext(ctx, `ANALYZE `+subStageTable); err != nil {
 		return nil, err
 	}
 	// The merge holds a batch's new rows (ins, staged) in memory: at the
