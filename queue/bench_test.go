@@ -5,8 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
+	"github.com/tayori-news/tayori/internal/store/schema"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -80,7 +83,9 @@ func smallIssue(tb testing.TB) *compose.Issue {
 // of testList with the shape's preferences (built once per size and shape).
 func benchDB(b *testing.B, shape benchShape, n int) string {
 	b.Helper()
-	cache := filepath.Join(os.TempDir(), fmt.Sprintf("tayori-bench-%s-%d-v4.db", shape.name, n))
+	// The cached readers' database is named for the schema it was made
+	// with, so a schema change never reuses a stale one.
+	cache := filepath.Join(os.TempDir(), fmt.Sprintf("tayori-bench-%s-%d-%s.db", shape.name, n, schemaTag(b)))
 	if _, err := os.Stat(cache); err != nil {
 		b.Logf("building %s (%d readers, once)…", cache, n)
 		tmp := cache + ".tmp"
@@ -300,7 +305,7 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 
 	conc := benchEnv("TAYORI_BENCH_CONCURRENCY", 8)
 	child := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
-	child.Env = append(os.Environ(), childEnv+"=worker", "CHILD_DB="+dbPath, "CHILD_LEDGER="+ledgerURL,
+	child.Env = append(os.Environ(), childEnv+"=worker", "CHILD_DB="+dbPath, "CHILD_LEDGER="+ledgerURL, "CHILD_READERS=sqlite",
 		"CHILD_REDIS="+testutil.RedisDBURL(b, rdbN), "CHILD_SMTP="+sinkURL,
 		"CHILD_CONCURRENCY="+strconv.Itoa(conc), "CHILD_SENDERS="+strconv.Itoa(conc),
 		"CHILD_BATCH="+strconv.Itoa(benchEnv("TAYORI_BENCH_BATCH", 500)),
@@ -527,4 +532,22 @@ func BenchmarkPlanRedisMemory(b *testing.B) {
 		svc.Close()
 		db.Close()
 	}
+}
+
+// schemaTag is a short hash of the SQLite schema files.
+func schemaTag(tb testing.TB) string {
+	h := sha256.New()
+	err := fs.WalkDir(schema.SQLite(), ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(schema.SQLite(), path)
+		h.Write([]byte(path))
+		h.Write(data)
+		return err
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
 }

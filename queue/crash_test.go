@@ -67,7 +67,13 @@ func runChildWorker() error {
 	if err := tstore.Migrate(ctx, ldb); err != nil {
 		return err
 	}
-	store, err := tstore.OpenSubscribers(ctx, ldb, subscribers.Options{Keyring: ring})
+	// CHILD_READERS=sqlite keeps the readers in the SQLite file beside a
+	// PostgreSQL ledger (the delivery benchmark's ledger comparison).
+	rdb0 := ldb
+	if os.Getenv("CHILD_READERS") == "sqlite" {
+		rdb0 = &tstore.DB{SQL: db, Engine: tstore.SQLite}
+	}
+	store, err := tstore.OpenSubscribers(ctx, rdb0, subscribers.Options{Keyring: ring})
 	if err != nil {
 		return err
 	}
