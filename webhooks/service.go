@@ -304,10 +304,13 @@ func (s *Service) Replay(ctx context.Context, endpointID, id int64) error {
 	if j.EndpointID != endpointID {
 		return fmt.Errorf("webhooks: delivery %d of endpoint %d: %w", id, endpointID, ErrNotFound)
 	}
-	if err := s.enqueue(ctx, id, fmt.Sprintf("webhook:%d:replay:%d", id, s.cfg.Now().UnixNano())); err != nil {
+	// Pending first, then the task: a task that ran before the delivery
+	// was pending again would find it delivered and skip it, and the
+	// replay would be lost (seen in TestWebhooksReaderJourney).
+	if err := s.store.Requeue(ctx, id, s.cfg.Now()); err != nil {
 		return err
 	}
-	return s.store.Requeue(ctx, id, s.cfg.Now())
+	return s.enqueue(ctx, id, fmt.Sprintf("webhook:%d:replay:%d", id, s.cfg.Now().UnixNano()))
 }
 
 // ---- delivering ----
