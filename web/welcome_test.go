@@ -3,8 +3,8 @@ package web_test
 import (
 	"bytes"
 	"log/slog"
-	"net/http"
 	"mime"
+	"net/http"
 	"net/mail"
 	"net/url"
 	"strings"
