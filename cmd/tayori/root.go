@@ -38,13 +38,23 @@ func (e *tempFailError) Unwrap() error { return e.err }
 
 // run is the whole program: main only calls it, and tests drive it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	a := &app{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	return newApp(getenv, stdin, stdout, stderr).execute(ctx, args)
+}
+
+// newApp returns the program's app on the given environment and streams.
+func newApp(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) *app {
+	return &app{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+}
+
+// execute runs the command args names, then closes what it opened.
+// Tests call it on an app of their own to see what the command made.
+func (a *app) execute(ctx context.Context, args []string) error {
 	defer a.close()
 	root := newRootCmd(a)
 	root.SetArgs(args)
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
 	return root.ExecuteContext(ctx)
 }
 
