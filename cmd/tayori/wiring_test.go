@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,27 +63,52 @@ func startApp(t *testing.T, getenv func(string) string, want int, args ...string
 // retention and web server in one process) opens one subscriber store
 // and makes one renderer, one send gate, one ledger and one of each other
 // part, and the store's events reach both the webhooks' outbox and the
-// welcome mail, whichever service changes a reader.
+// welcome mail, whichever service changes a reader; `tayori serve` and
+// `tayori worker` likewise make each of theirs once.
 func TestRunMakesEachPartOnce(t *testing.T) {
 	smtp := testutil.StartSMTP(t)
 	base := sendTestEnv(t, smtp)
 	getenv := func(k string) string {
-		if k == "TAYORI_HTTP_ADDR" {
-			return "127.0.0.1:0"
+		if k == "TAYORI_HTTP_ADDR" || k == "TAYORI_METRICS_ADDR" {
+			return "127.0.0.1:0" // its metrics listener says when all is built
 		}
 		return base(k)
 	}
-	a, _, _, stop := startApp(t, getenv, 1, "run")
-	if err := stop(); err != nil {
-		t.Fatalf("run: %v", err)
-	}
-	for _, name := range []string{"subscribers", "renderer", "gate", "ledger", "webhook emitter", "webhooks", "welcome", "rhythm"} {
-		if n := a.parts[name]; n != 1 {
-			t.Errorf("tayori run made %d of %q, want 1 (all made: %v)", n, name, a.parts)
-		}
-	}
-	if a.events == nil || len(a.events.sinks) != 2 || a.events.sinks[0] != a.emitter || a.events.sinks[1] != a.welcome {
-		t.Errorf("the subscriber store's sinks are %v; want the webhooks' outbox, then the welcome mail", a.events)
+	shared := []string{"subscribers", "renderer", "gate", "ledger", "webhook emitter", "webhooks", "rhythm"}
+	for _, c := range []struct {
+		cmd     string
+		serves  int // listeners
+		welcome bool
+	}{
+		{"run", 2, true},
+		{"serve", 2, true},
+		{"worker", 1, false},
+	} {
+		t.Run(c.cmd, func(t *testing.T) {
+			a, _, _, stop := startApp(t, getenv, c.serves, c.cmd)
+			if err := stop(); err != nil {
+				t.Fatalf("%s: %v", c.cmd, err)
+			}
+			want := map[string]int{}
+			for _, name := range shared {
+				want[name] = 1
+			}
+			sinks := []any{a.emitter}
+			if c.welcome {
+				want["welcome"] = 1
+				sinks = append(sinks, a.welcome)
+			}
+			if !maps.Equal(map[string]int(a.parts), want) {
+				t.Errorf("tayori %s made %v, want %v", c.cmd, a.parts, want)
+			}
+			var got []any
+			for _, s := range a.events.sinks {
+				got = append(got, s)
+			}
+			if a.emitter == nil || !slices.Equal(got, sinks) {
+				t.Errorf("the subscriber store's sinks are %v; want the webhooks' outbox (and the welcome mail where the web is served) %v", got, sinks)
+			}
+		})
 	}
 }
 
