@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -17,9 +18,9 @@ import (
 )
 
 // startApp runs the long-running command args on an app of the test's
-// own until stdout shows want "listening on" lines (none: until it has
-// run for a moment), and returns the app, its stdout and a stop function
-// that ends it and reports its error.
+// own until stdout shows want "listening on" lines (none: at once), and
+// returns the app, its stdout and stderr, and a stop function that ends
+// it and returns its error (stop may run on another goroutine).
 func startApp(t *testing.T, getenv func(string) string, want int, args ...string) (*app, *syncBuffer, *syncBuffer, func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -51,7 +52,7 @@ func startApp(t *testing.T, getenv func(string) string, want int, args ...string
 		select {
 		case err = <-done:
 		case <-time.After(40 * time.Second):
-			t.Fatalf("%s did not stop after its context ended", args[0])
+			err = fmt.Errorf("%s did not stop within 40 s after its context ended", args[0])
 		}
 		return err
 	}
@@ -171,17 +172,22 @@ func TestWorkersScheduleOnce(t *testing.T) {
 	// Both have offered for the lease by now (every 5 s); give the
 	// other a few more ticks to do something it should not.
 	time.Sleep(2*queue.SchedulerLeaseTTL/3 + time.Second)
-	if err := stop1(); err != nil {
-		t.Errorf("worker 1: %v", err)
+	// Read the logs while both run: once the holder stops, the other
+	// rightly takes the lease over.
+	seen := logs()
+	if n := strings.Count(seen, "scheduler lease taken"); n != 1 {
+		t.Errorf("the scheduler's lease was taken %d times, want 1:\n%s", n, seen)
 	}
+	if n := strings.Count(seen, "rhythm: monthly send created"); n != 1 {
+		t.Errorf("the rule's send was created %d times, want 1:\n%s", n, seen)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- stop1() }()
 	if err := stop2(); err != nil {
 		t.Errorf("worker 2: %v", err)
 	}
-	if n := strings.Count(logs(), "scheduler lease taken"); n != 1 {
-		t.Errorf("the scheduler's lease was taken %d times, want 1:\n%s", n, logs())
-	}
-	if n := strings.Count(logs(), "rhythm: monthly send created"); n != 1 {
-		t.Errorf("the rule's send was created %d times, want 1:\n%s", n, logs())
+	if err := <-errc; err != nil {
+		t.Errorf("worker 1: %v", err)
 	}
 	out, _, err := runCLI(t, getenv, "sends")
 	if err != nil {
