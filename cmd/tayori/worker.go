@@ -26,6 +26,7 @@ TAYORI_SHUTDOWN_TIMEOUT) and requeues the rest. Should its SQLite file be
 deleted or replaced while it runs, it stops with an error.
 
 ` + scheduleHelp + `
+
 --schedule=false leaves the scheduling to the other processes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
