@@ -182,14 +182,10 @@ func newEnv(t testing.TB, o envOpts) *env {
 	t.Cleanup(func() { ledger.Close() })
 	var gate *feedback.Gate
 	if o.gate {
-		outcomes := queue.NewOutcomes(ledger)
-		if gate, err = feedback.NewGate(feedback.GateConfig{Events: e.subs, Volume: bind.Volume{O: outcomes}, Now: e.clock.Now}); err != nil {
+		if gate, err = bind.SendGate(ledger, e.subs, e.clock.Now); err != nil {
 			t.Fatal(err)
 		}
-		qdeps.Gate = func(ctx context.Context) (queue.GateVerdict, error) {
-			v, _, err := gate.Check(ctx)
-			return queue.GateVerdict{Block: v.Block, Warn: v.Warn, Reason: v.Reason}, err
-		}
+		qdeps.Gate = bind.Gate(gate)
 	}
 	if o.webhooks != nil {
 		e.wireWebhooks(*o.webhooks, &qdeps, logger)
