@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"github.com/tayori-news/tayori/internal/store/schema"
@@ -187,75 +186,6 @@ func BenchmarkDeliverStore(b *testing.B) {
 	}
 }
 
-// pgCPU samples the CPU time of PostgreSQL processes: the backends of
-// one database, and the server's background processes.
-type pgCPU struct {
-	db         *sql.DB
-	base, last map[int]time.Duration // per pid: at the start (or first seen), latest
-	bg         map[int]bool
-}
-
-func newPGCPU(db *sql.DB) *pgCPU {
-	p := &pgCPU{db: db, base: map[int]time.Duration{}, last: map[int]time.Duration{}, bg: map[int]bool{}}
-	p.sample(true)
-	return p
-}
-
-// sample reads the CPU of every process of interest; at the start (first)
-// it is the baseline, later a new backend starts from zero.
-func (p *pgCPU) sample(first bool) {
-	rows, err := p.db.Query(`SELECT pid, datname IS NULL OR backend_type <> 'client backend' FROM pg_stat_activity
-		WHERE datname = current_database() OR backend_type IN ('walwriter','checkpointer','background writer','autovacuum launcher','autovacuum worker')`)
-	if err != nil {
-		return
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var pid int
-		var bg bool
-		if rows.Scan(&pid, &bg) != nil {
-			continue
-		}
-		cpu, ok := pidCPU(pid)
-		if !ok {
-			continue
-		}
-		if _, seen := p.base[pid]; !seen {
-			if first || bg {
-				p.base[pid] = cpu
-			} else {
-				p.base[pid] = 0
-			}
-		}
-		p.last[pid], p.bg[pid] = cpu, bg
-	}
-}
-
-// used returns the CPU used since the start by backends and background.
-func (p *pgCPU) used() (backends, background time.Duration) {
-	for pid, last := range p.last {
-		if p.bg[pid] {
-			background += last - p.base[pid]
-		} else {
-			backends += last - p.base[pid]
-		}
-	}
-	return
-}
-
-// pidCPU reads a process's user+system CPU time from /proc; ok is false
-// if the process is gone.
-func pidCPU(pid int) (time.Duration, bool) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, false
-	}
-	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100, true
-}
-
 func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 	dbPath := benchDB(b, shape, n)
 	ctx := context.Background()
@@ -274,7 +204,7 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 	db := sdb.SQL
 	var (
 		ledgerURL string
-		pg        *pgCPU
+		pg        *testutil.PGCPU
 	)
 	if eng == store.Postgres {
 		ledgerURL = testutil.PostgresURL(b)
@@ -288,7 +218,7 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 		}
 		ledger = store.Ledger(pdb)
 		defer ledger.Close()
-		pg = newPGCPU(pdb.SQL)
+		pg = testutil.NewPGCPU(pdb.SQL)
 	}
 	ring, _ := token.NewKeyring(time.Now, testKeys...)
 	subs, err := store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
@@ -334,7 +264,7 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 	cpuBase := redisCPU(b, rdb)
 	peak := memBase
 	if pg != nil {
-		pg.sample(true)
+		pg.Sample(true)
 	}
 	b.ResetTimer()
 	start := time.Now()
@@ -351,12 +281,12 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 			peak = m
 		}
 		if pg != nil {
-			pg.sample(false)
+			pg.Sample(false)
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
 	if pg != nil {
-		pg.sample(false)
+		pg.Sample(false)
 	}
 	st := sink.Stats()
 	elapsed := st.Last.Sub(start)
@@ -383,7 +313,7 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 	b.ReportMetric(float64(st.Bytes)/float64(st.Messages), "bytes/msg")
 	ms := func(a, b time.Duration) float64 { return float64((a+b)/2) / float64(time.Millisecond) }
 	if pg != nil {
-		back, bg := pg.used()
+		back, bg := pg.Used()
 		b.ReportMetric(back.Seconds()*1e6/float64(n), "pg-core-µs/msg")
 		b.ReportMetric(bg.Seconds()*1e6/float64(n), "pg-bg-core-µs/msg")
 		b.Logf("PostgreSQL backends CPU %v, background %v", back.Round(time.Millisecond), bg.Round(time.Millisecond))

@@ -247,7 +247,14 @@ func (t *subImportTx) InsertNew(ctx context.Context, b subscribers.NewBatch) ([]
 		return nil, fmt.Errorf("copy into the staging table: %w", err)
 	}
 	// A temporary table has no statistics until analysed: without them
-	// the merge's joins run as nested loops, quadratic in the batch.
+	// the merge's joins run as nested loops, quadratic in the batch. The
+	// joins need its row count, not the spread of its values: a sample of
+	// 300 rows (statistics target 1) gives that in a few milliseconds,
+	// where the default target's 20,000 sorted in the collation of each
+	// text column took 100–400 ms a batch.
+	if _, err := t.tx.ExecContext(ctx, `SET LOCAL default_statistics_target = 1`); err != nil {
+		return nil, err
+	}
 	if _, err := t.tx.ExecContext(ctx, `ANALYZE `+subStageTable); err != nil {
 		return nil, err
 	}
