@@ -3,9 +3,12 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/tayori-news/tayori/subscribers"
@@ -83,6 +86,12 @@ const subMerge = `WITH ins AS (
     SELECT id, unnest(tags) FROM staged WHERE tags IS NOT NULL
 )
 SELECT st.ord FROM ` + subStageTable + ` st LEFT JOIN ins ON ins.email_key = st.email_key WHERE ins.id IS NULL`
+
+// subMergePlain is subMerge without ON CONFLICT: a plain insert costs
+// the address index a third less than a speculative one, and the batch
+// looked its addresses up in the same transaction, so a conflict is a
+// race that merge answers by running subMerge instead.
+var subMergePlain = strings.Replace(subMerge, "\n    ON CONFLICT (email_key) DO NOTHING\n", "\n", 1)
 
 // PrepareImportRow implements subscribers.Storage: COPY takes the row's
 // fields as they are.
@@ -286,7 +295,7 @@ func (t *subImportTx) InsertNew(ctx context.Context, b subscribers.NewBatch) ([]
 func (t *subImportTx) merge(ctx context.Context, b subscribers.NewBatch) ([]int32, error) {
 	args := []any{pgT(b.At), b.Cause, b.ListID, b.ListKey}
 	if !t.imp.unchecked {
-		return subColumn[int32](ctx, t.tx, subMerge, args...)
+		return t.insert(ctx, args)
 	}
 	// The lock the memberships' check would take: the list cannot go
 	// before this transaction ends.
@@ -300,7 +309,7 @@ func (t *subImportTx) merge(ctx context.Context, b subscribers.NewBatch) ([]int3
 	if _, err := t.tx.ExecContext(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
 		return nil, err
 	}
-	left, err := subColumn[int32](ctx, t.tx, subMerge, args...)
+	left, err := t.insert(ctx, args)
 	if err != nil {
 		return nil, err
 	}
@@ -310,4 +319,26 @@ func (t *subImportTx) merge(ctx context.Context, b subscribers.NewBatch) ([]int3
 		return nil, err
 	}
 	return left, nil
+}
+
+// insert runs subMergePlain in a savepoint and, if an address was taken
+// since the batch looked (a unique violation of the address index), rolls
+// it back and runs subMerge, which hands such rows back.
+func (t *subImportTx) insert(ctx context.Context, args []any) ([]int32, error) {
+	if _, err := t.tx.ExecContext(ctx, `SAVEPOINT tayori_merge`); err != nil {
+		return nil, err
+	}
+	left, err := subColumn[int32](ctx, t.tx, subMergePlain, args...)
+	if err == nil {
+		_, err = t.tx.ExecContext(ctx, `RELEASE SAVEPOINT tayori_merge`)
+		return left, err
+	}
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "23505" || pe.ConstraintName != "subscribers_email_key_key" {
+		return nil, err
+	}
+	if _, err := t.tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT tayori_merge`); err != nil {
+		return nil, err
+	}
+	return subColumn[int32](ctx, t.tx, subMerge, args...)
 }
