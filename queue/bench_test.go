@@ -101,17 +101,7 @@ func benchDB(b *testing.B, shape benchShape, n int) string {
 		}
 		// Stream a CSV through the importer (what `tayori subscribers
 		// import` does): about 20,000 rows a second.
-		pr, pw := io.Pipe()
-		go func() {
-			w := bufio.NewWriter(pw)
-			fmt.Fprintln(w, "email,regions,topics,consent_at,consent_method,consent_text")
-			for i := range n {
-				regions, topics, _ := strings.Cut(shape.prefs(i).Key(), "|")
-				fmt.Fprintf(w, "reader%07d@example.jp,%q,%q,2025-10-01,api,同意\n", i, regions, topics)
-			}
-			pw.CloseWithError(w.Flush())
-		}()
-		res, err := store.Import(ctx, pr, subscribers.ImportOptions{List: testList})
+		res, err := store.Import(ctx, benchReadersCSV(shape, n), subscribers.ImportOptions{List: testList})
 		if err != nil || len(res.Errors) > 0 {
 			b.Fatalf("import: %v, %+v", err, res)
 		}
@@ -140,6 +130,21 @@ func benchDB(b *testing.B, shape benchShape, n int) string {
 	return dst
 }
 
+// benchReadersCSV streams the CSV of n readers of the shape's preferences.
+func benchReadersCSV(shape benchShape, n int) io.Reader {
+	pr, pw := io.Pipe()
+	go func() {
+		w := bufio.NewWriter(pw)
+		fmt.Fprintln(w, "email,regions,topics,consent_at,consent_method,consent_text")
+		for i := range n {
+			regions, topics, _ := strings.Cut(shape.prefs(i).Key(), "|")
+			fmt.Fprintf(w, "reader%07d@example.jp,%q,%q,2025-10-01,api,同意\n", i, regions, topics)
+		}
+		pw.CloseWithError(w.Flush())
+	}()
+	return pr
+}
+
 // BenchmarkDeliver sends TAYORI_BENCH_RECIPIENTS (default 100,000) copies
 // through a worker process (this binary re-executed) to a counting SMTP
 // sink on loopback, and reports messages/second from send to last
@@ -150,7 +155,11 @@ func benchDB(b *testing.B, shape benchShape, n int) string {
 // TAYORI_BENCH_BATCH (readers per batch, 500), TAYORI_BENCH_PPROF (the
 // worker's CPU profile to this file), TAYORI_BENCH_WORKER_PROCS (the
 // worker's GOMAXPROCS), TAYORI_BENCH_FLUSH (the worker's group-commit
-// interval, default 5ms).
+// interval, default 5ms), TAYORI_BENCH_WORKERS (worker processes, 1;
+// each runs TAYORI_BENCH_CONCURRENCY batch tasks, worker-core-µs/msg is
+// their sum and worker-peak-RSS-MB the largest), TAYORI_BENCH_READERS
+// (BenchmarkDeliverStore: "postgres" imports the readers into the
+// PostgreSQL database as well, instead of leaving them in SQLite).
 //
 // Targets on 2 cores: ≥ 6,000 msg/s (5KB), ≥ 4,000 msg/s (November),
 // ≤ 70 core-µs per message on the sending side, peak RSS ≤ 150 MB, Redis
@@ -225,6 +234,28 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// TAYORI_BENCH_READERS=postgres puts the readers in the PostgreSQL
+	// database too, as several machines would have them.
+	childReaders := "sqlite"
+	if pg != nil && os.Getenv("TAYORI_BENCH_READERS") == "postgres" {
+		childReaders = ""
+		pdb, err := store.Open(ctx, ledgerURL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pdb.Close()
+		if subs, err = store.OpenSubscribers(ctx, pdb, subscribers.Options{Keyring: ring}); err != nil {
+			b.Fatal(err)
+		}
+		res, err := subs.Import(ctx, benchReadersCSV(shape, n), subscribers.ImportOptions{List: testList})
+		if err != nil || len(res.Errors) > 0 {
+			b.Fatalf("import into PostgreSQL: %v, %+v", err, res)
+		}
+		if _, err := pdb.SQL.ExecContext(ctx, `ANALYZE`); err != nil {
+			b.Fatal(err)
+		}
+		pg.Sample(true)
+	}
 	deps := testDeps(b, subs, sinkURL, new(*mailer.Pool), nil, nil, 1)
 	deps.Sender = nil
 	svc, err := queue.New(ctx, ledger, rdb, queue.Config{From: testFrom, BaseURL: testBaseURL}, deps, nil)
@@ -234,21 +265,30 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 	defer svc.Close()
 
 	conc := benchEnv("TAYORI_BENCH_CONCURRENCY", 8)
-	child := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
-	child.Env = append(os.Environ(), childEnv+"=worker", "CHILD_DB="+dbPath, "CHILD_LEDGER="+ledgerURL, "CHILD_READERS=sqlite",
-		"CHILD_REDIS="+testutil.RedisDBURL(b, rdbN), "CHILD_SMTP="+sinkURL,
-		"CHILD_CONCURRENCY="+strconv.Itoa(conc), "CHILD_SENDERS="+strconv.Itoa(conc),
-		"CHILD_BATCH="+strconv.Itoa(benchEnv("TAYORI_BENCH_BATCH", 500)),
-		"CHILD_PPROF="+os.Getenv("TAYORI_BENCH_PPROF"), "CHILD_FLUSH="+os.Getenv("TAYORI_BENCH_FLUSH"))
-	if v := os.Getenv("TAYORI_BENCH_WORKER_PROCS"); v != "" {
-		child.Env = append(child.Env, "GOMAXPROCS="+v) // the worker's only
+	workers := benchEnv("TAYORI_BENCH_WORKERS", 1)
+	var children []*exec.Cmd
+	for w := range workers {
+		child := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
+		prof := os.Getenv("TAYORI_BENCH_PPROF")
+		if prof != "" && w > 0 {
+			prof += "." + strconv.Itoa(w)
+		}
+		child.Env = append(os.Environ(), childEnv+"=worker", "CHILD_DB="+dbPath, "CHILD_LEDGER="+ledgerURL, "CHILD_READERS="+childReaders,
+			"CHILD_REDIS="+testutil.RedisDBURL(b, rdbN), "CHILD_SMTP="+sinkURL,
+			"CHILD_CONCURRENCY="+strconv.Itoa(conc), "CHILD_SENDERS="+strconv.Itoa(conc),
+			"CHILD_BATCH="+strconv.Itoa(benchEnv("TAYORI_BENCH_BATCH", 500)),
+			"CHILD_PPROF="+prof, "CHILD_FLUSH="+os.Getenv("TAYORI_BENCH_FLUSH"))
+		if v := os.Getenv("TAYORI_BENCH_WORKER_PROCS"); v != "" {
+			child.Env = append(child.Env, "GOMAXPROCS="+v) // the worker's only
+		}
+		child.Stdout, child.Stderr = os.Stderr, os.Stderr
+		if err := child.Start(); err != nil {
+			b.Fatal(err)
+		}
+		defer child.Process.Kill()
+		children = append(children, child)
 	}
-	child.Stdout, child.Stderr = os.Stderr, os.Stderr
-	if err := child.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer child.Process.Kill()
-	time.Sleep(500 * time.Millisecond) // let it start and connect
+	time.Sleep(500 * time.Millisecond) // let them start and connect
 
 	issue := shape.issue(b)
 	vcs, _, err := svc.Preview(ctx, issue, testList, nil)
@@ -291,11 +331,19 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 	st := sink.Stats()
 	elapsed := st.Last.Sub(start)
 	b.StopTimer()
-	childCPU := procCPU(b, child.Process.Pid)
-	rss := procHWM(b, child.Process.Pid)
+	var childCPU time.Duration
+	var rss int64
+	for _, child := range children {
+		childCPU += procCPU(b, child.Process.Pid)
+		rss = max(rss, procHWM(b, child.Process.Pid))
+	}
 	redisCPUUsed := redisCPU(b, rdb) - cpuBase
-	child.Process.Signal(syscall.SIGTERM)
-	child.Wait()
+	for _, child := range children {
+		child.Process.Signal(syscall.SIGTERM)
+	}
+	for _, child := range children {
+		child.Wait()
+	}
 	cpu1, mem1, sys1 := refWork()
 	s, err := svc.Get(ctx, snd.ID)
 	if err != nil {
@@ -321,8 +369,9 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 	b.ReportMetric(ms(cpu0, cpu1), "ref-cpu-ms")
 	b.ReportMetric(ms(mem0, mem1), "ref-mem-ms")
 	b.ReportMetric(ms(sys0, sys1), "ref-sys-ms")
-	b.Logf("%s: %d messages in %v; worker CPU %v, Redis CPU %.2fs, worker peak RSS %d MB, Redis +%d KB at peak",
-		shape.name, n, elapsed.Round(time.Millisecond), childCPU.Round(time.Millisecond), redisCPUUsed, rss>>20, (peak-memBase)>>10)
+	b.ReportMetric(float64(workers), "workers")
+	b.Logf("%s: %d messages in %v with %d worker processes; workers' CPU %v, Redis CPU %.2fs, worker peak RSS %d MB, Redis +%d KB at peak",
+		shape.name, n, elapsed.Round(time.Millisecond), workers, childCPU.Round(time.Millisecond), redisCPUUsed, rss>>20, (peak-memBase)>>10)
 }
 
 // refWork times three fixed pieces of work, run before and after each

@@ -28,8 +28,9 @@ func NewPGCPU(db *sql.DB) *PGCPU {
 	return p
 }
 
-// Sample reads the CPU of every process of interest; at the start (first)
-// it is the baseline, later a new backend starts from zero.
+// Sample reads the CPU of every process of interest; with first it is
+// the baseline (counting starts again from now), later a new backend
+// starts from zero.
 func (p *PGCPU) Sample(first bool) {
 	rows, err := p.db.Query(`SELECT pid, datname IS NULL OR backend_type <> 'client backend' FROM pg_stat_activity
 		WHERE datname = current_database() OR backend_type IN ('walwriter','checkpointer','background writer','autovacuum launcher','autovacuum worker')`)
@@ -47,7 +48,7 @@ func (p *PGCPU) Sample(first bool) {
 		if !ok {
 			continue
 		}
-		if _, seen := p.base[pid]; !seen {
+		if _, seen := p.base[pid]; first || !seen {
 			if first || bg {
 				p.base[pid] = cpu
 			} else {
