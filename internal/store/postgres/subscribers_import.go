@@ -85,13 +85,20 @@ const subMerge = `WITH ins AS (
     INSERT INTO subscriber_tags (subscriber_id, tag)
     SELECT id, unnest(tags) FROM staged WHERE tags IS NOT NULL
 )
+` + subMergeLeft
+
+// subMergeLeft ends subMerge: the staging rows it did not insert.
+const subMergeLeft = `
 SELECT st.ord FROM ` + subStageTable + ` st LEFT JOIN ins ON ins.email_key = st.email_key WHERE ins.id IS NULL`
 
 // subMergePlain is subMerge without ON CONFLICT: a plain insert costs
 // the address index a third less than a speculative one, and the batch
 // looked its addresses up in the same transaction, so a conflict is a
 // race that merge answers by running subMerge instead.
-var subMergePlain = strings.Replace(subMerge, "\n    ON CONFLICT (email_key) DO NOTHING\n", "\n", 1)
+// Without ON CONFLICT every staging row is inserted (or the statement
+// fails), so it does not look for the ones left out.
+var subMergePlain = strings.Replace(strings.Replace(subMerge, "\n    ON CONFLICT (email_key) DO NOTHING\n", "\n", 1),
+	subMergeLeft, "\nSELECT 0::integer WHERE false", 1)
 
 // PrepareImportRow implements subscribers.Storage: COPY takes the row's
 // fields as they are.
