@@ -35,7 +35,8 @@ import (
 // so it is used only when the tables the merge writes have no trigger
 // that fires on INSERT besides those foreign keys and the change log's
 // tag trigger (which logs nothing for a new subscriber); a trigger added
-// later makes imports take the checked path (subImportChecks).
+// later makes imports take the checked path (subImportChecks, looked at
+// when the import begins and again, under lock, before each merge).
 
 const subStageTable = "tayori_import_stage"
 
@@ -94,9 +95,9 @@ SELECT st.ord FROM ` + subStageTable + ` st LEFT JOIN ins ON ins.email_key = st.
 // subMergePlain is subMerge without ON CONFLICT: a plain insert costs
 // the address index a third less than a speculative one, and the batch
 // looked its addresses up in the same transaction, so a conflict is a
-// race that merge answers by running subMerge instead.
-// Without ON CONFLICT every staging row is inserted (or the statement
-// fails), so it does not look for the ones left out.
+// race that merge answers by running subMerge instead. Without ON
+// CONFLICT every staging row is inserted (or the statement fails), so it
+// does not look for the ones left out either.
 var subMergePlain = strings.Replace(strings.Replace(subMerge, "\n    ON CONFLICT (email_key) DO NOTHING\n", "\n", 1),
 	subMergeLeft, "\nSELECT 0::integer WHERE false", 1)
 
@@ -303,6 +304,19 @@ func (t *subImportTx) merge(ctx context.Context, b subscribers.NewBatch) ([]int3
 	args := []any{pgT(b.At), b.Cause, b.ListID, b.ListKey}
 	if !t.imp.unchecked {
 		return t.insert(ctx, args)
+	}
+	// The written tables in the mode the inserts take anyway, which
+	// CREATE TRIGGER and CREATE RULE wait for; then no trigger or rule
+	// can appear between this look and the merge.
+	if _, err := t.tx.ExecContext(ctx, `LOCK TABLE subscribers, status_history, memberships, consents, subscriber_tags IN ROW EXCLUSIVE MODE`); err != nil {
+		return nil, err
+	}
+	var n int
+	if err := t.tx.QueryRowContext(ctx, subImportChecks).Scan(&n); err != nil {
+		return nil, fmt.Errorf("triggers of the imported tables: %w", err)
+	}
+	if n > 0 {
+		return t.insert(ctx, args) // one appeared since the import began
 	}
 	// The lock the memberships' check would take: the list cannot go
 	// before this transaction ends.

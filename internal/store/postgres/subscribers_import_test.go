@@ -116,3 +116,62 @@ BEGIN INSERT INTO consent_seen VALUES (NEW.subscriber_id); RETURN NEW; END; $$`,
 		t.Errorf("history %d, memberships %d, consents %d, tags %d: want 4, 4, 4, 2", hist, memb, cons, tags)
 	}
 }
+
+// A trigger someone creates while an import runs is seen at the next
+// batch: each unchecked merge looks again, under a lock that CREATE
+// TRIGGER waits for.
+func TestImportTriggerCreatedMidImportIsHonoured(t *testing.T) {
+	ctx := context.Background()
+	db := testutil.OpenStore(t, testutil.EngineByName(t, "postgres"))
+	ring, err := token.NewKeyring(time.Now, token.Key{ID: "k1", Secret: []byte("first-secret-0123456789abcdefgh")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.OpenSubscribers(ctx, db, subscribers.Options{Keyring: ring}); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := store.Subscribers(db).BeginImport(ctx, subscribers.ImportConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close(ctx, false)
+	// (Where the role may not set session_replication_role the merge is
+	// always checked, and the trigger sees the rows all the same.)
+	t.Logf("unchecked merge at the start: %v", postgres.ImportUnchecked(sess))
+	for _, q := range []string{
+		`CREATE TABLE history_seen (subscriber_id bigint NOT NULL)`,
+		`CREATE FUNCTION history_seen() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO history_seen VALUES (NEW.subscriber_id); RETURN NEW; END; $$`,
+		`CREATE TRIGGER history_seen AFTER INSERT ON status_history FOR EACH ROW EXECUTE FUNCTION history_seen()`,
+	} {
+		if _, err := db.SQL.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx, err := sess.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	listID, err := tx.ListID(ctx, subscribers.DefaultList)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := []*subscribers.NewRow{
+		{Line: 2, Email: "a@example.jp", Key: "a@example.jp", Name: "甲", Status: subscribers.Pending, Regions: 1, Topics: 1},
+		{Line: 3, Email: "b@example.jp", Key: "b@example.jp", Name: "乙", Status: subscribers.Pending, Regions: 1, Topics: 1},
+	}
+	if _, err := tx.InsertNew(ctx, subscribers.NewBatch{ListID: listID, ListKey: subscribers.DefaultList, Cause: "import", At: time.Now(), Rows: rows}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var seen int
+	if err := db.SQL.QueryRowContext(ctx, `SELECT count(*) FROM history_seen`).Scan(&seen); err != nil {
+		t.Fatal(err)
+	}
+	if seen != 2 {
+		t.Errorf("the trigger created after the import began saw %d of 2 history entries", seen)
+	}
+}
