@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"github.com/tayori-news/tayori/internal/store/schema"
@@ -102,17 +101,7 @@ func benchDB(b *testing.B, shape benchShape, n int) string {
 		}
 		// Stream a CSV through the importer (what `tayori subscribers
 		// import` does): about 20,000 rows a second.
-		pr, pw := io.Pipe()
-		go func() {
-			w := bufio.NewWriter(pw)
-			fmt.Fprintln(w, "email,regions,topics,consent_at,consent_method,consent_text")
-			for i := range n {
-				regions, topics, _ := strings.Cut(shape.prefs(i).Key(), "|")
-				fmt.Fprintf(w, "reader%07d@example.jp,%q,%q,2025-10-01,api,同意\n", i, regions, topics)
-			}
-			pw.CloseWithError(w.Flush())
-		}()
-		res, err := store.Import(ctx, pr, subscribers.ImportOptions{List: testList})
+		res, err := store.Import(ctx, benchReadersCSV(shape, n), subscribers.ImportOptions{List: testList})
 		if err != nil || len(res.Errors) > 0 {
 			b.Fatalf("import: %v, %+v", err, res)
 		}
@@ -141,6 +130,21 @@ func benchDB(b *testing.B, shape benchShape, n int) string {
 	return dst
 }
 
+// benchReadersCSV streams the CSV of n readers of the shape's preferences.
+func benchReadersCSV(shape benchShape, n int) io.Reader {
+	pr, pw := io.Pipe()
+	go func() {
+		w := bufio.NewWriter(pw)
+		fmt.Fprintln(w, "email,regions,topics,consent_at,consent_method,consent_text")
+		for i := range n {
+			regions, topics, _ := strings.Cut(shape.prefs(i).Key(), "|")
+			fmt.Fprintf(w, "reader%07d@example.jp,%q,%q,2025-10-01,api,同意\n", i, regions, topics)
+		}
+		pw.CloseWithError(w.Flush())
+	}()
+	return pr
+}
+
 // BenchmarkDeliver sends TAYORI_BENCH_RECIPIENTS (default 100,000) copies
 // through a worker process (this binary re-executed) to a counting SMTP
 // sink on loopback, and reports messages/second from send to last
@@ -151,7 +155,11 @@ func benchDB(b *testing.B, shape benchShape, n int) string {
 // TAYORI_BENCH_BATCH (readers per batch, 500), TAYORI_BENCH_PPROF (the
 // worker's CPU profile to this file), TAYORI_BENCH_WORKER_PROCS (the
 // worker's GOMAXPROCS), TAYORI_BENCH_FLUSH (the worker's group-commit
-// interval, default 5ms).
+// interval, default 5ms), TAYORI_BENCH_WORKERS (worker processes, 1;
+// each runs TAYORI_BENCH_CONCURRENCY batch tasks, worker-core-µs/msg is
+// their sum and worker-peak-RSS-MB the largest), TAYORI_BENCH_READERS
+// (BenchmarkDeliverStore: "postgres" imports the readers into the
+// PostgreSQL database as well, instead of leaving them in SQLite).
 //
 // Targets on 2 cores: ≥ 6,000 msg/s (5KB), ≥ 4,000 msg/s (November),
 // ≤ 70 core-µs per message on the sending side, peak RSS ≤ 150 MB, Redis
@@ -187,75 +195,6 @@ func BenchmarkDeliverStore(b *testing.B) {
 	}
 }
 
-// pgCPU samples the CPU time of PostgreSQL processes: the backends of
-// one database, and the server's background processes.
-type pgCPU struct {
-	db         *sql.DB
-	base, last map[int]time.Duration // per pid: at the start (or first seen), latest
-	bg         map[int]bool
-}
-
-func newPGCPU(db *sql.DB) *pgCPU {
-	p := &pgCPU{db: db, base: map[int]time.Duration{}, last: map[int]time.Duration{}, bg: map[int]bool{}}
-	p.sample(true)
-	return p
-}
-
-// sample reads the CPU of every process of interest; at the start (first)
-// it is the baseline, later a new backend starts from zero.
-func (p *pgCPU) sample(first bool) {
-	rows, err := p.db.Query(`SELECT pid, datname IS NULL OR backend_type <> 'client backend' FROM pg_stat_activity
-		WHERE datname = current_database() OR backend_type IN ('walwriter','checkpointer','background writer','autovacuum launcher','autovacuum worker')`)
-	if err != nil {
-		return
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var pid int
-		var bg bool
-		if rows.Scan(&pid, &bg) != nil {
-			continue
-		}
-		cpu, ok := pidCPU(pid)
-		if !ok {
-			continue
-		}
-		if _, seen := p.base[pid]; !seen {
-			if first || bg {
-				p.base[pid] = cpu
-			} else {
-				p.base[pid] = 0
-			}
-		}
-		p.last[pid], p.bg[pid] = cpu, bg
-	}
-}
-
-// used returns the CPU used since the start by backends and background.
-func (p *pgCPU) used() (backends, background time.Duration) {
-	for pid, last := range p.last {
-		if p.bg[pid] {
-			background += last - p.base[pid]
-		} else {
-			backends += last - p.base[pid]
-		}
-	}
-	return
-}
-
-// pidCPU reads a process's user+system CPU time from /proc; ok is false
-// if the process is gone.
-func pidCPU(pid int) (time.Duration, bool) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, false
-	}
-	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100, true
-}
-
 func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 	dbPath := benchDB(b, shape, n)
 	ctx := context.Background()
@@ -274,7 +213,7 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 	db := sdb.SQL
 	var (
 		ledgerURL string
-		pg        *pgCPU
+		pg        *testutil.PGCPU
 	)
 	if eng == store.Postgres {
 		ledgerURL = testutil.PostgresURL(b)
@@ -288,12 +227,34 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 		}
 		ledger = store.Ledger(pdb)
 		defer ledger.Close()
-		pg = newPGCPU(pdb.SQL)
+		pg = testutil.NewPGCPU(pdb.SQL)
 	}
 	ring, _ := token.NewKeyring(time.Now, testKeys...)
 	subs, err := store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring})
 	if err != nil {
 		b.Fatal(err)
+	}
+	// TAYORI_BENCH_READERS=postgres puts the readers in the PostgreSQL
+	// database too, as several machines would have them.
+	childReaders := "sqlite"
+	if pg != nil && os.Getenv("TAYORI_BENCH_READERS") == "postgres" {
+		childReaders = ""
+		pdb, err := store.Open(ctx, ledgerURL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pdb.Close()
+		if subs, err = store.OpenSubscribers(ctx, pdb, subscribers.Options{Keyring: ring}); err != nil {
+			b.Fatal(err)
+		}
+		res, err := subs.Import(ctx, benchReadersCSV(shape, n), subscribers.ImportOptions{List: testList})
+		if err != nil || len(res.Errors) > 0 {
+			b.Fatalf("import into PostgreSQL: %v, %+v", err, res)
+		}
+		if _, err := pdb.SQL.ExecContext(ctx, `ANALYZE`); err != nil {
+			b.Fatal(err)
+		}
+		pg.Sample(true)
 	}
 	deps := testDeps(b, subs, sinkURL, new(*mailer.Pool), nil, nil, 1)
 	deps.Sender = nil
@@ -304,21 +265,30 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 	defer svc.Close()
 
 	conc := benchEnv("TAYORI_BENCH_CONCURRENCY", 8)
-	child := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
-	child.Env = append(os.Environ(), childEnv+"=worker", "CHILD_DB="+dbPath, "CHILD_LEDGER="+ledgerURL, "CHILD_READERS=sqlite",
-		"CHILD_REDIS="+testutil.RedisDBURL(b, rdbN), "CHILD_SMTP="+sinkURL,
-		"CHILD_CONCURRENCY="+strconv.Itoa(conc), "CHILD_SENDERS="+strconv.Itoa(conc),
-		"CHILD_BATCH="+strconv.Itoa(benchEnv("TAYORI_BENCH_BATCH", 500)),
-		"CHILD_PPROF="+os.Getenv("TAYORI_BENCH_PPROF"), "CHILD_FLUSH="+os.Getenv("TAYORI_BENCH_FLUSH"))
-	if v := os.Getenv("TAYORI_BENCH_WORKER_PROCS"); v != "" {
-		child.Env = append(child.Env, "GOMAXPROCS="+v) // the worker's only
+	workers := benchEnv("TAYORI_BENCH_WORKERS", 1)
+	var children []*exec.Cmd
+	for w := range workers {
+		child := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
+		prof := os.Getenv("TAYORI_BENCH_PPROF")
+		if prof != "" && w > 0 {
+			prof += "." + strconv.Itoa(w)
+		}
+		child.Env = append(os.Environ(), childEnv+"=worker", "CHILD_DB="+dbPath, "CHILD_LEDGER="+ledgerURL, "CHILD_READERS="+childReaders,
+			"CHILD_REDIS="+testutil.RedisDBURL(b, rdbN), "CHILD_SMTP="+sinkURL,
+			"CHILD_CONCURRENCY="+strconv.Itoa(conc), "CHILD_SENDERS="+strconv.Itoa(conc),
+			"CHILD_BATCH="+strconv.Itoa(benchEnv("TAYORI_BENCH_BATCH", 500)),
+			"CHILD_PPROF="+prof, "CHILD_FLUSH="+os.Getenv("TAYORI_BENCH_FLUSH"))
+		if v := os.Getenv("TAYORI_BENCH_WORKER_PROCS"); v != "" {
+			child.Env = append(child.Env, "GOMAXPROCS="+v) // the worker's only
+		}
+		child.Stdout, child.Stderr = os.Stderr, os.Stderr
+		if err := child.Start(); err != nil {
+			b.Fatal(err)
+		}
+		defer child.Process.Kill()
+		children = append(children, child)
 	}
-	child.Stdout, child.Stderr = os.Stderr, os.Stderr
-	if err := child.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer child.Process.Kill()
-	time.Sleep(500 * time.Millisecond) // let it start and connect
+	time.Sleep(500 * time.Millisecond) // let them start and connect
 
 	issue := shape.issue(b)
 	vcs, _, err := svc.Preview(ctx, issue, testList, nil)
@@ -334,7 +304,7 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 	cpuBase := redisCPU(b, rdb)
 	peak := memBase
 	if pg != nil {
-		pg.sample(true)
+		pg.Sample(true)
 	}
 	b.ResetTimer()
 	start := time.Now()
@@ -351,21 +321,29 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 			peak = m
 		}
 		if pg != nil {
-			pg.sample(false)
+			pg.Sample(false)
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
 	if pg != nil {
-		pg.sample(false)
+		pg.Sample(false)
 	}
 	st := sink.Stats()
 	elapsed := st.Last.Sub(start)
 	b.StopTimer()
-	childCPU := procCPU(b, child.Process.Pid)
-	rss := procHWM(b, child.Process.Pid)
+	var childCPU time.Duration
+	var rss int64
+	for _, child := range children {
+		childCPU += procCPU(b, child.Process.Pid)
+		rss = max(rss, procHWM(b, child.Process.Pid))
+	}
 	redisCPUUsed := redisCPU(b, rdb) - cpuBase
-	child.Process.Signal(syscall.SIGTERM)
-	child.Wait()
+	for _, child := range children {
+		child.Process.Signal(syscall.SIGTERM)
+	}
+	for _, child := range children {
+		child.Wait()
+	}
 	cpu1, mem1, sys1 := refWork()
 	s, err := svc.Get(ctx, snd.ID)
 	if err != nil {
@@ -383,7 +361,7 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 	b.ReportMetric(float64(st.Bytes)/float64(st.Messages), "bytes/msg")
 	ms := func(a, b time.Duration) float64 { return float64((a+b)/2) / float64(time.Millisecond) }
 	if pg != nil {
-		back, bg := pg.used()
+		back, bg := pg.Used()
 		b.ReportMetric(back.Seconds()*1e6/float64(n), "pg-core-µs/msg")
 		b.ReportMetric(bg.Seconds()*1e6/float64(n), "pg-bg-core-µs/msg")
 		b.Logf("PostgreSQL backends CPU %v, background %v", back.Round(time.Millisecond), bg.Round(time.Millisecond))
@@ -391,8 +369,9 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 	b.ReportMetric(ms(cpu0, cpu1), "ref-cpu-ms")
 	b.ReportMetric(ms(mem0, mem1), "ref-mem-ms")
 	b.ReportMetric(ms(sys0, sys1), "ref-sys-ms")
-	b.Logf("%s: %d messages in %v; worker CPU %v, Redis CPU %.2fs, worker peak RSS %d MB, Redis +%d KB at peak",
-		shape.name, n, elapsed.Round(time.Millisecond), childCPU.Round(time.Millisecond), redisCPUUsed, rss>>20, (peak-memBase)>>10)
+	b.ReportMetric(float64(workers), "workers")
+	b.Logf("%s: %d messages in %v with %d worker processes; workers' CPU %v, Redis CPU %.2fs, worker peak RSS %d MB, Redis +%d KB at peak",
+		shape.name, n, elapsed.Round(time.Millisecond), workers, childCPU.Round(time.Millisecond), redisCPUUsed, rss>>20, (peak-memBase)>>10)
 }
 
 // refWork times three fixed pieces of work, run before and after each

@@ -77,9 +77,9 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	ed, err := s.deps.Store.Authenticate(ctx, name, r.PostForm.Get("password"))
 	if errors.Is(err, ErrUnauthorized) {
-		s.failedSignin(ctx, name, s.clientIP(r), false)
+		account := s.failedSignin(ctx, name, s.clientIP(r), false)
 		s.log.WarnContext(ctx, "console sign-in failed", "ip", s.clientIP(r))
-		s.auditAs(r, r.PostForm.Get("name"), "signin_failed", "", "")
+		s.auditAs(r, account, "signin_failed", "", "")
 		s.render(w, r, http.StatusUnauthorized, "login", &page{Lang: s.adminLang(r), Admin: true,
 			Data: map[string]any{"Next": next, "Error": translate(s.adminLang(r), "a.wrong_password"), "Resume": strings.HasSuffix(next, "/resume")}})
 		return

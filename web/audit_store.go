@@ -15,7 +15,7 @@ import (
 type AuditEntry struct {
 	ID      int64
 	At      time.Time
-	Editor  string // the editor's name (as typed, for a failed sign-in)
+	Editor  string // the editor's name; "" for a failed sign-in naming no editor
 	Action  string // signin, signin_failed, upload, save, test_send, send, pause, resume, cancel, export, erase, unsubscribe, import, task_retry, task_archive, task_delete
 	Subject string // the title, the list, the address…
 	Detail  string // counts and the like

@@ -108,20 +108,30 @@ type envOpts struct {
 	rhythm   bool // the recurring send rules (package rhythm)
 }
 
+// testEngine is the database engine newEnv opens: SQLite, except while
+// TestOnPostgreSQL runs the journeys again on PostgreSQL (the web tests
+// do not run in parallel).
+var testEngine = store.SQLite
+
 func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &env{t: t, ctx: ctx, clock: &clock{}}
-	e.dbPath = o.db
-	if e.dbPath == "" {
-		e.dbPath = filepath.Join(t.TempDir(), "tayori.db")
-	}
-	sdb, err := store.Create(ctx, "sqlite:"+e.dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(ctx, sdb); err != nil {
-		t.Fatal(err)
+	var sdb *store.DB
+	if testEngine == store.Postgres && o.db == "" {
+		sdb = testutil.OpenStore(t, testutil.EngineByName(t, string(store.Postgres)))
+	} else {
+		e.dbPath = o.db
+		if e.dbPath == "" {
+			e.dbPath = filepath.Join(t.TempDir(), "tayori.db")
+		}
+		var err error
+		if sdb, err = store.Create(ctx, "sqlite:"+e.dbPath); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Migrate(ctx, sdb); err != nil {
+			t.Fatal(err)
+		}
 	}
 	db := sdb.SQL
 	e.db, e.sdb = db, sdb
@@ -133,7 +143,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.subs, err = store.SubscribersOnSQLite(ctx, db, subscribers.Options{Keyring: ring}); err != nil {
+	if e.subs, err = store.OpenSubscribers(ctx, sdb, subscribers.Options{Keyring: ring}); err != nil {
 		t.Fatal(err)
 	}
 	e.store = web.NewStore(store.Web(sdb), e.clock.Now)
@@ -169,23 +179,15 @@ func newEnv(t testing.TB, o envOpts) *env {
 	e.mx = metrics.New(logger)
 	qdeps := queue.Deps{Directory: bind.Directory{Store: e.subs}, Tokens: e.subs, Renderer: bind.Renderer{R: renderer},
 		Sender: &bind.Sender{Builder: b, Pool: pool}, Classify: bind.Classify, Metrics: e.mx}
-	// The send ledger, on the same file.
-	ldb := &store.DB{SQL: db, Engine: store.SQLite}
-	if err := store.Migrate(ctx, ldb); err != nil {
-		t.Fatal(err)
-	}
-	ledger := store.Ledger(ldb)
+	// The send ledger, in the same database.
+	ledger := store.Ledger(sdb)
 	t.Cleanup(func() { ledger.Close() })
 	var gate *feedback.Gate
 	if o.gate {
-		outcomes := queue.NewOutcomes(ledger)
-		if gate, err = feedback.NewGate(feedback.GateConfig{Events: e.subs, Volume: bind.Volume{O: outcomes}, Now: e.clock.Now}); err != nil {
+		if gate, err = bind.SendGate(ledger, e.subs, e.clock.Now); err != nil {
 			t.Fatal(err)
 		}
-		qdeps.Gate = func(ctx context.Context) (queue.GateVerdict, error) {
-			v, _, err := gate.Check(ctx)
-			return queue.GateVerdict{Block: v.Block, Warn: v.Warn, Reason: v.Reason}, err
-		}
+		qdeps.Gate = bind.Gate(gate)
 	}
 	if o.webhooks != nil {
 		e.wireWebhooks(*o.webhooks, &qdeps, logger)

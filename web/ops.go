@@ -371,6 +371,9 @@ func (s *server) handleAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	rows := make([]row, len(entries))
 	for i, e := range entries {
+		if e.Editor == "" && e.Action == "signin_failed" {
+			e.Editor = translate(lang, "a.signin_unknown")
+		}
 		rows[i] = row{e, translate(lang, "audit.action."+e.Action)}
 	}
 	data := map[string]any{"Entries": rows, "Paged": before != 0}

@@ -273,7 +273,8 @@ func TestOperationsPage(t *testing.T) {
 func TestAuditLog(t *testing.T) {
 	e := newEnv(t, envOpts{worker: true})
 	c := e.browser()
-	// A failed sign-in, named as typed.
+	// A failed sign-in naming no editor: what was typed is not kept (it
+	// may be a password typed in the wrong field).
 	if res, _ := e.postForm(c, "/admin/login", url.Values{"name": {"=cmd|' /C calc'!A0"}, "password": {"wrong"}}); res.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("failed sign-in: %d", res.StatusCode)
 	}
@@ -352,7 +353,7 @@ func TestAuditLog(t *testing.T) {
 		}
 		who := "hanako"
 		if a == "signin_failed" {
-			who = "=cmd|&#39; /C calc&#39;!A0"
+			who = "（登録のない名前）"
 		}
 		if r[1] != who {
 			t.Errorf("%s: editor %q, want %q", a, r[1], who)
@@ -397,8 +398,11 @@ func TestAuditLog(t *testing.T) {
 		t.Fatalf("audit.csv: header %v, %d rows", recs[0], len(recs)-1)
 	}
 	last := recs[len(recs)-1]
-	if last[2] != "signin_failed" || last[1] != "'=cmd|' /C calc'!A0" {
-		t.Errorf("the failed sign-in's row is not formula-safe: %q", last)
+	if last[2] != "signin_failed" || last[1] != "" {
+		t.Errorf("the failed sign-in's row keeps what was typed: %q", last)
+	}
+	if strings.Contains(body, "calc") {
+		t.Error("the audit log keeps the name typed in a failed sign-in")
 	}
 	if recs[len(recs)-3][4] != title || recs[1][3] != "購読者の消去" {
 		t.Errorf("audit.csv rows: %q", recs)
@@ -406,6 +410,18 @@ func TestAuditLog(t *testing.T) {
 	// The export itself is recorded.
 	if got, _ := e.store.AuditLog(e.ctx, 0, 1); len(got) != 1 || got[0].Action != "audit_export" {
 		t.Errorf("the CSV export is not recorded: %+v", got)
+	}
+
+	// Cells a spreadsheet would read as a formula are made inert.
+	if err := e.store.Audit(e.ctx, web.AuditEntry{Editor: "=cmd|' /C calc'!A0", Action: "export", Subject: "+SUM(A1)", Detail: "@x"}); err != nil {
+		t.Fatal(err)
+	}
+	_, body = e.do(c, "GET", "/admin/audit.csv", nil)
+	if recs, err = csv.NewReader(strings.NewReader(body)).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	if first := recs[1]; first[1] != "'=cmd|' /C calc'!A0" || first[4] != "'+SUM(A1)" || first[5] != "'@x" {
+		t.Errorf("a formula-like row is not made inert: %q", first)
 	}
 }
 

@@ -69,9 +69,11 @@ func (s *server) accountLocked(ctx context.Context, name string) (bool, error) {
 }
 
 // failedSignin counts a failure against the account and records it for
-// the console. Errors are logged, not returned: the reader of the form
-// gets the same answer either way.
-func (s *server) failedSignin(ctx context.Context, name, ip string, locked bool) {
+// the console. It returns the editor's name when name is an editor's
+// account, "" otherwise: what was typed in the name field is never kept
+// (it may be a mistyped password). Errors are logged, not returned: the
+// reader of the form gets the same answer either way.
+func (s *server) failedSignin(ctx context.Context, name, ip string, locked bool) string {
 	if !locked {
 		if _, err := s.rl.allow(ctx, "login-account", accountKey(name), s.cfg.LoginPerAccount, s.cfg.LoginWindow); err != nil {
 			s.log.WarnContext(ctx, "sign-in limiter", "err", err)
@@ -92,6 +94,7 @@ func (s *server) failedSignin(ctx context.Context, name, ip string, locked bool)
 	if _, err := pipe.Exec(ctx); err != nil {
 		s.log.WarnContext(ctx, "record failed sign-in", "err", err)
 	}
+	return f.Account
 }
 
 // failedSignins returns the latest failed sign-ins, newest first.

@@ -8,11 +8,17 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tayori-news/tayori/feedback"
 	"github.com/tayori-news/tayori/internal/config"
 	"github.com/tayori-news/tayori/internal/metrics"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
 	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/queue"
+	"github.com/tayori-news/tayori/rhythm"
+	"github.com/tayori-news/tayori/subscribers"
+	"github.com/tayori-news/tayori/templates"
+	"github.com/tayori-news/tayori/webhooks"
+	"github.com/tayori-news/tayori/welcome"
 )
 
 // app carries what every command needs: the effective configuration, the
@@ -34,6 +40,19 @@ type app struct {
 	delivery *queue.Service   // deliveryService's, opened once per run
 	mx       *metrics.Metrics // the process's metrics, made once (processMetrics)
 	closers  []func() error
+
+	// The parts the commands share, each made once (wiring.go).
+	subs       *subscribers.Store // subscriberStore's
+	events     *eventSinks        // the subscriber store's event sinks
+	emitter    *webhooks.Service  // webhookEmitter's: the outbox, no Redis
+	hooks      *webhooks.Service  // webhookService's: with Redis
+	tmpl       *templates.Renderer
+	sendLedger queue.Ledger
+	gate       *feedback.Gate
+	welcome    *welcome.Service // welcomeService's
+	rhythm     *rhythm.Runner   // rhythmRunner's
+	issuesDir  string           // where the rhythm and the monthly schedule find issues ("issues" if empty)
+	parts      parts            // what was made, by name (wiring.go)
 }
 
 // location is TAYORI_TIMEZONE (the configuration has checked that it

@@ -65,7 +65,7 @@ func (a *app) composePreview(file string, prefs audience.Prefs, name, outDir str
 	if err != nil {
 		return err
 	}
-	r, err := templates.New(a.templatesConfig())
+	r, err := a.renderer()
 	if err != nil {
 		return fmt.Errorf("compose preview: %w", err)
 	}

@@ -270,11 +270,7 @@ func (a *app) feedbackList(ctx context.Context, days, limit int, asJSON bool) er
 	if err != nil {
 		return err
 	}
-	ledger, err := a.ledger(ctx)
-	if err != nil {
-		return err
-	}
-	gate, err := bind.SendGate(ledger, store, nil)
+	gate, err := a.sendGate(ctx)
 	if err != nil {
 		return err
 	}

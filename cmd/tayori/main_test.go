@@ -260,3 +260,26 @@ func createStore(ctx context.Context, path string) (*sql.DB, error) {
 	}
 	return db.SQL, nil
 }
+
+// A command line cobra cannot parse exits 2, whatever its words; a
+// command that fails exits 1.
+func TestExitCodes(t *testing.T) {
+	getenv := testEnv(t)
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"bogus"}, 2},
+		{[]string{"worker", "bogus"}, 2},
+		{[]string{"--bogus", "version"}, 2},
+		{[]string{"version", "-z"}, 2},
+		{[]string{"feedback", "--days", "x"}, 2},
+		{[]string{"send"}, 2},
+		{[]string{"compose", "check", filepath.Join(t.TempDir(), "missing.md")}, 1},
+	} {
+		_, _, err := runCLI(t, getenv, c.args...)
+		if err == nil || exitCode(err) != c.want {
+			t.Errorf("tayori %s: %v, exit %d; want %d", strings.Join(c.args, " "), err, exitCode(err), c.want)
+		}
+	}
+}

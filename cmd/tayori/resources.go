@@ -143,6 +143,16 @@ func (a *app) keepDB(db *store.DB) error {
 	return nil
 }
 
+// watchStoreService opens the database and watches it (watchStore). The
+// long-running commands build it first, so that the watch can halt the
+// worker's deliveries.
+func (a *app) watchStoreService(ctx context.Context) (runService, error) {
+	if _, err := a.openStore(ctx); err != nil {
+		return runService{}, err
+	}
+	return runService{name: "store", run: a.watchStore}, nil
+}
+
 // storeCheckEvery is how often a long-running command checks that its
 // database file is still the one it opened.
 const storeCheckEvery = 500 * time.Millisecond

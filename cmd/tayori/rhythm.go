@@ -4,19 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/tayori-news/tayori/internal/store"
 
 	"github.com/tayori-news/tayori/compose"
+	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/rhythm"
 	"github.com/tayori-news/tayori/web"
 )
 
-// rhythmRunner wires the console's recurring send rules: an issue is the
-// one the editors stored under the month's slug (the composer's), or else
-// <issuesDir>/<slug>.md or .txt; it is ready when it exists and the lint
-// finds no error.
-func (a *app) rhythmRunner(ctx context.Context, issuesDir string) (*rhythm.Runner, error) {
+// rhythmRunner wires the console's recurring send rules, once: an issue
+// is the one the editors stored under the month's slug (the composer's),
+// or else <a.issuesDir>/<slug>.md or .txt; it is ready when it exists and
+// the lint finds no error. The console (web server) and the scheduler of
+// one process share it.
+func (a *app) rhythmRunner(ctx context.Context) (*rhythm.Runner, error) {
+	if a.rhythm != nil {
+		return a.rhythm, nil
+	}
 	sdb, err := a.openStore(ctx)
 	if err != nil {
 		return nil, err
@@ -27,7 +31,7 @@ func (a *app) rhythmRunner(ctx context.Context, issuesDir string) (*rhythm.Runne
 	}
 	st := store.Rhythm(sdb)
 	issues := web.NewStore(store.Web(sdb), nil)
-	fromDir := issueFromDir(issuesDir)
+	fromDir := issueFromDir(a.issues())
 	load := func(ctx context.Context, slug string) (*compose.Issue, error) {
 		is, err := issues.Issue(ctx, slug)
 		if err == nil && is.Issue != nil {
@@ -50,12 +54,23 @@ func (a *app) rhythmRunner(ctx context.Context, issuesDir string) (*rhythm.Runne
 		}
 		return true, nil
 	}
-	return rhythm.NewRunner(st, svc, ready, load, rhythm.Config{BaseURL: a.cfg.BaseURL}, a.logger), nil
+	a.rhythm = rhythm.NewRunner(st, svc, ready, load, rhythm.Config{BaseURL: a.cfg.BaseURL}, a.logger)
+	a.made("rhythm")
+	return a.rhythm, nil
+}
+
+// issues is the directory of the monthly issues: --issues of `tayori run`
+// or `tayori worker`, "issues" otherwise.
+func (a *app) issues() string {
+	if a.issuesDir == "" {
+		return "issues"
+	}
+	return a.issuesDir
 }
 
 // withRhythm makes sch apply the console's send rules too.
-func (a *app) withRhythm(ctx context.Context, sch queue.Schedule, issuesDir string) (queue.Schedule, error) {
-	r, err := a.rhythmRunner(ctx, issuesDir)
+func (a *app) withRhythm(ctx context.Context, sch queue.Schedule) (queue.Schedule, error) {
+	r, err := a.rhythmRunner(ctx)
 	if err != nil {
 		return sch, fmt.Errorf("monthly rhythm: %w", err)
 	}

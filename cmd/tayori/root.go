@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -15,17 +14,44 @@ import (
 var errSilent = errors.New("failed")
 
 // exitCode maps an error from run to the process exit status: 2 for a
-// command line that cobra could not parse, 75 for a failure worth retrying
-// (tempFailError), 1 for everything else.
+// command line that cobra could not parse (usageError: an unknown command
+// or flag, a flag's bad value, the wrong number of arguments), 75 for a
+// failure worth retrying (tempFailError), 1 for everything else.
 func exitCode(err error) int {
 	if errors.As(err, new(*tempFailError)) {
 		return 75 // EX_TEMPFAIL
 	}
-	if strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") ||
-		strings.HasPrefix(err.Error(), "unknown shorthand flag") {
+	if errors.As(err, new(*usageError)) {
 		return 2
 	}
 	return 1
+}
+
+// usageError marks a command line cobra could not parse; its text is
+// cobra's ("unknown command …", "unknown flag: --x", "accepts 1 arg(s) …").
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// markUsageErrors makes cobra's command-line errors usageErrors: those of
+// flags (FlagErrorFunc, which subcommands inherit) and of each command's
+// argument check. (An unknown command at the top is found by execute.)
+func markUsageErrors(c *cobra.Command) {
+	if !c.HasParent() {
+		c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	}
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return &usageError{err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		markUsageErrors(sub)
+	}
 }
 
 // tempFailError marks a failure worth trying again later: the command
@@ -38,14 +64,31 @@ func (e *tempFailError) Unwrap() error { return e.err }
 
 // run is the whole program: main only calls it, and tests drive it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	a := &app{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	return newApp(getenv, stdin, stdout, stderr).execute(ctx, args)
+}
+
+// newApp returns the program's app on the given environment and streams.
+func newApp(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) *app {
+	return &app{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+}
+
+// execute runs the command args names, then closes what it opened.
+// Tests call it on an app of their own to see what the command made.
+func (a *app) execute(ctx context.Context, args []string) error {
 	defer a.close()
 	root := newRootCmd(a)
 	root.SetArgs(args)
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	return root.ExecuteContext(ctx)
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	markUsageErrors(root)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err != nil && cmd == root && !errors.As(err, new(*usageError)) {
+		// The top command runs nothing: its only errors are cobra's
+		// "unknown command" (and its flags', marked already).
+		err = &usageError{err}
+	}
+	return err
 }
 
 func newRootCmd(a *app) *cobra.Command {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tayori-news/tayori/compose"
 	"github.com/tayori-news/tayori/queue"
+	"github.com/tayori-news/tayori/subscribers"
 )
 
 // runService is one long-running part of `tayori run`. run returns when
@@ -22,80 +23,60 @@ type runService struct {
 	run  func(ctx context.Context) error
 }
 
-// extraRunServices is the hook through which other command files add
-// services to `tayori run`; the web server registers itself here (from an
-// init function in its own file) once it exists:
-//
-//	func init() {
-//		extraRunServices = append(extraRunServices, func(ctx context.Context, a *app) (runService, error) {
-//			return runService{name: "web", run: a.serveWeb}, nil
-//		})
-//	}
-var extraRunServices []func(ctx context.Context, a *app) (runService, error)
+// serviceMaker builds one long-running service: it makes (or finds) the
+// parts the service needs, and fails if it cannot, before anything runs.
+type serviceMaker func(ctx context.Context) (runService, error)
+
+// buildServices builds each service in order, so that every part is made
+// once, here, rather than by services racing to make it as they start.
+func buildServices(ctx context.Context, makers ...serviceMaker) ([]runService, error) {
+	services := make([]runService, 0, len(makers))
+	for _, m := range makers {
+		s, err := m(ctx)
+		if err != nil {
+			return nil, err
+		}
+		services = append(services, s)
+	}
+	return services, nil
+}
 
 func newRunCmd(a *app) *cobra.Command {
-	var (
-		monthly, monthlyList, issuesDir string
-		notAfter                        time.Duration
-	)
+	var sf scheduleFlags
 	c := &cobra.Command{
 		Use:   "run",
 		Short: "Run worker, scheduler and web server in one process",
-		Long: `Run the delivery worker, the optional monthly schedule, the web server
-and the daily retention purge in one process: the embedded default.
+		Long: `Run the delivery worker, the scheduler (the console's send rules and the
+optional monthly schedule), the webhook deliveries, the web server and the
+daily retention purge in one process: the embedded default.
 
-  --monthly SPEC  cron spec in TAYORI_TIMEZONE for the monthly send,
-                  e.g. "0 9 1 * *" (09:00 on the 1st); the tick sends the
-                  issue <--issues>/<YYYY-MM>.md (or .txt) to --monthly-list.
+` + scheduleHelp + `
 
 The retention purge (as ` + "`tayori subscribers purge`" + `) runs at start and every
-24 hours. Only one of several ` + "`tayori run`" + ` processes schedules (a Redis lease); all of
-them deliver. SIGTERM or SIGINT stops everything gracefully; so does the
+24 hours. SIGTERM or SIGINT stops everything gracefully; so does the
 database file being deleted or replaced while it runs, with an error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			// Opened here, before the services start: the store watch
+			a.issuesDir = sf.issues
+			// Every service `tayori run` starts, built here in this order
+			// and then run together. The store comes first: its watch
 			// halts the worker's deliveries.
-			if _, err := a.openStore(ctx); err != nil {
-				return stoppedWhileStarting(ctx, err)
-			}
-			if _, err := a.deliveryService(ctx); err != nil {
-				return stoppedWhileStarting(ctx, err)
-			}
-			services := []runService{{name: "worker", run: a.runWorker}, {name: "retention", run: a.runRetention},
-				{name: "store", run: a.watchStore}}
-			// The scheduler always runs: the console's send rules (rhythm.go)
-			// tick in it, and the --monthly spec if given.
-			svc, err := a.deliveryService(ctx)
+			services, err := buildServices(ctx,
+				a.watchStoreService,
+				a.workerService,
+				a.schedulerService(sf),
+				a.webhooksService,
+				a.retentionService,
+				a.webService,
+			)
 			if err != nil {
-				return err
-			}
-			sch := queue.Schedule{Location: a.location(), NotAfter: notAfter}
-			if monthly != "" {
-				sch.Spec, sch.List, sch.Load = monthly, monthlyList, issueFromDir(issuesDir)
-			}
-			if sch, err = a.withRhythm(ctx, sch, issuesDir); err != nil {
-				return err
-			}
-			services = append(services, runService{name: "scheduler", run: func(ctx context.Context) error {
-				return svc.RunScheduler(ctx, sch)
-			}})
-			for _, add := range extraRunServices {
-				s, err := add(ctx, a)
-				if err != nil {
-					return stoppedWhileStarting(ctx, err)
-				}
-				services = append(services, s)
+				return stoppedWhileStarting(ctx, err)
 			}
 			return runAll(ctx, a, a.withMetrics(services))
 		},
 	}
-	f := c.Flags()
-	f.StringVar(&monthly, "monthly", "", "cron spec of the monthly send (empty: no schedule)")
-	f.StringVar(&monthlyList, "monthly-list", "monthly", "list of the monthly send")
-	f.StringVar(&issuesDir, "issues", "issues", "directory of the monthly issues, named YYYY-MM.md or YYYY-MM.txt")
-	f.DurationVar(&notAfter, "monthly-not-after", 6*time.Hour, "how late a monthly send may still start")
+	sf.add(c, "")
 	return c
 }
 
@@ -153,14 +134,18 @@ func issueFromDir(dir string) queue.IssueLoader {
 // retentionEvery is how often `tayori run` applies the retention rules.
 const retentionEvery = 24 * time.Hour
 
-// runRetention applies the retention rules of `tayori subscribers purge`
-// at start and then daily until ctx ends. The purges are idempotent, so
-// several `tayori run`s may each run them.
-func (a *app) runRetention(ctx context.Context) error {
+// retentionService applies the retention rules of `tayori subscribers
+// purge` at start and then daily until ctx ends. The purges are
+// idempotent, so several `tayori run`s may each run them.
+func (a *app) retentionService(ctx context.Context) (runService, error) {
 	store, err := a.subscriberStore(ctx)
 	if err != nil {
-		return err
+		return runService{}, err
 	}
+	return runService{name: "retention", run: func(ctx context.Context) error { return a.runRetention(ctx, store) }}, nil
+}
+
+func (a *app) runRetention(ctx context.Context, store *subscribers.Store) error {
 	t := time.NewTicker(retentionEvery)
 	defer t.Stop()
 	for {

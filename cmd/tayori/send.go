@@ -25,7 +25,6 @@ import (
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/queue/bind"
 	"github.com/tayori-news/tayori/subscribers"
-	"github.com/tayori-news/tayori/templates"
 )
 
 // deliveryService wires the concrete parts (subscriber store, renderer,
@@ -48,9 +47,7 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	events := a.webhookEmitter(db) // webhooks.go
-	store.SetEvents(events)
-	renderer, err := templates.New(a.templatesConfig())
+	renderer, err := a.renderer()
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +88,7 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	gate, err := bind.SendGate(ledger, store, nil)
+	gate, err := a.sendGate(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +106,7 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 		Sender:    sender,
 		Classify:  bind.Classify,
 		Gate:      bind.Gate(gate),
-		Events:    events,
+		Events:    a.webhookEmitter(db), // the subscriber store's too
 		Metrics:   mx,
 	}, a.logger)
 	if err != nil {

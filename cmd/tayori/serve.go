@@ -12,21 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tayori-news/tayori/internal/store"
-	"github.com/tayori-news/tayori/queue/bind"
-	"github.com/tayori-news/tayori/templates"
 	"github.com/tayori-news/tayori/web"
 )
-
-func init() {
-	// `tayori run` serves the web too.
-	extraRunServices = append(extraRunServices, func(ctx context.Context, a *app) (runService, error) {
-		srv, err := a.webServer(ctx)
-		if err != nil {
-			return runService{}, err
-		}
-		return runService{name: "web", run: func(ctx context.Context) error { return a.serveWeb(ctx, srv) }}, nil
-	})
-}
 
 // newServeCmd is `tayori serve`: the web server alone (subscribe, confirm,
 // preferences, one-click unsubscribe, archive, console, API). Confirmation
@@ -44,16 +31,27 @@ automation uses /api/v1 with a token from ` + "`tayori editors token NAME`" + `.
 Mail is queued for a worker: run ` + "`tayori worker`" + ` as well, or ` + "`tayori run`" + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			srv, err := a.webServer(cmd.Context())
+			ctx := cmd.Context()
+			// Every service `tayori serve` starts.
+			services, err := buildServices(ctx,
+				a.watchStoreService,
+				a.webService,
+			)
 			if err != nil {
-				return err
+				return stoppedWhileStarting(ctx, err)
 			}
-			return runAll(cmd.Context(), a, a.withMetrics([]runService{
-				{name: "web", run: func(ctx context.Context) error { return a.serveWeb(ctx, srv) }},
-				{name: "store", run: a.watchStore},
-			}))
+			return runAll(ctx, a, a.withMetrics(services))
 		},
 	}
+}
+
+// webService is the web server (webServer) listening until ctx ends.
+func (a *app) webService(ctx context.Context) (runService, error) {
+	srv, err := a.webServer(ctx)
+	if err != nil {
+		return runService{}, err
+	}
+	return runService{name: "web", run: func(ctx context.Context) error { return a.serveWeb(ctx, srv) }}, nil
 }
 
 // webServer wires the web handler to the subscriber store, the queue, the
@@ -78,15 +76,11 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 		return nil, err
 	}
 	tcfg := a.templatesConfig()
-	renderer, err := templates.New(tcfg)
+	renderer, err := a.renderer()
 	if err != nil {
 		return nil, err
 	}
-	ledger, err := a.ledger(ctx)
-	if err != nil {
-		return nil, err
-	}
-	gate, err := bind.SendGate(ledger, subs, nil)
+	gate, err := a.sendGate(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -94,11 +88,11 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	wel, err := a.welcomeService(ctx, db, svc, subs, tcfg) // welcome.go
+	wel, err := a.welcomeService(ctx) // welcome.go
 	if err != nil {
 		return nil, err
 	}
-	rh, err := a.rhythmRunner(ctx, "issues") // rhythm.go
+	rh, err := a.rhythmRunner(ctx) // rhythm.go
 	if err != nil {
 		return nil, err
 	}

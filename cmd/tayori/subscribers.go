@@ -20,35 +20,10 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tayori-news/tayori/audience"
-	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/queue"
 	"github.com/tayori-news/tayori/subscribers"
-	"github.com/tayori-news/tayori/subscribers/token"
 	"github.com/tayori-news/tayori/web"
 )
-
-// subscriberStore opens the subscriber store on the shared database with
-// the configured keys (TAYORI_SECRET, newest first).
-func (a *app) subscriberStore(ctx context.Context) (*subscribers.Store, error) {
-	db, err := a.openStore(ctx)
-	if err != nil {
-		return nil, err
-	}
-	keys := make([]token.Key, len(a.cfg.Secrets))
-	for i, s := range a.cfg.Secrets {
-		keys[i] = token.Key{ID: s.ID, Secret: s.Key}
-	}
-	ring, err := token.NewKeyring(time.Now, keys...)
-	if err != nil {
-		return nil, fmt.Errorf("TAYORI_SECRET: %w", err)
-	}
-	st, err := subscribers.Open(ctx, store.Subscribers(db), subscribers.Options{Keyring: ring, Logger: a.logger})
-	if err != nil {
-		return nil, err
-	}
-	st.SetEvents(a.webhookEmitter(db)) // webhooks.go
-	return st, nil
-}
 
 func newSubscribersCmd(a *app) *cobra.Command {
 	c := &cobra.Command{

@@ -10,10 +10,12 @@ import (
 )
 
 func newWorkerCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var sf scheduleFlags
+	c := &cobra.Command{
 		Use:   "worker",
-		Short: "Run the delivery worker",
-		Long: `Run the Asynq worker that plans sends and delivers each reader's copy.
+		Short: "Run the delivery worker and the scheduler",
+		Long: `Run the Asynq worker that plans sends and delivers each reader's copy, the
+webhook deliveries and the scheduler.
 
 Run as many as you like, on one machine or several: they share the rate
 limit (TAYORI_RATE) and the connection cap (TAYORI_SMTP_MAX_CONNS) through
@@ -21,35 +23,50 @@ Redis; with several machines TAYORI_DB names one PostgreSQL database they
 all use. At start it brings the database's tables up to date. On SIGTERM or
 SIGINT the worker stops taking work, lets the copies in flight finish (up to
 TAYORI_SHUTDOWN_TIMEOUT) and requeues the rest. Should its SQLite file be
-deleted or replaced while it runs, it stops with an error.`,
+deleted or replaced while it runs, it stops with an error.
+
+` + scheduleHelp + `
+
+--schedule=false leaves the scheduling to the other processes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// Opened here, before the services start: the store watch
-			// halts this service's deliveries.
-			if _, err := a.openStore(cmd.Context()); err != nil {
-				return stoppedWhileStarting(cmd.Context(), err)
+			ctx := cmd.Context()
+			a.issuesDir = sf.issues
+			// Every service `tayori worker` starts; the store first: its
+			// watch halts the worker's deliveries.
+			makers := []serviceMaker{
+				a.watchStoreService,
+				a.workerService,
+				a.webhooksService,
 			}
-			if _, err := a.deliveryService(cmd.Context()); err != nil {
-				return stoppedWhileStarting(cmd.Context(), err)
+			if sf.on {
+				makers = append(makers, a.schedulerService(sf))
 			}
-			return runAll(cmd.Context(), a, a.withMetrics([]runService{{name: "worker", run: a.runWorker}, {name: "store", run: a.watchStore},
-				{name: "webhooks", run: a.runWebhooks}}))
+			services, err := buildServices(ctx, makers...)
+			if err != nil {
+				return stoppedWhileStarting(ctx, err)
+			}
+			return runAll(ctx, a, a.withMetrics(services))
 		},
 	}
+	sf.add(c, "worker")
+	return c
 }
 
-// runWorker serves the delivery queues until ctx ends.
-func (a *app) runWorker(ctx context.Context) error {
+// workerService serves the delivery queues until ctx ends.
+func (a *app) workerService(ctx context.Context) (runService, error) {
 	svc, err := a.deliveryService(ctx)
 	if err != nil {
-		return err
+		return runService{}, err
 	}
-	tuneGC(a.getenv)
-	srv := svc.NewServer(queue.ServerConfig{Concurrency: a.cfg.Concurrency, ShutdownTimeout: a.cfg.ShutdownTimeout})
-	a.logger.InfoContext(ctx, "worker started", "concurrency", a.cfg.Concurrency, "rate", a.cfg.RatePerSecond)
-	err = srv.Run(ctx)
-	a.logger.Info("worker stopped")
-	return err
+	return runService{name: "worker", run: func(ctx context.Context) error {
+		tuneGC(a.getenv)
+		srv := svc.NewServer(queue.ServerConfig{Concurrency: a.cfg.Concurrency, ShutdownTimeout: a.cfg.ShutdownTimeout})
+		a.logger.InfoContext(ctx, "worker started", "concurrency", a.cfg.Concurrency, "rate", a.cfg.RatePerSecond)
+		err := srv.Run(ctx)
+		a.logger.Info("worker stopped")
+		return err
+	}}, nil
 }
 
 // workerGCPercent is the worker's GOGC unless the environment sets one.
