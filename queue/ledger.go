@@ -147,6 +147,10 @@ type Ledger interface {
 	Recount(ctx context.Context, id int64) (kept, live Counts, err error)
 	// Close releases prepared statements (not the database).
 	Close() error
+
+	// ListMailOutbox keeps the list mails (the welcome mail) until the
+	// relay accepts them (listmail.go).
+	ListMailOutbox
 }
 
 // Ledger errors, matched with errors.Is.

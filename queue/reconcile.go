@@ -206,7 +206,7 @@ func (s *Service) Reconcile(ctx context.Context) (Requeued, error) {
 	return total, errors.Join(errs...)
 }
 
-// runReconciler runs Reconcile now and then every ReconcileInterval
+// runReconciler runs Reconcile and ReconcileListMail now and then every ReconcileInterval
 // (with jitter, so that the workers' rounds spread) until ctx ends.
 func (s *Service) runReconciler(ctx context.Context) {
 	every := s.cfg.ReconcileInterval
@@ -219,6 +219,9 @@ func (s *Service) runReconciler(ctx context.Context) {
 		}
 		if _, err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("reconcile sends with Redis", "err", err)
+		}
+		if _, err := s.ReconcileListMail(ctx); err != nil && ctx.Err() == nil { // listmail.go
+			s.log.Warn("reconcile list messages with Redis", "err", err)
 		}
 		d = every*3/4 + rand.N(every/4+1)
 	}

@@ -73,7 +73,7 @@ func (s *Service) NewServer(cfg ServerConfig) *Server {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(TypeSendPlan, s.handlePlan)
 	mux.HandleFunc(TypeSendBatch, s.handleBatch)
-	mux.HandleFunc(TypeMessageSend, s.handleMessage)
+	mux.HandleFunc(TypeMessageSend, s.handleMessageTask) // listmail.go
 	mux.HandleFunc(TypeSendMonthly, s.handleMonthly)
 	return &Server{svc: s, srv: srv, mux: mux}
 }

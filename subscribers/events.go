@@ -25,10 +25,20 @@ const (
 
 // EventData is the data of a subscriber event: the subscriber as they are
 // after the change (never the internal id; the address and name are empty
-// once erased) and the status they had before.
+// once erased), the status they had before, and the list the change
+// concerns, if it concerns one.
+//
+// A change of lists is an event too, though the status stays: a reader who
+// leaves one list and stays on others is subscriber.unsubscribed with List
+// set and their status unchanged (active), and an active reader who
+// confirms another list is subscriber.confirmed with List set and
+// PreviousStatus active. Leaving the last list, or every list, is
+// subscriber.unsubscribed with the status unsubscribed (List set when one
+// list was named); a first confirmation names the list confirmed.
 type EventData struct {
 	Subscriber     EventSubscriber `json:"subscriber"`
 	PreviousStatus Status          `json:"previous_status,omitempty"`
+	List           string          `json:"list,omitempty"`
 }
 
 // EventSubscriber is a subscriber as events describe them.
@@ -59,6 +69,7 @@ type noted struct {
 	typ  string
 	id   int64
 	from Status
+	list string
 }
 
 // txNotes is the Queries of one transaction of inTx, with the events of
@@ -88,7 +99,7 @@ func noteStatus(tx Queries, id int64, from, to Status) {
 	default:
 		return
 	}
-	note(tx, noted{typ, id, from})
+	note(tx, noted{typ: typ, id: id, from: from})
 }
 
 // notePrefs records a change of preferences made in tx.
@@ -99,6 +110,30 @@ func notePrefs(tx Queries, id int64) {
 func note(tx Queries, n noted) {
 	if tn, ok := tx.(*txNotes); ok {
 		tn.notes = append(tn.notes, n)
+	}
+}
+
+// noteList records a change of id's lists made in tx (left or joined
+// list) that keeps their status from.
+func noteList(tx Queries, id int64, typ string, from Status, list string) {
+	note(tx, noted{typ: typ, id: id, from: from, list: list})
+}
+
+// nameList sets the list of the last event of type typ noted in tx for
+// id, if it names none: the status change that leaving or joining list
+// caused.
+func nameList(tx Queries, id int64, typ, list string) {
+	tn, ok := tx.(*txNotes)
+	if !ok {
+		return
+	}
+	for i := len(tn.notes) - 1; i >= 0; i-- {
+		if n := &tn.notes[i]; n.id == id && n.typ == typ {
+			if n.list == "" {
+				n.list = list
+			}
+			return
+		}
 	}
 }
 
@@ -113,7 +148,7 @@ func (s *Store) emitNotes(ctx context.Context, ns []noted) {
 			s.log.WarnContext(ctx, "subscriber event: re-read failed", "subscriber_id", n.id, "err", err)
 			continue
 		}
-		d := EventData{PreviousStatus: n.from, Subscriber: EventSubscriber{ID: sub.ID,
+		d := EventData{PreviousStatus: n.from, List: n.list, Subscriber: EventSubscriber{ID: sub.ID,
 			PublicID: sub.PublicID, Email: sub.Email, Name: sub.Name, Status: sub.Status, Lists: sub.Lists, Prefs: sub.Prefs}}
 		for _, sink := range s.ev.sinks {
 			sink.Emit(ctx, n.typ, d)

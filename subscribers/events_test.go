@@ -2,8 +2,10 @@ package subscribers_test
 
 import (
 	"context"
-	"github.com/tayori-news/tayori/internal/testutil"
+	"slices"
 	"sync"
+
+	"github.com/tayori-news/tayori/internal/testutil"
 	"testing"
 
 	"github.com/tayori-news/tayori/audience"
@@ -128,4 +130,77 @@ func testEvents(t *testing.T, eng testutil.Engine) {
 		t.Fatal(err)
 	}
 	one(subscribers.EventComplained, subscribers.Bounced)
+}
+
+// TestListEvents: a change of lists that keeps the status is an event
+// too, naming the list: leaving one list while staying on another is
+// subscriber.unsubscribed with the status still active; an active reader
+// confirming another list is subscriber.confirmed with previous status
+// active; leaving the last list is subscriber.unsubscribed with the
+// status unsubscribed and the list named. A second leave emits nothing.
+func TestListEvents(t *testing.T) {
+	for _, eng := range testutil.Engines() {
+		t.Run(string(eng.Name), func(t *testing.T) {
+			e := newEnv(t, eng)
+			if _, err := e.store.CreateList(ctx, "alerts", "速報"); err != nil {
+				t.Fatal(err)
+			}
+			log := &eventLog{}
+			e.store.SetEvents(log)
+			one := func(want string, prev subscribers.Status, list string, status subscribers.Status, lists ...string) {
+				t.Helper()
+				got := log.take()
+				if len(got) != 1 || got[0].typ != want {
+					t.Fatalf("events = %+v, want one %s", got, want)
+				}
+				d := got[0].data
+				if d.PreviousStatus != prev || d.List != list || d.Subscriber.Status != status || !slices.Equal(d.Subscriber.Lists, lists) {
+					t.Errorf("%s: previous %q, list %q, status %q, lists %v; want %q, %q, %q, %v", want,
+						d.PreviousStatus, d.List, d.Subscriber.Status, d.Subscriber.Lists, prev, list, status, lists)
+				}
+			}
+
+			sub := mustAdd(t, e.store, subscribers.NewSubscriber{Email: "hanako@example.jp", Cause: "web signup"})
+			one(subscribers.EventCreated, "", "", subscribers.Pending, "monthly")
+			tok, err := e.store.ConfirmToken(ctx, sub.ID, "monthly")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.store.Confirm(ctx, tok, subscribers.Consent{FormVersion: "v1", Text: "同意します"}); err != nil {
+				t.Fatal(err)
+			}
+			one(subscribers.EventConfirmed, subscribers.Pending, "monthly", subscribers.Active, "monthly")
+
+			// Signs up for alerts too, and confirms it: a second confirmed.
+			mustAdd(t, e.store, subscribers.NewSubscriber{Email: "hanako@example.jp", Lists: []string{"alerts"}, Cause: "web signup"})
+			if got := log.take(); len(got) != 0 {
+				t.Errorf("the signup of a known address emitted %+v", got)
+			}
+			tok, err = e.store.ConfirmToken(ctx, sub.ID, "alerts")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.store.Confirm(ctx, tok, subscribers.Consent{FormVersion: "v1", Text: "同意します"}); err != nil {
+				t.Fatal(err)
+			}
+			one(subscribers.EventConfirmed, subscribers.Active, "alerts", subscribers.Active, "alerts", "monthly")
+
+			// Leaves alerts, stays on monthly.
+			if err := e.store.Unsubscribe(ctx, sub.ID, "alerts", "one-click"); err != nil {
+				t.Fatal(err)
+			}
+			one(subscribers.EventUnsubscribed, subscribers.Active, "alerts", subscribers.Active, "monthly")
+			if err := e.store.Unsubscribe(ctx, sub.ID, "alerts", "one-click"); err != nil {
+				t.Fatal(err)
+			}
+			if got := log.take(); len(got) != 0 {
+				t.Errorf("leaving a list again emitted %+v", got)
+			}
+			// Leaves the last list.
+			if err := e.store.Unsubscribe(ctx, sub.ID, "monthly", "one-click"); err != nil {
+				t.Fatal(err)
+			}
+			one(subscribers.EventUnsubscribed, subscribers.Active, "monthly", subscribers.Unsubscribed)
+		})
+	}
 }

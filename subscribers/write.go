@@ -550,10 +550,12 @@ func (s *Store) Confirm(ctx context.Context, tok string, c Consent) (Subscriber,
 			if err := s.history(ctx, tx, sub.ID, Active, Active, listKey, "joined by double opt-in"); err != nil {
 				return err
 			}
+			noteList(tx, sub.ID, EventConfirmed, Active, listKey)
 		}
 		if err := s.setStatus(ctx, tx, sub, Active, "double opt-in confirmed"); err != nil {
 			return err
 		}
+		nameList(tx, sub.ID, EventConfirmed, listKey)
 		if err := s.unsuppress(ctx, tx, sub.Email); err != nil {
 			return err
 		}
@@ -624,6 +626,9 @@ func (s *Store) unsubscribe(ctx context.Context, tx Queries, sub Subscriber, lis
 				return err
 			}
 			if n > 0 {
+				if left {
+					noteList(tx, sub.ID, EventUnsubscribed, sub.Status, list)
+				}
 				return nil
 			}
 		}
@@ -634,7 +639,12 @@ func (s *Store) unsubscribe(ctx context.Context, tx Queries, sub Subscriber, lis
 		}
 	}
 	if allowed(sub.Status, Unsubscribed, false) {
-		return s.setStatus(ctx, tx, sub, Unsubscribed, cause)
+		if err := s.setStatus(ctx, tx, sub, Unsubscribed, cause); err != nil {
+			return err
+		}
+		if !all {
+			nameList(tx, sub.ID, EventUnsubscribed, list)
+		}
 	}
 	return nil
 }

@@ -92,13 +92,15 @@ type env struct {
 }
 
 type envOpts struct {
-	worker bool        // run a queue worker delivering to the SMTP server
-	cfg    web.Config  // overrides (BaseURL is set to the test server's)
-	keys   []token.Key // token keys, newest first; default k1
-	db     string      // reuse this database file (key rotation)
-	smtp   []testutil.SMTPOption
-	gate   bool // the send gate of package feedback, in the queue and the console
-	webURL bool // copies link to their web version (<base>/issues/{slug}), as cmd/tayori sets it
+	worker bool // run a queue worker delivering to the SMTP server
+	// reconcile is the queue's ReconcileInterval (default its own, 30s).
+	reconcile time.Duration
+	cfg       web.Config  // overrides (BaseURL is set to the test server's)
+	keys      []token.Key // token keys, newest first; default k1
+	db        string      // reuse this database file (key rotation)
+	smtp      []testutil.SMTPOption
+	gate      bool // the send gate of package feedback, in the queue and the console
+	webURL    bool // copies link to their web version (<base>/issues/{slug}), as cmd/tayori sets it
 	// webhooks wires package webhooks (outbox, worker, console and API)
 	// with these settings.
 	webhooks *webhooks.Config
@@ -191,7 +193,8 @@ func newEnv(t testing.TB, o envOpts) *env {
 		e.wireWebhooks(*o.webhooks, &qdeps, logger)
 	}
 	e.svc, err = queue.New(ctx, ledger, e.rdb, queue.Config{From: testFrom, BaseURL: base, FeedbackID: "jpaipol01",
-		RetryBase: 100 * time.Millisecond, RetryMax: 200 * time.Millisecond, PauseRecheck: 100 * time.Millisecond},
+		RetryBase: 100 * time.Millisecond, RetryMax: 200 * time.Millisecond, PauseRecheck: 100 * time.Millisecond,
+		ReconcileInterval: o.reconcile},
 		qdeps, logger)
 	if err != nil {
 		t.Fatal(err)
@@ -201,10 +204,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	}
 	e.subs.SetEvents(e.sinks...)
 	if o.worker {
-		srv := e.svc.NewServer(queue.ServerConfig{Concurrency: 4, ShutdownTimeout: 2 * time.Second,
-			TaskCheckInterval: 20 * time.Millisecond, DelayedTaskCheckInterval: 100 * time.Millisecond})
-		e.wg.Add(1)
-		go func() { defer e.wg.Done(); srv.Run(ctx) }()
+		e.startWorker()
 	}
 
 	e.cfg = o.cfg
@@ -359,6 +359,15 @@ var confirmLinkRE = regexp.MustCompile(`https?://[^\s]+/confirm/(v1\.[A-Za-z0-9_
 
 // confirmToken returns the token of the last confirmation mail queued for
 // to (no worker) or delivered to it (worker).
+// startWorker runs a queue worker delivering to the SMTP server until the
+// test ends.
+func (e *env) startWorker() {
+	srv := e.svc.NewServer(queue.ServerConfig{Concurrency: 4, ShutdownTimeout: 2 * time.Second,
+		TaskCheckInterval: 20 * time.Millisecond, DelayedTaskCheckInterval: 100 * time.Millisecond})
+	e.wg.Add(1)
+	go func() { defer e.wg.Done(); srv.Run(e.ctx) }()
+}
+
 func (e *env) confirmToken(to string, delivered bool) string {
 	e.t.Helper()
 	var text string

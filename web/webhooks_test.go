@@ -125,6 +125,7 @@ func TestWebhooksReaderJourney(t *testing.T) {
 		t.Errorf("%d requests failed signature verification", bad)
 	}
 	types := map[string]string{}
+	stamps := map[string]time.Time{}
 	for _, a := range got {
 		if _, dup := types[a.ID]; dup {
 			t.Errorf("id %s accepted twice", a.ID)
@@ -133,19 +134,30 @@ func TestWebhooksReaderJourney(t *testing.T) {
 			t.Errorf("id %s: %d attempts, want 3", a.ID, n)
 		}
 		var ev struct {
-			Type string `json:"type"`
-			Data struct {
+			Type      string    `json:"type"`
+			Timestamp time.Time `json:"timestamp"`
+			Data      struct {
 				Subscriber struct {
 					PublicID string `json:"public_id"`
 					Email    string `json:"email"`
 					Name     string `json:"name"`
+					Status   string `json:"status"`
 				} `json:"subscriber"`
+				PreviousStatus string `json:"previous_status"`
 			} `json:"data"`
 		}
 		if err := json.Unmarshal([]byte(a.Body), &ev); err != nil {
 			t.Fatal(err)
 		}
 		types[a.ID] = ev.Type
+		// subscriber.created comes at the signup, before the reader
+		// confirms: pending; subscriber.confirmed after, active.
+		status := map[string][2]string{webhooks.SubscriberCreated: {"pending", ""}, webhooks.SubscriberConfirmed: {"active", "pending"},
+			webhooks.SubscriberPreferencesChanged: {"active", ""}, webhooks.SubscriberUnsubscribed: {"unsubscribed", "active"}}[ev.Type]
+		if ev.Data.Subscriber.Status != status[0] || ev.Data.PreviousStatus != status[1] {
+			t.Errorf("%s: status %q, previous %q; want %q, %q", ev.Type, ev.Data.Subscriber.Status, ev.Data.PreviousStatus, status[0], status[1])
+		}
+		stamps[ev.Type] = ev.Timestamp
 		if s := ev.Data.Subscriber; s.PublicID != sub.PublicID || s.Email != "hanako@example.jp" || s.Name != "山田 太郎" {
 			t.Errorf("%s: subscriber %+v", ev.Type, s)
 		}
@@ -161,6 +173,9 @@ func TestWebhooksReaderJourney(t *testing.T) {
 		if !found {
 			t.Errorf("no %s event (got %v)", w, types)
 		}
+	}
+	if c, f := stamps[webhooks.SubscriberCreated], stamps[webhooks.SubscriberConfirmed]; c.IsZero() || c.After(f) {
+		t.Errorf("subscriber.created at %v, subscriber.confirmed at %v: want created first, at the signup", c, f)
 	}
 
 	// The delivery log shows the endpoint's answers; replay sends a duplicate.

@@ -3,6 +3,7 @@ package web_test
 import (
 	"bytes"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/mail"
 	"net/url"
@@ -195,5 +196,38 @@ func TestWelcomeConsole(t *testing.T) {
 	time.Sleep(time.Second) // room for a wrong welcome to arrive
 	if ms := e.smtp.MessagesTo("taro@example.jp"); len(ms) != 1 {
 		t.Errorf("%d messages to a reader of a list without welcome, want only the confirmation", len(ms))
+	}
+}
+
+// TestWelcomeAfterRedisLoss: a reader confirms while no worker runs and
+// Redis then loses every task: the welcome mail, kept in the queue's
+// outbox, still reaches the reader once the worker starts, and only once.
+func TestWelcomeAfterRedisLoss(t *testing.T) {
+	e := newEnv(t, envOpts{welcome: true, reconcile: 200 * time.Millisecond})
+	c := e.browser()
+	if res, _ := e.postForm(c, "/subscribe", signupForm("hanako@example.jp")); res.StatusCode != 200 {
+		t.Fatalf("subscribe: %d", res.StatusCode)
+	}
+	tok := e.confirmToken("hanako@example.jp", false)
+	if res, _ := e.postForm(c, "/confirm/"+tok, url.Values{"lang": {"ja"}}); res.StatusCode != 200 {
+		t.Fatalf("confirm: %d", res.StatusCode)
+	}
+	if err := e.rdb.FlushDB(e.ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(250 * time.Millisecond) // the outbox row is older than the reconcile interval
+	e.startWorker()
+	msgs := e.waitMessages("hanako@example.jp", 1)
+	time.Sleep(time.Second) // room for a second copy to show
+	msgs = e.smtp.MessagesTo("hanako@example.jp")
+	if len(msgs) != 1 {
+		t.Fatalf("%d mails reached the reader, want the one welcome", len(msgs))
+	}
+	m, err := mail.ReadMessage(bytes.NewReader(msgs[0].Raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if subj, _ := new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject")); subj != "AIセーフティ・インスティテュート ニュースレターへようこそ" {
+		t.Errorf("the mail is %q, want the welcome", subj)
 	}
 }

@@ -9,6 +9,8 @@
 // delivery per endpoint and one Asynq task per delivery, on the
 // "webhooks" queue, retried with the specification's backoff; the
 // webhook-id stays the same across retries and replays. Every attempt is
-// logged with the endpoint's status and answer. The SQL is in internal/store (sqlite/webhooks.go,
+// logged with the endpoint's status and answer. The same workers queue
+// again the deliveries whose task Redis lost and trim the delivery log
+// ([Service.Reconcile], [Service.Trim]). The SQL is in internal/store (sqlite/webhooks.go,
 // postgres/webhooks.go) behind [Store]. See docs/design/automation.md.
 package webhooks

@@ -119,9 +119,26 @@ type Store interface {
 	MarkDispatched(ctx context.Context, id int64, now time.Time) error
 	Job(ctx context.Context, id int64) (Job, error)
 	RecordAttempt(ctx context.Context, id int64, a Attempt, state string) error
-	Requeue(ctx context.Context, id int64, now time.Time) error
+	// Requeue makes delivery id pending again, queued under taskID.
+	Requeue(ctx context.Context, id int64, taskID string, now time.Time) error
 	Deliveries(ctx context.Context, endpointID int64, limit int) ([]Delivery, error)
 	Attempts(ctx context.Context, id int64) ([]Attempt, error)
+	// Pending lists, by id after afterID, up to limit pending deliveries
+	// to enabled endpoints last changed before before (the reconciler's
+	// candidates).
+	Pending(ctx context.Context, before time.Time, afterID int64, limit int) ([]PendingDelivery, error)
+	// Trim deletes the delivered deliveries (with their attempts) last
+	// changed before before, then the dispatched events created before
+	// it that have no delivery left, and says how many of each went.
+	// Pending and failed deliveries are kept.
+	Trim(ctx context.Context, before time.Time) (deliveries, events int64, err error)
+}
+
+// PendingDelivery is a delivery not yet delivered nor given up, with the
+// task id it was last queued under ("" for webhook:<id>).
+type PendingDelivery struct {
+	ID     int64
+	TaskID string
 }
 
 // Config configures the Service. Zero fields get the documented defaults.
@@ -140,6 +157,19 @@ type Config struct {
 	DispatchEvery time.Duration
 	// Concurrency is the number of deliveries in flight per worker. Default 4.
 	Concurrency int
+	// MaintainEvery is how often Run reconciles the pending deliveries
+	// with their tasks in Redis (see Reconcile) and trims the delivery log
+	// (see Trim). Default 1 min.
+	MaintainEvery time.Duration
+	// ReconcileAfter is how long a pending delivery must have been left
+	// untouched before the reconciler looks for its task: a delivery just
+	// fanned out is queued by the dispatcher itself. Default 1 min.
+	ReconcileAfter time.Duration
+	// KeepLog is how long the delivered deliveries stay in the log (and
+	// their events in the outbox). Pending and failed deliveries stay
+	// until they are delivered or their endpoint is deleted. Default 30
+	// days (TAYORI_WEBHOOK_LOG_DAYS).
+	KeepLog time.Duration
 	// TaskCheckInterval and DelayedTaskCheckInterval are asynq's polling
 	// of new and of retried tasks (defaults 1 s and 5 s); tests shorten them.
 	TaskCheckInterval, DelayedTaskCheckInterval time.Duration
@@ -168,6 +198,15 @@ func (c *Config) fill() {
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 4
+	}
+	if c.MaintainEvery <= 0 {
+		c.MaintainEvery = time.Minute
+	}
+	if c.ReconcileAfter <= 0 {
+		c.ReconcileAfter = time.Minute
+	}
+	if c.KeepLog <= 0 {
+		c.KeepLog = 30 * 24 * time.Hour
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -261,7 +300,7 @@ func (s *Service) Dispatch(ctx context.Context) (int, error) {
 			return n, err
 		}
 		for _, id := range ids {
-			if err := s.enqueue(ctx, id, "webhook:"+strconv.FormatInt(id, 10)); err != nil {
+			if err := s.enqueue(ctx, id, taskIDOf(id)); err != nil {
 				return n, err
 			}
 			n++
@@ -273,6 +312,8 @@ func (s *Service) Dispatch(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+func taskIDOf(id int64) string { return "webhook:" + strconv.FormatInt(id, 10) }
+
 type payload struct {
 	DeliveryID int64 `json:"delivery_id"`
 }
@@ -281,8 +322,12 @@ func (s *Service) enqueue(ctx context.Context, deliveryID int64, taskID string) 
 	if s.client == nil {
 		return ErrNoRedis
 	}
+	return s.enqueueWith(ctx, s.client, deliveryID, taskID)
+}
+
+func (s *Service) enqueueWith(ctx context.Context, client *asynq.Client, deliveryID int64, taskID string) error {
 	b, _ := json.Marshal(payload{deliveryID})
-	_, err := s.client.EnqueueContext(ctx, asynq.NewTask(TypeWebhookDeliver, b), asynq.Queue(Queue), asynq.TaskID(taskID),
+	_, err := client.EnqueueContext(ctx, asynq.NewTask(TypeWebhookDeliver, b), asynq.Queue(Queue), asynq.TaskID(taskID),
 		asynq.MaxRetry(s.cfg.MaxRetry), asynq.Timeout(time.Minute))
 	if errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
 		return nil
@@ -307,10 +352,11 @@ func (s *Service) Replay(ctx context.Context, endpointID, id int64) error {
 	// Pending first, then the task: a task that ran before the delivery
 	// was pending again would find it delivered and skip it, and the
 	// replay would be lost (seen in TestWebhooksReaderJourney).
-	if err := s.store.Requeue(ctx, id, s.cfg.Now()); err != nil {
+	taskID := fmt.Sprintf("webhook:%d:replay:%d", id, s.cfg.Now().UnixNano())
+	if err := s.store.Requeue(ctx, id, taskID, s.cfg.Now()); err != nil {
 		return err
 	}
-	return s.enqueue(ctx, id, fmt.Sprintf("webhook:%d:replay:%d", id, s.cfg.Now().UnixNano()))
+	return s.enqueue(ctx, id, taskID)
 }
 
 // ---- delivering ----
@@ -407,7 +453,8 @@ func trim(s string) string {
 }
 
 // Run delivers webhooks until ctx ends: an Asynq server on the "webhooks"
-// queue, and the dispatcher reading the outbox every Config.DispatchEvery.
+// queue, the dispatcher reading the outbox every Config.DispatchEvery, and
+// the upkeep (Reconcile and Trim, maintain.go) every Config.MaintainEvery.
 // Any number of workers may run it.
 func (s *Service) Run(ctx context.Context) error {
 	if s.rdb == nil {
@@ -434,6 +481,8 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("webhooks: start worker: %w", err)
 	}
 	defer srv.Shutdown()
+	done := make(chan struct{})
+	go func() { defer close(done); s.maintain(ctx) }()
 	tick := time.NewTicker(s.cfg.DispatchEvery)
 	defer tick.Stop()
 	for {
@@ -442,6 +491,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			<-done
 			srv.Stop()
 			return nil
 		case <-tick.C:

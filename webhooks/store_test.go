@@ -126,13 +126,28 @@ func TestStore(t *testing.T) {
 			if ds, _ := st.Deliveries(ctx, all.ID, 1); len(ds) != 1 || ds[0].State != "pending" {
 				t.Errorf("Deliveries(limit 1) = %+v", ds)
 			}
-			if err := st.Requeue(ctx, ids[0], t2); err != nil {
+			// The reconciler's candidates: pending, to an enabled endpoint,
+			// untouched before the cutoff; created's delivery to all is
+			// pending since now.
+			if ps, err := st.Pending(ctx, now.Add(time.Millisecond), 0, 10); err != nil || len(ps) != 2 || ps[0].ID != created[0] || ps[0].TaskID != "" {
+				t.Errorf("Pending = %+v, %v; want created's two deliveries, no task id yet", ps, err)
+			}
+			if ps, _ := st.Pending(ctx, now.Add(time.Millisecond), created[0], 10); len(ps) != 1 || ps[0].ID != created[1] {
+				t.Errorf("Pending after %d = %+v, want the next page", created[0], ps)
+			}
+			if ps, _ := st.Pending(ctx, now, 0, 10); len(ps) != 0 {
+				t.Errorf("Pending before they were made = %+v", ps)
+			}
+			if err := st.Requeue(ctx, ids[0], "webhook:1:replay:7", t2); err != nil {
 				t.Fatal(err)
 			}
 			if j, _ := st.Job(ctx, ids[0]); j.State != "pending" {
 				t.Errorf("after Requeue: state %q", j.State)
 			}
-			if err := st.Requeue(ctx, 999, t2); !errors.Is(err, webhooks.ErrNotFound) {
+			if ps, _ := st.Pending(ctx, t2.Add(time.Millisecond), 0, 1); len(ps) != 1 || ps[0].ID != ids[0] || ps[0].TaskID != "webhook:1:replay:7" {
+				t.Errorf("Pending after a replay = %+v, want it with the replay's task id", ps)
+			}
+			if err := st.Requeue(ctx, 999, "x", t2); !errors.Is(err, webhooks.ErrNotFound) {
 				t.Errorf("Requeue(999): %v, want ErrNotFound", err)
 			}
 
@@ -147,6 +162,86 @@ func TestStore(t *testing.T) {
 			}
 			if err := st.DeleteEndpoint(ctx, all.ID); !errors.Is(err, webhooks.ErrNotFound) {
 				t.Errorf("second DeleteEndpoint: %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
+
+// TestStoreTrim: Trim deletes the delivered deliveries last changed
+// before the cutoff, with their attempts, then the dispatched events left
+// without a delivery; pending and failed deliveries, newer ones and
+// undispatched events stay, on each engine.
+func TestStoreTrim(t *testing.T) {
+	for _, eng := range testutil.Engines() {
+		t.Run(string(eng.Name), func(t *testing.T) {
+			ctx := context.Background()
+			st := store.Webhooks(testutil.OpenStore(t, eng))
+			old := time.Date(2026, 10, 1, 9, 0, 0, 0, time.UTC)
+			recent := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+			cutoff := time.Date(2026, 11, 7, 0, 0, 0, 0, time.UTC)
+			ep, err := st.AddEndpoint(ctx, webhooks.Endpoint{URL: "https://a.example.jp/hook", Secret: "whsec_a", Enabled: true}, old)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// One event, one delivery each, ended (or not) as named.
+			deliver := func(msgID string, at time.Time, state string) int64 {
+				t.Helper()
+				if err := st.AddEvent(ctx, msgID, webhooks.SubscriberCreated, []byte(`{}`), at); err != nil {
+					t.Fatal(err)
+				}
+				evs, err := st.Undispatched(ctx, 1)
+				if err != nil || len(evs) != 1 {
+					t.Fatalf("Undispatched = %v, %v", evs, err)
+				}
+				ids, err := st.FanOut(ctx, evs[0], at)
+				if err != nil || len(ids) != 1 {
+					t.Fatalf("FanOut = %v, %v", ids, err)
+				}
+				if err := st.MarkDispatched(ctx, evs[0].ID, at); err != nil {
+					t.Fatal(err)
+				}
+				if state != "pending" {
+					if err := st.RecordAttempt(ctx, ids[0], webhooks.Attempt{At: at, Status: 200}, state); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return ids[0]
+			}
+			oldDelivered := deliver("msg_old_delivered", old, "delivered")
+			oldPending := deliver("msg_old_pending", old, "pending")
+			oldFailed := deliver("msg_old_failed", old, "failed")
+			newDelivered := deliver("msg_new_delivered", recent, "delivered")
+			// An old event never dispatched stays in the outbox.
+			if err := st.AddEvent(ctx, "msg_old_waiting", webhooks.SubscriberCreated, []byte(`{}`), old); err != nil {
+				t.Fatal(err)
+			}
+
+			nd, ne, err := st.Trim(ctx, cutoff)
+			if err != nil || nd != 1 || ne != 1 {
+				t.Fatalf("Trim = %d deliveries, %d events, %v; want 1 and 1", nd, ne, err)
+			}
+			ds, err := st.Deliveries(ctx, ep.ID, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept := map[int64]bool{}
+			for _, d := range ds {
+				kept[d.ID] = true
+			}
+			if kept[oldDelivered] || !kept[oldPending] || !kept[oldFailed] || !kept[newDelivered] || len(ds) != 3 {
+				t.Errorf("kept %v; want the old pending and failed and the new delivered, not the old delivered", kept)
+			}
+			if as, _ := st.Attempts(ctx, oldDelivered); len(as) != 0 {
+				t.Errorf("the trimmed delivery's attempts stayed: %+v", as)
+			}
+			if as, _ := st.Attempts(ctx, oldFailed); len(as) != 1 {
+				t.Errorf("the failed delivery's attempts: %+v, want its one", as)
+			}
+			if evs, _ := st.Undispatched(ctx, 10); len(evs) != 1 {
+				t.Errorf("undispatched events after Trim: %+v, want the old one kept", evs)
+			}
+			if nd, ne, err := st.Trim(ctx, cutoff); err != nil || nd != 0 || ne != 0 {
+				t.Errorf("second Trim = %d, %d, %v; want nothing", nd, ne, err)
 			}
 		})
 	}

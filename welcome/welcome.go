@@ -280,9 +280,13 @@ func (s *Service) vars(ctx context.Context, list, name, publicID, _ string) (Var
 }
 
 // Emit sends the welcome mail of a subscriber.confirmed event: for the
-// first of the reader's lists whose welcome is on, queued with a key so
-// that one confirmation welcomes once. Failures are logged: the
-// confirmation stands whatever happens here.
+// list the reader confirmed (the event's List; without one, the first of
+// the reader's lists whose welcome is on), if its welcome is on, queued
+// with the key welcome:<public id>:<list> so that a reader is welcomed to
+// a list once. The queue keeps the mail in its outbox until the relay
+// accepts it (queue.ListMessage), so a task Redis loses is queued again
+// and still sent once. Failures are logged: the confirmation stands
+// whatever happens here.
 func (s *Service) Emit(ctx context.Context, typ string, data any) {
 	if typ != subscribers.EventConfirmed {
 		return
@@ -293,13 +297,17 @@ func (s *Service) Emit(ctx context.Context, typ string, data any) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
 	defer cancel()
-	if err := s.welcome(ctx, d.Subscriber); err != nil {
+	if err := s.welcome(ctx, d.Subscriber, d.List); err != nil {
 		s.log.WarnContext(ctx, "welcome mail not queued", "subscriber_id", d.Subscriber.ID, "err", err)
 	}
 }
 
-func (s *Service) welcome(ctx context.Context, sub subscribers.EventSubscriber) error {
-	for _, list := range sub.Lists {
+func (s *Service) welcome(ctx context.Context, sub subscribers.EventSubscriber, confirmed string) error {
+	lists := sub.Lists
+	if confirmed != "" {
+		lists = []string{confirmed}
+	}
+	for _, list := range lists {
 		t, err := s.Template(ctx, list)
 		if err != nil {
 			return err

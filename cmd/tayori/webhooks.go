@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/webhooks"
@@ -23,7 +24,7 @@ func (a *app) webhookService(ctx context.Context) (*webhooks.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc := webhooks.New(store.Webhooks(db), rdb, webhooks.Config{}, a.logger)
+	svc := webhooks.New(store.Webhooks(db), rdb, webhooks.Config{KeepLog: time.Duration(a.cfg.WebhookLogDays) * 24 * time.Hour}, a.logger)
 	a.made("webhooks")
 	a.closers = append(a.closers, svc.Close)
 	a.hooks = svc

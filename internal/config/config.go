@@ -125,6 +125,10 @@ type Config struct {
 	// SessionTTL is how long a console session lasts.
 	// TAYORI_SESSION_TTL, default 12h.
 	SessionTTL time.Duration `yaml:"session_ttl"`
+	// WebhookLogDays is how many days the webhook delivery log keeps the
+	// delivered deliveries (pending and failed ones stay until delivered
+	// or their endpoint is deleted). TAYORI_WEBHOOK_LOG_DAYS, default 30.
+	WebhookLogDays int `yaml:"webhook_log_days"`
 	// MetricsAddr is a listen address of its own for the Prometheus
 	// metrics (/metrics, no token), used by serve, worker and run alike.
 	// TAYORI_METRICS_ADDR, default "" (none).

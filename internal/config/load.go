@@ -96,6 +96,9 @@ var Vars = []Var{
 		field: func(c *Config) any { return &c.LoginWindow }},
 	{Env: "TAYORI_SESSION_TTL", Key: "session_ttl", Default: "12h", Doc: "lifetime of a console session",
 		field: func(c *Config) any { return &c.SessionTTL }},
+	{Env: "TAYORI_WEBHOOK_LOG_DAYS", Key: "webhook_log_days", Default: "30",
+		Doc:   "days the webhook delivery log keeps delivered deliveries (the workers trim older ones; pending and failed ones stay)",
+		field: func(c *Config) any { return &c.WebhookLogDays }},
 	{Env: "TAYORI_HTTP_ADDR", Key: "http_addr", Default: "127.0.0.1:8080", Doc: "listen address of the web server",
 		field: func(c *Config) any { return &c.HTTPAddr }},
 	{Env: "TAYORI_SECRET", Shown: "(generated into <data_dir>/secret)", Secret: true,
@@ -263,6 +266,7 @@ func Load(getenv func(string) string, configFile string) (Config, error) {
 		{"TAYORI_CONFIRM_PER_ADDRESS", c.ConfirmPerAddress, 1},
 		{"TAYORI_LOGIN_PER_IP", c.LoginPerIP, 1},
 		{"TAYORI_LOGIN_PER_ACCOUNT", c.LoginPerAccount, 1},
+		{"TAYORI_WEBHOOK_LOG_DAYS", c.WebhookLogDays, 1},
 	} {
 		if n.got < n.min {
 			bad(n.env, "want a number ≥ %d, got %d", n.min, n.got)

@@ -237,8 +237,9 @@ func (s *Webhooks) RecordAttempt(ctx context.Context, id int64, a webhooks.Attem
 }
 
 // Requeue implements webhooks.Store.
-func (s *Webhooks) Requeue(ctx context.Context, id int64, now time.Time) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE webhook_deliveries SET state = 'pending', updated_at = ? WHERE id = ?`, hookMS(now), id)
+func (s *Webhooks) Requeue(ctx context.Context, id int64, taskID string, now time.Time) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE webhook_deliveries SET state = 'pending', task_id = ?, updated_at = ? WHERE id = ?`,
+		taskID, hookMS(now), id)
 	if err != nil {
 		return fmt.Errorf("webhooks: replay delivery %d: %w", id, err)
 	}
@@ -246,6 +247,41 @@ func (s *Webhooks) Requeue(ctx context.Context, id int64, now time.Time) error {
 		return fmt.Errorf("webhooks: delivery %d: %w", id, webhooks.ErrNotFound)
 	}
 	return nil
+}
+
+// Pending implements webhooks.Store.
+func (s *Webhooks) Pending(ctx context.Context, before time.Time, afterID int64, limit int) ([]webhooks.PendingDelivery, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT d.id, d.task_id FROM webhook_deliveries d JOIN webhook_endpoints ep ON ep.id = d.endpoint_id
+		WHERE d.state = 'pending' AND d.updated_at < ? AND d.id > ? AND ep.enabled ORDER BY d.id LIMIT ?`, hookMS(before), afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: pending deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []webhooks.PendingDelivery
+	for rows.Next() {
+		var d webhooks.PendingDelivery
+		if err := rows.Scan(&d.ID, &d.TaskID); err != nil {
+			return nil, fmt.Errorf("webhooks: pending deliveries: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// Trim implements webhooks.Store.
+func (s *Webhooks) Trim(ctx context.Context, before time.Time) (deliveries, events int64, err error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM webhook_deliveries WHERE state = 'delivered' AND updated_at < ?`, hookMS(before))
+	if err != nil {
+		return 0, 0, fmt.Errorf("webhooks: trim the delivery log: %w", err)
+	}
+	deliveries, _ = res.RowsAffected()
+	res, err = s.db.ExecContext(ctx, `DELETE FROM webhook_events WHERE dispatched_at IS NOT NULL AND created_at < ?
+		AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = webhook_events.id)`, hookMS(before))
+	if err != nil {
+		return deliveries, 0, fmt.Errorf("webhooks: trim the outbox: %w", err)
+	}
+	events, _ = res.RowsAffected()
+	return deliveries, events, nil
 }
 
 // Deliveries implements webhooks.Store.
