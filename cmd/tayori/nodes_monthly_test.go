@@ -114,8 +114,11 @@ func TestSeveralNodesMonthlyOnce(t *testing.T) {
 	}
 
 	runs := []*nodeProc{
-		{t: t, name: "run-1", bin: bin, args: []string{"run", "--monthly", "* * * * *", "--issues", issues}, env: envOf("run-1"), dir: work},
-		{t: t, name: "run-2", bin: bin, args: []string{"run", "--monthly", "* * * * *", "--issues", issues}, env: envOf("run-2"), dir: work},
+		// The schedule from the environment both read (TAYORI_MONTHLY),
+		// as an installation's shared env file gives it; --monthly would
+		// set it for one process only.
+		{t: t, name: "run-1", bin: bin, args: []string{"run"}, env: append(envOf("run-1"), "TAYORI_MONTHLY=* * * * *", "TAYORI_ISSUES_DIR="+issues), dir: work},
+		{t: t, name: "run-2", bin: bin, args: []string{"run"}, env: append(envOf("run-2"), "TAYORI_MONTHLY=* * * * *", "TAYORI_ISSUES_DIR="+issues), dir: work},
 	}
 	for _, p := range runs {
 		p.start()

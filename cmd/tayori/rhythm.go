@@ -60,12 +60,15 @@ func (a *app) rhythmRunner(ctx context.Context) (*rhythm.Runner, error) {
 }
 
 // issues is the directory of the monthly issues: --issues of `tayori run`
-// or `tayori worker`, "issues" otherwise.
+// or `tayori worker`, else TAYORI_ISSUES_DIR (default "issues").
 func (a *app) issues() string {
-	if a.issuesDir == "" {
-		return "issues"
+	switch {
+	case a.issuesDir != "":
+		return a.issuesDir
+	case a.cfg.IssuesDir != "":
+		return a.cfg.IssuesDir
 	}
-	return a.issuesDir
+	return "issues"
 }
 
 // withRhythm makes sch apply the console's send rules too.

@@ -18,11 +18,12 @@ const scheduleHelp = `The scheduler applies the console's send rules (/admin/rhy
                   e.g. "0 9 1 * *" (09:00 on the 1st); the tick sends the
                   issue <--issues>/<YYYY-MM>.md (or .txt) to --monthly-list.
 
-Every ` + "`tayori run`" + ` and ` + "`tayori worker`" + ` of an installation offers to schedule;
-a Redis lease makes exactly one of them do it, and another takes over
-within seconds if it stops. The one holding the lease schedules with its
-own flags, so give them all the same --monthly, --monthly-list and
---issues.`
+The three flags override TAYORI_MONTHLY, TAYORI_MONTHLY_LIST and
+TAYORI_ISSUES_DIR. Every ` + "`tayori run`" + ` and ` + "`tayori worker`" + ` of an installation
+offers to schedule; a Redis lease makes exactly one of them do it, and
+another takes over within seconds if it stops. The one holding the lease
+schedules with its own settings: set them in the environment (or the
+configuration file) every process reads, not as flags of one process.`
 
 // scheduleFlags are the scheduler's flags (scheduleHelp).
 type scheduleFlags struct {
@@ -34,9 +35,9 @@ type scheduleFlags struct {
 // add declares the flags on c; cmd "worker" adds --schedule.
 func (f *scheduleFlags) add(c *cobra.Command, cmd string) {
 	fs := c.Flags()
-	fs.StringVar(&f.monthly, "monthly", "", "cron spec of the monthly send (empty: no fixed schedule; the console's rules still apply)")
-	fs.StringVar(&f.list, "monthly-list", "monthly", "list of the monthly send")
-	fs.StringVar(&f.issues, "issues", "issues", "directory of the monthly issues, named YYYY-MM.md or YYYY-MM.txt")
+	fs.StringVar(&f.monthly, "monthly", "", "cron spec of the monthly send (default TAYORI_MONTHLY; empty: no fixed schedule, the console's rules still apply)")
+	fs.StringVar(&f.list, "monthly-list", "", "list of the monthly send (default TAYORI_MONTHLY_LIST)")
+	fs.StringVar(&f.issues, "issues", "", "directory of the monthly issues, named YYYY-MM.md or YYYY-MM.txt (default TAYORI_ISSUES_DIR)")
 	fs.DurationVar(&f.notAfter, "monthly-not-after", 6*time.Hour, "how late a monthly send may still start")
 	f.on = true
 	if cmd == "worker" {
@@ -56,8 +57,15 @@ func (a *app) schedulerService(f scheduleFlags) serviceMaker {
 			return runService{}, err
 		}
 		sch := queue.Schedule{Location: a.location(), NotAfter: f.notAfter}
-		if f.monthly != "" {
-			sch.Spec, sch.List, sch.Load = f.monthly, f.list, issueFromDir(a.issues())
+		spec, list := f.monthly, f.list
+		if spec == "" {
+			spec = a.cfg.Monthly
+		}
+		if list == "" {
+			list = a.cfg.MonthlyList
+		}
+		if spec != "" {
+			sch.Spec, sch.List, sch.Load = spec, list, issueFromDir(a.issues())
 		}
 		if sch, err = a.withRhythm(ctx, sch); err != nil {
 			return runService{}, err

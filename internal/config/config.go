@@ -89,6 +89,19 @@ type Config struct {
 	// ShutdownTimeout is how long a worker waits for in-flight work on
 	// shutdown. TAYORI_SHUTDOWN_TIMEOUT, default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Monthly is the cron spec (in Timezone) of a fixed monthly send of
+	// <IssuesDir>/<YYYY-MM>.md (or .txt) to MonthlyList; "" for none (the
+	// console's send rules apply either way). Read by every process that
+	// may schedule, so whichever holds the scheduler's lease sends it.
+	// TAYORI_MONTHLY, default "".
+	Monthly string `yaml:"monthly"`
+	// MonthlyList is the list of the monthly send. TAYORI_MONTHLY_LIST,
+	// default "monthly".
+	MonthlyList string `yaml:"monthly_list"`
+	// IssuesDir is where the monthly send and the console's send rules
+	// find an issue not uploaded to the console. TAYORI_ISSUES_DIR,
+	// default "issues".
+	IssuesDir string `yaml:"issues_dir"`
 	// Timezone of schedules and of every time the CLI and the console
 	// show. TAYORI_TIMEZONE, default "Asia/Tokyo".
 	Timezone string `yaml:"timezone"`

@@ -84,6 +84,9 @@ var sample = map[string]string{
 	"TAYORI_CONCURRENCY":      "3",
 	"TAYORI_SHUTDOWN_TIMEOUT": "1m0s",
 	"TAYORI_TIMEZONE":         "Europe/Paris",
+	"TAYORI_MONTHLY":          "0 10 1 * *",
+	"TAYORI_MONTHLY_LIST":     "weekly",
+	"TAYORI_ISSUES_DIR":       "/srv/tayori/issues",
 	"TAYORI_LOG_LEVEL":        "debug",
 	"TAYORI_LOG_FORMAT":       "json",
 	"TAYORI_METRICS_ADDR":     "127.0.0.1:9464",
@@ -228,18 +231,18 @@ func TestEnvironmentOverridesFileOverridesDefaults(t *testing.T) {
 
 func TestEveryProblemIsReportedAtOnceNamingItsVariable(t *testing.T) {
 	_, err := Load(env("TAYORI_DATA_DIR", t.TempDir(), "TAYORI_TRUST_PROXY", "perhaps", "TAYORI_PRECEDENCE_BULK", "bulk",
-		"TAYORI_CONCURRENCY", "0", "TAYORI_SHUTDOWN_TIMEOUT", "soon"), "")
+		"TAYORI_CONCURRENCY", "0", "TAYORI_SHUTDOWN_TIMEOUT", "soon", "TAYORI_MONTHLY", "first tuesday"), "")
 	var ce *Error
 	if !errors.As(err, &ce) {
 		t.Fatalf("err = %v, want *config.Error", err)
 	}
-	for _, v := range []string{"TAYORI_TRUST_PROXY", "TAYORI_PRECEDENCE_BULK", "TAYORI_CONCURRENCY", "TAYORI_SHUTDOWN_TIMEOUT"} {
+	for _, v := range []string{"TAYORI_TRUST_PROXY", "TAYORI_PRECEDENCE_BULK", "TAYORI_CONCURRENCY", "TAYORI_SHUTDOWN_TIMEOUT", "TAYORI_MONTHLY"} {
 		if !strings.Contains(err.Error(), v) {
 			t.Errorf("error does not name %s:\n%v", v, err)
 		}
 	}
-	if len(ce.Problems) != 4 {
-		t.Errorf("%d problems, want 4: %q", len(ce.Problems), ce.Problems)
+	if len(ce.Problems) != 5 {
+		t.Errorf("%d problems, want 5: %q", len(ce.Problems), ce.Problems)
 	}
 }
 

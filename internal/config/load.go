@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 
 	"github.com/tayori-news/tayori/internal/redisurl"
@@ -138,6 +139,12 @@ var Vars = []Var{
 		field: func(c *Config) any { return &c.Concurrency }},
 	{Env: "TAYORI_SHUTDOWN_TIMEOUT", Key: "shutdown_timeout", Default: "30s", Doc: "how long a worker waits for in-flight work on shutdown",
 		field: func(c *Config) any { return &c.ShutdownTimeout }},
+	{Env: "TAYORI_MONTHLY", Key: "monthly", Doc: "cron spec in TAYORI_TIMEZONE of a fixed monthly send, e.g. `0 9 1 * *` (09:00 on the 1st), of `<issues_dir>/YYYY-MM.md` to TAYORI_MONTHLY_LIST; empty: none (the console's send rules apply either way)",
+		field: func(c *Config) any { return &c.Monthly }},
+	{Env: "TAYORI_MONTHLY_LIST", Key: "monthly_list", Default: "monthly", Doc: "list of the monthly send",
+		field: func(c *Config) any { return &c.MonthlyList }},
+	{Env: "TAYORI_ISSUES_DIR", Key: "issues_dir", Default: "issues", Doc: "directory where the monthly send and the console's send rules find issues not uploaded to the console (`YYYY-MM.md` or `.txt`)",
+		field: func(c *Config) any { return &c.IssuesDir }},
 	{Env: "TAYORI_TIMEZONE", Key: "timezone", Default: "Asia/Tokyo", Doc: "time zone of schedules and of every time the CLI and the console show",
 		field: func(c *Config) any { return &c.Timezone }},
 	{Env: "TAYORI_LOG_LEVEL", Key: "log_level", Default: "info", Doc: "debug, info, warn or error",
@@ -345,6 +352,14 @@ func Load(getenv func(string) string, configFile string) (Config, error) {
 		if _, err := os.Stat(c.DKIMKeyFile); err != nil {
 			bad("TAYORI_DKIM_KEY_FILE", "%v", err)
 		}
+	}
+	if c.Monthly != "" {
+		if _, err := cron.ParseStandard(c.Monthly); err != nil {
+			bad("TAYORI_MONTHLY", "want a cron spec such as \"0 9 1 * *\" (minute hour day month weekday): %v", err)
+		}
+	}
+	if c.MonthlyList == "" {
+		bad("TAYORI_MONTHLY_LIST", "want a list key such as monthly, got nothing")
 	}
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
 		bad("TAYORI_TIMEZONE", "want an IANA zone such as Asia/Tokyo, got %q", c.Timezone)
