@@ -64,8 +64,8 @@ type Renderer struct {
 type cacheKey struct {
 	links string // Links.Key: "" for links as written
 	slug  string
-	sum  uint64 // fingerprint of the content
-	key  string // Selection.Key
+	sum   uint64 // fingerprint of the content
+	key   string // Selection.Key
 }
 
 type cacheEntry struct {
