@@ -2,7 +2,7 @@
 // aggregate, without tracking people.
 //
 // Counting is optional and off by default, per list (the lists table's
-// count_clicks setting, set with `tayori lists clicks KEY on|off` or in
+// count_clicks setting, set with `tayori subscribers lists clicks KEY on|off` or in
 // the console). When a send of a list that counts clicks is created,
 // [Counter.Prepare] records one [Link] per http(s) link of the issue's
 // items: the send, the section, the item, the link and the URL, with a
