@@ -29,7 +29,7 @@ func (a *app) clickCounter(ctx context.Context) (*clicks.Counter, error) {
 	return clicks.New(store.Clicks(db), subs, signer, clicks.Config{BaseURL: a.cfg.BaseURL})
 }
 
-// listsClicksCmd is `tayori lists clicks KEY on|off`.
+// listsClicksCmd is `tayori subscribers lists clicks KEY on|off`.
 func (a *app) listsClicksCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "clicks KEY on|off",
