@@ -17,6 +17,7 @@ import (
 func TestListsClicksCommand(t *testing.T) {
 	smtp := testutil.StartSMTP(t)
 	getenv := sendTestEnv(t, smtp)
+	startWorker(t, getenv)
 	issue := filepath.Join("..", "..", "testdata", "aisi-monthly-2025-11.txt")
 	if _, _, err := runCLI(t, getenv, "subscribers", "lists", "clicks", "monthly", "maybe"); err == nil || !strings.Contains(err.Error(), "on or off") {
 		t.Errorf("bad setting: %v", err)
