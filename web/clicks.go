@@ -177,6 +177,16 @@ func (s *server) handleAdminListSave(w http.ResponseWriter, r *http.Request) {
 		s.adminError(w, r, err)
 		return
 	}
+	detail := "クリック数を数えない"
+	if count {
+		detail = "クリック数を数える（集計のみ）"
+	}
+	if skip {
+		detail += "・該当なしの読者に送らない"
+	} else {
+		detail += "・該当なしの読者に短いお知らせ"
+	}
+	s.audit(r, "list_settings", key, detail)
 	s.log.InfoContext(ctx, "list settings saved", "list", key, "count_clicks", count, "skip_nothing", skip,
 		"editor", editorFrom(ctx).Name)
 	http.Redirect(w, r, "/admin/lists?saved="+urlQueryEscape(key), http.StatusSeeOther)

@@ -51,6 +51,9 @@ func TestClicksJourney(t *testing.T) {
 	if skip, _ := e.subs.ListSkipsNothing(e.ctx, testList); !skip {
 		t.Error("the nothing-this-month setting not saved from the same form")
 	}
+	if _, audit := e.do(c, "GET", "/admin/audit", nil); !strings.Contains(audit, "リスト設定の変更") || !strings.Contains(audit, "クリック数を数える（集計のみ）") {
+		t.Error("the audit log lacks the change of list settings")
+	}
 	if res, _ := e.postForm(c, "/admin/lists/monthly", url.Values{"count_clicks": {"on"}, "nothing": {"send"}}); res.StatusCode == http.StatusSeeOther {
 		t.Error("the form was taken without its CSRF token")
 	}
