@@ -12,8 +12,13 @@ import (
 
 // clickCounter wires the aggregate click counter (package clicks): the
 // store's click_links, the lists' setting and a signer whose keys derive
-// from TAYORI_SECRET. Counting stays off for every list until it is set.
+// from TAYORI_SECRET, made once per process (the worker's and the web
+// server's are the same). Counting stays off for every list until it is
+// set.
 func (a *app) clickCounter(ctx context.Context) (*clicks.Counter, error) {
+	if a.clicks != nil {
+		return a.clicks, nil
+	}
 	db, err := a.openStore(ctx)
 	if err != nil {
 		return nil, err
@@ -26,7 +31,13 @@ func (a *app) clickCounter(ctx context.Context) (*clicks.Counter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return clicks.New(store.Clicks(db), subs, signer, clicks.Config{BaseURL: a.cfg.BaseURL})
+	c, err := clicks.New(store.Clicks(db), subs, signer, clicks.Config{BaseURL: a.cfg.BaseURL})
+	if err != nil {
+		return nil, err
+	}
+	a.made("clicks")
+	a.clicks = c
+	return c, nil
 }
 
 // listsClicksCmd is `tayori subscribers lists clicks KEY on|off`.
