@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/clicks"
 	"github.com/tayori-news/tayori/compose"
 	"github.com/tayori-news/tayori/internal/smtpsink"
 	"github.com/tayori-news/tayori/internal/sqlitedb"
@@ -258,6 +259,26 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 	}
 	deps := testDeps(b, subs, sinkURL, new(*mailer.Pool), nil, nil, 1)
 	deps.Sender = nil
+	// TAYORI_BENCH_CLICKS=1: the list counts clicks (package clicks), so
+	// the send records its links and every copy carries counted links.
+	countClicks := os.Getenv("TAYORI_BENCH_CLICKS") == "1"
+	var counter *clicks.Counter
+	if countClicks {
+		if err := subs.SetListCountsClicks(ctx, testList, true); err != nil {
+			b.Fatal(err)
+		}
+		ldb := sdb
+		if eng == store.Postgres {
+			if ldb, err = store.Open(ctx, ledgerURL); err != nil {
+				b.Fatal(err)
+			}
+			defer ldb.Close()
+		}
+		if counter, err = benchClicks(ldb, subs, ring); err != nil {
+			b.Fatal(err)
+		}
+		deps.Clicks = counter
+	}
 	svc, err := queue.New(ctx, ledger, rdb, queue.Config{From: testFrom, BaseURL: testBaseURL}, deps, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -278,6 +299,9 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 			"CHILD_CONCURRENCY="+strconv.Itoa(conc), "CHILD_SENDERS="+strconv.Itoa(conc),
 			"CHILD_BATCH="+strconv.Itoa(benchEnv("TAYORI_BENCH_BATCH", 500)),
 			"CHILD_PPROF="+prof, "CHILD_FLUSH="+os.Getenv("TAYORI_BENCH_FLUSH"))
+		if countClicks {
+			child.Env = append(child.Env, "CHILD_CLICKS=1")
+		}
 		if v := os.Getenv("TAYORI_BENCH_WORKER_PROCS"); v != "" {
 			child.Env = append(child.Env, "GOMAXPROCS="+v) // the worker's only
 		}
@@ -352,6 +376,13 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 	if s.Counts.Sent != want || len(vcs) != map[string]int{"5KB": 1, "November": 5}[shape.name] {
 		b.Errorf("counts %+v in %d variants, want %d sent", s.Counts, len(vcs), want)
 	}
+	if countClicks {
+		links, err := counter.SendLinks(ctx, snd.ID)
+		if err != nil || len(links) == 0 {
+			b.Fatalf("TAYORI_BENCH_CLICKS=1 but the send counted no link: %v", err)
+		}
+		b.ReportMetric(float64(len(links)), "counted-links")
+	}
 	n = int(want)
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "msg/s")
 	b.ReportMetric(childCPU.Seconds()*1e6/float64(n), "worker-core-µs/msg")
@@ -372,6 +403,16 @@ func benchDeliverOnce(b *testing.B, shape benchShape, n int, eng store.Engine) {
 	b.ReportMetric(float64(workers), "workers")
 	b.Logf("%s: %d messages in %v with %d worker processes; workers' CPU %v, Redis CPU %.2fs, worker peak RSS %d MB, Redis +%d KB at peak",
 		shape.name, n, elapsed.Round(time.Millisecond), workers, childCPU.Round(time.Millisecond), redisCPUUsed, rss>>20, (peak-memBase)>>10)
+}
+
+// benchClicks is the click counter on the ledger's database ldb, with the
+// list setting of subs, as cmd/tayori wires it.
+func benchClicks(ldb *store.DB, subs *subscribers.Store, ring *token.Keyring) (*clicks.Counter, error) {
+	signer, err := clicks.NewSigner(ring)
+	if err != nil {
+		return nil, err
+	}
+	return clicks.New(store.Clicks(ldb), subs, signer, clicks.Config{BaseURL: testBaseURL})
 }
 
 // refWork times three fixed pieces of work, run before and after each

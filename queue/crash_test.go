@@ -85,6 +85,11 @@ func runChildWorker() error {
 	var pool *mailer.Pool
 	senders, _ := strconv.Atoi(os.Getenv("CHILD_SENDERS"))
 	deps := testDeps(childTB{}, store, os.Getenv("CHILD_SMTP"), &pool, nil, nil, max(senders, 16))
+	if os.Getenv("CHILD_CLICKS") == "1" { // counted clicks, as cmd/tayori wires them
+		if deps.Clicks, err = benchClicks(ldb, store, ring); err != nil {
+			return err
+		}
+	}
 	conc, _ := strconv.Atoi(os.Getenv("CHILD_CONCURRENCY"))
 	batch, _ := strconv.Atoi(os.Getenv("CHILD_BATCH"))
 	flush, _ := time.ParseDuration(os.Getenv("CHILD_FLUSH"))

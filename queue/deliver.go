@@ -26,6 +26,8 @@ type sendCache struct {
 	vs  *variants
 	// The same for every copy of the send.
 	listID, feedbackID string
+	// links rewrites item links (counted clicks); nil: as written.
+	links func(item, link int) string
 }
 
 func (s *Service) loadSend(ctx context.Context, id int64) (*sendCache, State, error) {
@@ -49,6 +51,9 @@ func (s *Service) loadSend(ctx context.Context, id int64) (*sendCache, State, er
 	}
 	sc = &sendCache{snd: snd, vs: vs,
 		listID: s.listID(snd.List), feedbackID: s.feedbackID(snd.Issue, snd.List)}
+	if sc.links, err = s.clickLinks(ctx, id); err != nil {
+		return nil, "", err
+	}
 	s.mu.Lock()
 	if len(s.sends) > 64 {
 		clear(s.sends)
@@ -77,7 +82,7 @@ func (s *Service) render(ctx context.Context, sc *sendCache, key string, prefs a
 		s.rendered[k] = ro
 	}
 	s.mu.Unlock()
-	ro.once.Do(func() { ro.r, ro.err = s.deps.Renderer.Render(ctx, sc.snd.Issue, prefs) })
+	ro.once.Do(func() { ro.r, ro.err = s.renderVariant(ctx, sc, prefs) })
 	if ro.err != nil {
 		s.mu.Lock()
 		delete(s.rendered, k) // try again next time

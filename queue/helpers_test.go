@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/clicks"
 	"github.com/tayori-news/tayori/compose"
 	"github.com/tayori-news/tayori/feedback"
 	"github.com/tayori-news/tayori/internal/store"
@@ -52,6 +53,7 @@ type env struct {
 	rdbN      int
 	store     *subscribers.Store
 	ledger    queue.Ledger
+	clicks    *clicks.Counter // with envOpts.clicks
 	smtp      *testutil.SMTPServer
 	pool      *mailer.Pool
 	svc       *queue.Service
@@ -86,6 +88,9 @@ type envOpts struct {
 	events    queue.Events // told of sends starting, finishing and pausing
 	// engine is the ledger's database engine; default SQLite.
 	engine testutil.Engine
+	// clicks wires the aggregate click counter (package clicks) on the
+	// store's database; a list counts clicks only once it is set to.
+	clicks bool
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -145,6 +150,16 @@ func newEnv(t testing.TB, o envOpts) *env {
 		deps.Directory = o.directory(deps.Directory)
 	}
 	deps.Events = o.events
+	if o.clicks {
+		signer, err := clicks.NewSigner(ring)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.clicks, err = clicks.New(store.Clicks(subsDB), e.store, signer, clicks.Config{BaseURL: testBaseURL}); err != nil {
+			t.Fatal(err)
+		}
+		deps.Clicks = e.clicks
+	}
 	cfg := o.cfg
 	cfg.From, cfg.BaseURL = testFrom, testBaseURL
 	if cfg.RetryBase == 0 {

@@ -59,6 +59,27 @@ type ListSettings interface {
 	SkipsNothing(ctx context.Context, list string) (bool, error)
 }
 
+// Clicks counts clicks on the item links of sends in aggregate, without
+// naming readers (package clicks; Deps.Clicks, optional).
+type Clicks interface {
+	// Prepare is called by Create once a send is recorded, before any
+	// copy can go: if the list counts clicks, it records the send's
+	// links and reports true. The choice holds for the whole send.
+	Prepare(ctx context.Context, sendID int64, list string, issue *compose.Issue) (bool, error)
+	// LinkURLs returns the counting address of each item link of a send
+	// by the item's index in the issue (counting through the sections)
+	// and the link's index in the item; nil when the send does not count
+	// clicks. The addresses are the same in every reader's copy.
+	LinkURLs(ctx context.Context, sendID int64) (func(item, link int) string, error)
+}
+
+// LinkRenderer is a Renderer that can also render a variant with its item
+// links rewritten (Deps.Clicks needs one): key names the rewriting, and
+// url gives each link's address ("" keeps it).
+type LinkRenderer interface {
+	RenderLinks(ctx context.Context, issue *compose.Issue, prefs audience.Prefs, key string, url func(item, link int) string) (Rendered, error)
+}
+
 // NothingVariantPrefix starts the variant key (Renderer.Variant) of a
 // reader whose chosen sections all have nothing this month ("該当なし"):
 // their copy is a short one that says so, with the issue's link.

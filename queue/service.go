@@ -159,6 +159,10 @@ type Deps struct {
 	// Metrics, if set, counts copies by outcome and times the relay's
 	// replies (see [Metrics]).
 	Metrics Metrics
+	// Clicks, if set, counts clicks on item links for the lists whose
+	// setting asks for it (see [Clicks]); the Renderer must then be a
+	// LinkRenderer. Nil: links as written, for every list.
+	Clicks Clicks
 }
 
 // Service creates sends, plans them, and (inside a Server) delivers them.
@@ -192,6 +196,9 @@ func New(ctx context.Context, ledger Ledger, rdb redis.UniversalClient, cfg Conf
 	}
 	if deps.Directory == nil || deps.Tokens == nil || deps.Renderer == nil {
 		return nil, fmt.Errorf("%w: queue needs a Directory, Tokens and a Renderer", ErrInvalid)
+	}
+	if _, ok := deps.Renderer.(LinkRenderer); deps.Clicks != nil && !ok {
+		return nil, fmt.Errorf("%w: counting clicks needs a Renderer that rewrites links (LinkRenderer)", ErrInvalid)
 	}
 	if deps.Sender != nil && deps.Classify == nil {
 		return nil, fmt.Errorf("%w: queue needs Classify with a Sender", ErrInvalid)
@@ -283,6 +290,7 @@ func (s *Service) Create(ctx context.Context, ns NewSend) (*Send, error) {
 	// the caller goes away (a closed connection must not leave a send that
 	// nothing plans).
 	ctx = context.WithoutCancel(ctx)
+	s.prepareClicks(ctx, snd.ID, ns.List, ns.Issue) // before any copy can go
 	opts := s.planOpts()
 	if snd.ScheduledAt.After(now) {
 		opts = append(opts, asynq.ProcessAt(snd.ScheduledAt))

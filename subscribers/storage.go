@@ -102,6 +102,11 @@ type Queries interface {
 	// unknown key).
 	ListSkipsNothing(ctx context.Context, key string) (bool, error)
 	SetListSkipsNothing(ctx context.Context, key string, skip bool) error
+	// ListCountsClicks and SetListCountsClicks read and set whether a
+	// list counts clicks on item links in aggregate (package clicks;
+	// ErrNotFound for an unknown key).
+	ListCountsClicks(ctx context.Context, key string) (bool, error)
+	SetListCountsClicks(ctx context.Context, key string, on bool) error
 	// Lists are every list with its counts, by key.
 	Lists(ctx context.Context) ([]List, error)
 	// JoinList subscribes id to list (again, if it had left) and reports

@@ -713,6 +713,26 @@ func TestReturningReaderTakesNewChoiceOnConfirm(t *testing.T) {
 			if err := e.store.SetListSkipsNothing(ctx, "nope", true); !errors.Is(err, subscribers.ErrNotFound) {
 				t.Errorf("unknown list: %v, want ErrNotFound", err)
 			}
+			// Counting clicks (package clicks): off by default, kept apart
+			// from the other setting.
+			if on, err := e.store.ListCountsClicks(ctx, "monthly"); err != nil || on {
+				t.Errorf("default count_clicks = %v, %v; want false", on, err)
+			}
+			if err := e.store.SetListCountsClicks(ctx, "monthly", true); err != nil {
+				t.Fatal(err)
+			}
+			if on, _ := e.store.ListCountsClicks(ctx, "monthly"); !on {
+				t.Error("count_clicks not kept")
+			}
+			if skip, _ := e.store.ListSkipsNothing(ctx, "monthly"); !skip {
+				t.Error("setting count_clicks changed skip_nothing")
+			}
+			if err := e.store.SetListCountsClicks(ctx, "nope", true); !errors.Is(err, subscribers.ErrNotFound) {
+				t.Errorf("unknown list: %v, want ErrNotFound", err)
+			}
+			if _, err := e.store.ListCountsClicks(ctx, "nope"); !errors.Is(err, subscribers.ErrNotFound) {
+				t.Errorf("unknown list: %v, want ErrNotFound", err)
+			}
 		})
 	}
 }

@@ -913,3 +913,23 @@ func (s *Store) SetListSkipsNothing(ctx context.Context, list string, skip bool)
 	}
 	return nil
 }
+
+// ListCountsClicks reports whether list counts clicks on the item links
+// of its sends, in aggregate and without naming readers (package clicks;
+// false, the default). ErrNotFound for an unknown list.
+func (s *Store) ListCountsClicks(ctx context.Context, list string) (bool, error) {
+	on, err := s.st.ListCountsClicks(ctx, list)
+	if err != nil {
+		return false, fmt.Errorf("list %q: %w", list, err)
+	}
+	return on, nil
+}
+
+// SetListCountsClicks sets list's ListCountsClicks setting (ErrNotFound
+// for an unknown list). It applies to sends created afterwards.
+func (s *Store) SetListCountsClicks(ctx context.Context, list string, on bool) error {
+	if err := s.st.SetListCountsClicks(ctx, list, on); err != nil {
+		return fmt.Errorf("list %q: %w", list, err)
+	}
+	return nil
+}

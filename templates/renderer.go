@@ -62,9 +62,10 @@ type Renderer struct {
 }
 
 type cacheKey struct {
-	slug string
-	sum  uint64 // fingerprint of the issue's content
-	key  string // Selection.Key
+	links string // Links.Key: "" for links as written
+	slug  string
+	sum   uint64 // fingerprint of the issue's content
+	key   string // Selection.Key
 }
 
 type cacheEntry struct {
@@ -108,13 +109,42 @@ func New(cfg Config) (*Renderer, error) {
 // [Select] or [SelectAll] on the same issue; an empty selection gives
 // [ErrNothingToSend].
 func (r *Renderer) Render(issue *compose.Issue, sel Selection) (*Variant, error) {
+	return r.RenderLinks(issue, sel, nil)
+}
+
+// Links rewrites the item links of the variants [Renderer.RenderLinks]
+// renders, as counting clicks does (package clicks): the anchor of link
+// number link of item number item (counting through the sections, as
+// [Selection] does) goes to URL(item, link), and the text part shows that
+// address after the link's label. The HTML part still shows the URL as
+// written. A URL that returns "" or a non-http(s) address keeps the link
+// as written. Unsubscribe, preference and web-copy links are never
+// rewritten.
+type Links struct {
+	// Key names the rewriting in the renderer's cache, e.g. "send:42":
+	// two Links with the same Key must rewrite alike. Required.
+	Key string
+	URL func(item, link int) string
+}
+
+// RenderLinks is [Renderer.Render] with the item links rewritten by
+// links (nil: as written, which is Render). The rewritten variant is
+// rendered once and cached like any other, so rewriting costs nothing per
+// copy.
+func (r *Renderer) RenderLinks(issue *compose.Issue, sel Selection, links *Links) (*Variant, error) {
 	if issue == nil {
 		return nil, fmt.Errorf("%w: nil issue", ErrInvalidIssue)
 	}
 	if sel.n == 0 && sel.nMarked == 0 {
 		return nil, fmt.Errorf("render %s: %w", issue.Slug, ErrNothingToSend)
 	}
-	k := cacheKey{issue.Slug, fingerprint(r.seed, issue), sel.key}
+	if links != nil && (links.Key == "" || links.URL == nil) {
+		return nil, fmt.Errorf("render %s: %w: Links without a Key or URL", issue.Slug, ErrInvalidIssue)
+	}
+	k := cacheKey{slug: issue.Slug, sum: fingerprint(r.seed, issue), key: sel.key}
+	if links != nil {
+		k.links = links.Key
+	}
 	r.mu.Lock()
 	e, ok := r.cache[k]
 	if !ok {
@@ -126,7 +156,7 @@ func (r *Renderer) Render(issue *compose.Issue, sel Selection) (*Variant, error)
 		<-e.done
 		return e.v, e.err
 	}
-	e.v, e.err = r.render(issue, sel)
+	e.v, e.err = r.render(issue, sel, links)
 	close(e.done)
 	if e.err != nil {
 		r.mu.Lock()
@@ -166,7 +196,7 @@ func (r *Renderer) Forget(slug string) {
 }
 
 // render does the work of Render without the cache.
-func (r *Renderer) render(issue *compose.Issue, sel Selection) (*Variant, error) {
+func (r *Renderer) render(issue *compose.Issue, sel Selection, links *Links) (*Variant, error) {
 	start := time.Now()
 	if err := checkIssue(issue); err != nil {
 		return nil, err
@@ -174,7 +204,7 @@ func (r *Renderer) render(issue *compose.Issue, sel Selection) (*Variant, error)
 	if sel.total != countItems(issue) || len(sel.marked) != countMarked(issue) {
 		return nil, fmt.Errorf("render %s: %w (made for %d items, issue has %d)", issue.Slug, ErrInvalidSelection, sel.total, countItems(issue))
 	}
-	v := buildView(issue, sel, &r.cfg)
+	v := buildView(issue, sel, &r.cfg, links)
 	if v.items == 0 && !v.OnlyNothing {
 		return nil, fmt.Errorf("render %s: %w", issue.Slug, ErrNothingToSend)
 	}

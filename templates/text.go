@@ -88,10 +88,10 @@ func writeText(b *strings.Builder, v *view) {
 				wrapTo(b, p, "  ", "  ")
 			}
 			for _, l := range it.Links {
-				if l.Own {
+				if l.Own || l.Counted {
 					wrapTo(b, "▸ "+l.Label, "  ", "    ")
 				}
-				wrapTo(b, l.URL, "  ", "  ")
+				wrapTo(b, l.Href, "  ", "  ")
 			}
 			b.WriteString("\n")
 		}

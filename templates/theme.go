@@ -137,7 +137,7 @@ var htmlTemplate = strings.NewReplacer(
 {{if .Date}}<p class="t-mute" style="margin:0;font-size:13px;line-height:1.6;color:$MUTE;">{{.Date}}</p>
 {{end}}<h3 class="t-fg" style="margin:2px 0 6px;font-size:16px;line-height:1.6;font-weight:bold;color:$TEXT;">{{.Headline}}</h3>
 {{range .Body}}<p style="margin:0 0 8px;">{{.}}</p>
-{{end}}{{range .Links}}<p style="margin:0 0 6px;font-size:14px;line-height:1.6;">{{if .Label}}▸ <a class="t-link" href="{{.URL}}" style="color:$LINK;text-decoration:underline;">{{.Label}}</a><br>{{end}}<span class="t-mute" style="font-size:12px;color:$MUTE;word-break:break-all;">{{.URL}}</span></p>
+{{end}}{{range .Links}}<p style="margin:0 0 6px;font-size:14px;line-height:1.6;">{{if .Label}}▸ <a class="t-link" href="{{.Href}}" style="color:$LINK;text-decoration:underline;">{{.Label}}</a><br>{{end}}<span class="t-mute" style="font-size:12px;color:$MUTE;word-break:break-all;">{{.URL}}</span></p>
 {{end}}</td></tr>
 {{end}}{{end}}{{if .Closing}}<tr><td class="t-pad t-fg" style="padding:20px 32px 8px;font-size:15px;line-height:1.8;color:$TEXT;">
 {{range .Closing}}<p style="margin:0 0 12px;">{{.}}</p>

@@ -64,8 +64,12 @@ type itemView struct {
 
 type linkView struct {
 	URL   string
+	Href  string // where the anchor goes: URL, or its counting redirect (Links)
 	Label string // descriptive link text: the editor's, or "www.soumu.go.jp のページ"; empty if URL is not http(s)
 	Own   bool   // Label is the editor's
+	// Counted: Href is the counting redirect (Links), which the text
+	// part shows with the label, so readers still see where it goes.
+	Counted bool
 }
 
 // regionLabels names the regions in Japanese.
@@ -85,7 +89,7 @@ func regionLabel(r audience.Region) string {
 }
 
 // buildView filters issue by sel and prepares it for rendering.
-func buildView(issue *compose.Issue, sel Selection, cfg *Config) view {
+func buildView(issue *compose.Issue, sel Selection, cfg *Config, links *Links) view {
 	v := view{
 		Newsletter:     issue.Newsletter,
 		Title:          issue.Title,
@@ -126,7 +130,7 @@ func buildView(issue *compose.Issue, sel Selection, cfg *Config) view {
 		}
 		for ii := range sec.Items {
 			if sel.Includes(idx) {
-				sv.Items = append(sv.Items, newItemView(&sec.Items[ii]))
+				sv.Items = append(sv.Items, newItemView(&sec.Items[ii], idx, links))
 			}
 			idx++
 		}
@@ -165,13 +169,15 @@ func buildView(issue *compose.Issue, sel Selection, cfg *Config) view {
 // all have nothing this month.
 const onlyNothingText = "今月は、お選びいただいた地域・分野に該当する項目はありませんでした。"
 
-func newItemView(it *compose.Item) itemView {
+// newItemView prepares item number idx of the issue (counting through
+// the sections), its links rewritten by links if not nil.
+func newItemView(it *compose.Item, idx int, links *Links) itemView {
 	iv := itemView{Date: it.Dates.Text, Headline: it.Headline, Body: it.Body}
 	for i, l := range it.Links {
 		if strings.TrimSpace(l) == "" {
 			continue
 		}
-		lv := linkView{URL: l}
+		lv := linkView{URL: l, Href: l}
 		// Only web links become anchors; anything else (lint reports it)
 		// is shown as text rather than as a link html/template would
 		// neuter to "#ZgotmplZ".
@@ -180,6 +186,11 @@ func newItemView(it *compose.Item) itemView {
 			if i < len(it.LinkLabels) && strings.TrimSpace(it.LinkLabels[i]) != "" {
 				lv.Label = strings.TrimSpace(it.LinkLabels[i])
 				lv.Own = true
+			}
+			if links != nil && links.URL != nil {
+				if u := links.URL(idx, i); isHTTPURL(u) {
+					lv.Href, lv.Counted = u, true
+				}
 			}
 		}
 		iv.Links = append(iv.Links, lv)

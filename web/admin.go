@@ -653,6 +653,14 @@ func (s *server) handleAdminSendPage(w http.ResponseWriter, r *http.Request) {
 		}
 		data["Failures"] = rows
 	}
+	secs, total, err := s.sendClicks(r.Context(), snd.ID)
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	if secs != nil {
+		data["Clicks"], data["ClicksTotal"] = secs, total
+	}
 	s.adminPage(w, r, http.StatusOK, "admin_send", data)
 }
 

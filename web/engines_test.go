@@ -36,6 +36,7 @@ func TestOnPostgreSQL(t *testing.T) {
 		{"WebhooksReaderJourney", TestWebhooksReaderJourney},
 		{"WelcomeMailOnConfirm", TestWelcomeMailOnConfirm},
 		{"RhythmConsole", TestRhythmConsole},
+		{"ClicksJourney", TestClicksJourney},
 	}
 	testEngine = store.Postgres
 	t.Cleanup(func() { testEngine = store.SQLite })

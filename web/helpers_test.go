@@ -24,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tayori-news/tayori/audience"
+	"github.com/tayori-news/tayori/clicks"
 	"github.com/tayori-news/tayori/feedback"
 	"github.com/tayori-news/tayori/internal/metrics"
 	"github.com/tayori-news/tayori/internal/store"
@@ -89,6 +90,8 @@ type env struct {
 	// mx are the process's metrics: the queue's, the web server's, served
 	// on /metrics when cfg.MetricsToken is set.
 	mx *metrics.Metrics
+	// clicks is the aggregate click counter (package clicks).
+	clicks *clicks.Counter
 }
 
 type envOpts struct {
@@ -177,8 +180,17 @@ func newEnv(t testing.TB, o envOpts) *env {
 	}
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	e.mx = metrics.New(logger)
+	signer, err := clicks.NewSigner(ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Click counting is wired as cmd/tayori wires it; lists count nothing
+	// until set to.
+	if e.clicks, err = clicks.New(store.Clicks(sdb), e.subs, signer, clicks.Config{BaseURL: base, Now: e.clock.Now}); err != nil {
+		t.Fatal(err)
+	}
 	qdeps := queue.Deps{Directory: bind.Directory{Store: e.subs}, Tokens: e.subs, Renderer: bind.Renderer{R: renderer},
-		Sender: &bind.Sender{Builder: b, Pool: pool}, Classify: bind.Classify, Metrics: e.mx}
+		Sender: &bind.Sender{Builder: b, Pool: pool}, Classify: bind.Classify, Metrics: e.mx, Clicks: e.clicks}
 	// The send ledger, in the same database.
 	ledger := store.Ledger(sdb)
 	t.Cleanup(func() { ledger.Close() })
@@ -216,6 +228,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 		Subscribers: e.subs, Store: e.store, Sends: e.svc, Renderer: renderer, Redis: e.rdb, Now: e.clock.Now,
 		Failures: e.svc.Failures, Deliveries: e.svc.DeliveryHistory, Relay: e.svc.RelayState,
 		Metrics: e.mx, MetricsHandler: e.mx.Handler(), Tasks: asynq.NewInspectorFromRedisClient(e.rdb),
+		Clicks: e.clicks, Lists: e.subs,
 	}
 	if gate != nil {
 		deps.Gate = gate

@@ -177,7 +177,7 @@ func (s *server) logError(r *http.Request, err error, status int) {
 
 // redactPath hides the token of /confirm/, /p/ and /u/ paths in logs.
 func redactPath(p string) string {
-	for _, pre := range []string{"/confirm/", "/p/", "/u/"} {
+	for _, pre := range []string{"/confirm/", "/p/", "/u/", "/c/"} {
 		if strings.HasPrefix(p, pre) && len(p) > len(pre)+8 {
 			return p[:len(pre)+8] + "…"
 		}

@@ -103,6 +103,7 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /api/v1/subscribers/{pid}", s.apiAuth(s.apiEraseSubscriber))
 	mux.HandleFunc("POST /api/v1/subscribers/{pid}/unsubscribe", s.apiAuth(s.apiUnsubscribeSubscriber))
 	s.automationRoutes(mux) // automation.go: webhooks, welcome mail
+	s.clickRoutes(mux)      // clicks.go: counting redirects, list settings
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, newError(codeNotFound, "no such API endpoint"))
 	})

@@ -213,6 +213,12 @@ type Deps struct {
 	// Rhythm, when set, manages the recurring send rules on
 	// /admin/rhythm (rhythm.go).
 	Rhythm Rhythm
+	// Clicks, when set, answers the counting redirects /c/{token} and
+	// shows a send's aggregate clicks on its page (clicks.go).
+	Clicks Clicks
+	// Lists, when set, edits the per-list settings on /admin/lists
+	// (counting clicks, readers with nothing this month).
+	Lists ListSettings
 	// Redis backs the rate limiters (shared by every server process).
 	Redis redis.UniversalClient
 	// Ping checks the health of the backing services for /healthz; nil

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tayori-news/tayori/clicks"
 	"github.com/tayori-news/tayori/feedback"
 	"github.com/tayori-news/tayori/internal/config"
 	"github.com/tayori-news/tayori/internal/metrics"
@@ -51,6 +52,7 @@ type app struct {
 	gate       *feedback.Gate
 	welcome    *welcome.Service // welcomeService's
 	rhythm     *rhythm.Runner   // rhythmRunner's
+	clicks     *clicks.Counter  // clickCounter's
 	issuesDir  string           // where the rhythm and the monthly schedule find issues ("issues" if empty)
 	parts      parts            // what was made, by name (wiring.go)
 }

@@ -96,6 +96,10 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	counter, err := a.clickCounter(ctx) // clicks.go
+	if err != nil {
+		return nil, err
+	}
 	svc, err := queue.New(ctx, ledger, rdb, queue.Config{
 		From: a.cfg.From, ReplyTo: a.cfg.ReplyTo, BaseURL: a.cfg.BaseURL, FeedbackID: a.cfg.FeedbackID,
 		Senders: a.cfg.SMTPConns,
@@ -108,6 +112,7 @@ func (a *app) deliveryService(ctx context.Context) (*queue.Service, error) {
 		Gate:      bind.Gate(gate),
 		Events:    a.webhookEmitter(db), // the subscriber store's too
 		Metrics:   mx,
+		Clicks:    counter,
 	}, a.logger)
 	if err != nil {
 		return nil, err

@@ -96,6 +96,10 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	counter, err := a.clickCounter(ctx) // clicks.go
+	if err != nil {
+		return nil, err
+	}
 	h, err := web.NewServer(a.logger, web.Config{
 		BaseURL:           a.cfg.BaseURL,
 		SenderName:        tcfg.SenderName,
@@ -124,6 +128,8 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 		Webhooks:       hooks,
 		Welcome:        wel,
 		Rhythm:         rh,
+		Clicks:         counter,
+		Lists:          subs,
 		Redis:          rdb,
 		Metrics:        a.processMetrics(),
 		MetricsHandler: a.processMetrics().Handler(),

@@ -481,6 +481,7 @@ func (a *app) subsListsCmd() *cobra.Command {
 			return nil
 		},
 	})
+	c.AddCommand(a.listsClicksCmd()) // clicks.go
 	c.AddCommand(&cobra.Command{
 		Use:   "nothing-month KEY send|skip",
 		Short: "Send or skip the readers whose chosen regions and topics all have nothing this month",

@@ -123,6 +123,27 @@ func (r Renderer) Render(_ context.Context, issue *compose.Issue, prefs audience
 	if err != nil {
 		return nil, err
 	}
+	return newVariant(v), nil
+}
+
+var _ queue.LinkRenderer = Renderer{}
+
+// RenderLinks renders (or finds in the renderer's cache) the variant for
+// prefs with its item links rewritten by url (counted clicks): once per
+// variant and key, so a copy costs what it costs without counting.
+func (r Renderer) RenderLinks(_ context.Context, issue *compose.Issue, prefs audience.Prefs, key string, url func(item, link int) string) (queue.Rendered, error) {
+	sel, err := templates.Select(issue, prefs)
+	if err != nil {
+		return nil, err
+	}
+	v, err := r.R.RenderLinks(issue, sel, &templates.Links{Key: key, URL: url})
+	if err != nil {
+		return nil, err
+	}
+	return newVariant(v), nil
+}
+
+func newVariant(v *templates.Variant) variant {
 	out := variant{v: v}
 	// The fixed text of both parts, laid out once for every reader of the
 	// variant. Rendered text is valid UTF-8, so this does not fail; if it
@@ -132,7 +153,7 @@ func (r Renderer) Render(_ context.Context, issue *compose.Issue, prefs audience
 			out.text, out.html = tl, hl
 		}
 	}
-	return out, nil
+	return out
 }
 
 type variant struct {

@@ -293,6 +293,23 @@ func (s subQueries) SetListSkipsNothing(ctx context.Context, key string, skip bo
 	return err
 }
 
+func (s subQueries) ListCountsClicks(ctx context.Context, key string) (bool, error) {
+	var on int64
+	err := s.q.QueryRowContext(ctx, `SELECT count_clicks FROM lists WHERE key = ?`, key).Scan(&on)
+	if subNoRows(err) {
+		return false, subscribers.ErrNotFound
+	}
+	return on != 0, err
+}
+
+func (s subQueries) SetListCountsClicks(ctx context.Context, key string, on bool) error {
+	n, err := s.subExecN(ctx, `UPDATE lists SET count_clicks = ? WHERE key = ?`, subBool(on), key)
+	if err == nil && n == 0 {
+		return subscribers.ErrNotFound
+	}
+	return err
+}
+
 func (s subQueries) SetLegalHold(ctx context.Context, id int64, hold bool, at time.Time) (bool, error) {
 	n, err := s.subExecN(ctx, `UPDATE subscribers SET legal_hold = ?, updated_at = ? WHERE id = ?`, subBool(hold), subTime(at), id)
 	return n > 0, err
