@@ -98,13 +98,22 @@ type GateFunc func(ctx context.Context) (GateVerdict, error)
 // GateError is the error of a send the gate refused.
 type GateError struct {
 	Reason string
+	// Err is the gate's own error when it could not read its figures
+	// (nil when it read them and refused).
+	Err error
 }
 
 // Error says the send was refused and why.
 func (e *GateError) Error() string { return "send refused by the send gate: " + e.Reason }
 
-// Unwrap makes errors.Is(err, ErrBlocked) (and ErrState) true.
-func (e *GateError) Unwrap() error { return ErrBlocked }
+// Unwrap makes errors.Is(err, ErrBlocked) (and ErrState) true, and
+// errors.Is/As reach the gate's own error, if any.
+func (e *GateError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrBlocked}
+	}
+	return []error{ErrBlocked, e.Err}
+}
 
 // checkGate runs the gate for a new send. ns.IgnoreGate skips a closed
 // gate (logged); a warning is logged and returned.
@@ -118,7 +127,7 @@ func (s *Service) checkGate(ctx context.Context, ns NewSend) (warning string, er
 			s.log.WarnContext(ctx, "send gate unreadable, ignored on request", "issue", ns.Issue.Slug, "list", ns.List, "err", err)
 			return "", nil
 		}
-		return "", &GateError{Reason: fmt.Sprintf("cannot read the complaint and refusal figures: %v", err)}
+		return "", &GateError{Reason: fmt.Sprintf("cannot read the complaint and refusal figures: %v", err), Err: err}
 	}
 	switch {
 	case v.Block && ns.IgnoreGate:

@@ -110,7 +110,7 @@ func TestCreateConsultsTheGate(t *testing.T) {
 	// A gate that cannot read its figures does not open.
 	verdict, gateErr = queue.GateVerdict{}, errors.New("disk on fire")
 	if _, err := svc.Create(ctx, queue.NewSend{Issue: issue, List: testList}); !errors.Is(err, queue.ErrBlocked) ||
-		!strings.Contains(err.Error(), "disk on fire") {
+		!errors.Is(err, gateErr) || !strings.Contains(err.Error(), "disk on fire") {
 		t.Errorf("Create with a failing gate: %v", err)
 	}
 	if n := countSends(t, db); n != 2 {

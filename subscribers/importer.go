@@ -173,18 +173,7 @@ func (r *importRow) prepare(st Storage) {
 // completes it.
 func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (ImportResult, error) {
 	var res ImportResult
-	if opts.List == "" {
-		opts.List = DefaultList
-	}
-	if opts.BatchSize <= 0 {
-		opts.BatchSize = 20000
-	}
-	if opts.CacheMiB == 0 {
-		opts.CacheMiB = 64
-	}
-	if opts.Cause == "" {
-		opts.Cause = "import"
-	}
+	opts = opts.withDefaults()
 	listID, err := s.listID(ctx, s.st, opts.List)
 	if err != nil {
 		return res, fmt.Errorf("import: %w", err)
@@ -196,54 +185,129 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Im
 	if err != nil {
 		return res, fmt.Errorf("import: %w", err)
 	}
-	flushed := false
+	closed := false
 	defer func() {
-		if !flushed {
+		if !closed {
 			sess.Close(context.WithoutCancel(ctx), false)
 		}
 	}()
-	cr := csv.NewReader(&lineLimiter{r: r, max: MaxImportLine})
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
-	header, err := cr.Read()
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return res, errors.New("import: empty file (want a header row naming the columns, with at least email)")
-		}
-		return res, fmt.Errorf("import: header: %w", err)
-	}
-	header = slices.Clone(header) // ReuseRecord: the next Read overwrites it
-	cols, warnings, err := parseHeader(header)
+	cr, cols, nHeader, warnings, err := openImportCSV(r)
 	if err != nil {
 		return res, fmt.Errorf("import: %w", err)
 	}
 	res.Warnings = warnings
 
-	// Reading and checking rows (CSV, normalisation, keyed hashes, the
-	// engine's encoding) runs in its own goroutine, one batch ahead of the
-	// database, so the two use both cores; the database work itself is
-	// serial in SQLite.
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
-	type readBatch struct {
-		rows []*importRow
-		read int // rows read so far, for OnBatch
+	rd := s.readAhead(rctx, cr, cols, nHeader, opts.BatchSize)
+	werr := s.writeBatches(ctx, sess, listID, opts, rd.batches, stop, &res)
+	// On SQLite the last batches' WAL goes into the database file before
+	// the import returns, so that the next writer starts the WAL afresh.
+	closed = true
+	if err := sess.Close(ctx, werr == nil && !opts.DryRun); err != nil {
+		s.log.WarnContext(ctx, "import: closing", "err", err)
 	}
-	batches := make(chan readBatch, 1)
-	var rres ImportResult // Rows, ErrorRows and Errors, owned by the reader until batches closes
-	var rerr error
+	// writeBatches drained rd.batches: the reader has finished, and its
+	// counts are ours now.
+	res.Rows, res.ErrorRows, res.Errors = rd.res.Rows, rd.res.ErrorRows, rd.res.Errors
+	switch {
+	case werr != nil:
+		return res, fmt.Errorf("import: %w", werr)
+	case rd.err != nil:
+		return res, fmt.Errorf("import: %w", rd.err)
+	}
+	s.log.InfoContext(ctx, "import finished", "list", opts.List, "dry_run", opts.DryRun, "rows", res.Rows,
+		"added", res.Added, "updated", res.Updated, "unchanged", res.Unchanged, "skipped", res.Skipped, "errors", res.ErrorRows)
+	return res, nil
+}
+
+// withDefaults returns o with its zero fields set to their documented
+// defaults.
+func (o ImportOptions) withDefaults() ImportOptions {
+	if o.List == "" {
+		o.List = DefaultList
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 20000
+	}
+	if o.CacheMiB == 0 {
+		o.CacheMiB = 64
+	}
+	if o.Cause == "" {
+		o.Cause = "import"
+	}
+	return o
+}
+
+// openImportCSV reads the header of an import file and returns the CSV
+// reader positioned at the first data row (lines bounded by
+// MaxImportLine, records reused), the canonical name of each column ("" to
+// ignore), the header's width and warnings about the header. An empty
+// file, an unreadable header or one without a usable email column is an
+// error.
+func openImportCSV(r io.Reader) (cr *csv.Reader, cols []string, nHeader int, warnings []string, err error) {
+	cr = csv.NewReader(&lineLimiter{r: r, max: MaxImportLine})
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	header, err := cr.Read()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil, 0, nil, errors.New("empty file (want a header row naming the columns, with at least email)")
+		}
+		return nil, nil, 0, nil, fmt.Errorf("header: %w", err)
+	}
+	header = slices.Clone(header) // ReuseRecord: the next Read overwrites it
+	cols, warnings, err = parseHeader(header)
+	if err != nil {
+		return nil, nil, 0, nil, err
+	}
+	return cr, cols, len(header), warnings, nil
+}
+
+// readBatch is one batch of good rows from the reading goroutine.
+type readBatch struct {
+	rows []*importRow
+	read int // rows read so far, for OnBatch
+}
+
+// importReading is the reading side of an import, run by readAhead.
+type importReading struct {
+	batches chan readBatch
+	// res (Rows, ErrorRows, Errors) and err belong to the reader until
+	// batches is closed, and to the caller after.
+	res ImportResult
+	err error
+}
+
+// readAhead reads, checks and prepares rows (CSV, normalisation, keyed
+// hashes, the engine's encoding) in a goroutine of its own, one batch
+// ahead of the database, so that the two use both cores; the database
+// work itself is serial in SQLite. The reader stops when ctx is done; it
+// closes batches when it has finished, and only then are the result's
+// res and err set. The caller must drain batches.
+func (s *Store) readAhead(ctx context.Context, cr *csv.Reader, cols []string, nHeader, size int) *importReading {
+	rd := &importReading{batches: make(chan readBatch, 1)}
 	go func() {
-		defer close(batches)
-		rerr = s.readImportRows(rctx, cr, cols, len(header), opts.BatchSize, &rres, func(rows []*importRow) bool {
+		defer close(rd.batches)
+		rd.err = s.readImportRows(ctx, cr, cols, nHeader, size, &rd.res, func(rows []*importRow) bool {
 			select {
-			case batches <- readBatch{rows: rows, read: rres.Rows}:
+			case rd.batches <- readBatch{rows: rows, read: rd.res.Rows}:
 				return true
-			case <-rctx.Done():
+			case <-ctx.Done():
 				return false
 			}
 		})
 	}()
+	return rd
+}
 
+// writeBatches applies each batch from batches in a transaction of its
+// own and adds what it did to res once it has committed (in a dry run,
+// all batches share one transaction, rolled back at the end), so res
+// counts only what is in the database. At the first failure it calls
+// stop, so the reader ends, and drains batches; it returns only once
+// batches is closed, with no transaction left open.
+func (s *Store) writeBatches(ctx context.Context, sess ImportSession, listID int64, opts ImportOptions, batches <-chan readBatch, stop func(), res *ImportResult) error {
 	var tx ImportTx
 	defer func() {
 		if tx != nil {
@@ -261,58 +325,42 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Im
 				continue
 			}
 		}
-		// batch counts what this batch did; it joins res once the batch
-		// commits (at once in a dry run), so res counts only what is in
-		// the database.
 		var batch ImportResult
-		if werr = s.importBatch(ctx, tx, listID, opts, b.rows, &batch); werr != nil {
-			tx.Rollback()
-			tx = nil
+		if werr = s.commitBatch(ctx, tx, listID, opts, b.rows, &batch); werr != nil {
+			tx = nil // commitBatch rolled it back, or its commit failed
 			stop()
 			continue
 		}
 		if !opts.DryRun {
-			werr = tx.Commit()
 			tx = nil
-			if werr != nil {
-				stop()
-				continue
-			}
 		}
 		res.merge(&batch)
 		if opts.OnBatch != nil {
 			opts.OnBatch(b.read)
 		}
 	}
-	// On SQLite the last batches' WAL goes into the database file before
-	// the import returns, so that the next writer starts the WAL afresh.
-	if tx != nil {
+	return werr
+}
+
+// commitBatch applies one batch of rows in tx (importBatch), counting
+// what it did in res, and commits tx, except in a dry run. On failure tx
+// is rolled back.
+func (s *Store) commitBatch(ctx context.Context, tx ImportTx, listID int64, opts ImportOptions, rows []*importRow, res *ImportResult) error {
+	if err := s.importBatch(ctx, tx, listID, opts, rows, res); err != nil {
 		tx.Rollback()
-		tx = nil
+		return err
 	}
-	flushed = true
-	if err := sess.Close(ctx, werr == nil && !opts.DryRun); err != nil {
-		s.log.WarnContext(ctx, "import: closing", "err", err)
+	if opts.DryRun {
+		return nil
 	}
-	// The reader has finished: its counts are ours now.
-	res.Rows, res.ErrorRows, res.Errors = rres.Rows, rres.ErrorRows, rres.Errors
-	switch {
-	case werr != nil:
-		return res, fmt.Errorf("import: %w", werr)
-	case rerr != nil:
-		return res, fmt.Errorf("import: %w", rerr)
-	}
-	s.log.InfoContext(ctx, "import finished", "list", opts.List, "dry_run", opts.DryRun, "rows", res.Rows,
-		"added", res.Added, "updated", res.Updated, "unchanged", res.Unchanged, "skipped", res.Skipped, "errors", res.ErrorRows)
-	return res, nil
+	return tx.Commit()
 }
 
 // readImportRows reads the data rows of cr, records bad rows in res
 // (Rows, ErrorRows, Errors) and hands good rows to emit in batches of
 // size; it stops early when emit returns false.
 func (s *Store) readImportRows(ctx context.Context, cr *csv.Reader, cols []string, nHeader, size int, res *ImportResult, emit func([]*importRow) bool) error {
-	seed := maphash.MakeSeed()
-	seen := make(map[uint64]int32)
+	seen := newFirstRows()
 	batch := make([]*importRow, 0, size)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -339,20 +387,14 @@ func (s *Store) readImportRows(ctx context.Context, cr *csv.Reader, cols []strin
 		row := parseImportRow(line, rec, cols, nHeader)
 		if row.email != "" {
 			row.key = emailKey(row.email)
-			h := maphash.String(seed, row.key)
-			if first, dup := seen[h]; dup {
-				row.problems = append(row.problems, &FieldError{Row: line, Field: "email", Reason: fmt.Sprintf("same address as row %d", first)})
-			} else if len(row.problems) == 0 {
-				seen[h] = int32(line)
-			}
+			seen.check(row)
 		}
 		if len(row.problems) > 0 {
 			res.ErrorRows++
 			res.Errors = append(res.Errors, row.problems...)
 			continue
 		}
-		row.suppHashes = s.suppressionHashes(row.email)
-		row.prepare(s.st)
+		s.prepareRow(row)
 		batch = append(batch, row)
 		if len(batch) >= size {
 			if !emit(batch) {
@@ -365,6 +407,38 @@ func (s *Store) readImportRows(ctx context.Context, cr *csv.Reader, cols []strin
 		return ctx.Err()
 	}
 	return nil
+}
+
+// firstRows remembers, by a hash of the address key, the line of each
+// address's first good row, so that a later row of the same address is
+// an error naming it. A hash collision (64 bits, seeded per import) would
+// report a false repeat, never miss one.
+type firstRows struct {
+	seed maphash.Seed
+	line map[uint64]int32
+}
+
+func newFirstRows() *firstRows {
+	return &firstRows{seed: maphash.MakeSeed(), line: make(map[uint64]int32)}
+}
+
+// check adds a problem to row if an earlier good row had its address,
+// and otherwise, if row is good, remembers it.
+func (f *firstRows) check(row *importRow) {
+	h := maphash.String(f.seed, row.key)
+	if first, dup := f.line[h]; dup {
+		row.problems = append(row.problems, &FieldError{Row: row.row, Field: "email", Reason: fmt.Sprintf("same address as row %d", first)})
+	} else if len(row.problems) == 0 {
+		f.line[h] = int32(row.row)
+	}
+}
+
+// prepareRow computes, in the reading goroutine, what the database
+// goroutine needs of a good row: its suppression hashes and its encoding
+// as a new subscriber.
+func (s *Store) prepareRow(row *importRow) {
+	row.suppHashes = s.suppressionHashes(row.email)
+	row.prepare(s.st)
 }
 
 // parseHeader maps column index → canonical name ("" for unknown).
@@ -411,138 +485,174 @@ func parseHeader(header []string) ([]string, []string, error) {
 	return cols, warnings, nil
 }
 
+// parseImportRow reads one data row (file line line) whose fields are
+// rec, under the header's columns cols, into an importRow. Every problem
+// of the row is in its problems, each with its field, rather than only
+// the first; a row with problems is not imported.
 func parseImportRow(line int, rec []string, cols []string, nHeader int) *importRow {
 	row := &importRow{row: line}
-	add := func(field, format string, args ...any) {
-		row.problems = append(row.problems, &FieldError{Row: line, Field: field, Reason: fmt.Sprintf(format, args...)})
-	}
 	if len(rec) != nHeader {
-		add("csv", "has %d fields, the header has %d", len(rec), nHeader)
+		row.problem("csv", "has %d fields, the header has %d", len(rec), nHeader)
 		return row
 	}
-	var c Consent
-	var consentGiven, consentAtGiven bool
+	var c importConsent
 	for i, v := range rec {
 		col := cols[i]
 		if col == "" || col == "-" {
 			continue
 		}
 		if !utf8.ValidString(v) {
-			add(col, "not valid UTF-8 (save the file as UTF-8)")
+			row.problem(col, "not valid UTF-8 (save the file as UTF-8)")
 			continue
 		}
 		if len(v) > MaxImportField {
-			add(col, "longer than %d bytes", MaxImportField)
+			row.problem(col, "longer than %d bytes", MaxImportField)
 			continue
 		}
 		v = strings.TrimSpace(v)
-		switch col {
-		case "email":
-			e, err := NormalizeEmail(v)
-			if err != nil {
-				fe := asFieldError(err, "email")
-				add("email", "%s", fe.Reason)
-				continue
-			}
-			row.email = e
-		case "name":
-			v = uncsvSafe(v)
-			if p := checkName(v); p != nil {
-				add("name", "%s", p.Reason)
-				continue
-			}
-			row.name, row.hasName = v, true
-		case "regions":
-			if v == "" {
-				continue
-			}
-			rs, err := audience.ParseRegions(strings.ReplaceAll(v, ";", ","))
-			if err != nil {
-				add("regions", "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
-				continue
-			}
-			row.regions = rs
-		case "topics":
-			if v == "" {
-				continue
-			}
-			ts, err := audience.ParseTopics(strings.ReplaceAll(v, ";", ","))
-			if err != nil {
-				add("topics", "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
-				continue
-			}
-			row.topics = ts
-		case "status":
-			if v == "" {
-				continue
-			}
-			st, err := ParseStatus(v)
-			if err != nil {
-				add("status", "%s", asFieldError(err, "status").Reason)
-				continue
-			}
-			row.status = st
-		case "consent_at":
-			if v == "" {
-				continue
-			}
-			t, err := parseConsentTime(v)
-			if err != nil {
-				add("consent_at", "%s", err)
-				continue
-			}
-			c.At, consentGiven, consentAtGiven = t, true, true
-		case "consent_method":
-			if v == "" {
-				continue
-			}
-			m, err := ParseMethod(v)
-			if err != nil {
-				add("consent_method", "%s", asFieldError(err, "consent_method").Reason)
-				continue
-			}
-			c.Method, consentGiven = m, true
-		case "consent_text":
-			if v != "" {
-				c.TextSHA256, consentGiven = HashText(v), true
-			}
-		case "consent_text_sha256":
-			if v != "" {
-				if !isHexSHA256(strings.ToLower(v)) {
-					add("consent_text_sha256", "not 64 hex digits")
-					continue
-				}
-				c.TextSHA256, consentGiven = strings.ToLower(v), true
-			}
-		case "consent_version":
-			c.FormVersion = v
-			consentGiven = consentGiven || v != ""
-		case "consent_ip":
-			c.IP = v
-		case "consent_user_agent":
-			c.UserAgent = v
+		row.parseField(col, v, &c)
+	}
+	row.finish(&c)
+	return row
+}
+
+// importConsent gathers a row's consent columns.
+type importConsent struct {
+	Consent
+	given   bool // some consent column is not empty
+	atGiven bool // consent_at is not empty
+}
+
+// problem adds a problem with field to the row.
+func (r *importRow) problem(field, format string, args ...any) {
+	r.problems = append(r.problems, &FieldError{Row: r.row, Field: field, Reason: fmt.Sprintf(format, args...)})
+}
+
+// parseField reads column col of the row, trimmed value v: email, name,
+// regions, topics or status here, the consent columns into c
+// (parseConsentField). An empty value leaves the field not given.
+func (r *importRow) parseField(col, v string, c *importConsent) {
+	switch col {
+	case "email":
+		e, err := NormalizeEmail(v)
+		if err != nil {
+			r.problem("email", "%s", asFieldError(err, "email").Reason)
+			return
 		}
+		r.email = e
+	case "name":
+		v = uncsvSafe(v)
+		if p := checkName(v); p != nil {
+			r.problem("name", "%s", p.Reason)
+			return
+		}
+		r.name, r.hasName = v, true
+	case "regions":
+		if v == "" {
+			return
+		}
+		rs, err := audience.ParseRegions(strings.ReplaceAll(v, ";", ","))
+		if err != nil {
+			r.problem("regions", "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+			return
+		}
+		r.regions = rs
+	case "topics":
+		if v == "" {
+			return
+		}
+		ts, err := audience.ParseTopics(strings.ReplaceAll(v, ";", ","))
+		if err != nil {
+			r.problem("topics", "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+			return
+		}
+		r.topics = ts
+	case "status":
+		if v == "" {
+			return
+		}
+		st, err := ParseStatus(v)
+		if err != nil {
+			r.problem("status", "%s", asFieldError(err, "status").Reason)
+			return
+		}
+		r.status = st
+	default:
+		r.parseConsentField(col, v, c)
 	}
-	if row.email == "" && !slices.ContainsFunc(row.problems, func(p *FieldError) bool { return p.Field == "email" }) {
-		add("email", "empty")
+}
+
+// parseConsentField reads consent column col of the row, trimmed value
+// v, into c.
+func (r *importRow) parseConsentField(col, v string, c *importConsent) {
+	switch col {
+	case "consent_at":
+		if v == "" {
+			return
+		}
+		t, err := parseConsentTime(v)
+		if err != nil {
+			r.problem("consent_at", "%s", err)
+			return
+		}
+		c.At, c.given, c.atGiven = t, true, true
+	case "consent_method":
+		if v == "" {
+			return
+		}
+		m, err := ParseMethod(v)
+		if err != nil {
+			r.problem("consent_method", "%s", asFieldError(err, "consent_method").Reason)
+			return
+		}
+		c.Method, c.given = m, true
+	case "consent_text":
+		if v != "" {
+			c.TextSHA256, c.given = HashText(v), true
+		}
+	case "consent_text_sha256":
+		if v != "" {
+			if !isHexSHA256(strings.ToLower(v)) {
+				r.problem("consent_text_sha256", "not 64 hex digits")
+				return
+			}
+			c.TextSHA256, c.given = strings.ToLower(v), true
+		}
+	case "consent_version":
+		c.FormVersion = v
+		c.given = c.given || v != ""
+	case "consent_ip":
+		c.IP = v
+	case "consent_user_agent":
+		c.UserAgent = v
 	}
-	if consentGiven && !consentAtGiven {
-		add("consent_at", "missing: consent fields are given but not when consent was given")
+}
+
+// finish checks the row as a whole once its fields are read: an address
+// is required, consent needs its time, status active needs consent, and
+// the consent record must be valid; a consent with a time becomes the
+// row's consent (method import unless given).
+func (r *importRow) finish(c *importConsent) {
+	if r.email == "" && !slices.ContainsFunc(r.problems, func(p *FieldError) bool { return p.Field == "email" }) {
+		r.problem("email", "empty")
 	}
-	if row.status == Active && !consentAtGiven {
-		add("status", "active needs a recorded consent (consent_at); leave status empty to import as pending")
+	if c.given && !c.atGiven {
+		r.problem("consent_at", "missing: consent fields are given but not when consent was given")
 	}
-	if consentAtGiven {
+	if r.status == Active && !c.atGiven {
+		r.problem("status", "active needs a recorded consent (consent_at); leave status empty to import as pending")
+	}
+	if c.atGiven {
 		if c.Method == "" {
 			c.Method = Imported
 		}
-		for _, p := range checkConsent(c) {
-			p.Row = line
-			row.problems = append(row.problems, p)
+		for _, p := range checkConsent(c.Consent) {
+			p.Row = r.row
+			r.problems = append(r.problems, p)
 		}
-		row.consent = &c
+		consent := c.Consent
+		r.consent = &consent
 	}
-	return row
 }
 
 func parseConsentTime(v string) (time.Time, error) {
@@ -564,67 +674,98 @@ func (r *ImportResult) merge(p *ImportResult) {
 	r.Skips = append(r.Skips, p.Skips...)
 }
 
-// importBatch applies one batch of valid rows inside tx.
+// importBatch applies one batch of valid rows inside tx and counts what
+// it did in res, row by row in file order: a row of a known address
+// updates its subscriber (applyKnown), a new suppressed address is
+// skipped, and the other new rows are inserted together (insertNew).
 func (s *Store) importBatch(ctx context.Context, tx ImportTx, listID int64, opts ImportOptions, batch []*importRow, res *ImportResult) error {
-	keys := make([]string, len(batch))
-	for i, r := range batch {
-		keys[i] = r.key
-	}
-	existing, err := tx.Existing(ctx, listID, keys)
+	existing, err := existingOf(ctx, tx, listID, batch)
 	if err != nil {
 		return err
 	}
-	var fresh []*importRow
-	for _, row := range batch {
-		if _, ok := existing[row.key]; !ok {
-			fresh = append(fresh, row)
-		}
-	}
-	suppressed, err := s.suppressedAmong(ctx, tx, fresh)
+	suppressed, err := s.suppressedAmong(ctx, tx, freshRows(batch, existing))
 	if err != nil {
 		return err
 	}
 	var inserts []*importRow
 	for _, row := range batch {
 		if ex, ok := existing[row.key]; ok {
-			outcome, reason, err := s.importExisting(ctx, tx, listID, opts, row, ex)
-			if err != nil {
-				return fmt.Errorf("row %d: %w", row.row, err)
-			}
-			switch outcome {
-			case outcomeUpdated:
-				res.Updated++
-			case outcomeUnchanged:
-				res.Unchanged++
-			case outcomeSkipped:
-				res.Skipped++
-				res.Skips = append(res.Skips, &FieldError{Row: row.row, Field: "email", Reason: reason})
+			if err := s.applyKnown(ctx, tx, listID, opts, row, ex, res); err != nil {
+				return err
 			}
 			continue
 		}
 		if suppressed[row.email] {
-			res.Skipped++
-			res.Skips = append(res.Skips, &FieldError{Row: row.row, Field: "email",
-				Reason: "address is suppressed (erased, hard-bounced or complained); only a fresh double opt-in can bring it back"})
+			res.skip(row.row, "address is suppressed (erased, hard-bounced or complained); only a fresh double opt-in can bring it back")
 			continue
 		}
 		inserts = append(inserts, row)
 	}
-	// New rows get their ids in address order: then both the table and
-	// the address index take each batch's rows in ascending order, each
-	// page's in one visit, however the file was sorted.
-	slices.SortFunc(inserts, func(a, b *importRow) int { return strings.Compare(a.key, b.key) })
-	lost, err := s.bulkInsert(ctx, tx, listID, opts, inserts)
+	return s.insertNew(ctx, tx, listID, opts, inserts, res)
+}
+
+// existingOf reads the subscribers the batch's addresses already belong
+// to, with their membership of listID, keyed by address key.
+func existingOf(ctx context.Context, tx ImportTx, listID int64, batch []*importRow) (map[string]ExistingRow, error) {
+	keys := make([]string, len(batch))
+	for i, r := range batch {
+		keys[i] = r.key
+	}
+	return tx.Existing(ctx, listID, keys)
+}
+
+// freshRows returns the rows of batch whose address is not in existing.
+func freshRows(batch []*importRow, existing map[string]ExistingRow) []*importRow {
+	var fresh []*importRow
+	for _, row := range batch {
+		if _, ok := existing[row.key]; !ok {
+			fresh = append(fresh, row)
+		}
+	}
+	return fresh
+}
+
+// applyKnown applies row to ex, the subscriber its address belongs to
+// (importExisting), and counts it in res as updated, unchanged or skipped.
+func (s *Store) applyKnown(ctx context.Context, tx ImportTx, listID int64, opts ImportOptions, row *importRow, ex ExistingRow, res *ImportResult) error {
+	outcome, reason, err := s.importExisting(ctx, tx, listID, opts, row, ex)
+	if err != nil {
+		return fmt.Errorf("row %d: %w", row.row, err)
+	}
+	switch outcome {
+	case outcomeUpdated:
+		res.Updated++
+	case outcomeUnchanged:
+		res.Unchanged++
+	case outcomeSkipped:
+		res.skip(row.row, reason)
+	}
+	return nil
+}
+
+// insertNew inserts rows, all of new addresses, as new subscribers
+// (bulkInsert) and counts them in res: added, or skipped when someone
+// else added the address meanwhile. New rows get their ids in address
+// order: then both the table and the address index take each batch's
+// rows in ascending order, each page's in one visit, however the file was
+// sorted.
+func (s *Store) insertNew(ctx context.Context, tx ImportTx, listID int64, opts ImportOptions, rows []*importRow, res *ImportResult) error {
+	slices.SortFunc(rows, func(a, b *importRow) int { return strings.Compare(a.key, b.key) })
+	lost, err := s.bulkInsert(ctx, tx, listID, opts, rows)
 	if err != nil {
 		return err
 	}
-	res.Added += len(inserts) - len(lost)
+	res.Added += len(rows) - len(lost)
 	for _, r := range lost {
-		res.Skipped++
-		res.Skips = append(res.Skips, &FieldError{Row: r.Line, Field: "email",
-			Reason: "address was added by someone else during the import; import the file again to update it"})
+		res.skip(r.Line, "address was added by someone else during the import; import the file again to update it")
 	}
 	return nil
+}
+
+// skip counts a valid row that was deliberately not applied, with why.
+func (r *ImportResult) skip(row int, reason string) {
+	r.Skipped++
+	r.Skips = append(r.Skips, &FieldError{Row: row, Field: "email", Reason: reason})
 }
 
 func (s *Store) suppressedAmong(ctx context.Context, tx ImportTx, rows []*importRow) (map[string]bool, error) {
@@ -694,86 +835,24 @@ const (
 	outcomeSkipped
 )
 
-// importExisting applies a row to a known subscriber.
+// importExisting applies a row to a known subscriber: it works out what
+// the row would change (compareKnown), leaves the subscriber alone when
+// the import rules say so (settled), and otherwise writes the changes
+// (writeKnown, changeKnownStatus) and touches the subscriber once if
+// anything changed.
 func (s *Store) importExisting(ctx context.Context, tx ImportTx, listID int64, opts ImportOptions, row *importRow, ex ExistingRow) (outcome, string, error) {
-	want := row.status
-	if want == "" && row.consent != nil {
-		want = Active
+	ch := compareKnown(row, ex)
+	if out, reason, ok := ch.settled(ex, opts.List); ok {
+		return out, reason, nil
 	}
-	wantRegions, wantTopics, wantCustom := ex.Regions, ex.Topics, ex.Tags
-	if row.regions != nil || row.topics != nil {
-		p := prefsOf(ex.Regions, ex.Topics, wantCustom)
-		if row.regions != nil {
-			p.Regions = row.regions
-		}
-		if row.topics != nil {
-			p.Topics = row.topics
-		}
-		wantRegions, wantTopics, wantCustom = maskOf(p)
-	}
-	prefsChange := wantRegions != ex.Regions || wantTopics != ex.Topics || !slices.Equal(wantCustom, ex.Tags)
-	nameChange := row.hasName && row.name != ex.Name
-
-	terminal := ex.Status == Unsubscribed || ex.Status == Bounced || ex.Status == Complained
-	switch {
-	case terminal && (want == "" || want == ex.Status) && !prefsChange && !nameChange:
-		return outcomeUnchanged, "", nil
-	case terminal && want != Bounced && want != Complained:
-		return outcomeSkipped, fmt.Sprintf("subscriber is %s; an import never re-activates or changes them", ex.Status), nil
-	case ex.Membership == 0 && want != Unsubscribed && want != Bounced && want != Complained:
-		return outcomeSkipped, fmt.Sprintf("subscriber left list %q; an import never re-subscribes them", opts.List), nil
-	}
-
-	changed := false
 	now := s.nowUTC()
-	sub := Subscriber{ID: ex.ID, Status: ex.Status}
-	if nameChange {
-		if err := tx.SetName(ctx, ex.ID, row.name, now); err != nil {
-			return 0, "", err
-		}
-		changed = true
+	changed, err := s.writeKnown(ctx, tx, listID, row, ex, ch, now)
+	if err != nil {
+		return 0, "", err
 	}
-	if prefsChange {
-		p := prefsOf(wantRegions, wantTopics, wantCustom)
-		if err := s.setPrefs(ctx, tx, ex.ID, p, now); err != nil {
+	if ch.want != "" && ch.want != ex.Status && allowed(ex.Status, ch.want, false) {
+		if err := s.changeKnownStatus(ctx, tx, ex, ch.want, opts.Cause, now); err != nil {
 			return 0, "", err
-		}
-		changed = true
-	}
-	if ex.Membership == -1 && want != Unsubscribed && want != Bounced && want != Complained {
-		if err := tx.JoinListIfNew(ctx, listID, ex.ID, now); err != nil {
-			return 0, "", err
-		}
-		changed = true
-	}
-	if row.consent != nil && !terminal {
-		wrote, err := s.recordConsent(ctx, tx, ex.ID, *row.consent, Imported, []int64{listID}, prefsOf(wantRegions, wantTopics, wantCustom))
-		if err != nil {
-			return 0, "", err
-		}
-		changed = changed || wrote
-	}
-	if want != "" && want != ex.Status && allowed(ex.Status, want, false) {
-		if err := s.setStatus(ctx, tx, sub, want, opts.Cause); err != nil {
-			return 0, "", err
-		}
-		switch want {
-		case Bounced:
-			err := s.suppressByID(ctx, tx, ex.ID, ReasonBounced)
-			if err != nil {
-				return 0, "", err
-			}
-		case Complained:
-			if err := tx.LeaveAll(ctx, ex.ID, now); err != nil {
-				return 0, "", err
-			}
-			if err := s.suppressByID(ctx, tx, ex.ID, ReasonComplained); err != nil {
-				return 0, "", err
-			}
-		case Unsubscribed:
-			if err := tx.LeaveAll(ctx, ex.ID, now); err != nil {
-				return 0, "", err
-			}
 		}
 		changed = true
 	}
@@ -784,6 +863,115 @@ func (s *Store) importExisting(ctx context.Context, tx ImportTx, listID int64, o
 		return 0, "", err
 	}
 	return outcomeUpdated, "", nil
+}
+
+// knownChange is what an import row asks of a known subscriber.
+type knownChange struct {
+	want                Status // the status asked for ("": none; consent alone asks for active)
+	regions, topics     int64  // the preferences the subscriber would have
+	custom              []string
+	prefsChange, rename bool // the preferences, the name differ from the subscriber's
+	terminal            bool // the subscriber is unsubscribed, bounced or complained
+}
+
+// compareKnown works out what row asks of ex, without writing anything.
+// Regions and topics the row leaves empty keep the subscriber's.
+func compareKnown(row *importRow, ex ExistingRow) knownChange {
+	ch := knownChange{want: row.status, regions: ex.Regions, topics: ex.Topics, custom: ex.Tags}
+	if ch.want == "" && row.consent != nil {
+		ch.want = Active
+	}
+	if row.regions != nil || row.topics != nil {
+		p := prefsOf(ex.Regions, ex.Topics, ch.custom)
+		if row.regions != nil {
+			p.Regions = row.regions
+		}
+		if row.topics != nil {
+			p.Topics = row.topics
+		}
+		ch.regions, ch.topics, ch.custom = maskOf(p)
+	}
+	ch.prefsChange = ch.regions != ex.Regions || ch.topics != ex.Topics || !slices.Equal(ch.custom, ex.Tags)
+	ch.rename = row.hasName && row.name != ex.Name
+	ch.terminal = ex.Status == Unsubscribed || ex.Status == Bounced || ex.Status == Complained
+	return ch
+}
+
+// settled reports whether the import rules leave ex as it is, and how
+// the row counts: an unsubscribed, bounced or complained subscriber is
+// never re-activated or changed (only downgraded further), and one who
+// left list is never re-subscribed.
+func (ch knownChange) settled(ex ExistingRow, list string) (outcome, string, bool) {
+	switch {
+	case ch.terminal && (ch.want == "" || ch.want == ex.Status) && !ch.prefsChange && !ch.rename:
+		return outcomeUnchanged, "", true
+	case ch.terminal && ch.want != Bounced && ch.want != Complained:
+		return outcomeSkipped, fmt.Sprintf("subscriber is %s; an import never re-activates or changes them", ex.Status), true
+	case ex.Membership == 0 && !ch.leaves():
+		return outcomeSkipped, fmt.Sprintf("subscriber left list %q; an import never re-subscribes them", list), true
+	}
+	return 0, "", false
+}
+
+// leaves reports whether the row asks for a status that leaves lists.
+func (ch knownChange) leaves() bool {
+	return ch.want == Unsubscribed || ch.want == Bounced || ch.want == Complained
+}
+
+// writeKnown writes the row's name, preferences, membership of listID
+// (for a subscriber not yet on it) and consent record (not for a
+// terminal subscriber), and reports whether it wrote anything.
+func (s *Store) writeKnown(ctx context.Context, tx ImportTx, listID int64, row *importRow, ex ExistingRow, ch knownChange, now time.Time) (bool, error) {
+	changed := false
+	if ch.rename {
+		if err := tx.SetName(ctx, ex.ID, row.name, now); err != nil {
+			return false, err
+		}
+		changed = true
+	}
+	if ch.prefsChange {
+		p := prefsOf(ch.regions, ch.topics, ch.custom)
+		if err := s.setPrefs(ctx, tx, ex.ID, p, now); err != nil {
+			return false, err
+		}
+		changed = true
+	}
+	if ex.Membership == -1 && !ch.leaves() {
+		if err := tx.JoinListIfNew(ctx, listID, ex.ID, now); err != nil {
+			return false, err
+		}
+		changed = true
+	}
+	if row.consent != nil && !ch.terminal {
+		wrote, err := s.recordConsent(ctx, tx, ex.ID, *row.consent, Imported, []int64{listID}, prefsOf(ch.regions, ch.topics, ch.custom))
+		if err != nil {
+			return false, err
+		}
+		changed = changed || wrote
+	}
+	return changed, nil
+}
+
+// changeKnownStatus moves ex to status want (an allowed transition) with
+// cause in its history, and does what the new status implies: a bounced
+// address is suppressed; a complaint leaves every list and is suppressed;
+// an unsubscribe leaves every list.
+func (s *Store) changeKnownStatus(ctx context.Context, tx ImportTx, ex ExistingRow, want Status, cause string, now time.Time) error {
+	if err := s.setStatus(ctx, tx, Subscriber{ID: ex.ID, Status: ex.Status}, want, cause); err != nil {
+		return err
+	}
+	switch want {
+	case Bounced:
+		return s.suppressByID(ctx, tx, ex.ID, ReasonBounced)
+	case Complained:
+		if err := tx.LeaveAll(ctx, ex.ID, now); err != nil {
+			return err
+		}
+		return s.suppressByID(ctx, tx, ex.ID, ReasonComplained)
+	case Unsubscribed:
+		return tx.LeaveAll(ctx, ex.ID, now)
+	}
+	return nil
 }
 
 func (s *Store) suppressByID(ctx context.Context, tx Queries, id int64, reason Reason) error {

@@ -92,6 +92,11 @@ func IsBusy(err error) bool { return isBusy(err) }
 // same write succeeds once there is room.
 func IsFull(err error) bool { return isFull(err) }
 
+// IsUnique reports whether err is a UNIQUE or PRIMARY KEY constraint
+// failure (SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY): the
+// row would repeat a key another row holds. Nothing was written.
+func IsUnique(err error) bool { return isUnique(err) }
+
 // pragmas are set on every connection, by whichever engine this build
 // links (driver_*.go).
 var pragmas = []string{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -178,5 +179,42 @@ func TestConnectionSettings(t *testing.T) {
 	}
 	if _, err := tx1.ExecContext(ctx, `INSERT INTO c (p) VALUES (42)`); err == nil || !strings.Contains(err.Error(), "FOREIGN KEY constraint failed") {
 		t.Errorf("insert with a dangling foreign key: %v", err)
+	}
+}
+
+// IsUnique tells a repeated key (UNIQUE column or primary key) from every
+// other failed write, by the error's code rather than its text.
+func TestIsUnique(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlitedb.Open(ctx, filepath.Join(t.TempDir(), "u.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, key TEXT UNIQUE, n INTEGER NOT NULL CHECK (n > 0));
+		INSERT INTO t (id, key, n) VALUES (1, 'a', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, sql string
+		unique    bool
+	}{
+		{"UNIQUE column", `INSERT INTO t (id, key, n) VALUES (2, 'a', 1)`, true},
+		{"primary key", `INSERT INTO t (id, key, n) VALUES (1, 'b', 1)`, true},
+		{"NOT NULL", `INSERT INTO t (id, key, n) VALUES (3, 'c', NULL)`, false},
+		{"CHECK", `INSERT INTO t (id, key, n) VALUES (4, 'd', 0)`, false},
+		{"no such table", `INSERT INTO nope VALUES (1)`, false},
+	} {
+		_, err := db.ExecContext(ctx, c.sql)
+		if err == nil {
+			t.Errorf("%s: no error", c.name)
+			continue
+		}
+		if got := sqlitedb.IsUnique(fmt.Errorf("wrapped: %w", err)); got != c.unique {
+			t.Errorf("%s: IsUnique(%v) = %v, want %v", c.name, err, got, c.unique)
+		}
+	}
+	if sqlitedb.IsUnique(nil) || sqlitedb.IsUnique(errors.New("UNIQUE constraint failed: t.key")) {
+		t.Error("IsUnique is true for nil or for an error that only says so in its text")
 	}
 }

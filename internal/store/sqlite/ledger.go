@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/tayori-news/tayori/internal/sqlitedb"
@@ -97,7 +96,7 @@ func (l *Ledger) CreateSend(ctx context.Context, r queue.SendRecord, check func(
 		r.UID, r.Slug, r.IssueJSON, r.List, ledgerNullString(r.FilterJSON), r.ScheduledAt, ledgerNull(r.NotAfter),
 		r.Now, r.Now, r.Again, ledgerNullString(r.Key), ledgerNullString(r.Hash),
 	).Scan(&id)
-	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
+	if sqlitedb.IsUnique(err) {
 		return queue.Created{}, queue.ErrDuplicate
 	}
 	if err != nil {

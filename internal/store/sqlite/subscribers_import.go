@@ -227,63 +227,103 @@ func (t *subImportTx) InsertNew(ctx context.Context, b subscribers.NewBatch) ([]
 	if len(rows) == 0 {
 		return nil, nil
 	}
-	tx := t.tx
-	now := subTime(b.At)
 	var maxID int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM subscribers`).Scan(&maxID); err != nil {
+	if err := t.tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM subscribers`).Scan(&maxID); err != nil {
 		return nil, err
 	}
-	// Two JSONB arrays of arrays:
-	// subs: [id, email, email_key, name, status, regions, topics]
-	// cons: per (method, form version, text hash), [id, consented_at, ip, user_agent, prefs]
-	// Each array in cons starts at offset 0 of its slice.
-	subs, subsAt := jsonb.BeginArray(make([]byte, 0, len(rows)*120))
-	type consentGroup struct{ method, form, sha string }
-	cons := map[consentGroup][]byte{}
-	var groups []consentGroup // in first-seen order
-	var idBuf [24]byte
-	for i, r := range rows {
-		if r.Encoded[0] == nil {
-			return nil, fmt.Errorf("row %d: not prepared for the import (PrepareImportRow)", r.Line)
-		}
-		id := maxID + 1 + int64(i)
-		idElem := jsonb.AppendInt(idBuf[:0], id)
-		subs = jsonb.AppendArrayHeader(subs, len(idElem)+len(r.Encoded[0]))
-		subs = append(append(subs, idElem...), r.Encoded[0]...)
-		if c := r.Consent; c != nil {
-			g := consentGroup{string(c.Method), c.FormVersion, c.TextSHA256}
-			buf, ok := cons[g]
-			if !ok {
-				groups = append(groups, g)
-				buf, _ = jsonb.BeginArray(make([]byte, 0, len(rows)*64))
-			}
-			buf = jsonb.AppendArrayHeader(buf, len(idElem)+len(r.Encoded[1]))
-			cons[g] = append(append(buf, idElem...), r.Encoded[1]...)
-		}
+	enc, err := subEncodeNew(rows, maxID+1)
+	if err != nil {
+		return nil, err
 	}
-	subs = jsonb.EndArray(subs, subsAt)
-	lo, hi := maxID+1, maxID+int64(len(rows))
-	if _, err := tx.ExecContext(ctx, subInsertSubscribersJSON, subs, now); err != nil {
-		return nil, fmt.Errorf("insert subscribers: %w", err)
+	now := subTime(b.At)
+	if err := t.insertSubscribers(ctx, enc, b, now); err != nil {
+		return nil, err
 	}
-	if _, err := tx.ExecContext(ctx, subInsertHistoryRange, lo, hi, now, b.Cause); err != nil {
-		return nil, fmt.Errorf("history: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, subJoinListRange, b.ListID, lo, hi, now); err != nil {
-		return nil, fmt.Errorf("join list: %w", err)
-	}
-	for _, g := range groups {
-		arr := jsonb.EndArray(cons[g], 0)
-		if _, err := tx.ExecContext(ctx, subInsertConsentsJSON, arr, b.ListKey, now, g.method, g.form, g.sha); err != nil {
-			return nil, fmt.Errorf("consent: %w", err)
-		}
+	if err := t.insertConsents(ctx, enc, b.ListKey, now); err != nil {
+		return nil, err
 	}
 	for i, r := range rows {
 		if len(r.Custom) > 0 {
-			if err := t.AddTags(ctx, maxID+1+int64(i), r.Custom); err != nil {
+			if err := t.AddTags(ctx, enc.lo+int64(i), r.Custom); err != nil {
 				return nil, fmt.Errorf("row %d: tag: %w", r.Line, err)
 			}
 		}
 	}
 	return nil, nil
+}
+
+// subNewRows is a batch of new subscribers encoded for InsertNew, with
+// ids lo to hi in row order.
+type subNewRows struct {
+	lo, hi int64
+	// subs is a JSONB array of [id, email, email_key, name, status,
+	// regions, topics], one per row.
+	subs []byte
+	// cons holds, per (method, form version, text hash), a JSONB array of
+	// [id, consented_at, ip, user_agent, prefs], one per row with a
+	// consent, each starting at offset 0 of its slice and not yet ended
+	// (jsonb.EndArray(cons[g], 0)); groups are its keys in first-seen
+	// order.
+	cons   map[subConsentGroup][]byte
+	groups []subConsentGroup
+}
+
+// subConsentGroup is what the consents of one statement share.
+type subConsentGroup struct{ method, form, sha string }
+
+// subEncodeNew encodes rows, each prepared by PrepareImportRow, giving
+// them ids from lo on in order. Only ids and array headers are added
+// here; the rest of each row was encoded in the reading goroutine.
+func subEncodeNew(rows []*subscribers.NewRow, lo int64) (*subNewRows, error) {
+	enc := &subNewRows{lo: lo, hi: lo + int64(len(rows)) - 1, cons: map[subConsentGroup][]byte{}}
+	subs, subsAt := jsonb.BeginArray(make([]byte, 0, len(rows)*120))
+	var idBuf [24]byte
+	for i, r := range rows {
+		if r.Encoded[0] == nil {
+			return nil, fmt.Errorf("row %d: not prepared for the import (PrepareImportRow)", r.Line)
+		}
+		idElem := jsonb.AppendInt(idBuf[:0], lo+int64(i))
+		subs = jsonb.AppendArrayHeader(subs, len(idElem)+len(r.Encoded[0]))
+		subs = append(append(subs, idElem...), r.Encoded[0]...)
+		if c := r.Consent; c != nil {
+			g := subConsentGroup{string(c.Method), c.FormVersion, c.TextSHA256}
+			buf, ok := enc.cons[g]
+			if !ok {
+				enc.groups = append(enc.groups, g)
+				buf, _ = jsonb.BeginArray(make([]byte, 0, len(rows)*64))
+			}
+			buf = jsonb.AppendArrayHeader(buf, len(idElem)+len(r.Encoded[1]))
+			enc.cons[g] = append(append(buf, idElem...), r.Encoded[1]...)
+		}
+	}
+	enc.subs = jsonb.EndArray(subs, subsAt)
+	return enc, nil
+}
+
+// insertSubscribers inserts the encoded subscribers, then their first
+// history entries and their memberships of b's list (not for those
+// imported unsubscribed or complained), read back by their range of ids.
+func (t *subImportTx) insertSubscribers(ctx context.Context, enc *subNewRows, b subscribers.NewBatch, now string) error {
+	if _, err := t.tx.ExecContext(ctx, subInsertSubscribersJSON, enc.subs, now); err != nil {
+		return fmt.Errorf("insert subscribers: %w", err)
+	}
+	if _, err := t.tx.ExecContext(ctx, subInsertHistoryRange, enc.lo, enc.hi, now, b.Cause); err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	if _, err := t.tx.ExecContext(ctx, subJoinListRange, b.ListID, enc.lo, enc.hi, now); err != nil {
+		return fmt.Errorf("join list: %w", err)
+	}
+	return nil
+}
+
+// insertConsents inserts the encoded consent records, one statement per
+// group, for the list listKey.
+func (t *subImportTx) insertConsents(ctx context.Context, enc *subNewRows, listKey, now string) error {
+	for _, g := range enc.groups {
+		arr := jsonb.EndArray(enc.cons[g], 0)
+		if _, err := t.tx.ExecContext(ctx, subInsertConsentsJSON, arr, listKey, now, g.method, g.form, g.sha); err != nil {
+			return fmt.Errorf("consent: %w", err)
+		}
+	}
+	return nil
 }
