@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -131,8 +132,15 @@ func checkPassword(h, pw string) bool {
 }
 
 // dummyHash is checked against when the editor does not exist, so that
-// sign-in takes as long for unknown names as for wrong passwords.
-var dummyHash, _ = hashPassword("tayori-dummy-password", defaultArgon)
+// sign-in takes as long for unknown names as for wrong passwords. It is
+// made on the first sign-in, not at package init: argon2id with
+// defaultArgon takes 19 MiB and tens of milliseconds, which every process
+// linking this package (workers too) paid at start, and which stayed in
+// their peak RSS.
+var dummyHash = sync.OnceValue(func() string {
+	h, _ := hashPassword("tayori-dummy-password", defaultArgon)
+	return h
+})
 
 func validEditorName(name string) error {
 	if name == "" || len(name) > 64 || !utf8.ValidString(name) {
@@ -199,9 +207,10 @@ func (s *Store) Editors(ctx context.Context) ([]Editor, error) {
 // Authenticate checks an editor's name and password. Any failure is
 // ErrUnauthorized, and takes about as long whether or not the name exists.
 func (s *Store) Authenticate(ctx context.Context, name, password string) (Editor, error) {
+	dummy := dummyHash() // made before the look-up, so the first sign-in of either kind pays for it
 	e, h, err := s.st.EditorCredentials(ctx, name)
 	if errors.Is(err, ErrNotFound) {
-		checkPassword(dummyHash, password)
+		checkPassword(dummy, password)
 		return Editor{}, ErrUnauthorized
 	}
 	if err != nil {
