@@ -32,10 +32,14 @@ func TestConsoleSendShowsRelayDown(t *testing.T) {
 		Kind: "refused", Cause: "connection refused"}); err != nil {
 		t.Fatal(err)
 	}
-	for path, want := range map[string]string{
-		sendPath:              "2026-02-03 12:04 JST から接続できません（接続を拒否されています）",
-		sendPath + "?lang=en": "unreachable since 2026-02-03 12:04 JST (connection refused)",
+	// Japanese first: ?lang=en keeps English for the session's later pages,
+	// so the order matters (a map's order is random: this test failed
+	// whenever the English page came first).
+	for _, p := range []struct{ path, want string }{
+		{sendPath, "2026-02-03 12:04 JST から接続できません（接続を拒否されています）"},
+		{sendPath + "?lang=en", "unreachable since 2026-02-03 12:04 JST (connection refused)"},
 	} {
+		path, want := p.path, p.want
 		_, body := e.do(c, "GET", path, nil)
 		for _, want := range []string{`id="relay-down"`, want} {
 			if !strings.Contains(body, want) {
