@@ -183,9 +183,13 @@ func TestTrimKeepsConfiguredDays(t *testing.T) {
 			}
 			svc.Emit(ctx, webhooks.SubscriberCreated, map[string]string{"public_id": "a"})
 			runService(t, svc)
-			waitFor(t, "the delivery", func() bool {
+			// The dispatcher marks the event dispatched after it queues the
+			// delivery, so the delivery can be done before the mark is:
+			// wait for both, or Trim rightly keeps the event.
+			waitFor(t, "the delivery and the event's dispatched mark", func() bool {
 				ds, _ := svc.Deliveries(ctx, ep.ID, 10)
-				return len(ds) == 1 && ds[0].State == "delivered"
+				left, err := e.store.Undispatched(ctx, 10)
+				return len(ds) == 1 && ds[0].State == "delivered" && err == nil && len(left) == 0
 			})
 			now.Add(int64(10*24*time.Hour - time.Second))
 			if nd, _, err := svc.Trim(ctx); err != nil || nd != 0 {

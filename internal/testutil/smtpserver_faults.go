@@ -341,6 +341,18 @@ func (c *countedConn) read(p []byte) (int, error) {
 			continue // Hang came in between: wait
 		}
 		n, err := c.Conn.Read(p)
+		if ch := c.s.hang.Load(); ch != nil && n > 0 {
+			// Hang's past deadline wakes a blocked Read, but bytes that
+			// arrive before the woken reader runs are returned all the
+			// same (the runtime prefers readiness to the expired
+			// deadline): hold them until Restore, so that nothing is
+			// answered while hung.
+			select {
+			case <-*ch:
+			case <-c.done:
+				return 0, net.ErrClosed
+			}
+		}
 		var ne net.Error
 		if n == 0 && errors.As(err, &ne) && ne.Timeout() {
 			if c.s.hang.Load() != nil {

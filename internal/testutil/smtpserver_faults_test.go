@@ -154,8 +154,8 @@ func TestSMTPServerHangRefuseRestore(t *testing.T) {
 	// An open connection gets no reply; a new one connects but is not greeted.
 	_, _ = io.WriteString(open, "NOOP\r\n")
 	_ = open.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-	if _, _, err := r.ReadResponse(0); !isTimeout(err) {
-		t.Errorf("hung, open connection: %v, want a timeout", err)
+	if code, msg, err := r.ReadResponse(0); !isTimeout(err) {
+		t.Errorf("hung, open connection: %d %q %v, want a timeout", code, msg, err)
 	}
 	nc, err := net.Dial("tcp", srv.Addr())
 	if err != nil {
