@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -291,11 +292,22 @@ func ListenSMTP(addr string, opts ...SMTPOption) (*SMTPServer, error) {
 }
 
 // Close stops the server: the listener and every connection are closed.
+//
+// The connections' sockets are closed first and each session is left to
+// end on its own goroutine: go-smtp's Server.Close ends sessions from the
+// caller's goroutine, which races with a session reading a BDAT chunk
+// (Conn.Close sets the chunk's pipe to nil while handleBdat copies into
+// it, in v0.25.1 and v0.26.0), a data race the race detector reported in
+// TestRelayStopsAnsweringMidStream.
 func (s *SMTPServer) Close() error {
-	// Close the listener ourselves too: srv.Close only knows listeners
-	// Serve has registered, and Serve may not have started yet.
-	_ = s.srv.Close()
+	// Close the listener ourselves: Serve may not have registered it yet.
 	_ = s.ln.Close()
+	s.DropConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+		_ = s.srv.Close()
+	}
 	<-s.served
 	return nil
 }
