@@ -154,7 +154,8 @@ func benchReadersCSV(shape benchShape, n int) io.Reader {
 //
 // Knobs: TAYORI_BENCH_CONCURRENCY (batch tasks at once, 8),
 // TAYORI_BENCH_BATCH (readers per batch, 500), TAYORI_BENCH_PPROF (the
-// worker's CPU profile to this file), TAYORI_BENCH_WORKER_PROCS (the
+// worker's CPU profile to this file), TAYORI_BENCH_MEMPROF (the worker's
+// heap profile nearest its peak to this file), TAYORI_BENCH_WORKER_PROCS (the
 // worker's GOMAXPROCS), TAYORI_BENCH_FLUSH (the worker's group-commit
 // interval, default 5ms), TAYORI_BENCH_WORKERS (worker processes, 1;
 // each runs TAYORI_BENCH_CONCURRENCY batch tasks, worker-core-µs/msg is

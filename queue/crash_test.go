@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
@@ -102,6 +103,25 @@ func runChildWorker() error {
 	}
 	srv := svc.NewServer(queue.ServerConfig{Concurrency: conc, TaskCheckInterval: 20 * time.Millisecond,
 		DelayedTaskCheckInterval: 100 * time.Millisecond})
+	if mp := os.Getenv("TAYORI_BENCH_MEMPROF"); mp != "" {
+		// The heap profile as the heap in use grows by 4 MB steps, so
+		// that the file left holds the profile nearest the peak.
+		go func() {
+			var peak uint64
+			for {
+				time.Sleep(100 * time.Millisecond)
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > peak+(4<<20) {
+					peak = ms.HeapInuse
+					f, _ := os.Create(mp)
+					pprof.Lookup("heap").WriteTo(f, 0)
+					f.Close()
+					fmt.Fprintf(os.Stderr, "MEMPROF heap inuse %d MB sys %d MB\n", ms.HeapInuse>>20, ms.Sys>>20)
+				}
+			}
+		}()
+	}
 	if os.Getenv("CHILD_PPROF") != "" {
 		f, err := os.Create(os.Getenv("CHILD_PPROF"))
 		if err != nil {
