@@ -11,7 +11,6 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
 
-	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/web"
 )
 
@@ -100,6 +99,10 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	ws, err := a.webStore(ctx) // wiring.go
+	if err != nil {
+		return nil, err
+	}
 	h, err := web.NewServer(a.logger, web.Config{
 		BaseURL:           a.cfg.BaseURL,
 		SenderName:        tcfg.SenderName,
@@ -118,7 +121,7 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 		MetricsToken:      a.cfg.MetricsToken,
 	}, web.Deps{
 		Subscribers:    subs,
-		Store:          web.NewStore(store.Web(db), nil),
+		Store:          ws,
 		Sends:          svc,
 		Renderer:       renderer,
 		Failures:       svc.Failures,

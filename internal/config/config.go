@@ -142,6 +142,10 @@ type Config struct {
 	// delivered deliveries (pending and failed ones stay until delivered
 	// or their endpoint is deleted). TAYORI_WEBHOOK_LOG_DAYS, default 30.
 	WebhookLogDays int `yaml:"webhook_log_days"`
+	// AuditDays is how many days the console's audit log keeps an entry;
+	// the workers trim older ones daily. TAYORI_AUDIT_DAYS, default 400
+	// (a yearly review finds the whole year it looks back on).
+	AuditDays int `yaml:"audit_days"`
 	// MetricsAddr is a listen address of its own for the Prometheus
 	// metrics (/metrics, no token), used by serve, worker and run alike.
 	// TAYORI_METRICS_ADDR, default "" (none).

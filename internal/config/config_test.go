@@ -105,6 +105,7 @@ var limitSample = map[string]string{
 	"TAYORI_LOGIN_WINDOW":        "30m0s",
 	"TAYORI_SESSION_TTL":         "8h0m0s",
 	"TAYORI_WEBHOOK_LOG_DAYS":    "7",
+	"TAYORI_AUDIT_DAYS":          "730",
 }
 
 func init() {

@@ -100,6 +100,9 @@ var Vars = []Var{
 	{Env: "TAYORI_WEBHOOK_LOG_DAYS", Key: "webhook_log_days", Default: "30",
 		Doc:   "days the webhook delivery log keeps delivered deliveries (the workers trim older ones; pending and failed ones stay)",
 		field: func(c *Config) any { return &c.WebhookLogDays }},
+	{Env: "TAYORI_AUDIT_DAYS", Key: "audit_days", Default: "400",
+		Doc:   "days the console's audit log keeps an entry (the workers trim older ones daily); 400 lets a yearly review find the whole year it looks back on, with a month to spare",
+		field: func(c *Config) any { return &c.AuditDays }},
 	{Env: "TAYORI_HTTP_ADDR", Key: "http_addr", Default: "127.0.0.1:8080", Doc: "listen address of the web server",
 		field: func(c *Config) any { return &c.HTTPAddr }},
 	{Env: "TAYORI_SECRET", Shown: "(generated into <data_dir>/secret)", Secret: true,
@@ -274,6 +277,7 @@ func Load(getenv func(string) string, configFile string) (Config, error) {
 		{"TAYORI_LOGIN_PER_IP", c.LoginPerIP, 1},
 		{"TAYORI_LOGIN_PER_ACCOUNT", c.LoginPerAccount, 1},
 		{"TAYORI_WEBHOOK_LOG_DAYS", c.WebhookLogDays, 1},
+		{"TAYORI_AUDIT_DAYS", c.AuditDays, 1},
 	} {
 		if n.got < n.min {
 			bad(n.env, "want a number ≥ %d, got %d", n.min, n.got)
