@@ -116,6 +116,8 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 		LoginPerIP:        a.cfg.LoginPerIP,
 		LoginPerAccount:   a.cfg.LoginPerAccount,
 		LoginWindow:       a.cfg.LoginWindow,
+		LoginLock:         a.cfg.LoginLock,
+		LoginLockMax:      a.cfg.LoginLockMax,
 		SessionTTL:        a.cfg.SessionTTL,
 		Location:          a.location(),
 		MetricsToken:      a.cfg.MetricsToken,
