@@ -330,7 +330,7 @@ func (s *server) handleAdminTestSend(w http.ResponseWriter, r *http.Request) {
 	cp, _, err := s.previewParts(ctx, is.Issue, p, strings.TrimSpace(r.PostForm.Get("email")))
 	if err == nil {
 		_, err = s.deps.Sends.EnqueueMessage(ctx, queue.TransactionalMessage{
-			To: to, Subject: "[テスト TEST] " + is.Issue.Title, Text: cp.Text, HTML: cp.HTML,
+			To: to, Subject: "[テスト TEST] " + is.Issue.Title, Text: cp.Text, HTML: cp.HTML, Kind: queue.KindTest,
 		})
 	}
 	if err != nil {
