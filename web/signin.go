@@ -105,14 +105,17 @@ redis.call('PEXPIRE', KEYS[1], math.max(till - now, 0) + forget + 60000)
 return {0, till}`)
 
 // signinAttempt counts a sign-in attempt on the account name (see
-// attemptScript) and reports whether it may go on; when it may not, wait
-// says until when the account waits.
+// attemptScript) and reports whether it may go on; when it may not,
+// until says when the account's wait ends.
 func (s *server) signinAttempt(ctx context.Context, name string) (ok bool, until time.Time, err error) {
 	res, err := attemptScript.Run(ctx, s.deps.Redis, []string{accountStateKey(name)},
 		s.now().UnixMilli(), s.cfg.LoginPerAccount, s.cfg.LoginLock.Milliseconds(),
 		s.cfg.LoginLockMax.Milliseconds(), s.cfg.LoginWindow.Milliseconds()).Int64Slice()
-	if err != nil || len(res) != 2 {
+	if err != nil {
 		return false, time.Time{}, fmt.Errorf("sign-in limit: %w", err)
+	}
+	if len(res) != 2 {
+		return false, time.Time{}, fmt.Errorf("sign-in limit: the script answered %v", res)
 	}
 	return res[0] == 0, time.UnixMilli(res[1]), nil
 }
