@@ -313,7 +313,7 @@ func (b *batchJob) hand(ctx context.Context, c claimed, r *Recipient, msg *Messa
 func (b *batchJob) settle(ctx context.Context, c claimed, r *Recipient, reply string, err error) {
 	if err == nil {
 		b.record(c, "sent", false, reply)
-		b.mx.CopySent()
+		b.mx.CopySent(KindIssue)
 		return
 	}
 	class := b.s.deps.Classify(err)
@@ -329,7 +329,7 @@ func (b *batchJob) settle(ctx context.Context, c claimed, r *Recipient, reply st
 		b.settleTemporary(c, r, err)
 	case BadMailbox:
 		b.record(c, "failed", true, err.Error())
-		b.mx.CopyFailed(class)
+		b.mx.CopyFailed(KindIssue, class)
 		if err := b.s.deps.Directory.MarkBounced(context.WithoutCancel(ctx), r.ID, err.Error()); err != nil {
 			b.log.Error("mark bounced", "subscriber_id", r.ID, "err", err)
 		}
@@ -337,7 +337,7 @@ func (b *batchJob) settle(ctx context.Context, c claimed, r *Recipient, reply st
 		// The relay could not be reached: nothing was sent. The row
 		// stays open, its attempts untouched; the batch stops and
 		// runs again after RelayRetry.
-		b.mx.CopyRetried(class)
+		b.mx.CopyRetried(KindIssue, class)
 		b.stopOnce(fmt.Errorf("batch %d of send %d: %w: %w", b.p.Batch, b.p.SendID, errRelayDown, err))
 	case Policy:
 		if b.policy != "" {
@@ -346,11 +346,11 @@ func (b *batchJob) settle(ctx context.Context, c claimed, r *Recipient, reply st
 			return
 		}
 		b.record(c, "failed", true, err.Error())
-		b.mx.CopyFailed(class)
+		b.mx.CopyFailed(KindIssue, class)
 		b.policy = err.Error()
 	default:
 		b.record(c, "failed", true, err.Error())
-		b.mx.CopyFailed(class)
+		b.mx.CopyFailed(KindIssue, class)
 	}
 }
 
@@ -359,12 +359,12 @@ func (b *batchJob) settle(ctx context.Context, c claimed, r *Recipient, reply st
 func (b *batchJob) settleTemporary(c claimed, r *Recipient, err error) {
 	if c.Attempts+1 >= b.s.cfg.MaxAttempts { // attempts before this one
 		b.record(c, "failed", false, err.Error())
-		b.mx.CopyFailed(Temporary)
+		b.mx.CopyFailed(KindIssue, Temporary)
 		b.log.Warn("delivery failed after retries", "subscriber_id", r.ID, "attempts", c.Attempts, "err", err)
 		return
 	}
 	b.record(c, "retry", false, err.Error())
-	b.mx.CopyRetried(Temporary)
+	b.mx.CopyRetried(KindIssue, Temporary)
 	b.temp++
 }
 

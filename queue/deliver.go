@@ -218,14 +218,28 @@ func (s *Service) handleMessage(ctx context.Context, t *asynq.Task) error {
 		Text: m.Text, HTML: m.HTML,
 		ListID: m.ListID, ListUnsubscribe: m.ListUnsubscribe, FeedbackID: m.FeedbackID, SubscriberID: m.SubscriberID,
 	}
+	kind := m.Kind
+	if kind == "" {
+		kind = KindOther
+	}
 	reply, err := s.deps.Sender.Send(ctx, msg)
 	if err == nil {
+		s.deps.Metrics.CopySent(kind)
 		s.log.InfoContext(ctx, "transactional message sent", "task_id", id, "reply", reply)
 		return nil
 	}
-	if c := s.deps.Classify(err); c == Temporary || c == Unavailable {
+	c := s.deps.Classify(err)
+	if c == Temporary || c == Unavailable {
+		// Asynq retries it, unless this was its last attempt.
+		retried, _ := asynq.GetRetryCount(ctx)
+		if most, ok := asynq.GetMaxRetry(ctx); ok && retried >= most {
+			s.deps.Metrics.CopyFailed(kind, c)
+		} else {
+			s.deps.Metrics.CopyRetried(kind, c)
+		}
 		return fmt.Errorf("transactional message: %w", err)
 	}
+	s.deps.Metrics.CopyFailed(kind, c)
 	return fmt.Errorf("transactional message refused: %w: %w", err, asynq.SkipRetry)
 }
 
@@ -275,7 +289,7 @@ func (s *Service) TestSend(ctx context.Context, issue *compose.Issue, list strin
 			return out, fmt.Errorf("queue: test send: %w", err)
 		}
 		id, err := s.EnqueueMessage(ctx, TransactionalMessage{
-			To: to, Subject: "[TEST] " + issue.Title, Text: text, HTML: html,
+			To: to, Subject: "[TEST] " + issue.Title, Text: text, HTML: html, Kind: KindTest,
 			ListUnsubscribe: unsub, ListID: s.listID(list), FeedbackID: s.feedbackID(issue, list),
 		})
 		if err != nil {

@@ -88,7 +88,7 @@ func (s *Service) EnqueueListMessage(ctx context.Context, m ListMessage) (string
 		To: m.To, ToName: m.ToName, Subject: m.Subject, Text: m.Text, HTML: m.HTML, Key: m.Key,
 		ListUnsubscribe: m.UnsubscribeURL, ListID: s.listID(m.List),
 		FeedbackID:   clean(m.Kind) + ":" + clean(m.List) + ":list:" + s.cfg.FeedbackID,
-		SubscriberID: m.SubscriberID, List: m.List,
+		SubscriberID: m.SubscriberID, List: m.List, Kind: MailKind(m.Kind),
 	}
 	if m.Key == "" {
 		return s.EnqueueMessage(ctx, tm)

@@ -199,6 +199,9 @@ type TransactionalMessage struct {
 	// is no longer an active member of List when the worker takes it.
 	SubscriberID int64  `json:"subscriber_id,omitempty"`
 	List         string `json:"list,omitempty"`
+	// Kind says what the message is, for the metrics' kind label
+	// (confirmation, welcome, test, reminder); empty counts as other.
+	Kind MailKind `json:"kind,omitempty"`
 }
 
 // NewMessageTask returns the message:send task for m on the transactional queue.

@@ -199,7 +199,7 @@ func (r *Runner) remind(ctx context.Context, rule Rule, now time.Time) error {
 	for _, to := range rule.RemindTo {
 		if _, err := r.sends.EnqueueMessage(ctx, queue.TransactionalMessage{To: to,
 			Subject: fmt.Sprintf("【Tayori】%s 号の準備がまだです（配信予定 %s）", month, when),
-			Text:    []byte(text), Key: "rhythm-reminder:" + rule.List + ":" + month + ":" + to}); err != nil && !errors.Is(err, queue.ErrDuplicate) {
+			Text:    []byte(text), Kind: queue.KindReminder, Key: "rhythm-reminder:" + rule.List + ":" + month + ":" + to}); err != nil && !errors.Is(err, queue.ErrDuplicate) {
 			return errors.Join(err, r.store.Unclaim(ctx, rule.List, month, "reminder"))
 		}
 	}

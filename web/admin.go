@@ -64,12 +64,12 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PostForm.Get("name")
-	locked, err := s.accountLocked(ctx, name)
+	allowed, _, err := s.signinAttempt(ctx, name)
 	if err != nil {
 		s.adminError(w, r, err)
 		return
 	}
-	if locked {
+	if !allowed {
 		s.failedSignin(ctx, name, s.clientIP(r), true)
 		s.log.WarnContext(ctx, "console sign-in refused: account locked", "ip", ipNetwork(s.clientIP(r)))
 		s.adminError(w, r, wrapError(codeTooMany, "too many sign-in attempts: wait a few minutes", errAccountLocked))
@@ -88,6 +88,7 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.adminError(w, r, err)
 		return
 	}
+	s.signinSucceeded(ctx, name)
 	id, _, err := s.deps.Store.NewSession(ctx, ed.ID, s.cfg.SessionTTL)
 	if err != nil {
 		s.adminError(w, r, err)
@@ -329,7 +330,7 @@ func (s *server) handleAdminTestSend(w http.ResponseWriter, r *http.Request) {
 	cp, _, err := s.previewParts(ctx, is.Issue, p, strings.TrimSpace(r.PostForm.Get("email")))
 	if err == nil {
 		_, err = s.deps.Sends.EnqueueMessage(ctx, queue.TransactionalMessage{
-			To: to, Subject: "[テスト TEST] " + is.Issue.Title, Text: cp.Text, HTML: cp.HTML,
+			To: to, Subject: "[テスト TEST] " + is.Issue.Title, Text: cp.Text, HTML: cp.HTML, Kind: queue.KindTest,
 		})
 	}
 	if err != nil {

@@ -71,6 +71,51 @@ func (s *server) sendToJSON(snd *queue.Send) sendJSON {
 	return out
 }
 
+// clicksJSON is a send's click counts in the API, as the console's send
+// page shows them: aggregate numbers per section, item and link of the
+// issue, and nothing about who clicked (package clicks keeps nothing).
+type clicksJSON struct {
+	Total    int64              `json:"total"`
+	Sections []clickSectionJSON `json:"sections"`
+}
+
+type clickSectionJSON struct {
+	Title  string          `json:"title"`
+	Clicks int64           `json:"clicks"`
+	Items  []clickItemJSON `json:"items"`
+}
+
+type clickItemJSON struct {
+	Headline string          `json:"headline"`
+	Clicks   int64           `json:"clicks"`
+	Links    []clickLinkJSON `json:"links"`
+}
+
+type clickLinkJSON struct {
+	URL    string `json:"url"`
+	Clicks int64  `json:"clicks"`
+	// FirstDay and LastDay are the UTC days of the first and the latest
+	// counted click ("2026-12-07"), absent before the first.
+	FirstDay string `json:"first_day,omitempty"`
+	LastDay  string `json:"last_day,omitempty"`
+}
+
+func clicksToJSON(secs []clickSection, total int64) clicksJSON {
+	out := clicksJSON{Total: total, Sections: make([]clickSectionJSON, len(secs))}
+	for i, sec := range secs {
+		sj := clickSectionJSON{Title: sec.Title, Clicks: sec.Total, Items: make([]clickItemJSON, len(sec.Items))}
+		for j, it := range sec.Items {
+			ij := clickItemJSON{Headline: it.Headline, Clicks: it.Total, Links: make([]clickLinkJSON, len(it.Links))}
+			for k, l := range it.Links {
+				ij.Links[k] = clickLinkJSON{URL: l.URL, Clicks: l.Clicks, FirstDay: l.FirstDay, LastDay: l.LastDay}
+			}
+			sj.Items[j] = ij
+		}
+		out.Sections[i] = sj
+	}
+	return out
+}
+
 type subscriberJSON struct {
 	subscribers.Subscriber
 	Consents []subscribers.Consent      `json:"consents,omitempty"`
@@ -412,6 +457,14 @@ func (s *server) apiSend(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		out["failures"] = f
+	}
+	secs, total, err := s.sendClicks(r.Context(), id)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	if secs != nil {
+		out["clicks"] = clicksToJSON(secs, total)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

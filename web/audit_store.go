@@ -57,6 +57,27 @@ func (s *Store) AuditLog(ctx context.Context, beforeID int64, limit int) ([]Audi
 	return out, nil
 }
 
+// DefaultAuditKeep is how long the audit log keeps an entry when
+// TrimAudit is given no duration: 400 days, so that a review held once
+// a year still finds every entry of the year it looks back on, with a
+// month to spare for holding it late.
+const DefaultAuditKeep = 400 * 24 * time.Hour
+
+// TrimAudit deletes the entries of the audit log recorded more than keep
+// ago by the Store's clock (DefaultAuditKeep when keep ≤ 0) and returns
+// how many went. The workers call it (TAYORI_AUDIT_DAYS); it is
+// idempotent, so several may.
+func (s *Store) TrimAudit(ctx context.Context, keep time.Duration) (int64, error) {
+	if keep <= 0 {
+		keep = DefaultAuditKeep
+	}
+	n, err := s.st.TrimAudit(ctx, s.now().Add(-keep))
+	if err != nil {
+		return n, fmt.Errorf("web: trim the audit log: %w", err)
+	}
+	return n, nil
+}
+
 // auditPage is how many entries AllAudit reads at a time.
 const auditPage = 500
 

@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -177,6 +178,74 @@ func TestClicksJourney(t *testing.T) {
 	if _, en := e.do(c, "GET", "/admin/sends/"+itoa(snd.ID)+"?lang=en", nil); !strings.Contains(en, "nothing records which reader clicked") {
 		t.Error("the send page's note is not in English on the toggle")
 	}
+
+	// The API's send: the same aggregate counts, per section, item and
+	// link, and nothing about readers.
+	tok2 := e.apiToken()
+	var raw json.RawMessage
+	if res := e.api(tok2, "GET", "/api/v1/sends/"+itoa(snd.ID), "", &raw); res.StatusCode != 200 {
+		t.Fatalf("GET /api/v1/sends/%d: %d", snd.ID, res.StatusCode)
+	}
+	var api struct {
+		Clicks *struct {
+			Total    int64 `json:"total"`
+			Sections []struct {
+				Title  string `json:"title"`
+				Clicks int64  `json:"clicks"`
+				Items  []struct {
+					Headline string `json:"headline"`
+					Clicks   int64  `json:"clicks"`
+					Links    []struct {
+						URL      string `json:"url"`
+						Clicks   int64  `json:"clicks"`
+						FirstDay string `json:"first_day"`
+						LastDay  string `json:"last_day"`
+					} `json:"links"`
+				} `json:"items"`
+			} `json:"sections"`
+		} `json:"clicks"`
+	}
+	if err := json.Unmarshal(raw, &api); err != nil || api.Clicks == nil {
+		t.Fatalf("the API's send has no clicks: %v\n%s", err, raw)
+	}
+	got, err = e.clicks.SendLinks(e.ctx, snd.ID) // with the click of the query-string check
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n, sum int64
+	for _, sec := range api.Clicks.Sections {
+		var secSum int64
+		for _, it := range sec.Items {
+			var itSum int64
+			for _, l := range it.Links {
+				if l.URL != got[n].URL || l.Clicks != got[n].Clicks || it.Headline != got[n].Headline || sec.Title != got[n].SectionTitle {
+					t.Errorf("API link %d: %q %q %q %d clicks; the store has %q %q %q %d", n, sec.Title, it.Headline, l.URL, l.Clicks,
+						got[n].SectionTitle, got[n].Headline, got[n].URL, got[n].Clicks)
+				}
+				if (l.Clicks > 0) != (l.FirstDay != "" && l.LastDay >= l.FirstDay) {
+					t.Errorf("API link %d: %d clicks, first day %q, last day %q", n, l.Clicks, l.FirstDay, l.LastDay)
+				}
+				itSum += l.Clicks
+				n++
+			}
+			if it.Clicks != itSum {
+				t.Errorf("item %q: %d clicks, its links add up to %d", it.Headline, it.Clicks, itSum)
+			}
+			secSum += it.Clicks
+		}
+		if sec.Clicks != secSum {
+			t.Errorf("section %q: %d clicks, its items add up to %d", sec.Title, sec.Clicks, secSum)
+		}
+		sum += sec.Clicks
+	}
+	if n != int64(len(got)) || api.Clicks.Total != 4 || sum != 4 {
+		t.Errorf("the API lists %d links of %d, total %d (sections add up to %d), want total 4", n, len(got), api.Clicks.Total, sum)
+	}
+	for _, leak := range []string{"clicker-a@example.jp", a.PublicID, b.PublicID, `"seq"`, "subscriber", "/c/"} {
+		if strings.Contains(string(raw), leak) {
+			t.Errorf("the API's send shows %q:\n%s", leak, raw)
+		}
+	}
 }
 
 // TestClicksNotShownWhenOff: a send of a list that does not count clicks
@@ -194,6 +263,13 @@ func TestClicksNotShownWhenOff(t *testing.T) {
 	_, sp := e.do(c, "GET", "/admin/sends/"+itoa(sends[0].ID), nil)
 	if strings.Contains(sp, "記事リンクのクリック数") || strings.Contains(sp, `id="clicks"`) {
 		t.Error("a send without counting shows a clicks section")
+	}
+	var raw map[string]json.RawMessage
+	if res := e.api(e.apiToken(), "GET", "/api/v1/sends/"+itoa(sends[0].ID), "", &raw); res.StatusCode != 200 || raw["send"] == nil {
+		t.Fatalf("GET /api/v1/sends/%d: %d", sends[0].ID, res.StatusCode)
+	}
+	if _, ok := raw["clicks"]; ok {
+		t.Errorf("the API's send of a list that does not count clicks has clicks: %s", raw["clicks"])
 	}
 	text := decodedBody(t, e.waitMessages("first-reader@example.jp", 1)[0].Raw)
 	if strings.Contains(text, "/c/") {

@@ -53,8 +53,9 @@
 // IP (then 429), confirmation mails per address (beyond them a signup is
 // answered alike and mailed nothing, so a stranger cannot lock an address
 // out), sign-in attempts per IP, and failed sign-ins per account from any
-// IP (then the account is locked for the rest of the window). Failed
-// sign-ins are listed on /admin/signins with the client's network only.
+// IP (then the account waits before each further attempt, a wait that
+// doubles with each failure up to a cap; signin.go). Failed sign-ins are
+// listed on /admin/signins with the client's network only.
 //
 // With [Deps].Gate the console shows the send gate of package feedback
 // (complaint rate and authentication refusals of the last 7 days) on

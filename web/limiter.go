@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"time"
 
@@ -38,19 +37,6 @@ func (l *limiter) allow(ctx context.Context, scope, key string, max int, window 
 		return false, fmt.Errorf("rate limit: %w", err)
 	}
 	return n <= int64(max), nil
-}
-
-// count returns how many requests of key in scope the current window has
-// counted, without counting one.
-func (l *limiter) count(ctx context.Context, scope, key string, window time.Duration) (int64, error) {
-	n, err := l.rdb.Get(ctx, l.key(scope, key, window)).Int64()
-	if errors.Is(err, redis.Nil) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("rate limit: %w", err)
-	}
-	return n, nil
 }
 
 func (l *limiter) key(scope, key string, window time.Duration) string {

@@ -169,6 +169,93 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 }
 
+// The copy counters count every message the relay is handed, by kind:
+// a reader's issue copy, a confirmation mail, the welcome mail and test
+// sends (one accepted, one refused for good, one refused for now), each
+// through the real queue, worker and SMTP server; the dashboard's sums
+// over kind still see them all.
+func TestCopiesCountedByKind(t *testing.T) {
+	const tok = "metrics-token-0123456789abcdef"
+	e := newEnv(t, envOpts{worker: true, welcome: true, cfg: web.Config{MetricsToken: tok}, smtp: []testutil.SMTPOption{
+		testutil.FailRcpt("nobody@example.jp", testutil.Reply(550, "5.1.1", "no such mailbox")),
+		testutil.FailRcpt("later@example.jp", testutil.Reply(451, "4.3.0", "try again later")),
+	}})
+	e.sendIssue() // one reader's copy
+	c := e.browser()
+	if res, _ := e.postForm(c, "/subscribe", signupForm("hanako@example.jp")); res.StatusCode != 200 {
+		t.Fatalf("subscribe: %d", res.StatusCode)
+	}
+	tok2 := e.confirmToken("hanako@example.jp", true)
+	if res, _ := e.postForm(c, "/confirm/"+tok2, url.Values{"lang": {"ja"}}); res.StatusCode != 200 {
+		t.Fatalf("confirm: %d", res.StatusCode)
+	}
+	e.waitMessages("hanako@example.jp", 2) // the confirmation and the welcome
+	ed := e.browser()
+	csrf := e.login(ed)
+	res, _ := e.upload(ed, csrf, "aisi-monthly-2025-11.txt", readTestdata(t, "aisi-monthly-2025-11.txt"))
+	issuePath := res.Header.Get("Location")
+	for _, to := range []string{"editor@example.jp", "nobody@example.jp", "later@example.jp"} {
+		if res, _ := e.postForm(ed, issuePath+"/test", url.Values{"csrf": {csrf}, "to": {to}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("test send to %s: %d", to, res.StatusCode)
+		}
+	}
+	want := map[string]float64{
+		`tayori_copies_sent_total kind="issue"`:                               1,
+		`tayori_copies_sent_total kind="confirmation"`:                        1,
+		`tayori_copies_sent_total kind="welcome"`:                             1,
+		`tayori_copies_sent_total kind="test"`:                                1,
+		`tayori_copies_sent_total kind="reminder"`:                            0,
+		`tayori_copies_sent_total kind="other"`:                               0,
+		`tayori_copies_failed_total kind="test" class="bad_mailbox"`:          1,
+		`tayori_copies_failed_total kind="issue" class="bad_mailbox"`:         0,
+		`tayori_copies_retried_total kind="confirmation" class="temporary"`:   0,
+		`tayori_copies_failed_total kind="confirmation" class="permanent"`:    0,
+		`tayori_copies_retried_total kind="welcome" class="unavailable"`:      0,
+		`tayori_copies_failed_total kind="welcome" class="policy"`:            0,
+		`tayori_copies_failed_total kind="other" class="temporary"`:           0,
+		`tayori_copies_retried_total kind="issue" class="temporary"`:          0,
+		`tayori_copies_retried_total kind="test" class="temporary"`:           1, // at least
+		`tayori_copies_failed_total kind="test" class="temporary"`:            0,
+		`tayori_copies_failed_total kind="confirmation" class="bad_mailbox"`:  0,
+		`tayori_copies_retried_total kind="reminder" class="temporary"`:       0,
+		`tayori_copies_failed_total kind="reminder" class="bad_mailbox"`:      0,
+		`tayori_copies_retried_total kind="other" class="unavailable"`:        0,
+		`tayori_copies_failed_total kind="issue" class="permanent"`:           0,
+		`tayori_copies_retried_total kind="test" class="unavailable"`:         0,
+		`tayori_copies_failed_total kind="welcome" class="bad_mailbox"`:       0,
+		`tayori_copies_retried_total kind="confirmation" class="unavailable"`: 0,
+		`tayori_copies_failed_total kind="test" class="permanent"`:            0,
+		`tayori_copies_retried_total kind="welcome" class="temporary"`:        0,
+	}
+	value := func(body, key string) float64 {
+		name, labels, _ := strings.Cut(key, " ")
+		return metricValue(t, body, name, strings.Fields(labels)...)
+	}
+	var body string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, body = e.do(e.client(), "GET", "/metrics", nil, "Authorization", "Bearer "+tok)
+		if value(body, `tayori_copies_sent_total kind="test"`) == 1 && value(body, `tayori_copies_failed_total kind="test" class="bad_mailbox"`) == 1 &&
+			value(body, `tayori_copies_retried_total kind="test" class="temporary"`) >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the test sends were not counted:\n%s", body)
+		}
+	}
+	for k, w := range want {
+		got := value(body, k)
+		if strings.Contains(k, `kind="test" class="temporary"`) && strings.HasPrefix(k, "tayori_copies_retried") {
+			if got < w {
+				t.Errorf("%s = %v, want at least %v", k, got, w)
+			}
+			continue
+		}
+		if got != w {
+			t.Errorf("%s = %v, want %v", k, got, w)
+		}
+	}
+}
+
 // The operations page, against real Redis and a worker: a test send to
 // an address the relay refuses (550 5.1.1) really fails and its task is
 // archived; the page shows the queues, the worker alive and the error in

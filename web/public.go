@@ -141,6 +141,7 @@ func (s *server) confirmationMail(to, tok, lang string) queue.TransactionalMessa
 		To:      to,
 		Subject: translate(lang, "mail.confirm.subject", vars...),
 		Text:    []byte(translate(lang, "mail.confirm.body", vars...)),
+		Kind:    queue.KindConfirmation,
 	}
 }
 

@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"fmt"
 	"mime"
 	"net/http"
 	"net/mail"
@@ -195,6 +196,78 @@ func TestLoginLocksAccountAcrossIPs(t *testing.T) {
 	// Anonymous readers cannot see it.
 	if res, _ := e.do(e.client(), "GET", "/admin/signins", nil); res.StatusCode != http.StatusSeeOther {
 		t.Errorf("anonymous /admin/signins: %d, want a redirect to sign in", res.StatusCode)
+	}
+}
+
+// Issue 22: the per-account wait grows with each failure, by the
+// server's clock: after LoginPerAccount failures 1 minute, then doubling
+// up to LoginLockMax, whatever the IP; attempts refused while it waits
+// do not lengthen it; a successful sign-in resets the count, and so does
+// a LoginWindow without failures. The failed sign-ins page says so.
+func TestLoginWaitGrowsAndResets(t *testing.T) {
+	e := newEnv(t, envOpts{cfg: web.Config{LoginPerAccount: 3, LoginLock: time.Minute, LoginLockMax: 4 * time.Minute,
+		LoginWindow: 15 * time.Minute, LoginPerIP: 1000, TrustForwardedFor: true}})
+	if _, err := e.store.AddEditor(e.ctx, "hanako", editorPassword); err != nil {
+		t.Fatal(err)
+	}
+	ip := 0
+	try := func(step, password string, want int) {
+		t.Helper()
+		ip++ // every attempt from another address: the wait is the account's
+		res, _ := e.postForm(e.browser(), "/admin/login", url.Values{"name": {"hanako"}, "password": {password}},
+			"X-Forwarded-For", fmt.Sprintf("198.51.100.%d", ip%250+1))
+		if res.StatusCode != want {
+			t.Fatalf("%s: %d, want %d", step, res.StatusCode, want)
+		}
+	}
+	wrong, right := "wrong password", editorPassword
+	for i := range 3 {
+		try(fmt.Sprintf("failure %d", i+1), wrong, http.StatusUnauthorized)
+	}
+	try("right password right after the 3rd failure", right, http.StatusTooManyRequests)
+	e.clock.Advance(59 * time.Second)
+	try("wrong password 59 s into the 1-minute wait", wrong, http.StatusTooManyRequests)
+	e.clock.Advance(2 * time.Second)
+	try("4th failure, after the 1-minute wait", wrong, http.StatusUnauthorized) // now 2 minutes
+	e.clock.Advance(119 * time.Second)
+	try("right password 1:59 into the 2-minute wait", right, http.StatusTooManyRequests)
+	e.clock.Advance(2 * time.Second)
+	try("5th failure, after the 2-minute wait", wrong, http.StatusUnauthorized) // now 4 minutes
+	e.clock.Advance(4*time.Minute + time.Second)
+	try("6th failure, after the 4-minute wait", wrong, http.StatusUnauthorized) // 8 minutes, capped at 4
+	// A stranger keeps trying: the wait stays 4 minutes.
+	for i := range 10 {
+		e.clock.Advance(20 * time.Second)
+		try(fmt.Sprintf("attempt %d during the capped wait", i+1), wrong, http.StatusTooManyRequests)
+	}
+	e.clock.Advance(time.Minute + time.Second) // 4:01 after the 6th failure
+	try("right password after the capped wait", right, http.StatusSeeOther)
+
+	// The success reset the count: two failures do not make it wait.
+	try("failure 1 after the reset", wrong, http.StatusUnauthorized)
+	try("failure 2 after the reset", wrong, http.StatusUnauthorized)
+	try("right password after 2 failures", right, http.StatusSeeOther)
+	// So does a window with no failure: 2 + 2 failures 16 minutes apart.
+	try("failure 1", wrong, http.StatusUnauthorized)
+	try("failure 2", wrong, http.StatusUnauthorized)
+	e.clock.Advance(16 * time.Minute)
+	try("failure 1 after a quiet window", wrong, http.StatusUnauthorized)
+	try("failure 2 after a quiet window", wrong, http.StatusUnauthorized)
+	try("right password after a quiet window and 2 failures", right, http.StatusSeeOther)
+
+	c, _ := e.loginAs("taro")
+	res, page := e.do(c, "GET", "/admin/signins", nil)
+	if res.StatusCode != 200 {
+		t.Fatalf("/admin/signins: %d", res.StatusCode)
+	}
+	for _, want := range []string{"3回失敗すると", "1分待つ", "最長4分", "ロック中のため拒否", "hanako", "198.51.100.0/24"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("failed sign-ins page lacks %q", want)
+		}
+	}
+	res, page = e.do(c, "GET", "/admin/signins?lang=en", nil)
+	if res.StatusCode != 200 || !strings.Contains(page, "After 3 failures on one account") || !strings.Contains(page, "up to 4 minutes") {
+		t.Errorf("English failed sign-ins page: %d, lacks the rule", res.StatusCode)
 	}
 }
 

@@ -51,11 +51,16 @@ type Config struct {
 	// Defaults 30 per 15 minutes (an office of editors behind one NAT).
 	LoginPerIP  int
 	LoginWindow time.Duration
-	// LoginPerAccount is how many failed sign-ins one account may have in
-	// LoginWindow, from any IP; past it every further attempt on the
-	// account is refused until the window ends, even with the right
-	// password. Default 5.
+	// LoginPerAccount is how many failed sign-ins one account may have,
+	// from any IP, before it must wait: the LoginPerAccount-th failure
+	// makes it wait LoginLock, and each failure after that twice as long
+	// as the one before, up to LoginLockMax. While it waits every attempt
+	// on the account is refused, even with the right password. A
+	// successful sign-in clears the failures, and so does a LoginWindow
+	// with no failure and no wait. Defaults 5, 1 minute, 15 minutes.
 	LoginPerAccount int
+	LoginLock       time.Duration
+	LoginLockMax    time.Duration
 	// SessionTTL is how long a console session lasts. Default 12h.
 	SessionTTL time.Duration
 	// TrustForwardedFor takes the client IP from the last X-Forwarded-For
@@ -109,6 +114,15 @@ func (c *Config) fill() error {
 	}
 	if c.LoginWindow <= 0 {
 		c.LoginWindow = 15 * time.Minute
+	}
+	if c.LoginLock <= 0 {
+		c.LoginLock = time.Minute
+	}
+	if c.LoginLockMax <= 0 {
+		c.LoginLockMax = 15 * time.Minute
+	}
+	if c.LoginLockMax < c.LoginLock {
+		c.LoginLockMax = c.LoginLock
 	}
 	if c.SessionTTL <= 0 {
 		c.SessionTTL = 12 * time.Hour

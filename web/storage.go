@@ -101,6 +101,9 @@ type Storage interface {
 	// AuditLog returns up to limit entries with an ID below beforeID (0:
 	// from the newest), newest first.
 	AuditLog(ctx context.Context, beforeID int64, limit int) ([]AuditEntry, error)
+	// TrimAudit deletes the entries recorded before t and returns how
+	// many went.
+	TrimAudit(ctx context.Context, before time.Time) (int64, error)
 	// Ping checks that the database answers a query on the web's tables.
 	Ping(ctx context.Context) error
 }

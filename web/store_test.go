@@ -172,3 +172,53 @@ func TestStoreAudit(t *testing.T) {
 		}
 	})
 }
+
+// TestStoreTrimAudit: the audit log keeps the entries of the last keep
+// days by the store's clock and drops older ones, on every engine; a keep
+// of zero means web.DefaultAuditKeep (400 days).
+func TestStoreTrimAudit(t *testing.T) {
+	onEngines(t, func(t *testing.T, e storeEnv) {
+		actions := func() []string {
+			var out []string
+			for en, err := range e.store.AllAudit(e.ctx) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, en.Action)
+			}
+			return out
+		}
+		audit := func(action string) {
+			if err := e.store.Audit(e.ctx, web.AuditEntry{Editor: "花子", Action: action}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		audit("signin") // day 0
+		e.clock.Advance(10 * 24 * time.Hour)
+		audit("send") // day 10
+		const keep = 30 * 24 * time.Hour
+		e.clock.Advance(20*24*time.Hour - time.Minute) // day 30, a minute early
+		if n, err := e.store.TrimAudit(e.ctx, keep); err != nil || n != 0 {
+			t.Errorf("TrimAudit within 30 days of the oldest entry = %d, %v; want 0", n, err)
+		}
+		e.clock.Advance(2 * time.Minute)
+		if n, err := e.store.TrimAudit(e.ctx, keep); err != nil || n != 1 {
+			t.Errorf("TrimAudit a minute past 30 days of the oldest entry = %d, %v; want 1", n, err)
+		}
+		if got := actions(); len(got) != 1 || got[0] != "send" {
+			t.Errorf("left after the trim: %v, want [send]", got)
+		}
+		// The default keeps 400 days.
+		e.clock.Advance(web.DefaultAuditKeep - 21*24*time.Hour) // 399 days after "send"
+		if n, err := e.store.TrimAudit(e.ctx, 0); err != nil || n != 0 {
+			t.Errorf("TrimAudit(0) 399 days after the entry = %d, %v; want 0", n, err)
+		}
+		e.clock.Advance(2 * 24 * time.Hour)
+		if n, err := e.store.TrimAudit(e.ctx, 0); err != nil || n != 1 {
+			t.Errorf("TrimAudit(0) 401 days after the entry = %d, %v; want 1", n, err)
+		}
+		if got := actions(); len(got) != 0 {
+			t.Errorf("left after the default trim: %v, want none", got)
+		}
+	})
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/tayori-news/tayori/rhythm"
 	"github.com/tayori-news/tayori/subscribers"
 	"github.com/tayori-news/tayori/templates"
+	"github.com/tayori-news/tayori/web"
 	"github.com/tayori-news/tayori/webhooks"
 	"github.com/tayori-news/tayori/welcome"
 )
@@ -53,6 +54,7 @@ type app struct {
 	welcome    *welcome.Service // welcomeService's
 	rhythm     *rhythm.Runner   // rhythmRunner's
 	clicks     *clicks.Counter  // clickCounter's
+	web        *web.Store       // webStore's
 	issuesDir  string           // where the rhythm and the monthly schedule find issues ("issues" if empty)
 	parts      parts            // what was made, by name (wiring.go)
 }

@@ -11,9 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
-
-	"github.com/tayori-news/tayori/internal/store"
-	"github.com/tayori-news/tayori/web"
 )
 
 // newEditorsCmd manages the editors of the web console and their API tokens.
@@ -21,14 +18,6 @@ func newEditorsCmd(a *app) *cobra.Command {
 	c := &cobra.Command{Use: "editors", Short: "Manage editor accounts of the web console and API tokens"}
 	c.AddCommand(a.editorsAddCmd(), a.editorsPasswdCmd(), a.editorsListCmd(), a.editorsTokenCmd(), a.editorsRevokeCmd())
 	return c
-}
-
-func (a *app) webStore(cmd *cobra.Command) (*web.Store, error) {
-	db, err := a.openStore(cmd.Context())
-	if err != nil {
-		return nil, err
-	}
-	return web.NewStore(store.Web(db), nil), nil
 }
 
 // readPassword reads a password: with a terminal on stdin it prompts twice
@@ -71,7 +60,7 @@ func (a *app) editorsAddCmd() *cobra.Command {
 		Short: "Create an editor; the password (12+ characters) is read from stdin",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := a.webStore(cmd)
+			store, err := a.webStore(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -95,7 +84,7 @@ func (a *app) editorsPasswdCmd() *cobra.Command {
 		Short: "Set an editor's password (read from stdin) and end their sessions",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := a.webStore(cmd)
+			store, err := a.webStore(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -118,7 +107,7 @@ func (a *app) editorsListCmd() *cobra.Command {
 		Short: "List the editors",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			store, err := a.webStore(cmd)
+			store, err := a.webStore(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -143,7 +132,7 @@ func (a *app) editorsTokenCmd() *cobra.Command {
 		Short: "Mint an API bearer token for an editor (shown once; only its hash is stored)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := a.webStore(cmd)
+			store, err := a.webStore(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -165,7 +154,7 @@ func (a *app) editorsRevokeCmd() *cobra.Command {
 		Short: "Revoke every API token of an editor",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := a.webStore(cmd)
+			store, err := a.webStore(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -95,8 +95,8 @@ func TestWorkerMetrics(t *testing.T) {
 	}
 	before := scrape(t, url)
 	for _, s := range []struct{ name, labels string }{
-		{"tayori_copies_sent_total", ""}, {"tayori_copies_failed_total", `class="bad_mailbox"`},
-		{"tayori_copies_retried_total", `class="temporary"`}, {"tayori_smtp_reply_seconds_count", ""},
+		{"tayori_copies_sent_total", `kind="issue"`}, {"tayori_copies_failed_total", `class="bad_mailbox",kind="issue"`},
+		{"tayori_copies_retried_total", `class="temporary",kind="issue"`}, {"tayori_smtp_reply_seconds_count", ""},
 		{"tayori_sends", `state="sending"`},
 	} {
 		if v := sample(before, s.name, s.labels); v != 0 {
@@ -112,8 +112,8 @@ func TestWorkerMetrics(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		after = scrape(t, url)
-		if sample(after, "tayori_copies_sent_total", "") == 1 && sample(after, "tayori_copies_failed_total", `class="bad_mailbox"`) == 1 &&
-			sample(after, "tayori_copies_retried_total", `class="temporary"`) == 1 &&
+		if sample(after, "tayori_copies_sent_total", `kind="issue"`) == 1 && sample(after, "tayori_copies_failed_total", `class="bad_mailbox",kind="issue"`) == 1 &&
+			sample(after, "tayori_copies_retried_total", `class="temporary",kind="issue"`) == 1 &&
 			sample(after, "tayori_queue_tasks", `queue="newsletter",state="retry"`) == 1 {
 			break
 		}
@@ -123,18 +123,20 @@ func TestWorkerMetrics(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	want := map[string]float64{
-		"tayori_copies_sent_total":                                1,
-		`tayori_copies_failed_total{class="bad_mailbox"}`:         1,
-		`tayori_copies_failed_total{class="temporary"}`:           0,
-		`tayori_copies_failed_total{class="permanent"}`:           0,
-		`tayori_copies_retried_total{class="temporary"}`:          1,
-		`tayori_copies_retried_total{class="unavailable"}`:        0,
-		"tayori_smtp_reply_seconds_count":                         3,
-		`tayori_sends{state="sending"}`:                           1,
-		`tayori_sends{state="done"}`:                              0,
-		`tayori_queue_tasks{queue="newsletter",state="retry"}`:    1,
-		`tayori_queue_tasks{queue="newsletter",state="archived"}`: 0,
-		`tayori_queue_inspect_up`:                                 1,
+		`tayori_copies_sent_total{kind="issue"}`:                             1,
+		`tayori_copies_sent_total{kind="test"}`:                              0,
+		`tayori_copies_failed_total{class="bad_mailbox",kind="issue"}`:       1,
+		`tayori_copies_failed_total{class="temporary",kind="issue"}`:         0,
+		`tayori_copies_failed_total{class="permanent",kind="issue"}`:         0,
+		`tayori_copies_retried_total{class="temporary",kind="issue"}`:        1,
+		`tayori_copies_retried_total{class="unavailable",kind="issue"}`:      0,
+		`tayori_copies_retried_total{class="temporary",kind="confirmation"}`: 0,
+		"tayori_smtp_reply_seconds_count":                                    3,
+		`tayori_sends{state="sending"}`:                                      1,
+		`tayori_sends{state="done"}`:                                         0,
+		`tayori_queue_tasks{queue="newsletter",state="retry"}`:               1,
+		`tayori_queue_tasks{queue="newsletter",state="archived"}`:            0,
+		`tayori_queue_inspect_up`:                                            1,
 	}
 	for k, w := range want {
 		name, labels, _ := strings.Cut(strings.TrimSuffix(k, "}"), "{")

@@ -30,7 +30,10 @@ func (a *app) rhythmRunner(ctx context.Context) (*rhythm.Runner, error) {
 		return nil, err
 	}
 	st := store.Rhythm(sdb)
-	issues := web.NewStore(store.Web(sdb), nil)
+	issues, err := a.webStore(ctx)
+	if err != nil {
+		return nil, err
+	}
 	fromDir := issueFromDir(a.issues())
 	load := func(ctx context.Context, slug string) (*compose.Issue, error) {
 		is, err := issues.Issue(ctx, slug)

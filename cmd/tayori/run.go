@@ -47,8 +47,9 @@ func newRunCmd(a *app) *cobra.Command {
 		Use:   "run",
 		Short: "Run worker, scheduler and web server in one process",
 		Long: `Run the delivery worker, the scheduler (the console's send rules and the
-optional monthly schedule), the webhook deliveries, the web server and the
-daily retention purge in one process: the embedded default.
+optional monthly schedule), the webhook deliveries, the web server, the
+daily retention purge and the audit log's trimming (TAYORI_AUDIT_DAYS) in
+one process: the embedded default.
 
 ` + scheduleHelp + `
 
@@ -68,6 +69,7 @@ database file being deleted or replaced while it runs, with an error.`,
 				a.schedulerService(sf),
 				a.webhooksService,
 				a.retentionService,
+				a.auditService,
 				a.webService,
 			)
 			if err != nil {

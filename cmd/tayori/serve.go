@@ -11,7 +11,6 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
 
-	"github.com/tayori-news/tayori/internal/store"
 	"github.com/tayori-news/tayori/web"
 )
 
@@ -100,6 +99,10 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	ws, err := a.webStore(ctx) // wiring.go
+	if err != nil {
+		return nil, err
+	}
 	h, err := web.NewServer(a.logger, web.Config{
 		BaseURL:           a.cfg.BaseURL,
 		SenderName:        tcfg.SenderName,
@@ -113,12 +116,14 @@ func (a *app) webServer(ctx context.Context) (*http.Server, error) {
 		LoginPerIP:        a.cfg.LoginPerIP,
 		LoginPerAccount:   a.cfg.LoginPerAccount,
 		LoginWindow:       a.cfg.LoginWindow,
+		LoginLock:         a.cfg.LoginLock,
+		LoginLockMax:      a.cfg.LoginLockMax,
 		SessionTTL:        a.cfg.SessionTTL,
 		Location:          a.location(),
 		MetricsToken:      a.cfg.MetricsToken,
 	}, web.Deps{
 		Subscribers:    subs,
-		Store:          web.NewStore(store.Web(db), nil),
+		Store:          ws,
 		Sends:          svc,
 		Renderer:       renderer,
 		Failures:       svc.Failures,

@@ -13,12 +13,13 @@ import (
 	"github.com/tayori-news/tayori/subscribers"
 	"github.com/tayori-news/tayori/subscribers/token"
 	"github.com/tayori-news/tayori/templates"
+	"github.com/tayori-news/tayori/web"
 	"github.com/tayori-news/tayori/webhooks"
 )
 
 // The parts every command shares are made here, once per process, and
 // kept on the app: the subscriber store with its event sinks, the
-// renderer, the send ledger and the send gate. The web server, the
+// renderer, the send ledger, the send gate and the web store. The web server, the
 // worker, the scheduler, the retention purge and the CLI commands of one
 // process all get the same ones, so that an event a reader's change
 // causes reaches the same sinks whichever part made the change.
@@ -126,6 +127,23 @@ func (a *app) webhookEmitter(db *store.DB) *webhooks.Service {
 		a.made("webhook emitter")
 	}
 	return a.emitter
+}
+
+// webStore returns the process's web store (editors, sessions, tokens,
+// stored issues, the audit log) on the shared database, made once: the
+// web server, the monthly rhythm's issue loader, the audit log's trimming
+// and the `tayori editors` commands use it.
+func (a *app) webStore(ctx context.Context) (*web.Store, error) {
+	if a.web != nil {
+		return a.web, nil
+	}
+	db, err := a.openStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a.web = web.NewStore(store.Web(db), nil)
+	a.made("web store")
+	return a.web, nil
 }
 
 // renderer returns the process's templates renderer (with its cache of

@@ -75,7 +75,7 @@ func TestRunMakesEachPartOnce(t *testing.T) {
 		}
 		return base(k)
 	}
-	shared := []string{"subscribers", "renderer", "gate", "ledger", "webhook emitter", "webhooks", "rhythm", "clicks"}
+	shared := []string{"subscribers", "renderer", "gate", "ledger", "webhook emitter", "webhooks", "rhythm", "clicks", "web store"}
 	for _, c := range []struct {
 		cmd     string
 		serves  int // listeners

@@ -15,7 +15,8 @@ func newWorkerCmd(a *app) *cobra.Command {
 		Use:   "worker",
 		Short: "Run the delivery worker and the scheduler",
 		Long: `Run the Asynq worker that plans sends and delivers each reader's copy, the
-webhook deliveries and the scheduler.
+webhook deliveries, the scheduler, and the daily trimming of the console's
+audit log to TAYORI_AUDIT_DAYS.
 
 Run as many as you like, on one machine or several: they share the rate
 limit (TAYORI_RATE) and the connection cap (TAYORI_SMTP_MAX_CONNS) through
@@ -38,6 +39,7 @@ deleted or replaced while it runs, it stops with an error.
 				a.watchStoreService,
 				a.workerService,
 				a.webhooksService,
+				a.auditService,
 			}
 			if sf.on {
 				makers = append(makers, a.schedulerService(sf))

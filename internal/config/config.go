@@ -128,13 +128,19 @@ type Config struct {
 	// default 24h.
 	ConfirmPerAddress int           `yaml:"confirm_per_address"`
 	ConfirmWindow     time.Duration `yaml:"confirm_window"`
-	// LoginPerIP caps console sign-in attempts per IP, and
-	// LoginPerAccount failed sign-ins per account from any IP, per
-	// LoginWindow. TAYORI_LOGIN_PER_IP, default 30;
-	// TAYORI_LOGIN_PER_ACCOUNT, default 5; TAYORI_LOGIN_WINDOW, default 15m.
+	// LoginPerIP caps console sign-in attempts per IP per LoginWindow.
+	// After LoginPerAccount failed sign-ins on one account, from any IP,
+	// the account waits LoginLock before its next attempt, then twice as
+	// long after each further failure, up to LoginLockMax; a successful
+	// sign-in, or a LoginWindow with no failure and no wait, clears its
+	// failures. TAYORI_LOGIN_PER_IP, default 30; TAYORI_LOGIN_PER_ACCOUNT,
+	// default 5; TAYORI_LOGIN_LOCK, default 1m; TAYORI_LOGIN_LOCK_MAX,
+	// default 15m; TAYORI_LOGIN_WINDOW, default 15m.
 	LoginPerIP      int           `yaml:"login_per_ip"`
 	LoginPerAccount int           `yaml:"login_per_account"`
 	LoginWindow     time.Duration `yaml:"login_window"`
+	LoginLock       time.Duration `yaml:"login_lock"`
+	LoginLockMax    time.Duration `yaml:"login_lock_max"`
 	// SessionTTL is how long a console session lasts.
 	// TAYORI_SESSION_TTL, default 12h.
 	SessionTTL time.Duration `yaml:"session_ttl"`
@@ -142,6 +148,10 @@ type Config struct {
 	// delivered deliveries (pending and failed ones stay until delivered
 	// or their endpoint is deleted). TAYORI_WEBHOOK_LOG_DAYS, default 30.
 	WebhookLogDays int `yaml:"webhook_log_days"`
+	// AuditDays is how many days the console's audit log keeps an entry;
+	// the workers trim older ones daily. TAYORI_AUDIT_DAYS, default 400
+	// (a yearly review finds the whole year it looks back on).
+	AuditDays int `yaml:"audit_days"`
 	// MetricsAddr is a listen address of its own for the Prometheus
 	// metrics (/metrics, no token), used by serve, worker and run alike.
 	// TAYORI_METRICS_ADDR, default "" (none).

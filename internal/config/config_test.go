@@ -103,8 +103,11 @@ var limitSample = map[string]string{
 	"TAYORI_LOGIN_PER_IP":        "50",
 	"TAYORI_LOGIN_PER_ACCOUNT":   "8",
 	"TAYORI_LOGIN_WINDOW":        "30m0s",
+	"TAYORI_LOGIN_LOCK":          "2m0s",
+	"TAYORI_LOGIN_LOCK_MAX":      "1h0m0s",
 	"TAYORI_SESSION_TTL":         "8h0m0s",
 	"TAYORI_WEBHOOK_LOG_DAYS":    "7",
+	"TAYORI_AUDIT_DAYS":          "730",
 }
 
 func init() {

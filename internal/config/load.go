@@ -91,15 +91,22 @@ var Vars = []Var{
 	{Env: "TAYORI_LOGIN_PER_IP", Key: "login_per_ip", Default: "30", Doc: "console sign-in attempts per IP per login window, then 429",
 		field: func(c *Config) any { return &c.LoginPerIP }},
 	{Env: "TAYORI_LOGIN_PER_ACCOUNT", Key: "login_per_account", Default: "5",
-		Doc:   "failed console sign-ins per account (from any IP) per login window, after which the account is locked until the window ends",
+		Doc:   "failed console sign-ins per account (from any IP) after which the account must wait before each further attempt (TAYORI_LOGIN_LOCK, doubling with each failure up to TAYORI_LOGIN_LOCK_MAX); a successful sign-in resets the count",
 		field: func(c *Config) any { return &c.LoginPerAccount }},
-	{Env: "TAYORI_LOGIN_WINDOW", Key: "login_window", Default: "15m", Doc: "window of the console sign-in limits",
+	{Env: "TAYORI_LOGIN_LOCK", Key: "login_lock", Default: "1m", Doc: "an account's first wait after TAYORI_LOGIN_PER_ACCOUNT failed sign-ins; each further failure doubles it",
+		field: func(c *Config) any { return &c.LoginLock }},
+	{Env: "TAYORI_LOGIN_LOCK_MAX", Key: "login_lock_max", Default: "15m", Doc: "the longest wait of an account after failed sign-ins: the longest a stranger typing an editor's name can keep that editor out at a time",
+		field: func(c *Config) any { return &c.LoginLockMax }},
+	{Env: "TAYORI_LOGIN_WINDOW", Key: "login_window", Default: "15m", Doc: "window of the per-IP sign-in limit; an account's failed sign-ins are forgotten after a window with no failure and no wait",
 		field: func(c *Config) any { return &c.LoginWindow }},
 	{Env: "TAYORI_SESSION_TTL", Key: "session_ttl", Default: "12h", Doc: "lifetime of a console session",
 		field: func(c *Config) any { return &c.SessionTTL }},
 	{Env: "TAYORI_WEBHOOK_LOG_DAYS", Key: "webhook_log_days", Default: "30",
 		Doc:   "days the webhook delivery log keeps delivered deliveries (the workers trim older ones; pending and failed ones stay)",
 		field: func(c *Config) any { return &c.WebhookLogDays }},
+	{Env: "TAYORI_AUDIT_DAYS", Key: "audit_days", Default: "400",
+		Doc:   "days the console's audit log keeps an entry (the workers trim older ones daily); 400 lets a yearly review find the whole year it looks back on, with a month to spare",
+		field: func(c *Config) any { return &c.AuditDays }},
 	{Env: "TAYORI_HTTP_ADDR", Key: "http_addr", Default: "127.0.0.1:8080", Doc: "listen address of the web server",
 		field: func(c *Config) any { return &c.HTTPAddr }},
 	{Env: "TAYORI_SECRET", Shown: "(generated into <data_dir>/secret)", Secret: true,
@@ -274,10 +281,14 @@ func Load(getenv func(string) string, configFile string) (Config, error) {
 		{"TAYORI_LOGIN_PER_IP", c.LoginPerIP, 1},
 		{"TAYORI_LOGIN_PER_ACCOUNT", c.LoginPerAccount, 1},
 		{"TAYORI_WEBHOOK_LOG_DAYS", c.WebhookLogDays, 1},
+		{"TAYORI_AUDIT_DAYS", c.AuditDays, 1},
 	} {
 		if n.got < n.min {
 			bad(n.env, "want a number ≥ %d, got %d", n.min, n.got)
 		}
+	}
+	if c.LoginLockMax < c.LoginLock {
+		bad("TAYORI_LOGIN_LOCK_MAX", "want at least TAYORI_LOGIN_LOCK (%s), got %s", c.LoginLock, c.LoginLockMax)
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("TAYORI_SHUTDOWN_TIMEOUT", "want a positive duration such as 30s, got %s", c.ShutdownTimeout)

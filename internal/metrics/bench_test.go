@@ -16,7 +16,7 @@ func BenchmarkPerCopy(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			q.CopySent()
+			q.CopySent(queue.KindIssue)
 			q.RelayReply(3 * time.Millisecond)
 		}
 	})
@@ -26,9 +26,10 @@ func TestPerCopyDoesNotAllocate(t *testing.T) {
 	m := metrics.New(nil)
 	var q queue.Metrics = m
 	if n := testing.AllocsPerRun(1000, func() {
-		q.CopySent()
-		q.CopyFailed(queue.BadMailbox)
-		q.CopyRetried(queue.Temporary)
+		q.CopySent(queue.KindIssue)
+		q.CopyFailed(queue.KindIssue, queue.BadMailbox)
+		q.CopySent(queue.KindWelcome)
+		q.CopyRetried(queue.KindConfirmation, queue.Temporary)
 		q.RelayReply(3 * time.Millisecond)
 	}); n != 0 {
 		t.Errorf("%v allocations per copy, want 0", n)

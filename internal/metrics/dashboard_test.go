@@ -39,10 +39,12 @@ func exercised(t *testing.T) *metrics.Metrics {
 	m.WatchPool(fakePool{})
 	m.WatchSends(sendsByState{queue.Done: 2, queue.Sending: 1})
 	m.WatchQueues(asynq.NewInspectorFromRedisClient(testutil.RedisDB(t)))
-	m.CopySent()
-	for _, c := range []queue.ErrorClass{queue.Temporary, queue.Permanent, queue.BadMailbox, queue.Policy, queue.Unavailable} {
-		m.CopyFailed(c)
-		m.CopyRetried(c)
+	for _, k := range queue.MailKinds {
+		m.CopySent(k)
+		for _, c := range []queue.ErrorClass{queue.Temporary, queue.Permanent, queue.BadMailbox, queue.Policy, queue.Unavailable} {
+			m.CopyFailed(k, c)
+			m.CopyRetried(k, c)
+		}
 	}
 	m.RelayReply(20 * time.Millisecond)
 	m.Request("GET /subscribe", "GET", 200, time.Millisecond)
@@ -199,7 +201,7 @@ func TestDashboardQueriesExistingMetrics(t *testing.T) {
 // default registry.
 func TestOwnRegistry(t *testing.T) {
 	a, b := metrics.New(nil), metrics.New(nil)
-	a.CopySent()
+	a.CopySent(queue.KindIssue)
 	fa, fb := families(t, a.Registry()), families(t, b.Registry())
 	if len(fa) == 0 || len(fa) != len(fb) {
 		t.Fatalf("%d and %d families", len(fa), len(fb))

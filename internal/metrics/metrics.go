@@ -18,14 +18,18 @@ import (
 // of the copy counters name them.
 var classes = []queue.ErrorClass{queue.Temporary, queue.Permanent, queue.BadMailbox, queue.Policy, queue.Unavailable}
 
+// kinds are the kinds of message, as the kind label of the copy counters
+// names them (queue.MailKinds, with issue first: the hot path).
+var kinds = queue.MailKinds
+
 // Metrics are one process's collectors on their own registry.
 type Metrics struct {
 	reg *prometheus.Registry
 	log *slog.Logger
 
-	sent    prometheus.Counter
-	failed  []prometheus.Counter // by queue.ErrorClass
-	retried []prometheus.Counter // by queue.ErrorClass
+	sent    []prometheus.Counter   // by kind (index in kinds)
+	failed  [][]prometheus.Counter // by kind, then queue.ErrorClass
+	retried [][]prometheus.Counter // by kind, then queue.ErrorClass
 	reply   prometheus.Histogram
 
 	limitWaits   prometheus.Counter
@@ -46,16 +50,21 @@ func New(logger *slog.Logger) *Metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := &Metrics{reg: reg, log: logger}
-	m.sent = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "tayori_copies_sent_total", Help: "Newsletter copies the relay accepted."})
+	sent := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tayori_copies_sent_total", Help: "Messages the relay accepted, by kind: issue (newsletter copies), confirmation, welcome, test, reminder, other."}, []string{"kind"})
 	failed := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "tayori_copies_failed_total", Help: "Newsletter copies given up on, by error class."}, []string{"class"})
+		Name: "tayori_copies_failed_total", Help: "Messages given up on, by kind and error class."}, []string{"kind", "class"})
 	retried := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "tayori_copies_retried_total", Help: "Newsletter copies left for another attempt (temporary failure, relay unreachable), by error class."}, []string{"class"})
-	for _, c := range classes {
-		// Children made once, so counting a copy is one atomic add.
-		m.failed = append(m.failed, failed.WithLabelValues(c.String()))
-		m.retried = append(m.retried, retried.WithLabelValues(c.String()))
+		Name: "tayori_copies_retried_total", Help: "Messages left for another attempt (temporary failure, relay unreachable), by kind and error class."}, []string{"kind", "class"})
+	// Children made once, so counting a copy is one atomic add.
+	for _, k := range kinds {
+		m.sent = append(m.sent, sent.WithLabelValues(string(k)))
+		var f, r []prometheus.Counter
+		for _, c := range classes {
+			f = append(f, failed.WithLabelValues(string(k), c.String()))
+			r = append(r, retried.WithLabelValues(string(k), c.String()))
+		}
+		m.failed, m.retried = append(m.failed, f), append(m.retried, r)
 	}
 	m.reply = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "tayori_smtp_reply_seconds", Help: "Time from handing a copy to its SMTP connection to the relay's reply.",
@@ -74,7 +83,7 @@ func New(logger *slog.Logger) *Metrics {
 	for _, r := range []string{"added", "updated", "unchanged", "skipped", "rejected"} {
 		m.imports.WithLabelValues(r)
 	}
-	reg.MustRegister(m.sent, failed, retried, m.reply, m.limitWaits, m.limitSeconds, m.requests, m.latency, m.imports)
+	reg.MustRegister(sent, failed, retried, m.reply, m.limitWaits, m.limitSeconds, m.requests, m.latency, m.imports)
 	return m
 }
 
@@ -86,14 +95,28 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// CopySent counts a copy the relay accepted (queue.Metrics).
-func (m *Metrics) CopySent() { m.sent.Inc() }
+// CopySent counts a message of kind the relay accepted (queue.Metrics).
+func (m *Metrics) CopySent(k queue.MailKind) { m.sent[kindIndex(k)].Inc() }
 
-// CopyFailed counts a copy given up on (queue.Metrics).
-func (m *Metrics) CopyFailed(c queue.ErrorClass) { m.failed[classIndex(c)].Inc() }
+// CopyFailed counts a message given up on (queue.Metrics).
+func (m *Metrics) CopyFailed(k queue.MailKind, c queue.ErrorClass) {
+	m.failed[kindIndex(k)][classIndex(c)].Inc()
+}
 
-// CopyRetried counts a copy left for another attempt (queue.Metrics).
-func (m *Metrics) CopyRetried(c queue.ErrorClass) { m.retried[classIndex(c)].Inc() }
+// CopyRetried counts a message left for another attempt (queue.Metrics).
+func (m *Metrics) CopyRetried(k queue.MailKind, c queue.ErrorClass) {
+	m.retried[kindIndex(k)][classIndex(c)].Inc()
+}
+
+// kindIndex is k's place in kinds; a kind not listed counts as other.
+func kindIndex(k queue.MailKind) int {
+	for i, x := range kinds {
+		if x == k {
+			return i
+		}
+	}
+	return len(kinds) - 1 // queue.KindOther, last
+}
 
 // RelayReply observes one reply's latency (queue.Metrics).
 func (m *Metrics) RelayReply(d time.Duration) { m.reply.Observe(d.Seconds()) }

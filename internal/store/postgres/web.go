@@ -252,6 +252,15 @@ func (w *Web) AuditLog(ctx context.Context, beforeID int64, limit int) ([]web.Au
 	return out, rows.Err()
 }
 
+// TrimAudit implements web.Storage.
+func (w *Web) TrimAudit(ctx context.Context, before time.Time) (int64, error) {
+	res, err := w.db.ExecContext(ctx, `DELETE FROM web_audit WHERE at < $1`, before.UnixMilli())
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
 // Ping implements web.Storage.
 func (w *Web) Ping(ctx context.Context) error {
 	var n int
