@@ -80,13 +80,32 @@ func StartRedisSentinel(tb testing.TB) *RedisSentinel {
 	for {
 		reps, err := sc.Replicas(ctx, SentinelMaster).Result()
 		if err == nil && len(reps) == 1 && reps[0]["master-link-status"] == "ok" && !strings.Contains(reps[0]["flags"], "down") {
-			return s
+			break
 		}
 		if time.Now().After(deadline) {
 			tb.Fatalf("the Sentinel does not see a healthy replica after 30s (replicas %v, err %v); its log:\n%s", reps, err, s.sentinelLog())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The replica's link is up once it has loaded the primary's data, but
+	// the primary streams writes to it only from the replica's first
+	// acknowledgement, up to a second later: a write made meanwhile, then
+	// a SIGKILL of the primary, would be lost. So a write (removed again)
+	// and WAIT, which returns once the replica has acknowledged it.
+	pc := redis.NewClient(&redis.Options{Addr: primary})
+	defer pc.Close()
+	const probe = "testutil:sentinel:streamed"
+	n, err := 0, pc.Set(ctx, probe, 1, 0).Err()
+	if err == nil {
+		err = pc.Del(ctx, probe).Err()
+	}
+	if err == nil {
+		n, err = pc.Do(ctx, "WAIT", 1, 10000).Int()
+	}
+	if err != nil || n != 1 {
+		tb.Fatalf("the primary streams to %d replicas after 10s (err %v); its log:\n%s", n, err, s.sentinelLog())
+	}
+	return s
 }
 
 // sentinelTimings are the Sentinel's SENTINEL DEBUG settings (Redis 7.0
