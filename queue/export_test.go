@@ -21,6 +21,13 @@ func StopRenewal(s *Semaphore) {
 	s.wg.Wait()
 }
 
+// SetSchedulerLeaseTTL shortens the scheduler lease of s (renewed every
+// ttl/3; RunScheduler tries to take it, and Every runs, as often).
+func SetSchedulerLeaseTTL(s *Service, ttl time.Duration) { s.schedTTL = ttl }
+
+// SchedulerLeaseKey is the Redis key of the scheduler lease.
+const SchedulerLeaseKey = schedulerLeaseKey
+
 // SetRedisGrace shortens how long l and s wait for Redis to come back.
 func SetRedisGrace(l *Limiter, s *Semaphore, d time.Duration) {
 	if l != nil {

@@ -79,7 +79,7 @@ func (s *Service) RunScheduler(ctx context.Context, sch Schedule) error {
 	s.schedule = &sch
 	s.mu.Unlock()
 	holder := newToken()
-	lease := newLease(s.rdb, schedulerLeaseKey, holder, SchedulerLeaseTTL)
+	lease := newLease(s.rdb, schedulerLeaseKey, holder, s.schedTTL)
 	for {
 		ok, err := lease.acquire(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -87,24 +87,58 @@ func (s *Service) RunScheduler(ctx context.Context, sch Schedule) error {
 		}
 		if ok {
 			s.log.InfoContext(ctx, "scheduler lease taken", "spec", sch.Spec, "location", sch.Location.String())
-			if sch.Spec != "" {
-				if err := s.catchUpMonthly(ctx, sch); err != nil && ctx.Err() == nil {
-					s.log.Error("monthly send not caught up", "err", err)
-				}
-			}
-			if err := s.runScheduler(ctx, sch, lease); err != nil {
+			if err := s.holdSchedule(ctx, sch, lease); err != nil {
 				return err
 			}
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(SchedulerLeaseTTL / 3):
+		case <-time.After(s.schedTTL / 3):
 		}
 	}
 }
 
-func (s *Service) runScheduler(ctx context.Context, sch Schedule, l *lease) error {
+// holdSchedule schedules while this process holds l: the catch-up of a
+// missed tick, then Asynq's scheduler and Every. A goroutine of its own
+// renews l meanwhile, so that no slow step (a catch-up or an Every that
+// waits on the store) delays a renewal until the lease lapses under a
+// live holder. Once l is lost (a renewal finds it gone, or none
+// succeeded before its end, as a starved process finds on waking),
+// everything here stops: the catch-up's and Every's context ends and
+// the Asynq scheduler is shut down. Around that moment the old and the
+// new holder may both fire the same tick; the month's send is unique in
+// the store (monthlyUID, one per month and list), so the second creates
+// nothing.
+func (s *Service) holdSchedule(ctx context.Context, sch Schedule, l *lease) error {
+	hctx, stop := context.WithCancel(ctx)
+	kept := make(chan struct{})
+	go func() {
+		defer close(kept)
+		defer stop()
+		if err := l.keep(hctx); err != nil {
+			s.log.Warn("scheduler lease lost", "err", err)
+		}
+	}()
+	defer func() {
+		stop()
+		<-kept
+		l.release()
+	}()
+	if sch.Spec != "" {
+		if err := s.catchUpMonthly(hctx, sch); err != nil && hctx.Err() == nil {
+			s.log.Error("monthly send not caught up", "err", err)
+		}
+	}
+	return s.runScheduler(hctx, sch)
+}
+
+// runScheduler runs Asynq's scheduler for the monthly spec, and Every,
+// until ctx ends.
+func (s *Service) runScheduler(ctx context.Context, sch Schedule) error {
+	if ctx.Err() != nil {
+		return nil
+	}
 	payload, _ := json.Marshal(monthlyPayload{List: sch.List, Filter: sch.Filter, NotAfter: sch.NotAfter})
 	sc := asynq.NewSchedulerFromRedisClient(s.rdb, &asynq.SchedulerOpts{
 		Location:          sch.Location,
@@ -127,8 +161,7 @@ func (s *Service) runScheduler(ctx context.Context, sch Schedule, l *lease) erro
 		return fmt.Errorf("queue: start scheduler: %w", err)
 	}
 	defer sc.Shutdown()
-	defer l.release()
-	tick := time.NewTicker(SchedulerLeaseTTL / 3)
+	tick := time.NewTicker(s.schedTTL / 3)
 	defer tick.Stop()
 	for {
 		if sch.Every != nil {
@@ -138,10 +171,6 @@ func (s *Service) runScheduler(ctx context.Context, sch Schedule, l *lease) erro
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
-			if ok, err := l.renew(ctx); !ok {
-				s.log.Warn("scheduler lease lost", "err", err)
-				return nil
-			}
 		}
 	}
 }
@@ -244,6 +273,10 @@ type lease struct {
 	key    string
 	holder string
 	ttl    time.Duration
+	// until is when the lease runs out at the latest, as far as this
+	// process knows: the start of the last successful acquire or renewal
+	// plus ttl (Redis counts from a moment after that start).
+	until time.Time
 }
 
 func newLease(rdb redis.UniversalClient, key, holder string, ttl time.Duration) *lease {
@@ -251,9 +284,13 @@ func newLease(rdb redis.UniversalClient, key, holder string, ttl time.Duration) 
 }
 
 func (l *lease) acquire(ctx context.Context) (bool, error) {
+	start := time.Now()
 	ok, err := l.rdb.SetNX(ctx, l.key, l.holder, l.ttl).Result()
 	if err != nil {
 		return false, fmt.Errorf("queue: lease %s: %w", l.key, err)
+	}
+	if ok {
+		l.until = start.Add(l.ttl)
 	}
 	return ok, nil
 }
@@ -271,11 +308,55 @@ end
 return 0`)
 
 func (l *lease) renew(ctx context.Context) (bool, error) {
+	start := time.Now()
 	n, err := renewScript.Run(ctx, l.rdb, []string{l.key}, l.holder, l.ttl.Milliseconds()).Int()
 	if err != nil {
 		return false, fmt.Errorf("queue: renew lease %s: %w", l.key, err)
 	}
+	if n == 1 {
+		l.until = start.Add(l.ttl)
+	}
 	return n == 1, nil
+}
+
+// errLeaseLapsed: the lease was not renewed before it ran out.
+var errLeaseLapsed = errors.New("not renewed before it ran out")
+
+// errLeaseTaken: a renewal found the lease held by another process, or
+// by none (it ran out meanwhile).
+var errLeaseTaken = errors.New("taken over, or ran out")
+
+// keep renews an acquired lease every ttl/3 until ctx ends (nil) or the
+// lease is lost: a renewal finds another holder or none (errLeaseTaken),
+// fails, or has not succeeded before the lease's end less a
+// sixth of ttl (errLeaseLapsed), the margin a holder stops short of it.
+func (l *lease) keep(ctx context.Context) error {
+	margin := l.ttl / 6
+	t := time.NewTicker(l.ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		end := l.until.Add(-margin)
+		if !time.Now().Before(end) {
+			return fmt.Errorf("queue: lease %s: %w", l.key, errLeaseLapsed)
+		}
+		rctx, cancel := context.WithDeadline(ctx, end)
+		ok, err := l.renew(rctx)
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("queue: lease %s: %w", l.key, errLeaseTaken)
+		}
+	}
 }
 
 func (l *lease) release() {

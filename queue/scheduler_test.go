@@ -88,3 +88,146 @@ func TestMonthlyScheduleOneSchedulerOneSendPerMonth(t *testing.T) {
 		}
 	})
 }
+
+// TestMonthlyLeaseLostMidFire: the scheduler lease runs out while its
+// holder is in the middle of firing (its catch-up waits on the issue),
+// as it would for a holder starved of CPU, and a second process takes
+// the lease and fires the same month. The month still gets one send: the
+// old holder, on finding its lease gone, stops, and what it still does
+// finds the month's send in the store.
+func TestMonthlyLeaseLostMidFire(t *testing.T) {
+	forEngines(t, func(t *testing.T, eng testutil.Engine) {
+		e := newEnv(t, envOpts{engine: eng, noWorker: true})
+		queue.SetSchedulerLeaseTTL(e.svc, 3*time.Second)
+		is := loadIssue(t, "aisi-monthly-2025-11.txt")
+		e.addReader("a@example.jp", "", audience.All())
+		var (
+			mu    sync.Mutex
+			loads int
+		)
+		firing, release := make(chan struct{}), make(chan struct{})
+		sch := queue.Schedule{
+			// A tick in the last hour: each holder's catch-up fires it.
+			Spec: "@every 1h", List: testList,
+			Load: func(_ context.Context, slug string) (*compose.Issue, error) {
+				mu.Lock()
+				loads++
+				first := loads == 1
+				mu.Unlock()
+				if first {
+					close(firing)
+					<-release // the first holder, mid-fire, whatever its context says
+				}
+				return is, nil
+			},
+		}
+		ctxA, cancelA := context.WithCancel(e.ctx)
+		ctxB, cancelB := context.WithCancel(e.ctx)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); e.svc.RunScheduler(ctxA, sch) }()
+		<-firing
+		// The lease runs out under the first holder; the second takes it.
+		if err := e.rdb.Del(e.ctx, queue.SchedulerLeaseKey).Err(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); e.svc.RunScheduler(ctxB, sch) }()
+		sends := func() int {
+			l, err := e.svc.List(e.ctx, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(l)
+		}
+		for deadline := time.Now().Add(15 * time.Second); sends() == 0; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the second holder created no send")
+			}
+		}
+		// The first holder goes on with its fire: give it the time to
+		// create a second send if it were to.
+		close(release)
+		for end := time.Now().Add(2 * time.Second); time.Now().Before(end) && sends() == 1; {
+			time.Sleep(50 * time.Millisecond)
+		}
+		cancelA()
+		cancelB()
+		wg.Wait()
+		if n := sends(); n != 1 {
+			t.Errorf("%d sends after the lease ran out mid-fire, want the month's one", n)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if loads < 2 {
+			t.Errorf("the issue was loaded %d times: the second holder did not fire", loads)
+		}
+	})
+}
+
+// TestSchedulerLeaseOutlivesASlowStep: the holder's Every (the console's
+// send rules, which wait on the store) takes longer than the lease's
+// TTL. The holder still renews its lease meanwhile, so the other process
+// never takes it over and never fires alongside.
+func TestSchedulerLeaseOutlivesASlowStep(t *testing.T) {
+	e := newEnv(t, envOpts{noWorker: true})
+	// Renewed every 1.33 s, given up 3.33 s after the last renewal: a
+	// loaded machine's late ticks do not lose it.
+	const ttl = 4 * time.Second
+	queue.SetSchedulerLeaseTTL(e.svc, ttl)
+	var (
+		mu           sync.Mutex
+		slowRuns     int
+		otherRuns    int
+		cancelledEnd bool
+	)
+	slowDone := make(chan struct{})
+	slow := queue.Schedule{Every: func(ctx context.Context) {
+		mu.Lock()
+		slowRuns++
+		first := slowRuns == 1
+		mu.Unlock()
+		if !first {
+			return
+		}
+		defer close(slowDone)
+		select {
+		case <-time.After(3 * ttl / 2):
+		case <-ctx.Done():
+			mu.Lock()
+			cancelledEnd = true
+			mu.Unlock()
+		}
+	}}
+	other := queue.Schedule{Every: func(context.Context) {
+		mu.Lock()
+		otherRuns++
+		mu.Unlock()
+	}}
+	ctx, cancel := context.WithCancel(e.ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); e.svc.RunScheduler(ctx, slow) }()
+	for {
+		mu.Lock()
+		started := slowRuns > 0
+		mu.Unlock()
+		if started {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); e.svc.RunScheduler(ctx, other) }()
+	<-slowDone
+	cancel()
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if cancelledEnd {
+		t.Error("the holder lost its lease while its Every was slow")
+	}
+	if otherRuns > 0 {
+		t.Errorf("the other process ran Every %d times while the holder was alive", otherRuns)
+	}
+}

@@ -183,6 +183,9 @@ type Service struct {
 	sends    map[int64]*sendCache
 	rendered map[string]*renderOnce
 	schedule *Schedule
+	// schedTTL is the scheduler lease's TTL: SchedulerLeaseTTL, shorter
+	// in tests.
+	schedTTL time.Duration
 	senders  chan struct{}         // nil: no cap
 	halt     atomic.Pointer[error] // set by Halt
 }
@@ -220,6 +223,7 @@ func New(ctx context.Context, ledger Ledger, rdb redis.UniversalClient, cfg Conf
 		domain:   addr.Address[strings.LastIndexByte(addr.Address, '@')+1:],
 		sends:    map[int64]*sendCache{},
 		rendered: map[string]*renderOnce{},
+		schedTTL: SchedulerLeaseTTL,
 	}
 	if cfg.Senders > 0 {
 		s.senders = make(chan struct{}, cfg.Senders)

@@ -27,6 +27,16 @@ const SentinelMaster = "tayori"
 // a spare loopback port, without persistence. The Sentinel declares a
 // primary down after 1 s without an answer, so a failover takes a few
 // seconds. Everything is stopped and removed when the test ends.
+//
+// Two of the Sentinel's timings are shortened for a loaded test machine
+// (SENTINEL DEBUG, see sentinelTimings): a Sentinel process that stalls
+// for 2 s (starved of CPU, or blocked in the fsync of its config file,
+// which it rewrites at each step of a failover) enters TILT mode and by
+// default does nothing for 30 s, failover included; and it reads a
+// replica's INFO only every 10 s outside a failover, while it refuses to
+// promote a replica whose INFO is older than 5 s once the primary looks
+// down. Its directory is on tmpfs when there is one (/dev/shm), so those
+// fsyncs do not wait for the disk.
 type RedisSentinel struct {
 	tb       testing.TB
 	dir      string
@@ -50,7 +60,7 @@ func StartRedisSentinel(tb testing.TB) *RedisSentinel {
 		tb.Fatalf("redis-server is not installed (%v): the Sentinel tests run real redis-server processes; "+
 			"`make test` installs it when run as root (Debian package redis-server)", err)
 	}
-	s := &RedisSentinel{tb: tb, dir: tb.TempDir(), procs: map[string]*serverProc{}}
+	s := &RedisSentinel{tb: tb, dir: sentinelDir(tb), procs: map[string]*serverProc{}}
 	tb.Cleanup(s.stopAll)
 	primary := s.startServer("primary")
 	s.startServer("replica", "--replicaof", "127.0.0.1", port(primary))
@@ -59,17 +69,71 @@ func StartRedisSentinel(tb testing.TB) *RedisSentinel {
 	ctx := context.Background()
 	sc := s.sentinelClient()
 	defer sc.Close()
+	args := []any{"SENTINEL", "DEBUG"}
+	for _, kv := range sentinelTimings {
+		args = append(args, kv[0], kv[1])
+	}
+	if err := sc.Process(ctx, redis.NewStatusCmd(ctx, args...)); err != nil {
+		tb.Fatalf("set the Sentinel's timings (%v): %v", args, err)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		reps, err := sc.Replicas(ctx, SentinelMaster).Result()
 		if err == nil && len(reps) == 1 && reps[0]["master-link-status"] == "ok" && !strings.Contains(reps[0]["flags"], "down") {
-			return s
+			break
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("the Sentinel does not see a healthy replica after 30s (replicas %v, err %v); logs in %s", reps, err, s.dir)
+			tb.Fatalf("the Sentinel does not see a healthy replica after 30s (replicas %v, err %v); its log:\n%s", reps, err, s.sentinelLog())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The replica's link is up once it has loaded the primary's data, but
+	// the primary streams writes to it only from the replica's first
+	// acknowledgement, up to a second later: a write made meanwhile, then
+	// a SIGKILL of the primary, would be lost. So a write (removed again)
+	// and WAIT, which returns once the replica has acknowledged it.
+	pc := redis.NewClient(&redis.Options{Addr: primary})
+	defer pc.Close()
+	const probe = "testutil:sentinel:streamed"
+	n, err := 0, pc.Set(ctx, probe, 1, 0).Err()
+	if err == nil {
+		err = pc.Del(ctx, probe).Err()
+	}
+	if err == nil {
+		n, err = pc.Do(ctx, "WAIT", 1, 10000).Int()
+	}
+	if err != nil || n != 1 {
+		tb.Fatalf("the primary streams to %d replicas after 10s (err %v); its log:\n%s", n, err, s.sentinelLog())
+	}
+	return s
+}
+
+// sentinelTimings are the Sentinel's SENTINEL DEBUG settings (Redis 7.0
+// and later; milliseconds).
+var sentinelTimings = [][2]string{
+	// INFO from the replica every second, as during a failover, so that
+	// its INFO is never too old for the replica to be promoted (within 5 s
+	// once the primary looks down, 30 s before).
+	{"info-period", "1000"},
+	// After a stall of its own of more than 2 s (tilt-trigger), act again
+	// after 3 s rather than 30: three rounds of PING and INFO, enough to
+	// see the servers afresh before judging them (the point of TILT mode),
+	// and short enough that a failover under way does not time out
+	// (failover-timeout is 10 s).
+	{"tilt-period", "3000"},
+}
+
+// sentinelDir returns a directory for the servers' files and logs, on
+// tmpfs if /dev/shm is one, removed when the test ends.
+func sentinelDir(tb testing.TB) string {
+	tb.Helper()
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if dir, err := os.MkdirTemp("/dev/shm", "tayori-sentinel-"); err == nil {
+			tb.Cleanup(func() { os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	return tb.TempDir()
 }
 
 // URL returns TAYORI_REDIS_URL in the Sentinel form for database db.
@@ -147,10 +211,26 @@ func (s *RedisSentinel) WaitPrimaryChange(ctx context.Context, old string, timeo
 			}
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("the Sentinel still names %s as the primary after %v (last err %v); logs in %s", old, timeout, err, s.dir)
+			return "", fmt.Errorf("the Sentinel still names %s as the primary after %v (last err %v); its log:\n%s",
+				old, timeout, err, s.sentinelLog())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// sentinelLog returns the Sentinel's log from its start (its events:
+// +sdown, +tilt, +failover-state-…, -failover-abort-…), for a failure
+// message: the directory is gone once the test ends.
+func (s *RedisSentinel) sentinelLog() string {
+	data, err := os.ReadFile(filepath.Join(s.dir, "sentinel.log"))
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) > 80 {
+		lines = lines[len(lines)-80:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 func (s *RedisSentinel) sentinelClient() *redis.SentinelClient {
@@ -164,8 +244,11 @@ func (s *RedisSentinel) startServer(name string, args ...string) string {
 	for try := 0; ; try++ {
 		p := sparePort(s.tb)
 		addr := "127.0.0.1:" + strconv.Itoa(p)
+		// No wait before a full sync (repl-diskless-sync-delay is 5 s by
+		// default, to serve several replicas at once): the replica is in
+		// sync, and the Sentinel sees it so, within a second of its start.
 		full := append([]string{"--bind", "127.0.0.1", "--port", strconv.Itoa(p), "--save", "", "--appendonly", "no",
-			"--maxmemory-policy", "noeviction", "--dir", s.dir, "--dbfilename", name + ".rdb",
+			"--maxmemory-policy", "noeviction", "--repl-diskless-sync-delay", "0", "--dir", s.dir, "--dbfilename", name + ".rdb",
 			"--logfile", filepath.Join(s.dir, name+".log")}, args...)
 		if err := s.start(addr, "redis-server", full...); err == nil {
 			return addr
