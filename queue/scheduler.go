@@ -187,7 +187,29 @@ func (s *Service) handleMonthly(ctx context.Context, t *asynq.Task) error {
 		return errors.New("queue: monthly tick on a process without a schedule loader")
 	}
 	now := s.cfg.Now().In(sch.Location)
-	return s.createMonthly(ctx, sch, now.Format("2006-01"), p.List, p.Filter, now.Add(p.NotAfter))
+	tick, late := monthlyTick(sch.Spec, sch.Location, now, p.NotAfter)
+	if late {
+		s.log.WarnContext(ctx, "monthly tick handled too late: no send", "tick", tick, "handled", now, "not_after", p.NotAfter, "list", p.List)
+		return nil
+	}
+	return s.createMonthly(ctx, sch, tick.Format("2006-01"), p.List, p.Filter, tick.Add(p.NotAfter))
+}
+
+// monthlyTick returns the tick a monthly task handled at now stands for:
+// the spec's latest tick at or before now, so that a task handled after
+// midnight at a month's end makes the month of its tick, not the next.
+// late is true if that tick is more than notAfter before now (a task
+// left in the queue, which must not make a send). A spec that fires too
+// often to look back over (tests' "@every 1s") or that the process does
+// not know stands for now.
+func monthlyTick(spec string, loc *time.Location, now time.Time, notAfter time.Duration) (tick time.Time, late bool) {
+	if t, ok := lastTick(spec, loc, now, notAfter); ok {
+		return t, false
+	}
+	if t, ok := lastTick(spec, loc, now, 62*24*time.Hour); ok {
+		return t, true
+	}
+	return now, false
 }
 
 // createMonthly creates the month's send (slug "2006-01") to list, unless
