@@ -36,11 +36,14 @@ func subRecipientsQuery(upTo, byRegion, byTopic, custom bool) string {
 	return b.String()
 }
 
-// subPager pages through a recipient scan with one prepared statement.
+// subPager pages through a recipient scan. Its query is not prepared
+// here: the pgx driver keeps each connection's statements by text, so a
+// page is one round trip, where Prepare and Close on every scan (one per
+// batch at delivery time) cost two more and a parse.
 type subPager struct {
-	db   *sql.DB
-	stmt *sql.Stmt
-	args []any // args[1] is the id to start after
+	db    *sql.DB
+	query string
+	args  []any // args[1] is the id to start after
 }
 
 // Recipients implements subscribers.Storage.
@@ -60,20 +63,16 @@ func (s *Subscribers) Recipients(ctx context.Context, q subscribers.RecipientSca
 		}
 	}
 	args = append(args, q.Limit)
-	stmt, err := s.db.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	return &subPager{db: s.db, stmt: stmt, args: args}, nil
+	return &subPager{db: s.db, query: query, args: args}, nil
 }
 
-func (p *subPager) Close() error { return p.stmt.Close() }
+func (p *subPager) Close() error { return nil }
 
 // Page implements subscribers.RecipientPager.
 func (p *subPager) Page(ctx context.Context, after int64, out []subscribers.RecipientRow) ([]subscribers.RecipientRow, error) {
 	out = out[:0]
 	p.args[1] = after
-	rows, err := p.stmt.QueryContext(ctx, p.args...)
+	rows, err := p.db.QueryContext(ctx, p.query, p.args...)
 	if err != nil {
 		return out, err
 	}
