@@ -11,16 +11,20 @@ import (
 
 // subRecipientsQuery is the delivery hot path: active members of a list
 // after a given id, optionally filtered by preferences, walking the
-// memberships primary key (list_id, subscriber_id) in order.
+// memberships primary key (list_id, subscriber_id) in order. The bounds
+// are given on s.id as well: PostgreSQL does not carry a range across the
+// join's equality, and a merge join then scanned subscribers from the
+// first id on every page (planning 100,000 readers read 2 million rows).
 func subRecipientsQuery(upTo, byRegion, byTopic, custom bool) string {
 	var b strings.Builder
 	n := 2
 	next := func() string { n++; return "$" + strconv.Itoa(n) }
 	b.WriteString(`SELECT s.id, s.email, s.name, s.regions, s.topics
   FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id
- WHERE m.list_id = $1 AND m.subscriber_id > $2 AND m.subscribed = 1 AND s.status = 'active'`)
+ WHERE m.list_id = $1 AND m.subscriber_id > $2 AND s.id > $2 AND m.subscribed = 1 AND s.status = 'active'`)
 	if upTo {
-		b.WriteString(` AND m.subscriber_id <= ` + next())
+		n := next()
+		b.WriteString(` AND m.subscriber_id <= ` + n + ` AND s.id <= ` + n)
 	}
 	if byRegion {
 		b.WriteString(` AND (s.regions & ` + next() + `) <> 0`)
