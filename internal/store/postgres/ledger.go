@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/tayori-news/tayori/queue"
 )
@@ -69,6 +71,27 @@ func ledgerAffected(ctx context.Context, q ledgerQuerier, query string, args ...
 	}
 	n, err := res.RowsAffected()
 	return n > 0, ledgerErr(err)
+}
+
+// withConn runs f on the pgx connection under one of the pool's
+// connections, for pipelining: a pgx.Batch sends its statements in one
+// round trip, and without BEGIN they run as one implicit transaction (one
+// commit; a failing statement rolls back the ones before it and skips the
+// rest), each statement with a fresh snapshot at READ COMMITTED, as in a
+// transaction of separate calls.
+func (l *Ledger) withConn(ctx context.Context, f func(*pgx.Conn) error) error {
+	c, err := l.db.Conn(ctx)
+	if err != nil {
+		return ledgerErr(err)
+	}
+	defer c.Close()
+	return c.Raw(func(dc any) error {
+		pc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("postgres ledger: needs the pgx driver, not %T", dc)
+		}
+		return f(pc.Conn())
+	})
 }
 
 // ledgerColumn reads one column of every row.

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/tayori-news/tayori/queue"
 )
 
@@ -17,57 +19,67 @@ const ledgerQClaim = `INSERT INTO batch_claims (send_id, batch, claim, claimed_a
 	WHERE batch_claims.claim = '' OR batch_claims.claim LIKE 'reclaim:%' OR batch_claims.lease_until <= $4`
 
 // ledgerQClaimRows reads a batch's open deliveries along the primary key,
-// leaving out the copies in batch_sent.
+// leaving out the copies in batch_sent, once the claim ($5) is the
+// batch's (ledgerQClaim just took it, in the same transaction).
 const ledgerQClaimRows = `SELECT d.subscriber_id, d.attempts FROM deliveries d
 	WHERE d.send_id = $1 AND d.subscriber_id BETWEEN $2 AND $3 AND d.batch = $4 AND d.status IN ('queued','retry','sending')
 	AND d.subscriber_id NOT IN (SELECT subscriber_id FROM sent_copies WHERE send_id = $1 AND batch = $4)
+	AND EXISTS (SELECT 1 FROM batch_claims b WHERE b.send_id = $1 AND b.batch = $4 AND b.claim = $5)
 	ORDER BY d.subscriber_id`
 
-// Claim takes the batch (its claims row stays locked until the claim
-// commits: a group commit under the old claim waits, then finds it gone)
-// and reads its open rows.
+// Claim takes the batch and reads its open rows in one round trip: the
+// two statements run as one transaction (the claims row stays locked until
+// it commits: a group commit under the old claim waits, then finds it
+// gone), the read with a snapshot taken after the claim, so it sees every
+// outcome committed under the old claim.
 func (l *Ledger) Claim(ctx context.Context, b queue.BatchClaim) ([]queue.ClaimedRow, error) {
-	tx, err := l.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, ledgerErr(err)
-	}
-	defer tx.Rollback()
-	ok, err := ledgerAffected(ctx, tx, ledgerQClaim, b.SendID, b.Batch, b.Claim, b.Now, b.Until, b.Lo, b.Hi)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, queue.ErrBusy
-	}
-	rows, err := tx.QueryContext(ctx, ledgerQClaimRows, b.SendID, b.Lo, b.Hi, b.Batch)
-	if err != nil {
-		return nil, ledgerErr(err)
-	}
-	out := make([]queue.ClaimedRow, 0, b.Hi-b.Lo+1)
-	for rows.Next() {
-		var c queue.ClaimedRow
-		if err := rows.Scan(&c.SubscriberID, &c.Attempts); err != nil {
-			rows.Close()
-			return nil, err
+	var out []queue.ClaimedRow
+	err := l.withConn(ctx, func(c *pgx.Conn) error {
+		var q pgx.Batch
+		q.Queue(ledgerQClaim, b.SendID, b.Batch, b.Claim, b.Now, b.Until, b.Lo, b.Hi)
+		q.Queue(ledgerQClaimRows, b.SendID, b.Lo, b.Hi, b.Batch, b.Claim)
+		br := c.SendBatch(ctx, &q)
+		defer br.Close()
+		tag, err := br.Exec()
+		if err != nil {
+			return ledgerErr(err)
 		}
-		out = append(out, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		if tag.RowsAffected() == 0 {
+			return queue.ErrBusy
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return ledgerErr(err)
+		}
+		out = make([]queue.ClaimedRow, 0, b.Hi-b.Lo+1)
+		var cr queue.ClaimedRow
+		_, err = pgx.ForEachRow(rows, []any{&cr.SubscriberID, &cr.Attempts}, func() error {
+			out = append(out, cr)
+			return nil
+		})
+		if err != nil {
+			return ledgerErr(err)
+		}
+		return ledgerErr(br.Close())
+	})
+	if err != nil {
 		return nil, err
 	}
-	return out, ledgerErr(tx.Commit())
+	return out, nil
 }
 
 const (
-	ledgerQBatchDone = `UPDATE batch_claims SET done = 1
+	ledgerQBatchDone = `UPDATE batch_claims SET done = 1, lease_until = 0
 		WHERE send_id = $1 AND batch = $2 AND claim = $3 AND done = 0
 		AND NOT EXISTS (SELECT 1 FROM deliveries WHERE send_id = $1 AND subscriber_id BETWEEN $4 AND $5
 		                AND batch = $2 AND status IN ('queued','retry','sending')
 		                AND subscriber_id NOT IN (SELECT subscriber_id FROM sent_copies WHERE send_id = $1 AND batch = $2))`
-	ledgerQBatchRunDone = `UPDATE batch_claims SET done = 1 WHERE send_id = $1 AND batch = $2 AND claim = $3 AND done = 0`
+	ledgerQBatchRunDone = `UPDATE batch_claims SET done = 1, lease_until = 0 WHERE send_id = $1 AND batch = $2 AND claim = $3 AND done = 0`
 )
 
+// FinishBatch ends the batch and its lease in one write, so that the
+// run's ReleaseLease that follows finds nothing to change and commits no
+// write (no WAL flush).
 func (l *Ledger) FinishBatch(ctx context.Context, sendID, batch int64, claim string, lo, hi int64, allFinal bool) error {
 	var err error
 	if allFinal {
@@ -80,7 +92,7 @@ func (l *Ledger) FinishBatch(ctx context.Context, sendID, batch int64, claim str
 
 const (
 	ledgerQRenewLease       = `UPDATE batch_claims SET lease_until = $1 WHERE send_id = $2 AND batch = $3 AND claim = $4`
-	ledgerQReleaseLease     = `UPDATE batch_claims SET lease_until = 0 WHERE send_id = $1 AND batch = $2 AND claim = $3`
+	ledgerQReleaseLease     = `UPDATE batch_claims SET lease_until = 0 WHERE send_id = $1 AND batch = $2 AND claim = $3 AND lease_until <> 0`
 	ledgerQRenewPlanLease   = `UPDATE sends SET plan_lease_until = $1 WHERE id = $2 AND plan_claim = $3`
 	ledgerQReleasePlanLease = `UPDATE sends SET plan_lease_until = 0 WHERE id = $1 AND plan_claim = $2`
 )

@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/tayori-news/tayori/internal/jsonw"
 	"github.com/tayori-news/tayori/queue"
 )
@@ -30,10 +32,11 @@ SELECT r.send_id, r.batch, r.n, $6, r.sent::jsonb
   FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::text[]) AS r(send_id, batch, claim, n, sent)
  WHERE EXISTS (SELECT 1 FROM batch_claims b WHERE b.send_id = r.send_id AND b.batch = r.batch AND b.claim = r.claim)`
 
-// Record commits a group in one transaction. It first locks the claims
-// the outcomes were made under (shared: a takeover waits for the commit,
-// and a commit after a takeover finds the new claim) and the counts of the
-// group's sends (so that a cancel and a commit of copies take turns).
+// Record commits a group in one transaction, sent in one round trip. It
+// first locks the claims the outcomes were made under (shared: a takeover
+// waits for the commit, and a commit after a takeover finds the new
+// claim) and the counts of the group's sends (so that a cancel and a
+// commit of copies take turns).
 func (l *Ledger) Record(ctx context.Context, group []queue.Outcome, now time.Time) error {
 	var (
 		sendIDs, batches []int64
@@ -47,19 +50,11 @@ func (l *Ledger) Record(ctx context.Context, group []queue.Outcome, now time.Tim
 		}
 	}
 	sends := slices.Compact(slices.Sorted(slices.Values(slices.Clone(sendIDs))))
-	tx, err := l.db.BeginTx(ctx, nil)
-	if err != nil {
-		return ledgerErr(err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM batch_claims b
+	var q pgx.Batch
+	q.Queue(`SELECT 1 FROM batch_claims b
 		JOIN unnest($1::bigint[], $2::bigint[]) AS k(send_id, batch) ON b.send_id = k.send_id AND b.batch = k.batch
-		ORDER BY b.send_id, b.batch FOR SHARE OF b`, sendIDs, batches); err != nil {
-		return ledgerErr(err)
-	}
-	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM send_counts WHERE send_id = ANY($1) ORDER BY send_id FOR NO KEY UPDATE`, sends); err != nil {
-		return ledgerErr(err)
-	}
+		ORDER BY b.send_id, b.batch FOR SHARE OF b`, sendIDs, batches)
+	q.Queue(`SELECT 1 FROM send_counts WHERE send_id = ANY($1) ORDER BY send_id FOR NO KEY UPDATE`, sends)
 	ms := now.UnixMilli()
 	var (
 		rs, rsub      []int64
@@ -76,16 +71,14 @@ func (l *Ledger) Record(ctx context.Context, group []queue.Outcome, now time.Tim
 		rperm = append(rperm, int32(ledgerBool(o.Permanent)))
 	}
 	if len(rs) > 0 {
-		if _, err := tx.ExecContext(ctx, ledgerQRecord, rs, rsub, rst, rperm, rrep, rc, ms); err != nil {
-			return ledgerErr(err)
-		}
+		q.Queue(ledgerQRecord, rs, rsub, rst, rperm, rrep, rc, ms)
 	}
 	if s, b, c, n, j := ledgerSentRuns(group); len(s) > 0 {
-		if _, err := tx.ExecContext(ctx, ledgerQRecordSent, s, b, c, n, j, ms); err != nil {
-			return ledgerErr(err)
-		}
+		q.Queue(ledgerQRecordSent, s, b, c, n, j, ms)
 	}
-	return ledgerErr(tx.Commit())
+	return l.withConn(ctx, func(c *pgx.Conn) error {
+		return ledgerErr(c.SendBatch(ctx, &q).Close())
+	})
 }
 
 // ledgerText makes s valid UTF-8 without NUL (which PostgreSQL text
