@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,7 +78,20 @@ func TestKilledWorkersBatchesAreReclaimedWithinSeconds(t *testing.T) {
 			rounds = n
 		}
 		const readers, batch = 40, 10
-		slow := testutil.FailFunc(func(string, int) *testutil.Fault { f := testutil.Slow(100 * time.Millisecond); return &f })
+		// Until worker a holds every batch, the relay answers slowly
+		// enough that no batch can finish first (on a loaded machine the
+		// last batches are planned and claimed seconds after the first
+		// began: with 100 ms a copy, the first could be done by then and
+		// worker a would never hold them all).
+		var allClaimed atomic.Bool
+		slow := testutil.FailFunc(func(string, int) *testutil.Fault {
+			d := 100 * time.Millisecond
+			if !allClaimed.Load() {
+				d = time.Second
+			}
+			f := testutil.Slow(d)
+			return &f
+		})
 		e := newEnv(t, envOpts{engine: eng, noWorker: true, smtp: []testutil.SMTPOption{slow}, cfg: queue.Config{BatchSize: batch}})
 		is := loadIssue(t, "aisi-monthly-2025-11.txt")
 		var stalls []time.Duration
@@ -99,6 +113,7 @@ func TestKilledWorkersBatchesAreReclaimedWithinSeconds(t *testing.T) {
 				}
 				addrs = append(addrs, addr)
 			}
+			allClaimed.Store(false)
 			a := startChildWorker(t, e, "CHILD_CONCURRENCY", "8", "CHILD_BATCH", strconv.Itoa(batch))
 			snd, err := e.svc.Create(e.ctx, queue.NewSend{Issue: is, List: list})
 			if err != nil {
@@ -116,6 +131,7 @@ func TestKilledWorkersBatchesAreReclaimedWithinSeconds(t *testing.T) {
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
+			allClaimed.Store(true)
 			// Worker b starts, then a dies.
 			bctx, stopB := context.WithCancel(e.ctx)
 			srv := e.svc.NewServer(queue.ServerConfig{Concurrency: 8, ShutdownTimeout: 5 * time.Second,
