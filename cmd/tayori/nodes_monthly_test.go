@@ -27,9 +27,8 @@ import (
 // finds its send and creates nothing. One send in the store, one "monthly
 // send created" in both logs together, one copy per reader.
 //
-// `tayori run` is the process that schedules today; once `tayori worker`
-// schedules too (under the same lease), TestSeveralNodes' workers can make
-// the same check.
+// `tayori worker` processes schedule under the same lease:
+// TestWorkersScheduleOnce makes the same check with two workers.
 func TestSeveralNodesMonthlyOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
